@@ -1,0 +1,19 @@
+// Runs inside the XS worker: exposes one JSON request/response handler on the
+// worker's command channel (globalThis.handleCommand, see host-sim/xs/xs-worker.ts).
+
+declare const globalThis: { handleCommand?: (request: ArrayBuffer) => ArrayBuffer };
+
+export function serveJson(handler: (request: never) => unknown): void {
+  const te = new TextEncoder();
+  const td = new TextDecoder();
+  globalThis.handleCommand = (request: ArrayBuffer): ArrayBuffer => {
+    let reply: unknown;
+    try {
+      reply = { ok: true, value: handler(JSON.parse(td.decode(new Uint8Array(request))) as never) };
+    } catch (e) {
+      reply = { ok: false, error: e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}` : String(e) };
+    }
+    const bytes = te.encode(JSON.stringify(reply));
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  };
+}
