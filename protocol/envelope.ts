@@ -10,13 +10,13 @@ import { bytesEqual } from './hex.js';
 import { fail, type Result } from './result.js';
 import { bytes, decodeMessage, encodeMessage, req, type MessageOf, type MessageSchema } from './schema.js';
 
-const ENVELOPE_OVERHEAD = 128;
+const ENVELOPE_OVERHEAD: number = 128;
 
 /** The envelope's own schema; `maxSize` is widened per payload type when opening. */
 export const Signed = {
   type: 'signed',
   version: 1,
-  maxSize: ENVELOPE_OVERHEAD as number,
+  maxSize: ENVELOPE_OVERHEAD,
   fields: {
     kid: req(bytes(KEY_ID_BYTES, KEY_ID_BYTES)),
     sig: req(bytes(64, 64)),

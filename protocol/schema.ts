@@ -160,7 +160,7 @@ function checkFields(fields: Readonly<Record<string, FieldDef>>, map: Map<string
       return fail('missing_field', join(path, key));
     }
     const r = checkValue(def.spec, raw, join(path, key));
-    if (!r.ok) return r as Result<Record<string, unknown>>;
+    if (!r.ok) return r;
     out[key] = r.value;
   }
   return ok(out);
@@ -218,7 +218,7 @@ export function encodeMessage<M extends MessageSchema>(schema: M, value: Message
     order = canonicalKeys({ t: 0, v: 0, ...schema.fields });
     envelopeKeys.set(schema, order);
   }
-  const body = fieldsToMap(schema.fields, value as Record<string, unknown>);
+  const body = fieldsToMap(schema.fields, value);
   body.set('t', schema.type);
   body.set('v', schema.version);
   const map = new Map<string, CborValue>();

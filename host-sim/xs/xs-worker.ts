@@ -103,10 +103,10 @@ export class XsWorker {
   }
 
   /** Starts a worker; rejects with instructions if the engine is not built. */
-  static async start(options: XsWorkerOptions = {}): Promise<XsWorker> {
+  static start(options: XsWorkerOptions = {}): Promise<XsWorker> {
     const bin = findXsEngine();
-    if (bin instanceof Error) throw bin;
-    return new XsWorker(bin, options);
+    if (bin instanceof Error) return Promise.reject(bin);
+    return Promise.resolve(new XsWorker(bin, options));
   }
 
   /** Evaluates a script (global scope). Its completion value is ignored unless it is an ArrayBuffer. */

@@ -137,10 +137,19 @@ export function validUtf8(b: Uint8Array, start: number, end: number): boolean {
     let need: number;
     let min: number;
     let cp: number;
-    if (c >= 0xc2 && c <= 0xdf) (need = 1), (min = 0x80), (cp = c & 0x1f);
-    else if (c >= 0xe0 && c <= 0xef) (need = 2), (min = 0x800), (cp = c & 0x0f);
-    else if (c >= 0xf0 && c <= 0xf4) (need = 3), (min = 0x10000), (cp = c & 0x07);
-    else return false;
+    if (c >= 0xc2 && c <= 0xdf) {
+      need = 1;
+      min = 0x80;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      need = 2;
+      min = 0x800;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      need = 3;
+      min = 0x10000;
+      cp = c & 0x07;
+    } else return false;
     if (i + need >= end) return false; // the sequence runs past the string
     for (let k = 1; k <= need; k++) {
       const cc = b[i + k] as number;

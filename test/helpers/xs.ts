@@ -10,11 +10,11 @@ export interface XsRunner {
   close(): Promise<void>;
 }
 
-/** Starts an XS worker with the bundled entry (a path relative to test/xs/). */
-export async function startXs(entry: string): Promise<XsRunner> {
-  const path = fileURLToPath(new URL(`../xs/${entry}`, import.meta.url));
+/** Starts an XS worker with the bundled entry (a path relative to test/xs/, or a file URL). */
+export async function startXs(entry: string | URL): Promise<XsRunner> {
+  const path = entry instanceof URL ? fileURLToPath(entry) : fileURLToPath(new URL(`../xs/${entry}`, import.meta.url));
   const script = await bundleForXs(path);
-  const worker = await XsWorker.start({ name: entry.replace(/\W+/g, '_'), onPrint: (l) => console.log(`[xs] ${l}`) });
+  const worker = await XsWorker.start({ name: String(entry).replace(/\W+/g, '_').slice(-40), onPrint: (l) => console.log(`[xs] ${l}`) });
   await worker.evaluate(script);
   return {
     async call<T>(request: unknown) {

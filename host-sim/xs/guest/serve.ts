@@ -1,4 +1,4 @@
-// Runs inside the XS worker: exposes one JSON request/response handler on the
+// Runs inside the XS worker (guest side; bundled with the entry that imports it):
 // worker's command channel (globalThis.handleCommand, see host-sim/xs/xs-worker.ts).
 
 declare const globalThis: { handleCommand?: (request: ArrayBuffer) => ArrayBuffer };

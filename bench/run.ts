@@ -1,0 +1,18 @@
+// npm run bench [-- name ...]: runs the named benchmarks (all by default).
+import { benchProtocol } from './protocol.js';
+
+const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol };
+const wanted = process.argv.slice(2);
+if (wanted.includes('--help') || wanted.includes('-h')) {
+  console.log(`usage: npm run bench [-- <name> ...]\nbenchmarks: ${Object.keys(benches).join(', ')}\nresults: JSON lines on stdout and in bench/results/<name>.json`);
+  process.exit(0);
+}
+const unknown = wanted.filter((w) => !(w in benches));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark(s): ${unknown.join(', ')}; available: ${Object.keys(benches).join(', ')}`);
+  process.exit(2);
+}
+for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
+  const file = await benches[name]!();
+  console.error(`${name}: results in ${file}`);
+}
