@@ -28,7 +28,7 @@ export class BenchReport {
 
   add(line: BenchLine): void {
     const full = { bench: this.name, ...line, machine, at: new Date().toISOString() };
-    this.#lines.push(full as BenchLine);
+    this.#lines.push(full);
     console.log(JSON.stringify(full));
   }
 

@@ -1,0 +1,33 @@
+// The type checker and the linter are part of the test suite, so CI's
+// `N passed, N failed` line counts them and a type error cannot slip through.
+
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd: root, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, out: `${stdout}${stderr}` });
+    });
+  });
+}
+
+const bin = (name: string) => fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
+const t = suite('static checks');
+t('typecheck: host, tests and benches (tsconfig.json)', async () => {
+  const r = await run(bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
+  assert.is(r.code, 0, r.out.slice(0, 4000));
+});
+t('typecheck: device code without Node types (tsconfig.device.json)', async () => {
+  const r = await run(bin('tsc'), ['-p', 'tsconfig.device.json', '--noEmit']);
+  assert.is(r.code, 0, r.out.slice(0, 4000));
+});
+t('lint (eslint)', async () => {
+  const r = await run(bin('eslint'), ['.']);
+  assert.is(r.code, 0, r.out.slice(0, 4000));
+});
+t.run();
