@@ -23,7 +23,6 @@ export const Reason = {
   emergency_release: 17,
   no_grant: 18,
   level_not_allowed: 19,
-  no_whitelist: 20,
 } as const;
 
 export type ReasonName = keyof typeof Reason;

@@ -26,7 +26,7 @@ function throwsKind(fn: () => unknown, kind: new (...a: never[]) => Error, messa
     fn();
   } catch (e) {
     assert.ok(e instanceof kind, `expected ${kind.name}, got ${String(e)}`);
-    if (message) assert.match((e as Error).message, message);
+    if (message) assert.match(e.message, message);
     return;
   }
   assert.unreachable(`expected ${kind.name}`);

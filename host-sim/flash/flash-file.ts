@@ -8,7 +8,8 @@
 //             (wear = erase count per block; sha256 = hex digest of the contents)
 //   size bytes  the flash contents
 // The write goes to a temporary file in the same directory, is fsynced, then
-// renamed over the target; a crash leaves either the old or the new file.
+// renamed over the target (and the directory fsynced where possible); a crash
+// leaves either the old or the new file.
 
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -70,6 +71,17 @@ export function saveFlash(flash: NorFlash, path: string): void {
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
+  }
+  // Make the rename itself durable (best effort: not every platform can open a directory).
+  try {
+    const dfd = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch {
+    // ignored
   }
 }
 
