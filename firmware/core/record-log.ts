@@ -26,6 +26,12 @@ export interface RecordLogOptions {
   readonly kind: number;
   /** Largest payload accepted (bytes). */
   readonly maxPayload: number;
+  /**
+   * Write-once flash (ESP32 flash encryption): a unit touched by a write cut
+   * short may read as erased yet refuse a second write, so after a reboot the
+   * log appends nothing more to the active half until it is compacted.
+   */
+  readonly writeOnce?: boolean;
 }
 
 export type EntryVisitor = (type: number, payload: Uint8Array, seq: number) => void;
@@ -37,6 +43,7 @@ export class RecordLog {
   readonly kind: number;
   readonly maxPayload: number;
   readonly halfBytes: number;
+  readonly writeOnce: boolean;
   #active = 0; // half index
   #generation = 0;
   #end = HALF_HEADER; // next append offset within the active half
@@ -51,6 +58,7 @@ export class RecordLog {
     this.store = store;
     this.kind = options.kind;
     this.maxPayload = options.maxPayload;
+    this.writeOnce = options.writeOnce === true;
     this.halfBytes = Math.floor(blocks / 2) * store.blockSize;
     if (pad16(options.maxPayload) + ENTRY_HEADER + HALF_HEADER > this.halfBytes) throw new Error('maxPayload does not fit in half the region');
     this.#scratch = new Uint8Array(ENTRY_HEADER + pad16(options.maxPayload));
@@ -96,6 +104,7 @@ export class RecordLog {
     this.#generation = Math.max(g0, g1);
     this.#sealed = false;
     const entries = this.#scan(visit);
+    if (this.writeOnce) this.#sealed = true;
     return { entries, sealed: this.#sealed };
   }
 

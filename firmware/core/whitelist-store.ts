@@ -97,12 +97,13 @@ export class WhitelistStore {
   #install: Install | null = null;
   #buf = new Uint8Array(64);
 
-  constructor(regions: WhitelistRegions, crypto: Crypto, overlayCapacity: OverlayCapacity = DEFAULT_OVERLAY_CAPACITY) {
+  constructor(regions: WhitelistRegions, crypto: Crypto, options: { overlayCapacity?: OverlayCapacity; writeOnce?: boolean } = {}) {
     this.#slots = [regions.slotA, regions.slotB];
-    this.#state = new RecordLog(regions.state, { kind: STATE_KIND, maxPayload: 64 });
-    this.#overlayLog = new RecordLog(regions.overlay, { kind: OVERLAY_KIND, maxPayload: DELTA_HEADER + 16384 });
+    const writeOnce = options.writeOnce === true;
+    this.#state = new RecordLog(regions.state, { kind: STATE_KIND, maxPayload: 64, writeOnce });
+    this.#overlayLog = new RecordLog(regions.overlay, { kind: OVERLAY_KIND, maxPayload: DELTA_HEADER + 16384, writeOnce });
     this.#crypto = crypto;
-    this.whitelist = new Whitelist(null, new OverlayIndex(overlayCapacity));
+    this.whitelist = new Whitelist(null, new OverlayIndex(options.overlayCapacity ?? DEFAULT_OVERLAY_CAPACITY));
   }
 
   /** The version decisions are made against (base + applied deltas); 0 without a base. */
@@ -315,6 +316,8 @@ export class WhitelistStore {
     const slot = this.#active === 0 ? 1 : 0;
     const store = this.#slots[slot] as BlockStore;
     if (h.imageSize > store.size) return 'too_large';
+    // Flash encryption programs 16-byte units once: chunks start on 16-byte boundaries.
+    if (h.chunkSize % 16 !== 0) return 'chunk_range';
     const chunks = Math.ceil(h.imageSize / h.chunkSize);
     if (chunks === 0 || hashes.length !== chunks * 32) return 'chunk_range';
     this.#install = {
@@ -346,7 +349,13 @@ export class WhitelistStore {
     if (i.written[index] === 1) return null; // duplicate delivery
     const store = this.#slots[i.slot] as BlockStore;
     if (Math.ceil((offset + data.length) / store.blockSize) > i.blocksErased) return 'not_erased';
-    store.write(offset, data);
+    if (data.length % 16 === 0) store.write(offset, data);
+    else {
+      // The image's last chunk: pad to whole 16-byte units with erased bytes.
+      const padded = new Uint8Array((data.length + 15) & ~15).fill(0xff);
+      padded.set(data);
+      store.write(offset, padded);
+    }
     if (!bytesEqual(store.read(offset, data.length), data)) return 'write_verify';
     i.written[index] = 1;
     i.writtenCount++;
