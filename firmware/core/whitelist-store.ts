@@ -314,7 +314,7 @@ export class WhitelistStore {
     if (h.epoch < this.#epoch) return 'stale_epoch';
     if (h.epoch === this.#epoch && this.whitelist.base !== null && h.version <= this.#version) return 'old_version';
     const slot = this.#active === 0 ? 1 : 0;
-    const store = this.#slots[slot] as BlockStore;
+    const store = this.#slots[slot];
     if (h.imageSize > store.size) return 'too_large';
     // Flash encryption programs 16-byte units once: chunks start on 16-byte boundaries.
     if (h.chunkSize % 16 !== 0) return 'chunk_range';

@@ -15,9 +15,9 @@ import { buildImageIndexed, chunkImage, encodeDeltaRecords, type DeltaOpSpec, ty
 import { NorFlash } from '../../host-sim/flash/nor-flash.js';
 
 export interface GrantJson {
-  lines: Line[];
-  directions: Direction[];
-  lanes: LaneKind[];
+  lines: readonly Line[];
+  directions: readonly Direction[];
+  lanes: readonly LaneKind[];
   validFrom?: number;
   validUntil?: number;
   schedule?: number;
