@@ -126,6 +126,15 @@ export class OverlayIndex {
     this.grantView = new DataView(this.#grants.buffer);
   }
 
+  /** RAM held by the index's typed arrays (fixed at construction). */
+  get ramBytes(): number {
+    let n = this.#hi.byteLength + this.#lo.byteLength + this.#state.byteLength + this.#inst.byteLength + this.#grant.byteLength + this.#used.byteLength;
+    n += this.#instIds.ids.byteLength + this.#instIds.used.byteLength + this.#instSuspend.byteLength + this.#instDefined.byteLength + this.#instIndustry.byteLength + this.#instGrant.byteLength;
+    n += this.#indIds.ids.byteLength + this.#indIds.used.byteLength + this.#indSuspend.byteLength;
+    n += this.#grantIds.ids.byteLength + this.#grantIds.used.byteLength + this.#grants.byteLength;
+    return n;
+  }
+
   get credentialCount(): number {
     return this.#credCount;
   }
