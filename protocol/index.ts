@@ -8,3 +8,5 @@ export * from './topics.js';
 export * from './crypto.js';
 export * from './hex.js';
 export { nobleCrypto, signEd25519, publicKeyOf } from './crypto-noble.js';
+export * from './provisioning.js';
+export * from './reasons.js';

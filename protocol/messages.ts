@@ -137,14 +137,18 @@ export const EventBatch = {
     first: req(uint(undefined, 1)),
     count: req(uint(LIMITS.eventBatchCount, 1)),
     records: req(bytes(1, LIMITS.eventBatchBytes)),
-    /** Chain value before this batch (zeros for the first batch of an epoch). */
+    /** Chain value after record first − 1 (32 zero bytes before the first record of an epoch). */
     prev: req(bytes(32, 32)),
-    /** SHA-256(prev || records): the chain value after this batch. */
+    /** Chain value after the batch's last record, where chain(i) = SHA-256(chain(i − 1) ‖ record i). */
     chain: req(bytes(32, 32)),
   },
 } as const satisfies MessageSchema;
 
-/** Central → gate: everything up to `seq` of `epoch` is stored (highest contiguous). */
+/**
+ * Central → gate: everything up to `seq` of `epoch` is stored (highest
+ * contiguous), and `chain` is the chain value after record `seq` — the `prev`
+ * of the gate's next batch, kept by the gate across reboots.
+ */
 export const EventAck = {
   type: 'ack',
   version: PROTOCOL_VERSION,
@@ -153,6 +157,7 @@ export const EventAck = {
     gate: req(id()),
     epoch: req(uint()),
     seq: req(uint()),
+    chain: req(bytes(32, 32)),
   },
 } as const satisfies MessageSchema;
 

@@ -231,3 +231,15 @@ export function encodeMessage<M extends MessageSchema>(schema: M, value: Message
   if (!check.ok) throw new Error(`encode ${schema.type}: ${check.error.code} at '${check.error.field}'`);
   return bytes;
 }
+
+/** The "t" of an encoded message without decoding the rest, or null (for routing on shared topics). */
+export function peekType(bytes: Uint8Array): string | null {
+  try {
+    const d = decodeCbor(bytes);
+    if (!d.ok || !(d.value instanceof Map)) return null;
+    const t = d.value.get('t');
+    return typeof t === 'string' ? t : null;
+  } catch {
+    return null;
+  }
+}

@@ -33,7 +33,7 @@ const examples: Record<string, Record<string, unknown>[]> = {
     { gate: 'sl-out-g01', state: 'offline', boot: 4, at: 0, firmware: '', line: 'second', direction: 'out', lane: 'goods', lists: [], backlog: 0 },
   ],
   events: [{ gate: 'fl-in-t01', epoch: 2, first: 101, count: 2, records: b(64, 0x11), prev: b(32, 0), chain: b(32, 0xcc) }],
-  ack: [{ gate: 'fl-in-t01', epoch: 2, seq: 102 }, { gate: 'g', epoch: 0, seq: 0 }],
+  ack: [{ gate: 'fl-in-t01', epoch: 2, seq: 102, chain: b(32, 0xcc) }, { gate: 'g', epoch: 0, seq: 0, chain: b(32, 0) }],
   cmd: [
     { gate: 'fl-in-t01', nonce: b(16, 0x42), issuedAt: 1795000200, expires: 1795000260, op: 'open' },
     { gate: 'sl-in-t02', nonce: b(16, 0x43), issuedAt: 1795000200, expires: 1795000260, op: 'config', params: Uint8Array.from([0xa1, 0x61, 0x78, 0x01]) },
