@@ -102,6 +102,22 @@ function compareKeys(a: Uint8Array, b: Uint8Array): number {
 
 export class ImageBuildError extends Error {}
 
+/**
+ * The image as tables with explicit ids, as the central keeps them: grant,
+ * institution and industry ids are stable across versions (deltas refer to
+ * them), so images are built from the ids, not from a fresh numbering.
+ */
+export interface TableModel {
+  readonly epoch: number;
+  readonly version: number;
+  /** Index = grant id. `null` for a retired id (kept so later ids stay put). */
+  readonly grants: readonly (GrantSpec | null)[];
+  readonly industries: readonly { readonly grant?: number; readonly suspended?: boolean }[];
+  readonly institutions: readonly { readonly industry?: number; readonly grant?: number; readonly suspended?: boolean }[];
+  readonly credentials: readonly { readonly key: Uint8Array; readonly institution?: number; readonly grant?: number }[];
+  readonly schedules: readonly Uint8Array[];
+}
+
 /** Builds the exact image bytes. Refuses duplicate credential keys (a 64-bit collision or a double enrolment). */
 export function buildImage(model: ImageModel): Uint8Array {
   return buildImageIndexed(model).bytes;
@@ -110,10 +126,27 @@ export function buildImage(model: ImageModel): Uint8Array {
 /** The image bytes plus the deduplicated grant table in index order (deltas refer to grants by index). */
 export function buildImageIndexed(model: ImageModel): { bytes: Uint8Array; grants: GrantSpec[] } {
   const grants = new GrantTable();
+  const credentials = model.credentials.map((c) => ({ key: c.key, institution: c.institution, grant: c.grant === undefined ? undefined : grants.add(c.grant) }));
+  const institutions = model.institutions.map((s) => ({ industry: s.industry, suspended: s.suspended, grant: s.grant === undefined ? undefined : grants.add(s.grant) }));
+  const industries = model.industries.map((s) => ({ suspended: s.suspended, grant: s.grant === undefined ? undefined : grants.add(s.grant) }));
+  const bytes = buildImageFromTables({ epoch: model.epoch, version: model.version, grants: grants.specs, industries, institutions, credentials, schedules: model.schedules });
+  return { bytes, grants: grants.specs };
+}
+
+const NEVER: GrantSpec = { lines: [], directions: [], lanes: [] };
+
+export function buildImageFromTables(model: TableModel): Uint8Array {
+  const grantCount = model.grants.length;
+  const checkGrant = (g: number | undefined, what: string): number => {
+    if (g === undefined) return NONE16;
+    if (!Number.isInteger(g) || g < 0 || g >= grantCount) throw new ImageBuildError(`${what} refers to unknown grant ${g}`);
+    return g;
+  };
+  if (grantCount >= NONE16) throw new ImageBuildError('more than 65534 grants');
   const creds = model.credentials.map((c) => {
     if (c.key.length !== 8) throw new ImageBuildError('credential keys are 8 bytes');
     if (c.institution !== undefined && (c.institution < 0 || c.institution >= model.institutions.length)) throw new ImageBuildError(`credential refers to unknown institution ${c.institution}`);
-    return { key: c.key, institution: c.institution ?? NONE16, grant: grants.add(c.grant) };
+    return { key: c.key, institution: c.institution ?? NONE16, grant: checkGrant(c.grant, 'credential') };
   });
   creds.sort((a, b) => compareKeys(a.key, b.key));
   for (let i = 1; i < creds.length; i++) {
@@ -121,19 +154,21 @@ export function buildImageIndexed(model: ImageModel): { bytes: Uint8Array; grant
   }
   const insts = model.institutions.map((s) => {
     if (s.industry !== undefined && (s.industry < 0 || s.industry >= model.industries.length)) throw new ImageBuildError(`institution refers to unknown industry ${s.industry}`);
-    return { industry: s.industry ?? NONE16, grant: grants.add(s.grant), flags: s.suspended === true ? FLAG_SUSPENDED : 0 };
+    return { industry: s.industry ?? NONE16, grant: checkGrant(s.grant, 'institution'), flags: s.suspended === true ? FLAG_SUSPENDED : 0 };
   });
-  const inds = model.industries.map((s) => ({ grant: grants.add(s.grant), flags: s.suspended === true ? FLAG_SUSPENDED : 0 }));
+  const inds = model.industries.map((s) => ({ grant: checkGrant(s.grant, 'industry'), flags: s.suspended === true ? FLAG_SUSPENDED : 0 }));
   for (const s of model.schedules) if (s.length !== SCHEDULE_BYTES) throw new ImageBuildError('schedules are 48 bytes');
   if (model.schedules.length >= NONE8) throw new ImageBuildError('at most 254 schedules');
   if (insts.length >= NONE16 || inds.length >= NONE16) throw new ImageBuildError('too many institutions or industries');
+  const grantRecords = model.grants.map((g) => encodeGrant(g ?? NEVER));
 
   const credOffset = IMAGE_HEADER_BYTES;
   const grantOffset = credOffset + creds.length * CRED_BYTES;
-  const instOffset = grantOffset + grants.records.length * GRANT_BYTES;
+  const instOffset = grantOffset + grantRecords.length * GRANT_BYTES;
   const indOffset = instOffset + insts.length * INSTITUTION_BYTES;
   const schedOffset = indOffset + inds.length * INDUSTRY_BYTES;
-  const total = schedOffset + model.schedules.length * SCHEDULE_BYTES;
+  // Padded to whole 16-byte units: flash encryption programs 16 bytes at a time.
+  const total = (schedOffset + model.schedules.length * SCHEDULE_BYTES + 15) & ~15;
   const out = new Uint8Array(total);
   const v = new DataView(out.buffer);
   v.setUint32(H.magic, IMAGE_MAGIC, true);
@@ -142,7 +177,7 @@ export function buildImageIndexed(model: ImageModel): { bytes: Uint8Array; grant
   v.setUint32(H.epoch, model.epoch, true);
   v.setUint32(H.version, model.version, true);
   v.setUint32(H.credCount, creds.length, true);
-  v.setUint32(H.grantCount, grants.records.length, true);
+  v.setUint32(H.grantCount, grantRecords.length, true);
   v.setUint32(H.institutionCount, insts.length, true);
   v.setUint32(H.industryCount, inds.length, true);
   v.setUint32(H.scheduleCount, model.schedules.length, true);
@@ -159,7 +194,7 @@ export function buildImageIndexed(model: ImageModel): { bytes: Uint8Array; grant
     v.setUint16(at + 8, c.institution, true);
     v.setUint16(at + 10, c.grant, true);
   });
-  grants.records.forEach((r, i) => out.set(r, grantOffset + i * GRANT_BYTES));
+  grantRecords.forEach((r, i) => out.set(r, grantOffset + i * GRANT_BYTES));
   insts.forEach((s, i) => {
     const at = instOffset + i * INSTITUTION_BYTES;
     v.setUint16(at, s.industry, true);
@@ -172,7 +207,7 @@ export function buildImageIndexed(model: ImageModel): { bytes: Uint8Array; grant
     v.setUint8(at + 2, s.flags);
   });
   model.schedules.forEach((s, i) => out.set(s, schedOffset + i * SCHEDULE_BYTES));
-  return { bytes: out, grants: grants.specs };
+  return out;
 }
 
 export interface ChunkedImage {
