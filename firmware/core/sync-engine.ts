@@ -1,0 +1,482 @@
+// The gate's side of sync (docs/SYNC.md), over the thin Net port with MQTT
+// 3.1.1 semantics only. The device's ECMA-419 MQTT client neither reconnects,
+// resubscribes nor retransmits, so this engine owns all three: reconnection
+// with exponential backoff and jitter, subscriptions on every connect, an
+// in-flight table of QoS 1 publishes, and resends (event batches are re-read
+// from the journal from the last ack; requests are repeated on timeout).
+//
+// It never blocks a decision: every callback and every tick does bounded
+// work (one erase step, a window of requests, one batch).
+
+import { KeyRing, openSigned } from '../../protocol/envelope.js';
+import { Delta, Head, decodeChunk, decodeEventAck, decodeManifest, encodeEventBatch, encodeGateStatus, encodeSyncRequest, LIMITS, type GateStatusMessage, type HeadMessage } from '../../protocol/messages.js';
+import { bytesEqual } from '../../protocol/hex.js';
+import { peekType } from '../../protocol/schema.js';
+import type { Topics } from '../../protocol/topics.js';
+import type { Crypto } from '../../protocol/crypto.js';
+import type { Clock, Net, Timers, TimerHandle } from '../ports.js';
+import type { GateTime } from './gate-time.js';
+import type { WhitelistStore } from './whitelist-store.js';
+
+/** What the sync engine needs from the journal. */
+export interface EventSource {
+  readonly epoch: number;
+  /** Highest seq appended (0 = none). */
+  readonly lastSeq: number;
+  /** Highest seq acknowledged by the central (0 = none) and chain(acked). */
+  readonly acked: number;
+  readonly ackedChain: Uint8Array;
+  /** Copies records fromSeq.. (gap tombstones for unreadable ones) into `out`; returns how many. */
+  readBatch(fromSeq: number, maxCount: number, out: Uint8Array): number;
+  /** Durably records the central's ack; frees space up to seq. */
+  ack(seq: number, chain: Uint8Array): void;
+}
+
+export const RECORD_BYTES = 16;
+
+export interface SyncConfig {
+  readonly keepAliveSeconds: number;
+  readonly reconnectMinMs: number;
+  readonly reconnectMaxMs: number;
+  /** Chunks asked at once while pulling an image. */
+  readonly chunkWindow: number;
+  /** Above this many versions behind, pull an image instead of deltas. */
+  readonly deltaLimit: number;
+  readonly batchMax: number;
+  readonly maxBatchesInFlight: number;
+  readonly tickMs: number;
+  /** A request not answered within this is repeated; after 3 repeats deltas fall back to an image. */
+  readonly requestTimeoutMs: number;
+}
+
+export const DEFAULT_SYNC: SyncConfig = {
+  keepAliveSeconds: 30,
+  reconnectMinMs: 500,
+  reconnectMaxMs: 30_000,
+  chunkWindow: 4,
+  deltaLimit: 256,
+  batchMax: 256,
+  maxBatchesInFlight: 2,
+  tickMs: 50,
+  requestTimeoutMs: 3000,
+};
+
+export interface SyncOptions {
+  readonly gate: string;
+  readonly list: string;
+  readonly net: Net;
+  readonly timers: Timers;
+  readonly clock: Clock;
+  readonly crypto: Crypto;
+  readonly keys: KeyRing;
+  readonly topics: Topics;
+  readonly store: WhitelistStore;
+  readonly time: GateTime;
+  readonly events: EventSource | null;
+  /** Fields of the birth/death status that only the gate knows. */
+  readonly status: () => Omit<GateStatusMessage, 'gate' | 'state' | 'lists' | 'at'>;
+  readonly config?: Partial<SyncConfig>;
+  /** Jitter source in [0, 1): seeded in simulation. */
+  readonly random: () => number;
+  /** Remote commands, already routed (the command handler verifies them). */
+  readonly onCommand?: (payload: Uint8Array) => void;
+  /** Called whenever the whitelist version or connection changes (for status displays). */
+  readonly onChange?: () => void;
+}
+
+export interface SyncStats {
+  connects: number;
+  disconnects: number;
+  rejected: Record<string, number>;
+  deltasApplied: number;
+  imagesInstalled: number;
+  chunksWritten: number;
+  batchesSent: number;
+  batchesAcked: number;
+  requests: number;
+}
+
+type Pull = {
+  epoch: number;
+  version: number;
+  head: HeadMessage;
+  phase: 'manifest' | 'erasing' | 'chunks';
+  requestedAt: number;
+  asked: Map<number, number>; // chunk index -> ms asked
+};
+
+export class SyncEngine {
+  readonly stats: SyncStats = { connects: 0, disconnects: 0, rejected: {}, deltasApplied: 0, imagesInstalled: 0, chunksWritten: 0, batchesSent: 0, batchesAcked: 0, requests: 0 };
+  readonly #o: SyncOptions;
+  readonly #c: SyncConfig;
+  #connected = false;
+  #connecting = false;
+  #attempts = 0;
+  #reconnectTimer: TimerHandle | null = null;
+  #tick: TimerHandle | null = null;
+  #closed = false;
+  #head: HeadMessage | null = null;
+  #pull: Pull | null = null;
+  #deltaAsk: { from: number; at: number; tries: number } | null = null;
+  // uploads
+  readonly #inflight = new Map<number, { kind: 'batch'; last: number } | { kind: 'other' }>();
+  #nextSeq = 1;
+  #prevChain: Uint8Array = new Uint8Array(32);
+  readonly #batchBuf: Uint8Array;
+  readonly #chainBuf = new Uint8Array(32 + RECORD_BYTES);
+
+  constructor(options: SyncOptions) {
+    this.#o = options;
+    this.#c = { ...DEFAULT_SYNC, ...options.config };
+    this.#batchBuf = new Uint8Array(this.#c.batchMax * RECORD_BYTES);
+    options.net.onMessage((topic, payload) => this.#onMessage(topic, payload));
+    options.net.onPublished((id) => this.#onPublished(id));
+    options.net.onConnectionChange((up) => this.#onConnection(up));
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+  get head(): HeadMessage | null {
+    return this.#head;
+  }
+  get pulling(): boolean {
+    return this.#pull !== null;
+  }
+  get inFlight(): number {
+    return this.#inflight.size;
+  }
+
+  start(): void {
+    this.#closed = false;
+    this.#tick = this.#o.timers.repeat(() => this.#onTick(), this.#c.tickMs);
+    this.#connect();
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#tick !== null) this.#o.timers.clear(this.#tick);
+    if (this.#reconnectTimer !== null) this.#o.timers.clear(this.#reconnectTimer);
+    this.#tick = null;
+    this.#reconnectTimer = null;
+    if (this.#connected || this.#connecting) this.#o.net.disconnect();
+    this.#connected = false;
+    this.#connecting = false;
+  }
+
+  #reject(code: string): void {
+    this.stats.rejected[code] = (this.stats.rejected[code] ?? 0) + 1;
+  }
+
+  // ---- connection ----
+
+  #status(state: 'online' | 'offline'): Uint8Array {
+    const s = this.#o.status();
+    const lists = this.#o.store.activeSlot < 0 && this.#o.store.version === 0 ? [] : [{ list: this.#o.list, epoch: this.#o.store.epoch, version: this.#o.store.version }];
+    return encodeGateStatus({ ...s, gate: this.#o.gate, state, lists, at: this.#o.time.read().now });
+  }
+
+  #connect(): void {
+    if (this.#closed || this.#connected || this.#connecting) return;
+    this.#connecting = true;
+    this.#o.net.connect({
+      clientId: this.#o.gate,
+      keepAliveSeconds: this.#c.keepAliveSeconds,
+      will: { topic: this.#o.topics.gate(this.#o.gate, 'status'), payload: this.#status('offline'), qos: 1, retain: true },
+    });
+  }
+
+  #onConnection(up: boolean): void {
+    this.#connecting = false;
+    if (up) {
+      this.#connected = true;
+      this.#attempts = 0;
+      this.stats.connects++;
+      const t = this.#o.topics;
+      this.#o.net.subscribe([t.list(this.#o.list, 'head'), t.list(this.#o.list, 'delta'), t.gate(this.#o.gate, 'data'), t.gate(this.#o.gate, 'ack'), t.gate(this.#o.gate, 'cmd')]);
+      this.#publish(t.gate(this.#o.gate, 'status'), this.#status('online'), true, { kind: 'other' });
+      // Everything unacknowledged is sent again from the last ack.
+      this.#restartUpload();
+      this.#deltaAsk = null;
+      if (this.#pull !== null) {
+        this.#pull.asked.clear();
+        this.#pull.requestedAt = 0;
+      }
+      this.#plan();
+      this.#upload();
+    } else {
+      const was = this.#connected;
+      this.#connected = false;
+      this.#inflight.clear();
+      if (was) this.stats.disconnects++;
+      this.#scheduleReconnect();
+    }
+    this.#o.onChange?.();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#reconnectTimer !== null) return;
+    const base = Math.min(this.#c.reconnectMaxMs, this.#c.reconnectMinMs * 2 ** Math.min(this.#attempts, 16));
+    const delay = Math.round(base * (0.5 + this.#o.random() * 0.5));
+    this.#attempts++;
+    this.#reconnectTimer = this.#o.timers.set(() => {
+      this.#reconnectTimer = null;
+      this.#connect();
+    }, delay);
+  }
+
+  #publish(topic: string, payload: Uint8Array, retain: boolean, what: { kind: 'batch'; last: number } | { kind: 'other' }): boolean {
+    if (!this.#connected) return false;
+    const id = this.#o.net.publish(topic, payload, 1, retain);
+    if (id < 0) return false;
+    this.#inflight.set(id, what);
+    return true;
+  }
+
+  #onPublished(id: number): void {
+    this.#inflight.delete(id);
+    this.#upload();
+  }
+
+  // ---- incoming ----
+
+  #onMessage(topic: string, payload: Uint8Array): void {
+    const parsed = this.#o.topics.parse(topic);
+    if (!parsed.ok) return this.#reject('bad_topic');
+    const p = parsed.value;
+    if (p.scope === 'list') {
+      if (p.list !== this.#o.list) return;
+      if (p.kind === 'head') return this.#onHead(payload);
+      return this.#onDelta(payload);
+    }
+    if (p.gate !== this.#o.gate) return this.#reject('not_for_me');
+    if (p.kind === 'ack') return this.#onAck(payload);
+    if (p.kind === 'cmd') {
+      this.#o.onCommand?.(payload);
+      return;
+    }
+    if (p.kind === 'data') {
+      const t = peekType(payload);
+      if (t === 'signed') return this.#onDelta(payload);
+      if (t === 'manifest') return this.#onManifest(payload);
+      if (t === 'chunk') return this.#onChunk(payload);
+      return this.#reject('unexpected_message');
+    }
+  }
+
+  #onHead(payload: Uint8Array): void {
+    const r = openSigned(Head, payload, this.#o.keys);
+    if (!r.ok) return this.#reject(`head_${r.error.code}`);
+    const h = r.value;
+    if (h.list !== this.#o.list) return this.#reject('head_other_list');
+    const time = this.#o.time.read();
+    const e = this.#o.store.acceptHead(h, time.now, time.trusted);
+    if (e !== null && e !== 'not_newer') return this.#reject(`head_${e}`);
+    if (e === null) this.#o.time.learnSignedTime(h.issuedAt);
+    if (this.#head === null || e === null) this.#head = h;
+    this.#plan();
+    this.#o.onChange?.();
+  }
+
+  #onDelta(payload: Uint8Array): void {
+    const r = openSigned(Delta, payload, this.#o.keys);
+    if (!r.ok) return this.#reject(`delta_${r.error.code}`);
+    const d = r.value;
+    if (d.list !== this.#o.list) return this.#reject('delta_other_list');
+    const e = this.#o.store.applyDelta(d.epoch, d.version, d.records);
+    if (e === null) {
+      this.stats.deltasApplied++;
+      if (this.#deltaAsk !== null && d.version >= this.#deltaAsk.from) this.#deltaAsk = { ...this.#deltaAsk, from: d.version + 1, at: this.#o.clock.monotonicMs() };
+      this.#o.onChange?.();
+      this.#plan();
+      return;
+    }
+    if (e === 'old_version') return; // duplicate delivery
+    if (e === 'version_gap' || e === 'no_base' || e === 'wrong_epoch') {
+      this.#plan();
+      return;
+    }
+    if (e === 'overlay_full') {
+      this.#reject('delta_overlay_full');
+      this.#startPull(true);
+      return;
+    }
+    this.#reject(`delta_${e}`);
+  }
+
+  #onManifest(payload: Uint8Array): void {
+    const r = decodeManifest(payload);
+    if (!r.ok) return this.#reject(`manifest_${r.error.code}`);
+    const m = r.value;
+    const pull = this.#pull;
+    if (pull === null || pull.phase !== 'manifest' || m.version !== pull.version || m.epoch !== pull.epoch || m.list !== this.#o.list) return this.#reject('manifest_unexpected');
+    if (m.imageSize !== pull.head.imageSize || m.chunkSize !== pull.head.chunkSize || !bytesEqual(this.#o.crypto.sha256(m.hashes), pull.head.imageRoot)) return this.#reject('manifest_mismatch');
+    const e = this.#o.store.beginInstall({ epoch: m.epoch, version: m.version, imageSize: m.imageSize, chunkSize: m.chunkSize }, m.hashes);
+    if (e !== null) {
+      this.#reject(`manifest_${e}`);
+      this.#pull = null;
+      return;
+    }
+    pull.phase = 'erasing';
+  }
+
+  #onChunk(payload: Uint8Array): void {
+    const r = decodeChunk(payload);
+    if (!r.ok) return this.#reject(`chunk_${r.error.code}`);
+    const c = r.value;
+    const pull = this.#pull;
+    if (pull === null || pull.phase !== 'chunks' || c.version !== pull.version || c.epoch !== pull.epoch) return this.#reject('chunk_unexpected');
+    const e = this.#o.store.writeChunk(c.index, c.data);
+    pull.asked.delete(c.index);
+    if (e !== null) return this.#reject(`chunk_${e}`);
+    this.stats.chunksWritten++;
+    if (this.#o.store.missingChunks(1).length === 0) {
+      const done = this.#o.store.commitInstall();
+      this.#pull = null;
+      if (done !== null) return this.#reject(`image_${done}`);
+      this.stats.imagesInstalled++;
+      this.#o.onChange?.();
+      this.#plan();
+      return;
+    }
+    this.#askChunks();
+  }
+
+  #onAck(payload: Uint8Array): void {
+    const r = decodeEventAck(payload);
+    if (!r.ok) return this.#reject(`ack_${r.error.code}`);
+    const a = r.value;
+    const ev = this.#o.events;
+    if (ev === null || a.gate !== this.#o.gate || a.epoch !== ev.epoch) return this.#reject('ack_other_epoch');
+    if (a.seq > ev.lastSeq) return this.#reject('ack_beyond_journal');
+    if (a.seq <= ev.acked) return; // old or duplicate
+    ev.ack(a.seq, a.chain);
+    this.stats.batchesAcked++;
+    if (this.#nextSeq <= a.seq) {
+      this.#nextSeq = a.seq + 1;
+      this.#prevChain = a.chain.slice();
+    }
+    this.#upload();
+  }
+
+  // ---- whitelist sync ----
+
+  /** Decides what to ask for, from the head and what the store holds. */
+  #plan(): void {
+    const h = this.#head;
+    if (h === null || !this.#connected) return;
+    const store = this.#o.store;
+    if (this.#pull !== null) {
+      if (this.#pull.version === h.version && this.#pull.epoch === h.epoch) return;
+      if (h.version < this.#pull.version && h.epoch === this.#pull.epoch) return;
+      this.#pull = null; // the head moved on: pull the newer image instead
+      store.abortInstall();
+    }
+    const behind = h.version - store.version;
+    if (store.activeSlot < 0 || h.epoch !== store.epoch || behind > this.#c.deltaLimit) return this.#startPull(false);
+    if (behind <= 0) {
+      this.#deltaAsk = null;
+      return;
+    }
+    const from = store.version + 1;
+    const now = this.#o.clock.monotonicMs();
+    const ask = this.#deltaAsk;
+    if (ask !== null && ask.from === from && now - ask.at < this.#c.requestTimeoutMs) return;
+    const tries = ask !== null && ask.from === from ? ask.tries + 1 : 0;
+    if (tries > 3) return this.#startPull(true);
+    this.#deltaAsk = { from, at: now, tries };
+    this.#request('deltas', store.version, from, Math.min(LIMITS.syncWindow, behind));
+  }
+
+  #startPull(force: boolean): void {
+    const h = this.#head;
+    if (h === null) return;
+    if (!force && this.#pull !== null && this.#pull.version === h.version) return;
+    this.#deltaAsk = null;
+    this.#pull = { epoch: h.epoch, version: h.version, head: h, phase: 'manifest', requestedAt: this.#o.clock.monotonicMs(), asked: new Map() };
+    this.#request('manifest', h.version, 0, 1);
+  }
+
+  #askChunks(): void {
+    const pull = this.#pull;
+    if (pull === null || pull.phase !== 'chunks' || !this.#connected) return;
+    const now = this.#o.clock.monotonicMs();
+    for (const [i, at] of pull.asked) if (now - at > this.#c.requestTimeoutMs) pull.asked.delete(i);
+    if (pull.asked.size >= this.#c.chunkWindow) return;
+    const missing = this.#o.store.missingChunks(this.#c.chunkWindow * 4).filter((i) => !pull.asked.has(i));
+    // Ask for a contiguous run starting at the first missing chunk not in flight.
+    const first = missing[0];
+    if (first === undefined) return;
+    let count = 1;
+    while (count < this.#c.chunkWindow - pull.asked.size && missing[count] === first + count) count++;
+    for (let i = 0; i < count; i++) pull.asked.set(first + i, now);
+    this.#request('chunks', pull.version, first, count);
+  }
+
+  #request(want: 'deltas' | 'manifest' | 'chunks', version: number, from: number, count: number): void {
+    const h = this.#head;
+    if (h === null) return;
+    this.stats.requests++;
+    this.#publish(this.#o.topics.gate(this.#o.gate, 'sync'), encodeSyncRequest({ gate: this.#o.gate, list: this.#o.list, epoch: h.epoch, want, version, from, count }), false, { kind: 'other' });
+  }
+
+  #onTick(): void {
+    const pull = this.#pull;
+    if (pull !== null) {
+      const now = this.#o.clock.monotonicMs();
+      if (pull.phase === 'erasing') {
+        // One erase per tick: tens of ms at most, never on the tap path.
+        if (this.#o.store.eraseStep()) {
+          pull.phase = 'chunks';
+          this.#askChunks();
+        }
+      } else if (pull.phase === 'manifest' && this.#connected && now - pull.requestedAt > this.#c.requestTimeoutMs) {
+        pull.requestedAt = now;
+        this.#request('manifest', pull.version, 0, 1);
+      } else if (pull.phase === 'chunks') this.#askChunks();
+    } else this.#plan();
+    this.#upload();
+  }
+
+  // ---- event upload ----
+
+  #restartUpload(): void {
+    const ev = this.#o.events;
+    if (ev === null) return;
+    this.#nextSeq = ev.acked + 1;
+    this.#prevChain = ev.ackedChain.slice();
+  }
+
+  #upload(): void {
+    const ev = this.#o.events;
+    if (ev === null || !this.#connected) return;
+    let batches = 0;
+    for (const f of this.#inflight.values()) if (f.kind === 'batch') batches++;
+    while (batches < this.#c.maxBatchesInFlight && this.#nextSeq <= ev.lastSeq) {
+      const count = ev.readBatch(this.#nextSeq, this.#c.batchMax, this.#batchBuf);
+      if (count <= 0) return;
+      const records = this.#batchBuf.slice(0, count * RECORD_BYTES);
+      const prev = this.#prevChain;
+      const chain = this.#chainOver(prev, records);
+      const first = this.#nextSeq;
+      const ok = this.#publish(this.#o.topics.gate(this.#o.gate, 'events'), encodeEventBatch({ gate: this.#o.gate, epoch: ev.epoch, first, count, records, prev, chain }), false, { kind: 'batch', last: first + count - 1 });
+      if (!ok) return;
+      this.stats.batchesSent++;
+      this.#nextSeq = first + count;
+      this.#prevChain = chain;
+      batches++;
+    }
+  }
+
+  /** chain(i) = SHA-256(chain(i-1) ‖ record i), over a batch. Sealing happens here, off the tap path. */
+  #chainOver(prev: Uint8Array, records: Uint8Array): Uint8Array {
+    let chain: Uint8Array = prev;
+    const buf = this.#chainBuf;
+    for (let at = 0; at < records.length; at += RECORD_BYTES) {
+      buf.set(chain, 0);
+      buf.set(records.subarray(at, at + RECORD_BYTES), 32);
+      chain = this.#o.crypto.sha256(buf);
+    }
+    return chain.slice();
+  }
+}
