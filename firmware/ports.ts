@@ -19,7 +19,8 @@ export interface Clock {
   monotonicMs(): number;
 }
 
-export type TimerHandle = unknown;
+/** setTimeout handles: an object on Node, a number on Moddable. */
+export type TimerHandle = object | number;
 
 export interface Timers {
   set(callback: () => void, delayMs: number): TimerHandle;

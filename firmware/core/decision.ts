@@ -19,7 +19,7 @@
 import { Reason, type ReasonCode } from '../../protocol/reasons.js';
 import { directionMask, laneMask, lineMask, NONE16, type Direction, type LaneKind, type Line } from '../../protocol/whitelist-format.js';
 import type { PassbackTable } from './passback.js';
-import { FOUND_ACTIVE, FOUND_NONE, FOUND_REVOKED, Resolution, type Whitelist } from './whitelist.js';
+import { FOUND_ACTIVE, FOUND_NONE, FOUND_REVOKED, InstitutionFacts, Resolution, STAGE_NONE, STAGE_PASS, type Whitelist } from './whitelist.js';
 
 export type Freshness = 'fresh' | 'stale' | 'expired' | 'unsynced';
 export type FreshnessAction = 'normal' | 'individual_only' | 'deny';
@@ -87,25 +87,8 @@ export function freshnessOf(t: TapState, policy: FreshnessPolicy): Freshness {
   return 'fresh';
 }
 
-// Stages a grant reaches; a higher stage is a more specific reason.
-const STAGE_LINE = 1;
-const STAGE_DIRECTION = 2;
-const STAGE_LANE = 3;
-const STAGE_VALIDITY = 4;
-const STAGE_SCHEDULE = 5;
-const STAGE_PASS = 6;
+// Reason for the furthest stage a grant reached (whitelist.ts STAGE_*).
 const STAGE_REASON: readonly ReasonCode[] = [Reason.no_grant, Reason.wrong_line, Reason.wrong_direction, Reason.wrong_lane, Reason.outside_validity, Reason.outside_schedule, Reason.granted];
-
-/** How far grant g gets for this gate at time now (STAGE_PASS = passes). */
-function grantStage(wl: Whitelist, g: number, gate: GateConfig, now: number): number {
-  const m = wl.grantMasks(g);
-  if ((m & lineMask(gate.line)) === 0) return STAGE_LINE;
-  if ((m & directionMask(gate.direction)) === 0) return STAGE_DIRECTION;
-  if ((m & laneMask(gate.lane)) === 0) return STAGE_LANE;
-  if (now < wl.grantValidFrom(g) || now > wl.grantValidUntil(g)) return STAGE_VALIDITY;
-  if (!wl.grantScheduleAllows(g, now)) return STAGE_SCHEDULE;
-  return STAGE_PASS;
-}
 
 function deny(out: Decision, reason: ReasonCode): Decision {
   out.granted = false;
@@ -116,6 +99,7 @@ function deny(out: Decision, reason: ReasonCode): Decision {
 }
 
 const scratch = new Resolution();
+const inst = new InstitutionFacts();
 
 export function decide(keyHi: number, keyLo: number, gate: GateConfig, t: TapState, wl: Whitelist, passback: PassbackTable | null, out: Decision): Decision {
   const fresh = freshnessOf(t, gate.policy);
@@ -139,26 +123,32 @@ export function decide(keyHi: number, keyLo: number, gate: GateConfig, t: TapSta
   if (r.status !== FOUND_ACTIVE) return deny(out, Reason.subject_suspended);
 
   let industry = NONE16;
+  let instGrant = NONE16;
   if (r.institution !== NONE16) {
-    if (wl.institutionSuspended(r.institution)) return deny(out, Reason.institution_suspended);
-    industry = wl.institutionIndustry(r.institution);
+    wl.institution(r.institution, inst);
+    if (inst.suspended) return deny(out, Reason.institution_suspended);
+    industry = inst.industry;
+    instGrant = inst.grant;
     if (industry !== NONE16 && wl.industrySuspended(industry)) return deny(out, Reason.industry_suspended);
   }
-
-  const g1 = wl.hasGrant(r.grant) ? r.grant : NONE16;
-  const i2 = r.institution !== NONE16 ? wl.institutionGrant(r.institution) : NONE16;
-  const g2 = wl.hasGrant(i2) ? i2 : NONE16;
-  const i3 = industry !== NONE16 ? wl.industryGrant(industry) : NONE16;
-  const g3 = wl.hasGrant(i3) ? i3 : NONE16;
+  const indGrant = industry !== NONE16 ? wl.industryGrant(industry) : NONE16;
   const individualOnly = action === 'individual_only';
+  const line = lineMask(gate.line);
+  const dir = directionMask(gate.direction);
+  const lane = laneMask(gate.lane);
 
   let best = 0;
   let level = LEVEL_NONE;
   let granting = NONE16;
+  let higherLevels = false; // a higher-level grant exists (for level_not_allowed)
   for (let l = LEVEL_INDIVIDUAL; l <= LEVEL_INDUSTRY; l++) {
-    const g = l === LEVEL_INDIVIDUAL ? g1 : l === LEVEL_INSTITUTION ? g2 : g3;
-    if (g === NONE16 || (individualOnly && l !== LEVEL_INDIVIDUAL)) continue;
-    const stage = grantStage(wl, g, gate, t.now);
+    const g = l === LEVEL_INDIVIDUAL ? r.grant : l === LEVEL_INSTITUTION ? instGrant : indGrant;
+    if (g === NONE16) continue;
+    if (individualOnly && l !== LEVEL_INDIVIDUAL) {
+      if (!higherLevels && wl.hasGrant(g)) higherLevels = true;
+      continue;
+    }
+    const stage = wl.grantStage(g, line, dir, lane, t.now);
     if (stage === STAGE_PASS) {
       level = l;
       granting = g;
@@ -167,7 +157,7 @@ export function decide(keyHi: number, keyLo: number, gate: GateConfig, t: TapSta
     if (stage > best) best = stage;
   }
   if (granting === NONE16) {
-    if (best === 0) return deny(out, individualOnly && (g2 !== NONE16 || g3 !== NONE16) ? Reason.level_not_allowed : Reason.no_grant);
+    if (best === STAGE_NONE) return deny(out, individualOnly && higherLevels ? Reason.level_not_allowed : Reason.no_grant);
     return deny(out, STAGE_REASON[best] as ReasonCode);
   }
 

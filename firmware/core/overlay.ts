@@ -170,6 +170,16 @@ export class OverlayIndex {
   credGrant(slot: number): number {
     return this.#grant[slot] as number;
   }
+  /** Slot of an institution the overlay has any opinion on, or -1 (one probe for all its facts). */
+  institutionSlot(id: number): number {
+    return this.#instIds.find(id);
+  }
+  slotSuspension(slot: number): number {
+    return this.#instSuspend[slot] as number;
+  }
+  slotDefined(slot: number): boolean {
+    return this.#instDefined[slot] === 1;
+  }
   /** SUSPEND_NONE / SUSPEND_ON / SUSPEND_OFF. */
   institutionSuspension(id: number): number {
     const s = this.#instIds.find(id);

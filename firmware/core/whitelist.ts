@@ -19,6 +19,22 @@ export class Resolution {
   grant = NONE16;
 }
 
+/** Institution facts from both layers, one instance reused per tap. */
+export class InstitutionFacts {
+  suspended = false;
+  industry = NONE16;
+  grant = NONE16;
+}
+
+// Stages a grant reaches for a gate (decision.ts): a higher stage is a more specific reason.
+export const STAGE_NONE = 0; // no such grant
+export const STAGE_LINE = 1;
+export const STAGE_DIRECTION = 2;
+export const STAGE_LANE = 3;
+export const STAGE_VALIDITY = 4;
+export const STAGE_SCHEDULE = 5;
+export const STAGE_PASS = 6;
+
 export class Whitelist {
   base: WhitelistImage | null;
   readonly overlay: OverlayIndex;
@@ -56,6 +72,59 @@ export class Whitelist {
     }
     if (out.status === FOUND_ACTIVE && (state & CRED_SUBJECT_SUSPENDED) !== 0) out.status = FOUND_SUBJECT_SUSPENDED;
     return out;
+  }
+
+  /** All facts of an institution with one overlay probe (hot path). */
+  institution(id: number, out: InstitutionFacts): InstitutionFacts {
+    const o = this.overlay;
+    const slot = o.institutionSlot(id);
+    const inBase = this.base !== null && id < this.base.institutionCount;
+    if (slot >= 0 && o.slotDefined(slot)) {
+      out.industry = o.definedInstitutionIndustry(slot);
+      out.grant = o.definedInstitutionGrant(slot);
+    } else if (inBase) {
+      out.industry = this.base!.institutionIndustry(id);
+      out.grant = this.base!.institutionGrant(id);
+    } else {
+      out.industry = NONE16;
+      out.grant = NONE16;
+    }
+    const s = slot >= 0 ? o.slotSuspension(slot) : SUSPEND_NONE;
+    out.suspended = s !== SUSPEND_NONE ? s === SUSPEND_ON : inBase && this.base!.institutionSuspended(id);
+    return out;
+  }
+
+  /**
+   * How far grant g gets at a gate with these masks at time now (STAGE_*),
+   * STAGE_NONE if no layer holds it. One overlay probe, then one table.
+   */
+  grantStage(g: number, line: number, direction: number, lane: number, now: number): number {
+    if (g === NONE16) return STAGE_NONE;
+    const o = this.overlay.grantOffset(g);
+    let masks: number;
+    let from: number;
+    let until: number;
+    let schedule: number;
+    if (o >= 0) {
+      const v = this.overlay.grantView;
+      masks = v.getUint8(o);
+      schedule = v.getUint8(o + 1);
+      from = v.getUint32(o + 4, true);
+      until = v.getUint32(o + 8, true);
+    } else {
+      const b = this.base;
+      if (b === null || g >= b.grantCount) return STAGE_NONE;
+      masks = b.grantMasks(g);
+      schedule = b.grantSchedule(g);
+      from = b.grantValidFrom(g);
+      until = b.grantValidUntil(g);
+    }
+    if ((masks & line) === 0) return STAGE_LINE;
+    if ((masks & direction) === 0) return STAGE_DIRECTION;
+    if ((masks & lane) === 0) return STAGE_LANE;
+    if (now < from || now > until) return STAGE_VALIDITY;
+    if (schedule !== 0xff && (this.base === null || schedule >= this.base.scheduleCount || !this.base.scheduleAllows(schedule, now))) return STAGE_SCHEDULE;
+    return STAGE_PASS;
   }
 
   /** Whether the institution exists in either layer. */
