@@ -1,0 +1,374 @@
+// The lane: reader event -> decision -> durable journal record -> outputs ->
+// supervision of what really happens. No pass without a record: the relay or
+// barrier moves only after the journal returned a seq. The one exception is
+// fire release, which opens the lane first and records best-effort.
+//
+// Lane kinds (docs/LANES.md):
+//   person  turnstile: one rotation per grant; passage completed / not taken
+//           (timeout); more rotations than grants while open = tailgating;
+//           a rotation while closed = forced passage; door held open.
+//   vehicle barrier: presence loop + UHF tag; barrier up on grant, down when
+//           the loop clears (completed) or on timeout (not taken); a vehicle
+//           on the loop with no credential read = vehicle_without_credential.
+//   goods   portal: every tag of a consignment read within a window; any tag
+//           not granted denies the whole lot.
+
+import { credentialKey, type CredentialKindCode } from '../../protocol/credential-key.js';
+import type { Crypto } from '../../protocol/crypto.js';
+import { Reason, type ReasonCode } from '../../protocol/reasons.js';
+import type { Clock, CredentialRead, InputName, Inputs, OutputName, Outputs, TimerHandle, Timers } from '../ports.js';
+import { decide, Decision, LEVEL_EMERGENCY, type GateConfig, type GateMode } from './decision.js';
+import type { GateTime } from './gate-time.js';
+import { AlarmCode, createRecord, EventType, type EventRecord } from './journal-record.js';
+import type { PassbackStore } from './passback.js';
+import type { Whitelist } from './whitelist.js';
+
+/** The journal as the controller needs it (firmware/core/journal.ts). */
+export interface JournalSink {
+  readonly isFull: boolean;
+  append(record: EventRecord): number | 'full';
+}
+
+export interface LaneTiming {
+  /** A grant not used within this closes the lane again (passage not taken). */
+  readonly passTimeoutMs: number;
+  /** Door contact open longer than this raises door_held_open. */
+  readonly doorHeldMs: number;
+  /** Vehicle on the loop this long without a credential read. */
+  readonly vehicleNoCredentialMs: number;
+  /** Goods: tags read within this window after the first form one lot. */
+  readonly goodsWindowMs: number;
+  /** Goods: most tags in one lot (bounded). */
+  readonly goodsMaxTags: number;
+}
+
+export const DEFAULT_TIMING: LaneTiming = { passTimeoutMs: 8000, doorHeldMs: 20000, vehicleNoCredentialMs: 15000, goodsWindowMs: 1500, goodsMaxTags: 64 };
+
+export interface ControllerOptions {
+  readonly gate: GateConfig;
+  readonly whitelist: Whitelist;
+  readonly head: () => { issuedAt: number; expires: number } | null;
+  readonly journal: JournalSink;
+  readonly passback: PassbackStore | null;
+  readonly time: GateTime;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly outputs: Outputs;
+  readonly inputs: Inputs;
+  readonly crypto: Crypto;
+  readonly deploymentKey: Uint8Array;
+  readonly timing?: Partial<LaneTiming>;
+  /** Every journaled event, after it is durable (or best-effort for fire release). */
+  readonly onEvent?: (record: EventRecord, seq: number | 'full') => void;
+}
+
+export interface ControllerStats {
+  taps: number;
+  granted: number;
+  denied: number;
+  byReason: number[];
+  passages: number;
+  notTaken: number;
+  tailgating: number;
+  forced: number;
+  alarms: number;
+  journalFull: number;
+}
+
+export class GateController {
+  readonly stats: ControllerStats = { taps: 0, granted: 0, denied: 0, byReason: [], passages: 0, notTaken: 0, tailgating: 0, forced: 0, alarms: 0, journalFull: 0 };
+  readonly #o: ControllerOptions;
+  readonly #t: LaneTiming;
+  readonly #decision = new Decision();
+  readonly #rec: EventRecord = createRecord();
+  readonly #key = new Uint8Array(8);
+  readonly #scratch = new Uint8Array(128);
+  #mode: GateMode = 'normal';
+  #fire = false;
+  // person / vehicle lane state
+  #pending = 0; // grants not yet used
+  #pendingKeys: { hi: number; lo: number; group: number }[] = [];
+  #open = false;
+  #passTimer: TimerHandle | null = null;
+  #doorTimer: TimerHandle | null = null;
+  #presenceTimer: TimerHandle | null = null;
+  #presenceCredential = false;
+  // goods lot
+  #lot: { hi: number; lo: number; key: Uint8Array }[] = [];
+  #lotTimer: TimerHandle | null = null;
+  #faulted = false;
+
+  constructor(options: ControllerOptions) {
+    this.#o = options;
+    this.#t = { ...DEFAULT_TIMING, ...options.timing };
+    options.inputs.onChange((input, value, atMs) => this.#onInput(input, value, atMs));
+    this.#fire = options.inputs.read('fire');
+    if (this.#fire) this.#enterEmergency();
+  }
+
+  get mode(): GateMode {
+    return this.#fire ? 'emergency' : this.#mode;
+  }
+  get isOpen(): boolean {
+    return this.#open;
+  }
+
+  /** Remote lockdown/release (the command handler journals the command itself). */
+  setMode(mode: 'normal' | 'lockdown'): void {
+    this.#mode = mode;
+    if (mode === 'lockdown' && !this.#fire) this.#close();
+  }
+
+  /** Remote open-once: one passage without a credential, journaled. Returns the seq or 'full'. */
+  openOnce(reason: number): number | 'full' {
+    const seq = this.#journal(EventType.command, reason, 0, null);
+    if (seq === 'full' && !this.#fire) return 'full';
+    this.#pending++;
+    this.#pendingKeys.push({ hi: 0, lo: 0, group: 0 });
+    this.#openLane();
+    return seq;
+  }
+
+  close(): void {
+    for (const h of [this.#passTimer, this.#doorTimer, this.#presenceTimer, this.#lotTimer]) if (h !== null) this.#o.timers.clear(h);
+    this.#passTimer = this.#doorTimer = this.#presenceTimer = this.#lotTimer = null;
+  }
+
+  // ---- credential reads ----
+
+  onRead(read: CredentialRead): void {
+    const kind: CredentialKindCode = read.kind === 'card' ? 1 : 2;
+    credentialKey(this.#o.crypto, this.#o.deploymentKey, kind, read.id, this.#key, this.#scratch);
+    const v = new DataView(this.#key.buffer);
+    const hi = v.getUint32(0, false);
+    const lo = v.getUint32(4, false);
+    if (this.#o.gate.lane === 'goods') return this.#addToLot(hi, lo);
+    if (this.#o.gate.lane === 'vehicle') this.#presenceCredential = true;
+    this.#tap(hi, lo, this.#key);
+  }
+
+  #decide(hi: number, lo: number): Decision {
+    const t = this.#o.time.read();
+    const head = this.#o.head();
+    return decide(hi, lo, this.#o.gate, { now: t.now, clockTrusted: t.trusted, headIssuedAt: head?.issuedAt ?? 0, headExpires: head?.expires ?? 0, mode: this.mode, journalFull: this.#o.journal.isFull }, this.#o.whitelist, this.#o.passback?.table ?? null, this.#decision);
+  }
+
+  #count(d: { granted: boolean; reason: number }): void {
+    this.stats.taps++;
+    if (d.granted) this.stats.granted++;
+    else this.stats.denied++;
+    this.stats.byReason[d.reason] = (this.stats.byReason[d.reason] ?? 0) + 1;
+  }
+
+  #tap(hi: number, lo: number, key: Uint8Array): void {
+    const d = this.#decide(hi, lo);
+    let granted = d.granted;
+    let reason: ReasonCode = d.reason;
+    if (granted && this.#faulted && !this.#fire && this.#o.gate.line === 'second') {
+      granted = false; // a faulted lane on the second line fails closed
+      reason = Reason.lockdown;
+    }
+    const seq = this.#journal(granted ? EventType.decision_granted : EventType.decision_denied, reason, d.level === LEVEL_EMERGENCY ? 0 : d.level, key);
+    if (seq === 'full' && !this.#fire) {
+      // No durable record: no passage. Journal the refusal is impossible; count and signal.
+      this.stats.journalFull++;
+      this.#count({ granted: false, reason: Reason.journal_full });
+      this.#signal(false);
+      return;
+    }
+    this.#count({ granted, reason });
+    if (!granted) return this.#signal(false);
+    this.#pending++;
+    this.#pendingKeys.push({ hi, lo, group: d.passbackGroup });
+    this.#openLane();
+  }
+
+  // ---- goods lots ----
+
+  #addToLot(hi: number, lo: number): void {
+    if (this.#lot.length >= this.#t.goodsMaxTags) return;
+    for (const t of this.#lot) if (t.hi === hi && t.lo === lo) return;
+    this.#lot.push({ hi, lo, key: this.#key.slice() });
+    if (this.#lotTimer === null) this.#lotTimer = this.#o.timers.set(() => this.#closeLot(), this.#t.goodsWindowMs);
+  }
+
+  #closeLot(): void {
+    this.#lotTimer = null;
+    const lot = this.#lot;
+    this.#lot = [];
+    let denyReason: ReasonCode | null = null;
+    const decisions: { granted: boolean; reason: ReasonCode; level: number }[] = [];
+    for (const t of lot) {
+      const d = this.#decide(t.hi, t.lo);
+      decisions.push({ granted: d.granted, reason: d.reason, level: d.level === LEVEL_EMERGENCY ? 0 : d.level });
+      if (!d.granted && denyReason === null) denyReason = d.reason;
+    }
+    // Every tag's decision is journaled; then the lot's verdict.
+    for (let i = 0; i < lot.length; i++) {
+      const d = decisions[i] as { granted: boolean; reason: ReasonCode; level: number };
+      const seq = this.#journal(d.granted ? EventType.decision_granted : EventType.decision_denied, d.reason, d.level, (lot[i] as { key: Uint8Array }).key);
+      if (seq === 'full' && !this.#fire) {
+        this.stats.journalFull++;
+        denyReason = Reason.journal_full;
+        break;
+      }
+      this.#count(d);
+    }
+    if (denyReason !== null) {
+      this.#journal(EventType.goods_lot_denied, denyReason, 0, null);
+      return this.#signal(false);
+    }
+    this.#pending++;
+    this.#pendingKeys.push({ hi: 0, lo: 0, group: 0 });
+    this.#openLane();
+  }
+
+  // ---- outputs ----
+
+  #set(output: OutputName, on: boolean): void {
+    if (!this.#o.outputs.set(output, on)) {
+      if (!this.#faulted) {
+        this.#faulted = true;
+        this.#alarm(AlarmCode.relay_fault);
+      }
+    }
+  }
+
+  #signal(granted: boolean): void {
+    this.#set(granted ? 'lampGreen' : 'lampRed', true);
+    this.#set(granted ? 'lampRed' : 'lampGreen', false);
+    if (!granted) this.#set('buzzer', true);
+  }
+
+  #openLane(): void {
+    this.#signal(true);
+    this.#set(this.#o.gate.lane === 'vehicle' ? 'barrier' : 'relay', true);
+    this.#open = true;
+    this.#armPassTimer();
+  }
+
+  #close(): void {
+    if (this.#fire) return;
+    this.#set(this.#o.gate.lane === 'vehicle' ? 'barrier' : 'relay', false);
+    this.#set('lampGreen', false);
+    this.#open = false;
+    if (this.#passTimer !== null) this.#o.timers.clear(this.#passTimer);
+    this.#passTimer = null;
+  }
+
+  #armPassTimer(): void {
+    if (this.#passTimer !== null) this.#o.timers.clear(this.#passTimer);
+    this.#passTimer = this.#o.timers.set(() => this.#passTimeout(), this.#t.passTimeoutMs);
+  }
+
+  #passTimeout(): void {
+    this.#passTimer = null;
+    while (this.#pending > 0) {
+      this.#pending--;
+      this.#pendingKeys.shift();
+      this.stats.notTaken++;
+      this.#journal(EventType.passage_not_taken, Reason.granted, 0, null);
+    }
+    this.#close();
+  }
+
+  // ---- inputs (supervision) ----
+
+  #onInput(input: InputName, value: boolean, _atMs: number): void {
+    switch (input) {
+      case 'fire':
+        if (value === this.#fire) return;
+        this.#fire = value;
+        if (value) this.#enterEmergency();
+        else {
+          this.#journal(EventType.fire_release, 0, 0, null);
+          this.#close();
+        }
+        return;
+      case 'rotation':
+        if (value) this.#passage();
+        return;
+      case 'presence':
+        if (this.#o.gate.lane !== 'vehicle') return;
+        if (value) {
+          this.#presenceCredential = false;
+          if (this.#presenceTimer !== null) this.#o.timers.clear(this.#presenceTimer);
+          this.#presenceTimer = this.#o.timers.set(() => {
+            this.#presenceTimer = null;
+            if (!this.#presenceCredential && this.#o.inputs.read('presence')) this.#journal(EventType.vehicle_without_credential, 0, 0, null);
+          }, this.#t.vehicleNoCredentialMs);
+        } else {
+          if (this.#presenceTimer !== null) this.#o.timers.clear(this.#presenceTimer);
+          this.#presenceTimer = null;
+          // The loop cleared: a vehicle went through if the barrier was up.
+          if (this.#open) this.#passage();
+        }
+        return;
+      case 'door':
+        if (value) {
+          if (this.#doorTimer === null) this.#doorTimer = this.#o.timers.set(() => {
+            this.#doorTimer = null;
+            if (this.#o.inputs.read('door')) this.#journal(EventType.door_held_open, 0, 0, null);
+          }, this.#t.doorHeldMs);
+        } else if (this.#doorTimer !== null) {
+          this.#o.timers.clear(this.#doorTimer);
+          this.#doorTimer = null;
+        }
+        return;
+    }
+  }
+
+  #passage(): void {
+    if (this.#fire) {
+      this.stats.passages++;
+      this.#journal(EventType.passage_completed, Reason.emergency_release, 0, null);
+      return;
+    }
+    if (this.#pending > 0) {
+      this.#pending--;
+      const k = this.#pendingKeys.shift();
+      this.stats.passages++;
+      this.#journal(EventType.passage_completed, Reason.granted, 0, null);
+      // Anti-passback counts passages, not grants.
+      if (k !== undefined && k.group !== 0) this.#o.passback?.record(k.hi, k.lo, k.group, this.#o.gate.direction, this.#o.time.read().now);
+      if (this.#pending === 0) this.#close();
+      else this.#armPassTimer();
+      return;
+    }
+    if (this.#open) {
+      this.stats.tailgating++;
+      this.#journal(EventType.tailgating, 0, 0, null);
+    } else {
+      this.stats.forced++;
+      this.#journal(EventType.forced_passage, 0, 0, null);
+    }
+  }
+
+  #enterEmergency(): void {
+    // Life safety first: open, then record best-effort.
+    this.#o.outputs.set(this.#o.gate.lane === 'vehicle' ? 'barrier' : 'relay', true);
+    this.#open = true;
+    this.#journal(EventType.fire_release, 1, 0, null);
+  }
+
+  #alarm(code: number): void {
+    this.stats.alarms++;
+    this.#journal(EventType.alarm, code, 0, null);
+  }
+
+  #journal(type: number, reason: number, level: number, key: Uint8Array | null): number | 'full' {
+    const r = this.#rec;
+    const t = this.#o.time.read();
+    r.time = t.now >>> 0;
+    r.clockUntrusted = !t.trusted;
+    r.type = type;
+    r.reason = reason;
+    r.level = level;
+    if (key === null) r.key.fill(0);
+    else r.key.set(key.subarray(0, 8));
+    const seq = this.#o.journal.append(r);
+    if (seq === 'full') this.stats.journalFull += type === EventType.decision_granted || type === EventType.decision_denied ? 0 : 1;
+    this.#o.onEvent?.(r, seq);
+    return seq;
+  }
+}
