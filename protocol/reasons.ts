@@ -23,6 +23,8 @@ export const Reason = {
   emergency_release: 17,
   no_grant: 18,
   level_not_allowed: 19,
+  /** The lane's outputs or sensors are faulted and its line fails closed. */
+  lane_fault: 20,
 } as const;
 
 export type ReasonName = keyof typeof Reason;

@@ -166,7 +166,7 @@ export class GateController {
     let reason: ReasonCode = d.reason;
     if (granted && this.#faulted && !this.#fire && this.#o.gate.line === 'second') {
       granted = false; // a faulted lane on the second line fails closed
-      reason = Reason.lockdown;
+      reason = Reason.lane_fault;
     }
     const seq = this.#journal(granted ? EventType.decision_granted : EventType.decision_denied, reason, d.level === LEVEL_EMERGENCY ? 0 : d.level, key);
     if (seq === 'full' && !this.#fire) {

@@ -147,6 +147,11 @@ export class SyncEngine {
     return this.#inflight.size;
   }
 
+  /** Publishes a command result (QoS 1); false when offline (the command is then reported by its journal record). */
+  publishResult(payload: Uint8Array): boolean {
+    return this.#publish(this.#o.topics.gate(this.#o.gate, 'cmdres'), payload, false, { kind: 'other' });
+  }
+
   start(): void {
     this.#closed = false;
     this.#tick = this.#o.timers.repeat(() => this.#onTick(), this.#c.tickMs);

@@ -1,0 +1,226 @@
+// One gate, assembled from its provisioning record, its data partition and
+// the ports: whitelist store, journal, passback, gate state, time, the lane
+// controller, the sync engine and remote commands. Used unchanged by the
+// device entry (firmware/moddable/main.ts) and by the simulator.
+
+import { KeyRing, openSigned } from '../../protocol/envelope.js';
+import { Command, encodeCommandResult } from '../../protocol/messages.js';
+import type { ProvisioningRecord } from '../../protocol/provisioning.js';
+import { Topics } from '../../protocol/topics.js';
+import type { Crypto } from '../../protocol/crypto.js';
+import type { BlockStore, Clock, CredentialRead, Inputs, Net, Outputs, TimerHandle, Timers } from '../ports.js';
+import type { GateConfig } from './decision.js';
+import { GateController, type LaneTiming } from './gate-controller.js';
+import { GateState } from './gate-state.js';
+import { GateTime } from './gate-time.js';
+import { Journal } from './journal.js';
+import { CommandCode, EventType } from './journal-record.js';
+import { layoutPartition, type LayoutOptions, type Partition } from './partition.js';
+import { PassbackStore, PassbackTable } from './passback.js';
+import { RecordLog } from './record-log.js';
+import { SyncEngine, type EventSource, type SyncConfig } from './sync-engine.js';
+import { WhitelistStore, type RecoveryReport } from './whitelist-store.js';
+
+export const FIRMWARE_VERSION = 'subline-gate 0.1.0';
+
+export interface GateOptions {
+  readonly provisioning: ProvisioningRecord;
+  readonly flash: BlockStore;
+  readonly layout: LayoutOptions;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly net: Net;
+  readonly crypto: Crypto;
+  readonly outputs: Outputs;
+  readonly inputs: Inputs;
+  readonly random: () => number;
+  readonly writeOnce?: boolean;
+  readonly sync?: Partial<SyncConfig>;
+  readonly timing?: Partial<LaneTiming>;
+  readonly maintenanceMs?: number;
+  /** Every journaled event (for displays and tests). */
+  readonly onEvent?: (type: number, reason: number, seq: number | 'full') => void;
+}
+
+export interface BootReport {
+  readonly boot: number;
+  readonly store: RecoveryReport;
+  readonly journalLastSeq: number;
+  readonly journalAcked: number;
+}
+
+export class Gate {
+  readonly id: string;
+  readonly config: GateConfig;
+  readonly partition: Partition;
+  readonly store: WhitelistStore;
+  readonly journal: Journal;
+  readonly passback: PassbackStore;
+  readonly state: GateState;
+  readonly time: GateTime;
+  readonly controller: GateController;
+  readonly sync: SyncEngine;
+  readonly topics: Topics;
+  readonly #o: GateOptions;
+  #maintenance: TimerHandle | null = null;
+  commandsRefused: Record<string, number> = {};
+
+  constructor(o: GateOptions) {
+    this.#o = o;
+    const p = o.provisioning;
+    this.id = p.gate;
+    this.topics = new Topics(p.topicRoot);
+    this.config = { line: p.line, direction: p.direction, lane: p.lane, policy: p.policy, passbackSeconds: p.passbackSeconds };
+    this.partition = layoutPartition(o.flash, o.layout);
+    const writeOnce = o.writeOnce === true;
+    this.store = new WhitelistStore({ slotA: this.partition.slotA, slotB: this.partition.slotB, state: this.partition.state, overlay: this.partition.overlay }, o.crypto, { writeOnce });
+    this.journal = new Journal(this.partition.journal, { epoch: p.journalEpoch });
+    this.passback = new PassbackStore(new RecordLog(this.partition.passback, { kind: 0x41504221, maxPayload: 16, writeOnce }), new PassbackTable(2048));
+    this.state = new GateState(this.partition.gateState, { writeOnce });
+    this.time = new GateTime(o.clock, () => this.store.timeFloor);
+    const keys = new KeyRing(o.crypto, p.trustedKeys);
+    this.controller = new GateController({
+      gate: this.config,
+      whitelist: this.store.whitelist,
+      head: () => this.store.head,
+      journal: this.journal,
+      passback: this.passback,
+      time: this.time,
+      clock: o.clock,
+      timers: o.timers,
+      outputs: o.outputs,
+      inputs: o.inputs,
+      crypto: o.crypto,
+      deploymentKey: p.deploymentKey,
+      ...(o.timing !== undefined ? { timing: o.timing } : {}),
+      ...(o.onEvent !== undefined ? { onEvent: (r, seq) => o.onEvent?.(r.type, r.reason, seq) } : {}),
+    });
+    const events = this.#eventSource();
+    this.sync = new SyncEngine({
+      gate: p.gate,
+      list: p.list,
+      net: o.net,
+      timers: o.timers,
+      clock: o.clock,
+      crypto: o.crypto,
+      keys,
+      topics: this.topics,
+      store: this.store,
+      time: this.time,
+      events,
+      random: o.random,
+      ...(o.sync !== undefined ? { config: o.sync } : {}),
+      status: () => ({ boot: this.state.boot, firmware: FIRMWARE_VERSION, line: p.line, direction: p.direction, lane: p.lane, backlog: this.journal.backlog }),
+      onCommand: (payload) => this.#onCommand(payload, keys),
+    });
+  }
+
+  /** Recovers every store from flash; counts the boot; journals it. */
+  open(): BootReport {
+    const store = this.store.open();
+    this.journal.open();
+    this.passback.open();
+    const boot = this.state.open();
+    // The central's last ack may be newer than the journal's persisted one (persisted by maintain()).
+    if (this.state.ackEpoch === this.journal.epoch && this.state.ackSeq > this.journal.acked) this.journal.ack(this.state.ackSeq);
+    if (this.state.lockdown) this.controller.setMode('lockdown');
+    this.#journalBoot();
+    return { boot, store, journalLastSeq: this.journal.lastSeq, journalAcked: this.journal.acked };
+  }
+
+  #journalBoot(): void {
+    const rec = { time: this.time.read().now >>> 0, key: new Uint8Array(8), type: EventType.boot, level: 0, clockUntrusted: !this.time.trusted, reason: 0 };
+    this.journal.append(rec);
+  }
+
+  start(): void {
+    this.sync.start();
+    this.#maintenance = this.#o.timers.repeat(() => this.maintain(), this.#o.maintenanceMs ?? 200);
+  }
+
+  /** Background work: spare journal sectors, persisted acks, passback compaction. Bounded per call. */
+  maintain(): void {
+    this.journal.maintain(1);
+    if (this.passback.needsCompaction) this.passback.compact();
+  }
+
+  onRead(read: CredentialRead): void {
+    this.controller.onRead(read);
+  }
+
+  close(): void {
+    if (this.#maintenance !== null) this.#o.timers.clear(this.#maintenance);
+    this.#maintenance = null;
+    this.sync.close();
+    this.controller.close();
+  }
+
+  #eventSource(): EventSource {
+    const j = this.journal;
+    const s = (): GateState => this.state;
+    return {
+      get epoch() {
+        return j.epoch;
+      },
+      get lastSeq() {
+        return j.lastSeq;
+      },
+      get acked() {
+        return j.acked;
+      },
+      get ackedChain() {
+        const st = s();
+        return st.ackEpoch === j.epoch && st.ackSeq === j.acked ? st.ackChain : new Uint8Array(32);
+      },
+      readBatch: (from, max, out) => j.readBatch(from, max, out).count,
+      ack: (seq, chain) => {
+        s().setAck(j.epoch, seq, chain); // the chain first: it must be known for whatever the journal persists
+        j.ack(seq);
+      },
+    };
+  }
+
+  #refuse(reason: string, gate: string, nonce: Uint8Array): void {
+    this.commandsRefused[reason] = (this.commandsRefused[reason] ?? 0) + 1;
+    this.#result(gate, nonce, 'refused', reason);
+  }
+
+  #result(_gate: string, nonce: Uint8Array, status: 'done' | 'refused' | 'failed', reason: string): void {
+    if (nonce.length !== 16) return;
+    this.sync.publishResult(encodeCommandResult({ gate: this.id, nonce, status, reason, at: this.time.read().now }));
+  }
+
+  #onCommand(payload: Uint8Array, keys: KeyRing): void {
+    const r = openSigned(Command, payload, keys);
+    if (!r.ok) {
+      this.commandsRefused[r.error.code] = (this.commandsRefused[r.error.code] ?? 0) + 1;
+      return; // unsigned or forged: no answer to a stranger
+    }
+    const c = r.value;
+    if (c.gate !== this.id) return this.#refuse('not_for_this_gate', c.gate, c.nonce);
+    const t = this.time.read();
+    if (t.trusted && c.expires <= t.now) return this.#refuse('expired', c.gate, c.nonce);
+    if (t.trusted && c.issuedAt > t.now + 300) return this.#refuse('not_yet_valid', c.gate, c.nonce);
+    if (!t.trusted && c.expires <= this.store.timeFloor) return this.#refuse('expired', c.gate, c.nonce);
+    if (this.state.seen(c.nonce, t.now)) return this.#refuse('replayed', c.gate, c.nonce);
+    // Remember the nonce durably before acting: a cut after this never runs it twice.
+    this.state.markSeen(c.nonce, c.expires, t.now);
+    const code = c.op === 'open' ? CommandCode.open_once : c.op === 'lockdown' ? CommandCode.lockdown : c.op === 'release' ? CommandCode.release : CommandCode.config;
+    switch (c.op) {
+      case 'open': {
+        const seq = this.controller.openOnce(code);
+        return this.#result(c.gate, c.nonce, seq === 'full' ? 'failed' : 'done', seq === 'full' ? 'journal_full' : 'opened');
+      }
+      case 'lockdown':
+      case 'release': {
+        const on = c.op === 'lockdown';
+        this.state.setLockdown(on);
+        this.controller.setMode(on ? 'lockdown' : 'normal');
+        const seq = this.journal.append({ time: t.now >>> 0, key: new Uint8Array(8), type: EventType.command, level: 0, clockUntrusted: !t.trusted, reason: code });
+        return this.#result(c.gate, c.nonce, 'done', seq === 'full' ? 'done_unjournaled' : on ? 'locked_down' : 'released');
+      }
+      case 'config':
+        return this.#result(c.gate, c.nonce, 'refused', 'unsupported');
+    }
+  }
+}

@@ -1,0 +1,43 @@
+// Lane scenarios for each lane kind and outcome, on Node and on XS: the same
+// events in the same order, equal to what the spec says.
+
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { nobleCrypto } from '../protocol/index.js';
+import { EXPECTED, LANE_SCENARIOS, runLaneScenario, type LaneResult } from './helpers/lane-scenario.js';
+import { startXs } from './helpers/xs.js';
+
+const t = suite('gate controller: lanes');
+const nodeResults = new Map<string, LaneResult>();
+for (const s of LANE_SCENARIOS) {
+  t(`node: ${s.name}`, () => {
+    const r = runLaneScenario(s, nobleCrypto);
+    nodeResults.set(s.name, r);
+    assert.equal(r.events, EXPECTED[s.name], `outputs: ${r.outputs.join(' ')}`);
+  });
+}
+t('no pass without a record: the relay moves only after a journaled grant', () => {
+  for (const s of LANE_SCENARIOS) {
+    const r = nodeResults.get(s.name)!;
+    const opened = r.outputs.some((o) => o === 'relay=1' || o === 'barrier=1');
+    const grantedDurably = r.events.some((e) => e.startsWith('decision_granted') && !e.endsWith('unjournaled'));
+    const fire = r.events.some((e) => e.startsWith('fire_release:1'));
+    assert.ok(!opened || grantedDurably || fire, `${s.name}: lane opened without a durable grant`);
+  }
+});
+let xsResults: Promise<LaneResult[]> | null = null;
+for (const [i, s] of LANE_SCENARIOS.entries()) {
+  t(`xs: ${s.name}`, async () => {
+    xsResults ??= (async () => {
+      const xs = await startXs('lanes.entry.ts');
+      try {
+        return (await xs.call<LaneResult[]>({})).value;
+      } finally {
+        await xs.close();
+      }
+    })();
+    const r = (await xsResults)[i]!;
+    assert.equal(r, runLaneScenario(s, nobleCrypto));
+  });
+}
+t.run();
