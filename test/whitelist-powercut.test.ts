@@ -12,6 +12,8 @@ import { nobleCrypto, toHex } from '../protocol/index.js';
 import { buildImage, encodeDeltaRecords, type ImageModel } from '../host-sim/central/image-builder.js';
 import { mulberry32, NorFlash, PowerCutError } from '../host-sim/flash/nor-flash.js';
 import { BLOCK, installImage, makeRegions, regionsBlocks } from './helpers/whitelist-scenario.js';
+import { sweepSlotSwitch } from './helpers/powercut-scenario.js';
+import { startXs } from './helpers/xs.js';
 
 const T0 = 1_795_000_000;
 const rnd = mulberry32(7);
@@ -176,3 +178,18 @@ t('a revocation reported durable survives every later cut', () => {
   }
 });
 t.run();
+
+const xs = suite('whitelist: power-cut recovery on XS equals Node');
+xs('slot switch sweep: every cut recovers to the same state on both engines', async () => {
+  const node = sweepSlotSwitch(crypto);
+  assert.ok(node.ops > 5);
+  const states = new Set(node.states);
+  assert.ok(states.size >= 1 && states.size <= 2, `old or new only, got ${[...states].join(' | ')}`);
+  const x = await startXs('powercut.entry.ts');
+  try {
+    assert.equal((await x.call<typeof node>({})).value, node);
+  } finally {
+    await x.close();
+  }
+});
+xs.run();

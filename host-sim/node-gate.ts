@@ -1,0 +1,71 @@
+// A gate on the host, running the same firmware core as the device: its
+// data partition is a simulated NOR flash (in memory, or saved to a file),
+// its network is MQTT.js through the thin Net port, its lane hardware is
+// simulated. Used by the fleet simulator and the integration tests.
+
+import { Gate, type BootReport } from '../firmware/core/gate.js';
+import { partitionBytes, type LayoutOptions } from '../firmware/core/partition.js';
+import type { Clock, Timers } from '../firmware/ports.js';
+import type { Crypto } from '../protocol/crypto.js';
+import type { ProvisioningRecord } from '../protocol/provisioning.js';
+import { MqttNet } from './adapters/mqtt-net.js';
+import { nodeTimers, SystemClock } from './adapters/node-timers.js';
+import { mulberry32, NorFlash } from './flash/nor-flash.js';
+import { SimInputs, SimOutputs } from './sim-io.js';
+import type { SyncConfig } from '../firmware/core/sync-engine.js';
+
+export interface NodeGateOptions {
+  readonly provisioning: ProvisioningRecord;
+  readonly crypto: Crypto;
+  /** Broker URL (defaults to the provisioning record's). */
+  readonly brokerUrl?: string;
+  readonly layout?: LayoutOptions;
+  /** Reuse a flash (after a simulated power cut) instead of a blank one. */
+  readonly flash?: NorFlash;
+  readonly clock?: Clock;
+  readonly timers?: Timers;
+  readonly seed?: number;
+  readonly sync?: Partial<SyncConfig>;
+  readonly maintenanceMs?: number;
+}
+
+export class NodeGate {
+  readonly gate: Gate;
+  readonly flash: NorFlash;
+  readonly outputs = new SimOutputs();
+  readonly inputs: SimInputs;
+  readonly net: MqttNet;
+  boot: BootReport | null = null;
+
+  constructor(o: NodeGateOptions) {
+    const layout = o.layout ?? { credentials: 20000, journalSectors: 64 };
+    this.flash = o.flash ?? new NorFlash({ size: partitionBytes(layout), blockSize: 4096, seed: o.seed ?? 1 });
+    const clock = o.clock ?? new SystemClock(true);
+    this.inputs = new SimInputs(() => clock.monotonicMs());
+    this.net = new MqttNet(o.brokerUrl ?? o.provisioning.broker);
+    this.gate = new Gate({
+      provisioning: o.provisioning,
+      flash: this.flash,
+      layout,
+      clock,
+      timers: o.timers ?? nodeTimers,
+      net: this.net,
+      crypto: o.crypto,
+      outputs: this.outputs,
+      inputs: this.inputs,
+      random: mulberry32(o.seed ?? 1),
+      ...(o.sync !== undefined ? { sync: o.sync } : {}),
+      ...(o.maintenanceMs !== undefined ? { maintenanceMs: o.maintenanceMs } : {}),
+    });
+  }
+
+  start(): BootReport {
+    this.boot = this.gate.open();
+    this.gate.start();
+    return this.boot;
+  }
+
+  stop(): void {
+    this.gate.close();
+  }
+}
