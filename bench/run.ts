@@ -1,8 +1,9 @@
 // npm run bench [-- name ...]: runs the named benchmarks (all by default).
 import { benchProtocol } from './protocol.js';
 import { benchStore } from './store.js';
+import { benchJournal } from './journal.js';
 
-const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore };
+const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal };
 const wanted = process.argv.slice(2);
 if (wanted.includes('--help') || wanted.includes('-h')) {
   console.log(`usage: npm run bench [-- <name> ...]\nbenchmarks: ${Object.keys(benches).join(', ')}\nresults: JSON lines on stdout and in bench/results/<name>.json`);
