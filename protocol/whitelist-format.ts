@@ -91,6 +91,10 @@ export const DeltaOp = {
   defineGrant: 9,
   /** a = institution id, b = industry id (NONE16), c = grant id (NONE16). Adds or replaces an institution. */
   defineInstitution: 10,
+  /** a = industry id, c = grant id (NONE16). Sets an industry's grant. */
+  defineIndustry: 11,
+  /** Nothing: the delta of a version whose change means nothing to a gate. */
+  noop: 12,
 } as const;
 export type DeltaOpCode = (typeof DeltaOp)[keyof typeof DeltaOp];
-export const MAX_DELTA_OP = 10;
+export const MAX_DELTA_OP = 12;

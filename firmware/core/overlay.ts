@@ -96,6 +96,8 @@ export class OverlayIndex {
   // industries
   readonly #indIds: IdTable;
   readonly #indSuspend: Uint8Array;
+  readonly #indDefined: Uint8Array;
+  readonly #indGrant: Uint16Array;
   // grants defined by deltas
   readonly #grantIds: IdTable;
   readonly #grants: Uint8Array;
@@ -121,6 +123,8 @@ export class OverlayIndex {
     this.#instGrant = new Uint16Array(isz);
     this.#indIds = new IdTable(capacity.industries);
     this.#indSuspend = new Uint8Array(this.#indIds.mask + 1);
+    this.#indDefined = new Uint8Array(this.#indIds.mask + 1);
+    this.#indGrant = new Uint16Array(this.#indIds.mask + 1);
     this.#grantIds = new IdTable(capacity.grants);
     this.#grants = new Uint8Array((this.#grantIds.mask + 1) * GRANT_BYTES);
     this.grantView = new DataView(this.#grants.buffer);
@@ -130,7 +134,7 @@ export class OverlayIndex {
   get ramBytes(): number {
     let n = this.#hi.byteLength + this.#lo.byteLength + this.#state.byteLength + this.#inst.byteLength + this.#grant.byteLength + this.#used.byteLength;
     n += this.#instIds.ids.byteLength + this.#instIds.used.byteLength + this.#instSuspend.byteLength + this.#instDefined.byteLength + this.#instIndustry.byteLength + this.#instGrant.byteLength;
-    n += this.#indIds.ids.byteLength + this.#indIds.used.byteLength + this.#indSuspend.byteLength;
+    n += this.#indIds.ids.byteLength + this.#indIds.used.byteLength + this.#indSuspend.byteLength + this.#indDefined.byteLength + this.#indGrant.byteLength;
     n += this.#grantIds.ids.byteLength + this.#grantIds.used.byteLength + this.#grants.byteLength;
     return n;
   }
@@ -147,6 +151,7 @@ export class OverlayIndex {
     this.#instDefined.fill(0);
     this.#indIds.clear();
     this.#indSuspend.fill(0);
+    this.#indDefined.fill(0);
     this.#grantIds.clear();
     this.recordCount = 0;
   }
@@ -195,6 +200,11 @@ export class OverlayIndex {
   }
   definedInstitutionGrant(slot: number): number {
     return this.#instGrant[slot] as number;
+  }
+  /** The grant an overlay definition gives this industry, or -1 if the overlay does not define it. */
+  industryDefinedGrant(id: number): number {
+    const s = this.#indIds.find(id);
+    return s >= 0 && this.#indDefined[s] === 1 ? (this.#indGrant[s] as number) : -1;
   }
   industrySuspension(id: number): number {
     const s = this.#indIds.find(id);
@@ -257,7 +267,7 @@ export class OverlayIndex {
         if (this.findCredential(v.getUint32(at + 4, false), v.getUint32(at + 8, false)) < 0) newCreds++;
       } else if (op === DeltaOp.suspendInstitution || op === DeltaOp.resumeInstitution || op === DeltaOp.defineInstitution) {
         if (this.#instIds.find(v.getUint16(at + 2, true)) < 0) newInst++;
-      } else if (op === DeltaOp.suspendIndustry || op === DeltaOp.resumeIndustry) {
+      } else if (op === DeltaOp.suspendIndustry || op === DeltaOp.resumeIndustry || op === DeltaOp.defineIndustry) {
         if (this.#indIds.find(v.getUint16(at + 2, true)) < 0) newInd++;
       } else if (op === DeltaOp.defineGrant) {
         if (this.#grantIds.find(v.getUint16(at + 2, true)) < 0) newGrants++;
@@ -313,6 +323,14 @@ export class OverlayIndex {
         this.#indSuspend[s] = op === DeltaOp.suspendIndustry ? SUSPEND_ON : SUSPEND_OFF;
         return;
       }
+      case DeltaOp.defineIndustry: {
+        const s = this.#indIds.slot(a);
+        this.#indDefined[s] = 1;
+        this.#indGrant[s] = c;
+        return;
+      }
+      case DeltaOp.noop:
+        return;
       case DeltaOp.defineGrant: {
         const s = this.#grantIds.slot(a);
         const o = s * GRANT_BYTES;

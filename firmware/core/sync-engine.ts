@@ -175,15 +175,21 @@ export class SyncEngine {
 
   // ---- connection ----
 
+  // The will and the birth of one connection carry the same `at`: with equal
+  // boot counters the central orders them by arrival, so the death that
+  // follows a birth always wins, and a stale one never does (docs/SYNC.md).
+  #connectAt = 0;
+
   #status(state: 'online' | 'offline'): Uint8Array {
     const s = this.#o.status();
     const lists = this.#o.store.activeSlot < 0 && this.#o.store.version === 0 ? [] : [{ list: this.#o.list, epoch: this.#o.store.epoch, version: this.#o.store.version }];
-    return encodeGateStatus({ ...s, gate: this.#o.gate, state, lists, at: this.#o.time.read().now });
+    return encodeGateStatus({ ...s, gate: this.#o.gate, state, lists, at: this.#connectAt });
   }
 
   #connect(): void {
     if (this.#closed || this.#connected || this.#connecting) return;
     this.#connecting = true;
+    this.#connectAt = this.#o.time.read().now;
     this.#o.net.connect({
       clientId: this.#o.gate,
       keepAliveSeconds: this.#c.keepAliveSeconds,

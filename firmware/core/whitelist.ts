@@ -100,7 +100,7 @@ export class Whitelist {
    */
   grantStage(g: number, line: number, direction: number, lane: number, now: number): number {
     if (g === NONE16) return STAGE_NONE;
-    const o = this.overlay.grantOffset(g);
+    const o = this.#overlayGrant(g);
     let masks: number;
     let from: number;
     let until: number;
@@ -147,6 +147,8 @@ export class Whitelist {
     return this.base !== null && id < this.base.institutionCount && this.base.institutionSuspended(id);
   }
   industryGrant(id: number): number {
+    const d = this.overlay.industryDefinedGrant(id);
+    if (d >= 0) return d;
     return this.base !== null && id < this.base.industryCount ? this.base.industryGrant(id) : NONE16;
   }
   industrySuspended(id: number): boolean {
@@ -155,33 +157,43 @@ export class Whitelist {
     return this.base !== null && id < this.base.industryCount && this.base.industrySuspended(id);
   }
 
+  /**
+   * Overlay offset of a grant defined by a delta, or -1. Deltas define only ids
+   * beyond the base image's grants (the central never redefines one), so a
+   * base grant always comes from the base.
+   */
+  #overlayGrant(g: number): number {
+    if (this.base !== null && g < this.base.grantCount) return -1;
+    return this.overlay.grantOffset(g);
+  }
+
   /** True if grant id exists in either layer. */
   hasGrant(g: number): boolean {
-    return g !== NONE16 && (this.overlay.grantOffset(g) >= 0 || (this.base !== null && g < this.base.grantCount));
+    return g !== NONE16 && ((this.base !== null && g < this.base.grantCount) || this.overlay.grantOffset(g) >= 0);
   }
   grantMasks(g: number): number {
-    const o = this.overlay.grantOffset(g);
+    const o = this.#overlayGrant(g);
     if (o >= 0) return this.overlay.grantView.getUint8(o);
     return this.base !== null && g < this.base.grantCount ? this.base.grantMasks(g) : 0;
   }
   grantApbGroup(g: number): number {
-    const o = this.overlay.grantOffset(g);
+    const o = this.#overlayGrant(g);
     if (o >= 0) return this.overlay.grantView.getUint8(o + 2);
     return this.base !== null && g < this.base.grantCount ? this.base.grantApbGroup(g) : 0;
   }
   grantValidFrom(g: number): number {
-    const o = this.overlay.grantOffset(g);
+    const o = this.#overlayGrant(g);
     if (o >= 0) return this.overlay.grantView.getUint32(o + 4, true);
     return this.base !== null && g < this.base.grantCount ? this.base.grantValidFrom(g) : 0;
   }
   grantValidUntil(g: number): number {
-    const o = this.overlay.grantOffset(g);
+    const o = this.#overlayGrant(g);
     if (o >= 0) return this.overlay.grantView.getUint32(o + 8, true);
     return this.base !== null && g < this.base.grantCount ? this.base.grantValidUntil(g) : UNBOUNDED_UNTIL;
   }
   /** Schedules live only in the base image; an overlay grant may reference them. 0xFF = none. */
   grantScheduleAllows(g: number, utcSeconds: number): boolean {
-    const o = this.overlay.grantOffset(g);
+    const o = this.#overlayGrant(g);
     const s = o >= 0 ? this.overlay.grantView.getUint8(o + 1) : this.base !== null && g < this.base.grantCount ? this.base.grantSchedule(g) : 0xff;
     if (s === 0xff) return true;
     if (this.base === null || s >= this.base.scheduleCount) return false; // a dangling schedule never opens a gate

@@ -241,7 +241,9 @@ export type DeltaOpSpec =
   | { readonly op: 'suspendInstitution' | 'resumeInstitution'; readonly institution: number }
   | { readonly op: 'suspendIndustry' | 'resumeIndustry'; readonly industry: number }
   | { readonly op: 'defineGrant'; readonly id: number; readonly grant: GrantSpec }
-  | { readonly op: 'defineInstitution'; readonly institution: number; readonly industry?: number; readonly grant?: number };
+  | { readonly op: 'defineInstitution'; readonly institution: number; readonly industry?: number; readonly grant?: number }
+  | { readonly op: 'defineIndustry'; readonly industry: number; readonly grant?: number }
+  | { readonly op: 'noop' };
 
 export function encodeDeltaRecords(ops: readonly DeltaOpSpec[]): Uint8Array {
   const out = new Uint8Array(ops.length * DELTA_RECORD_BYTES);
@@ -284,6 +286,15 @@ export function encodeDeltaRecords(ops: readonly DeltaOpSpec[]): Uint8Array {
         v.setUint16(at + 2, o.institution, true);
         v.setUint16(at + 12, o.industry ?? NONE16, true);
         v.setUint16(at + 14, o.grant ?? NONE16, true);
+        break;
+      case 'defineIndustry':
+        v.setUint8(at, DeltaOp.defineIndustry);
+        v.setUint16(at + 2, o.industry, true);
+        v.setUint16(at + 12, NONE16, true);
+        v.setUint16(at + 14, o.grant ?? NONE16, true);
+        break;
+      case 'noop':
+        v.setUint8(at, DeltaOp.noop);
         break;
     }
   });

@@ -50,6 +50,8 @@ export function scenario(): fc.Arbitrary<Scenario> {
         fc.record({ op: fc.constantFrom('suspendInstitution' as const, 'resumeInstitution' as const), institution: fc.integer({ min: 0, max: nInst + 1 }) }),
         fc.record({ op: fc.constantFrom('suspendIndustry' as const, 'resumeIndustry' as const), industry: fc.integer({ min: 0, max: nInd + 1 }) }),
         fc.record({ op: fc.constant('defineGrant' as const), id: fc.integer({ min: 8, max: 12 }), grant: g }),
+        fc.record({ op: fc.constant('defineIndustry' as const), industry: fc.integer({ min: 0, max: nInd + 1 }), grant: fc.integer({ min: 0, max: 12 }) }, { requiredKeys: ['op', 'industry'] }),
+        fc.constant({ op: 'noop' as const }),
         fc.record({ op: fc.constant('defineInstitution' as const), institution: fc.integer({ min: 0, max: nInst + 1 }), industry: fc.integer({ min: 0, max: nInd }), grant: fc.integer({ min: 0, max: 12 }) }, { requiredKeys: ['op', 'institution'] }),
       );
       const tap: fc.Arbitrary<TapJson> = fc.record({

@@ -23,7 +23,7 @@ interface Inst {
   override: Override;
 }
 interface Ind {
-  grant?: GrantJson;
+  grant?: GrantRef;
   baseSuspended: boolean;
   override: Override;
 }
@@ -88,6 +88,13 @@ export function referenceRun(s: Scenario): ScenarioResult {
         case 'defineGrant':
           if (o.id >= baseGrantCount) grantsById.set(o.id, o.grant);
           break;
+        case 'defineIndustry': {
+          const i = inds.get(o.industry) ?? { baseSuspended: false, override: 'none' as Override };
+          inds.set(o.industry, { ...i, grant: o.grant });
+          break;
+        }
+        case 'noop':
+          break;
         case 'defineInstitution': {
           const i = insts.get(o.institution) ?? { baseSuspended: false, override: 'none' as Override };
           insts.set(o.institution, { ...i, industry: o.industry, grant: o.grant });
@@ -136,7 +143,7 @@ export function referenceRun(s: Scenario): ScenarioResult {
     const levels: [number, GrantJson | undefined][] = [
       [1, resolve(c.grant)],
       [2, resolve(inst?.grant)],
-      [3, ind?.grant],
+      [3, resolve(ind?.grant)],
     ];
     const individualOnly = action === 'individual';
     const reasons = [Reason.wrong_line, Reason.wrong_direction, Reason.wrong_lane, Reason.outside_validity, Reason.outside_schedule];

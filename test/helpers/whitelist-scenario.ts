@@ -37,7 +37,9 @@ export type DeltaOpJson =
   | { op: 'suspendInstitution' | 'resumeInstitution'; institution: number }
   | { op: 'suspendIndustry' | 'resumeIndustry'; industry: number }
   | { op: 'defineGrant'; id: number; grant: GrantJson }
-  | { op: 'defineInstitution'; institution: number; industry?: number; grant?: number };
+  | { op: 'defineInstitution'; institution: number; industry?: number; grant?: number }
+  | { op: 'defineIndustry'; industry: number; grant?: number }
+  | { op: 'noop' };
 
 export interface TapJson {
   key: string;

@@ -1,0 +1,455 @@
+// The reference central (docs/SYNC.md, the central's side): keeps the
+// registry and the event store, publishes signed deltas and heads, serves
+// sync requests, stores event batches exactly once and acks them, and tracks
+// gate presence. Node only; MQTT through MQTT.js (clean session, its own
+// reconnect).
+//
+// Flow of a change: a registry mutation commits → its signed delta(s) go out
+// on lists/<list>/delta at once → the new image is built off the same tick
+// (about a second at 250k credentials; adaptive back-off while changes keep
+// coming) → the signed head for the new version is published, retained. So a
+// revocation reaches the gates before the image work starts.
+
+import mqtt, { type MqttClient } from 'mqtt';
+import { Head, LIMITS, decodeCommandResult, decodeEventBatch, decodeGateStatus, decodeSyncRequest, encodeChunk, encodeEventAck, encodeManifest, type CommandResultMessage, type GateStatusMessage, type HeadMessage, type SyncRequestMessage } from '../../protocol/messages.js';
+import { toHex } from '../../protocol/hex.js';
+import { Topics } from '../../protocol/topics.js';
+import { Ed25519Signer, nodeCrypto } from '../node-crypto.js';
+import { EventStore } from './event-store.js';
+import { buildImageFromTables, chunkImage, type ChunkedImage } from './image-builder.js';
+import { generateKeys, type CentralKeys } from './keys.js';
+import { Registry, type CommitInfo } from './registry.js';
+
+export interface CentralOptions {
+  /** A registry database path (or ':memory:'), or an open Registry (then the caller closes it). */
+  readonly db: string | Registry;
+  /** Ed25519 secret key (32 bytes) for heads and deltas. */
+  readonly signingKey: Uint8Array;
+  /** 32 bytes: credential keys (protocol/credential-key.ts). */
+  readonly deploymentKey: Uint8Array;
+  /** mqtt://host:port */
+  readonly brokerUrl: string;
+  readonly topicRoot?: string;
+  /** The list this central serves (default 'main'). */
+  readonly list?: string;
+  /** Re-sign the head this often even without changes (default 60). */
+  readonly headIntervalSeconds?: number;
+  /** Head lifetime: expires = issuedAt + this (default 86400). */
+  readonly headLifetimeSeconds?: number;
+  /** Image chunk size, a multiple of 16 up to 16384 (default 16384). */
+  readonly chunkSize?: number;
+  /** UTC seconds (default: the system clock). */
+  readonly clock?: () => number;
+  /** Event store (default: on the registry's database). */
+  readonly events?: EventStore;
+  readonly clientId?: string;
+  /** How long start() waits for the first connection (default 10,000 ms). */
+  readonly connectTimeoutMs?: number;
+  /** Diagnostics (default: none). */
+  readonly log?: (line: string) => void;
+}
+
+export interface CentralStats {
+  /** Messages received, per topic kind (events, sync, status, cmdres). */
+  readonly received: Record<string, number>;
+  /** Messages refused, per `<kind>.<reason>` (decoder error codes, gate_mismatch, unknown_list, ...). */
+  readonly rejected: Record<string, number>;
+  readonly ingest: { batches: number; stored: number; duplicates: number; readonly problems: Record<string, number> };
+  readonly published: { heads: number; deltas: number; deltaReplies: number; manifests: number; chunks: number; acks: number; errors: number };
+  /** Status messages older than the one held (presence rule). */
+  presenceIgnored: number;
+  readonly images: { builds: number; failures: number; lastBuildMs: number };
+  connects: number;
+  connectionErrors: number;
+}
+
+export interface PresenceEntry {
+  readonly status: GateStatusMessage;
+  /** Central clock (UTC seconds) when it was received. */
+  readonly receivedAt: number;
+}
+
+export interface CentralImage {
+  readonly epoch: number;
+  readonly version: number;
+  readonly bytes: Uint8Array;
+  readonly chunked: ChunkedImage;
+}
+
+interface ImageState extends CentralImage {
+  readonly manifest: Uint8Array;
+  readonly chunkMessages: (Uint8Array | undefined)[];
+}
+
+const u8 = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+const defaultClock = (): number => Math.floor(Date.now() / 1000);
+const COMMAND_RESULTS_KEPT = 1000;
+
+export class Central {
+  readonly registry: Registry;
+  readonly events: EventStore;
+  readonly topics: Topics;
+  readonly list: string;
+  readonly stats: CentralStats = {
+    received: {},
+    rejected: {},
+    ingest: { batches: 0, stored: 0, duplicates: 0, problems: {} },
+    published: { heads: 0, deltas: 0, deltaReplies: 0, manifests: 0, chunks: 0, acks: 0, errors: 0 },
+    presenceIgnored: 0,
+    images: { builds: 0, failures: 0, lastBuildMs: 0 },
+    connects: 0,
+    connectionErrors: 0,
+  };
+  /** The latest command results, by nonce (hex). */
+  readonly commandResults = new Map<string, CommandResultMessage>();
+
+  readonly #o: CentralOptions;
+  readonly #signer: Ed25519Signer;
+  readonly #clock: () => number;
+  readonly #chunkSize: number;
+  readonly #headInterval: number;
+  readonly #headLifetime: number;
+  readonly #ownRegistry: boolean;
+  readonly #ownEvents: boolean;
+  readonly #presence = new Map<string, PresenceEntry>();
+  readonly #unlisten: () => void;
+  #client: MqttClient | null = null;
+  #image: ImageState | null = null;
+  #head: HeadMessage | null = null;
+  #headTimer: ReturnType<typeof setInterval> | null = null;
+  #buildTimer: ReturnType<typeof setTimeout> | null = null;
+  #lastBuildEnd = 0;
+  #closed = false;
+  #abortStart: (() => void) | null = null;
+
+  constructor(options: CentralOptions) {
+    this.#o = options;
+    this.#signer = new Ed25519Signer(options.signingKey);
+    this.#clock = options.clock ?? defaultClock;
+    this.list = options.list ?? 'main';
+    this.topics = new Topics(options.topicRoot ?? 'subline');
+    this.#chunkSize = options.chunkSize ?? LIMITS.chunkBytes;
+    if (!Number.isInteger(this.#chunkSize) || this.#chunkSize < 16 || this.#chunkSize > LIMITS.chunkBytes || this.#chunkSize % 16 !== 0) throw new Error(`central: chunkSize must be a multiple of 16 in 16..${LIMITS.chunkBytes}`);
+    this.#headInterval = options.headIntervalSeconds ?? 60;
+    this.#headLifetime = options.headLifetimeSeconds ?? 86400;
+    if (!(this.#headInterval > 0)) throw new Error('central: headIntervalSeconds must be > 0');
+    if (!Number.isInteger(this.#headLifetime) || this.#headLifetime <= this.#headInterval) throw new Error('central: headLifetimeSeconds must be an integer > headIntervalSeconds');
+    this.#ownRegistry = typeof options.db === 'string';
+    if (typeof options.db === 'string') this.registry = new Registry(options.db, { signingKey: options.signingKey, deploymentKey: options.deploymentKey, clock: this.#clock, list: this.list });
+    else {
+      this.registry = options.db;
+      this.registry.setKeys({ signingKey: options.signingKey, deploymentKey: options.deploymentKey });
+    }
+    this.registry.createList(this.list);
+    this.#ownEvents = options.events === undefined;
+    this.events = options.events ?? new EventStore(this.registry.db);
+    this.#unlisten = this.registry.onCommit((c) => this.#onCommit(c));
+  }
+
+  static generateKeys(): CentralKeys {
+    return generateKeys();
+  }
+
+  get publicKey(): Uint8Array {
+    return this.#signer.publicKey;
+  }
+
+  /** The latest head published (null before start). */
+  get head(): HeadMessage | null {
+    return this.#head;
+  }
+
+  /** The image the latest head names. */
+  get image(): CentralImage | null {
+    return this.#image;
+  }
+
+  get connected(): boolean {
+    return this.#client?.connected ?? false;
+  }
+
+  presence(gate: string): PresenceEntry | undefined {
+    return this.#presence.get(gate);
+  }
+
+  gates(): PresenceEntry[] {
+    return [...this.#presence.values()];
+  }
+
+  /** Builds the image, connects, subscribes, publishes the head; resolves once connected. */
+  async start(): Promise<void> {
+    if (this.#client !== null) throw new Error('central: already started');
+    this.#closed = false;
+    this.#rebuild();
+    const client = mqtt.connect(this.#o.brokerUrl, {
+      clientId: this.#o.clientId ?? `subline-central-${toHex(nodeCrypto.sha256(this.#signer.publicKey)).slice(0, 8)}-${process.pid}`,
+      clean: true,
+      reconnectPeriod: 1000,
+      resubscribe: false,
+      connectTimeout: 10_000,
+      keepalive: 30,
+    });
+    this.#client = client;
+    client.on('connect', () => this.#onConnect(client));
+    client.on('message', (topic, payload) => this.#onMessage(topic, payload));
+    client.on('error', (e) => {
+      this.stats.connectionErrors++;
+      this.#log(`mqtt: ${e.message}`);
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timeout = this.#o.connectTimeoutMs ?? 10_000;
+      const giveUp = (why: string) => {
+        clearTimeout(timer);
+        client.off('connect', ok);
+        this.#abortStart = null;
+        if (this.#client === client) this.#client = null;
+        client.end(true);
+        reject(new Error(why));
+      };
+      const timer = setTimeout(() => giveUp(`central: no connection to ${this.#o.brokerUrl} within ${timeout} ms`), timeout);
+      const ok = () => {
+        clearTimeout(timer);
+        this.#abortStart = null;
+        resolve();
+      };
+      this.#abortStart = () => giveUp('central: closed while starting');
+      client.once('connect', ok);
+    });
+    this.#headTimer = setInterval(() => this.#publishHead(), this.#headInterval * 1000);
+  }
+
+  /** Stops the timers and the MQTT client; closes the databases it opened. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abortStart?.();
+    this.#unlisten();
+    if (this.#headTimer !== null) clearInterval(this.#headTimer);
+    if (this.#buildTimer !== null) clearTimeout(this.#buildTimer);
+    this.#headTimer = null;
+    this.#buildTimer = null;
+    const client = this.#client;
+    this.#client = null;
+    if (client !== null) {
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => client.end(true, () => resolve()), 2000);
+        client.end(false, () => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    }
+    if (this.#ownEvents) this.events.close();
+    if (this.#ownRegistry) this.registry.close();
+  }
+
+  /** Re-signs and publishes the head now (the heartbeat does this every headIntervalSeconds). */
+  publishHead(): HeadMessage | null {
+    return this.#publishHead();
+  }
+
+  // ---------------------------------------------------------------- outgoing
+
+  #log(line: string): void {
+    this.#o.log?.(line);
+  }
+
+  #count(map: Record<string, number>, key: string): void {
+    map[key] = (map[key] ?? 0) + 1;
+  }
+
+  #publish(topic: string, payload: Uint8Array, retain = false): boolean {
+    const client = this.#client;
+    if (client === null) return false;
+    client.publish(topic, buf(payload), { qos: 1, retain }, (err) => {
+      if (err !== undefined && err !== null) {
+        this.stats.published.errors++;
+        this.#log(`publish ${topic}: ${err.message}`);
+      }
+    });
+    return true;
+  }
+
+  #onConnect(client: MqttClient): void {
+    if (client !== this.#client) return;
+    this.stats.connects++;
+    const t = this.topics;
+    client.subscribe([t.allGates('sync'), t.allGates('events'), t.allGates('status'), t.allGates('cmdres')], { qos: 1 }, (err) => {
+      if (err !== undefined && err !== null) this.#log(`subscribe: ${err.message}`);
+    });
+    // Retained state may be gone (a broker without persistence restarted): publish the head again.
+    this.#publishHead();
+  }
+
+  #onCommit(c: CommitInfo): void {
+    if (this.#closed || c.list !== this.list) return;
+    for (const d of c.deltas) if (this.#publish(this.topics.list(this.list, 'delta'), d.envelope)) this.stats.published.deltas++;
+    this.#scheduleBuild();
+  }
+
+  /**
+   * The image (and head) after changes: after the deltas have been written
+   * (mqtt-packet uncorks on the next tick, before any timer), and no sooner
+   * than the last build took after it ended, so builds use at most half the time.
+   */
+  #scheduleBuild(): void {
+    if (this.#buildTimer !== null || this.#closed) return;
+    const wait = Math.max(0, this.#lastBuildEnd + Math.min(this.stats.images.lastBuildMs, 5000) - Date.now());
+    this.#buildTimer = setTimeout(() => {
+      this.#buildTimer = null;
+      if (this.#closed) return;
+      if (this.#rebuild()) this.#publishHead();
+    }, wait);
+  }
+
+  /** Builds the current version's image; false (old image kept) if it cannot be built. */
+  #rebuild(): boolean {
+    const started = Date.now();
+    try {
+      const tables = this.registry.tables(this.list);
+      if (this.#image !== null && this.#image.epoch === tables.epoch && this.#image.version === tables.version) return true;
+      const bytes = buildImageFromTables(tables);
+      const chunked = chunkImage(bytes, this.#chunkSize, nodeCrypto);
+      if (chunked.chunks.length > LIMITS.maxChunks) throw new Error(`image of ${bytes.length} bytes needs ${chunked.chunks.length} chunks (at most ${LIMITS.maxChunks})`);
+      const manifest = encodeManifest({ list: this.list, epoch: tables.epoch, version: tables.version, imageSize: bytes.length, chunkSize: this.#chunkSize, hashes: chunked.hashes });
+      this.#image = { epoch: tables.epoch, version: tables.version, bytes, chunked, manifest, chunkMessages: new Array<Uint8Array | undefined>(chunked.chunks.length) };
+      this.stats.images.builds++;
+      return true;
+    } catch (e) {
+      this.stats.images.failures++;
+      this.#log(`image build failed: ${e instanceof Error ? e.message : String(e)}`);
+      return false;
+    } finally {
+      this.#lastBuildEnd = Date.now();
+      this.stats.images.lastBuildMs = this.#lastBuildEnd - started;
+    }
+  }
+
+  #publishHead(): HeadMessage | null {
+    const img = this.#image;
+    if (img === null || this.#closed) return null;
+    const issuedAt = this.#clock();
+    const head: HeadMessage = {
+      list: this.list,
+      epoch: img.epoch,
+      version: img.version,
+      issuedAt,
+      expires: issuedAt + this.#headLifetime,
+      imageSize: img.bytes.length,
+      chunkSize: this.#chunkSize,
+      imageRoot: img.chunked.root,
+    };
+    this.#head = head;
+    if (this.#publish(this.topics.list(this.list, 'head'), this.#signer.seal(Head, head), true)) this.stats.published.heads++;
+    return head;
+  }
+
+  // ---------------------------------------------------------------- incoming
+
+  #onMessage(topic: string, payload: Buffer): void {
+    try {
+      const parsed = this.topics.parse(topic);
+      if (!parsed.ok) return this.#count(this.stats.rejected, `topic.${parsed.error.code}`);
+      const p = parsed.value;
+      if (p.scope !== 'gate') return this.#count(this.stats.rejected, 'topic.unexpected');
+      this.#count(this.stats.received, p.kind);
+      const bytes = u8(payload);
+      switch (p.kind) {
+        case 'sync':
+          return this.#onSync(p.gate, bytes);
+        case 'events':
+          return this.#onEvents(p.gate, bytes);
+        case 'status':
+          return this.#onStatus(p.gate, bytes);
+        case 'cmdres':
+          return this.#onCommandResult(p.gate, bytes);
+        default:
+          return this.#count(this.stats.rejected, `${p.kind}.unexpected`);
+      }
+    } catch (e) {
+      // Nothing a gate sends may stop the central.
+      this.#count(this.stats.rejected, 'internal.exception');
+      this.#log(`message on ${topic}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  #onSync(gate: string, bytes: Uint8Array): void {
+    const r = decodeSyncRequest(bytes);
+    if (!r.ok) return this.#count(this.stats.rejected, `sync.${r.error.code}`);
+    const q: SyncRequestMessage = r.value;
+    if (q.gate !== gate) return this.#count(this.stats.rejected, 'sync.gate_mismatch');
+    if (q.list !== this.list) return this.#count(this.stats.rejected, 'sync.unknown_list');
+    const data = this.topics.gate(gate, 'data');
+    if (q.want === 'deltas') {
+      const l = this.registry.list(this.list);
+      if (q.epoch !== l.epoch) return this.#count(this.stats.rejected, 'sync.wrong_epoch');
+      const from = Math.max(1, q.from);
+      const count = q.count - (from - q.from);
+      if (count <= 0) return;
+      for (const d of this.registry.deltas(this.list, l.epoch, from, count)) if (this.#publish(data, d.envelope)) this.stats.published.deltaReplies++;
+      return;
+    }
+    const img = this.#image;
+    if (img === null) return this.#count(this.stats.rejected, 'sync.no_image');
+    if (q.want === 'manifest') {
+      // Always the latest image: the gate ignores it if its version differs and follows the newer head.
+      if (this.#publish(data, img.manifest)) this.stats.published.manifests++;
+      return;
+    }
+    if (q.epoch !== img.epoch || q.version !== img.version) return this.#count(this.stats.rejected, 'sync.not_latest');
+    const end = Math.min(img.chunked.chunks.length, q.from + q.count);
+    for (let i = q.from; i < end; i++) {
+      let m = img.chunkMessages[i];
+      if (m === undefined) {
+        m = encodeChunk({ list: this.list, epoch: img.epoch, version: img.version, index: i, data: img.chunked.chunks[i] as Uint8Array });
+        img.chunkMessages[i] = m;
+      }
+      if (this.#publish(data, m)) this.stats.published.chunks++;
+    }
+    if (q.from >= img.chunked.chunks.length) this.#count(this.stats.rejected, 'sync.chunk_range');
+  }
+
+  #onEvents(gate: string, bytes: Uint8Array): void {
+    const r = decodeEventBatch(bytes);
+    if (!r.ok) return this.#count(this.stats.rejected, `events.${r.error.code}`);
+    const b = r.value;
+    if (b.gate !== gate) return this.#count(this.stats.rejected, 'events.gate_mismatch');
+    const res = this.events.ingest(b);
+    const s = this.stats.ingest;
+    s.batches++;
+    s.stored += res.stored;
+    s.duplicates += res.duplicates;
+    if (res.problem !== undefined) this.#count(s.problems, res.problem);
+    if (res.ack !== null && this.#publish(this.topics.gate(gate, 'ack'), encodeEventAck({ gate, epoch: res.ack.epoch, seq: res.ack.seq, chain: res.ack.chain }))) this.stats.published.acks++;
+  }
+
+  #onStatus(gate: string, bytes: Uint8Array): void {
+    if (bytes.length === 0) return this.#count(this.stats.rejected, 'status.empty'); // a cleared retained status
+    const r = decodeGateStatus(bytes);
+    if (!r.ok) return this.#count(this.stats.rejected, `status.${r.error.code}`);
+    const s = r.value;
+    if (s.gate !== gate) return this.#count(this.stats.rejected, 'status.gate_mismatch');
+    const cur = this.#presence.get(gate)?.status;
+    // Highest boot wins; equal boot: the later `at`, and for the same `at` the later arrival
+    // (a will is built with the connect time, so it usually carries its birth's `at`).
+    if (cur !== undefined && (s.boot < cur.boot || (s.boot === cur.boot && s.at < cur.at))) {
+      this.stats.presenceIgnored++;
+      return;
+    }
+    this.#presence.set(gate, { status: s, receivedAt: this.#clock() });
+  }
+
+  #onCommandResult(gate: string, bytes: Uint8Array): void {
+    const r = decodeCommandResult(bytes);
+    if (!r.ok) return this.#count(this.stats.rejected, `cmdres.${r.error.code}`);
+    if (r.value.gate !== gate) return this.#count(this.stats.rejected, 'cmdres.gate_mismatch');
+    const k = toHex(r.value.nonce);
+    this.commandResults.delete(k);
+    this.commandResults.set(k, r.value);
+    if (this.commandResults.size > COMMAND_RESULTS_KEPT) {
+      const oldest = this.commandResults.keys().next().value;
+      if (oldest !== undefined) this.commandResults.delete(oldest);
+    }
+  }
+}

@@ -1,0 +1,780 @@
+// The central's registry: industries, institutions, subjects, credentials,
+// grants, suspensions and schedules in SQLite (better-sqlite3, WAL), and the
+// whitelist lists built from them (docs/SYNC.md).
+//
+// Every mutation is one transaction that validates its input first (a
+// RegistryError names the field; nothing is half-applied), writes the change,
+// computes the delta records a gate needs (protocol/whitelist-format.ts
+// DeltaOp), bumps the version of every list by one, and stores the signed
+// delta. Listeners (the Central) hear about each commit after it is durable.
+//
+// Choices worth knowing:
+// - Ids of industries, institutions, grants and schedules are assigned once,
+//   densely from 0, and never reused: the id is the index in every image. A
+//   grant that nothing refers to any more is retired (kept as a null entry).
+// - Grants are deduplicated by their 16-byte record: the same rights share
+//   one id.
+// - A change that means nothing to a gate (a subject without credentials, a
+//   schedule, ...) still makes a version, whose delta is the no-op record
+//   NOOP_RECORD (DeltaOp.noop): the protocol has no empty delta, and one
+//   version per committed change keeps image bytes fixed per version.
+// - A delta holds at most 1,024 records (16 KiB); a larger transaction (an
+//   import through bulk()) becomes several consecutive versions committed in
+//   the same SQLite transaction, split only between record groups (a
+//   credential's addCredential and its suspendSubject stay together).
+// - Images cannot say "subject suspended" or "revoked": credentials in either
+//   state are left out of the image (the gate answers unknown_credential);
+//   deltas say revoked / subject_suspended precisely.
+// - Raw credential ids are hashed with the deployment key on the way in and
+//   never stored.
+// - Limits of the delta format: no op carries a schedule (48 bytes), so gates
+//   that follow deltas learn a new schedule from their next image; a grant
+//   referring to a schedule a gate does not hold never opens (fails closed).
+
+import Database from 'better-sqlite3';
+import { credentialKey, MAX_RAW_ID_BYTES, type CredentialKindCode } from '../../protocol/credential-key.js';
+import { Delta } from '../../protocol/messages.js';
+import { fromHex, toHex } from '../../protocol/hex.js';
+import { DELTA_RECORD_BYTES, NONE16, NONE8, SCHEDULE_BYTES, UNBOUNDED_UNTIL, type Direction, type LaneKind, type Line } from '../../protocol/whitelist-format.js';
+import { isValidId } from '../../protocol/topics.js';
+import { Ed25519Signer, nodeCrypto } from '../node-crypto.js';
+import { encodeDeltaRecords, encodeGrant, type DeltaOpSpec, type GrantSpec, type TableModel } from './image-builder.js';
+
+export type SubjectKind = 'person' | 'vehicle' | 'goods';
+export type CredentialKind = 'card' | 'uhf';
+export type GrantLevel = 'individual' | 'institution' | 'industry';
+export type SuspensionLevel = 'subject' | 'institution' | 'industry';
+
+/** A credential by its raw id (hex string or bytes, hashed with the deployment key) or by its 8-byte key. */
+export type CredentialRef = { readonly kind: CredentialKind; readonly rawId: Uint8Array | string } | { readonly key: Uint8Array };
+
+export interface RegistryOptions {
+  /** 32 bytes; needed to enrol or revoke credentials by raw id. */
+  readonly deploymentKey?: Uint8Array;
+  /** Ed25519 secret key (32 bytes) that signs the deltas; needed for any mutation. */
+  readonly signingKey?: Uint8Array;
+  /** UTC seconds, for delta issuedAt and new list epochs. */
+  readonly clock?: () => number;
+  /** A list to create if missing (default: 'main' when the database has none). */
+  readonly list?: string;
+}
+
+export interface ListInfo {
+  readonly name: string;
+  readonly epoch: number;
+  readonly version: number;
+}
+
+export interface StoredDelta {
+  readonly list: string;
+  readonly epoch: number;
+  readonly version: number;
+  readonly issuedAt: number;
+  /** The signed envelope, byte for byte what is broadcast and served. */
+  readonly envelope: Uint8Array;
+  readonly records: Uint8Array;
+}
+
+/** One list's part of a committed transaction: the new versions' deltas in order (none for a re-created list). */
+export interface CommitInfo {
+  readonly list: string;
+  readonly epoch: number;
+  readonly version: number;
+  readonly deltas: readonly StoredDelta[];
+  /** True when the list was (re)created with a new epoch. */
+  readonly newEpoch: boolean;
+}
+
+export interface SubjectInfo {
+  readonly id: string;
+  readonly kind: SubjectKind;
+  readonly institution: number | null;
+  readonly name: string;
+  readonly suspended: boolean;
+  readonly grant: number | null;
+}
+
+export interface CredentialInfo {
+  readonly key: Uint8Array;
+  readonly subject: string;
+  readonly kind: CredentialKind;
+  readonly revoked: boolean;
+}
+
+export class RegistryError extends Error {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(message);
+    this.name = 'RegistryError';
+    this.field = field;
+  }
+}
+
+/** The record a version carries when its change means nothing to a gate (DeltaOp.noop). */
+export const NOOP_RECORD: DeltaOpSpec = { op: 'noop' };
+/** Records in one delta: the message carries at most 16 KiB of them. */
+export const MAX_DELTA_RECORDS = 1024;
+
+const SUBJECT_KINDS: readonly SubjectKind[] = ['person', 'vehicle', 'goods'];
+const CREDENTIAL_KINDS: readonly CredentialKind[] = ['card', 'uhf'];
+const GRANT_LEVELS: readonly GrantLevel[] = ['individual', 'institution', 'industry'];
+const SUSPENSION_LEVELS: readonly SuspensionLevel[] = ['subject', 'institution', 'industry'];
+const LINES: readonly Line[] = ['first', 'second'];
+const DIRECTIONS: readonly Direction[] = ['in', 'out'];
+const LANES: readonly LaneKind[] = ['person', 'vehicle', 'goods'];
+const SUBJECT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+const CODE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const MAX_ID = NONE16 - 1; // 0xFFFF means "none"
+const MAX_SCHEDULES = NONE8 - 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS industries (id INTEGER PRIMARY KEY, name TEXT NOT NULL, code TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS institutions (id INTEGER PRIMARY KEY, name TEXT NOT NULL, industry INTEGER REFERENCES industries(id));
+CREATE TABLE IF NOT EXISTS subjects (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('person', 'vehicle', 'goods')),
+  institution INTEGER REFERENCES institutions(id),
+  name TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS credentials (
+  key BLOB PRIMARY KEY CHECK (length(key) = 8),
+  subject TEXT NOT NULL REFERENCES subjects(id),
+  kind TEXT NOT NULL CHECK (kind IN ('card', 'uhf')),
+  revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS credentials_subject ON credentials(subject);
+-- spec and record are NULL for a retired grant (its id is never reused)
+CREATE TABLE IF NOT EXISTS grants (id INTEGER PRIMARY KEY, spec TEXT, record BLOB UNIQUE);
+CREATE TABLE IF NOT EXISTS grant_assignments (
+  level TEXT NOT NULL CHECK (level IN ('individual', 'institution', 'industry')),
+  target TEXT NOT NULL,
+  grant_id INTEGER NOT NULL REFERENCES grants(id),
+  PRIMARY KEY (level, target)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS grant_assignments_grant ON grant_assignments(grant_id);
+CREATE TABLE IF NOT EXISTS suspensions (
+  level TEXT NOT NULL CHECK (level IN ('subject', 'institution', 'industry')),
+  target TEXT NOT NULL,
+  active INTEGER NOT NULL,
+  PRIMARY KEY (level, target)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedules (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL CHECK (length(bytes) = 48));
+CREATE TABLE IF NOT EXISTS lists (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS deltas (
+  list TEXT NOT NULL REFERENCES lists(name),
+  epoch INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  issued_at INTEGER NOT NULL,
+  envelope BLOB NOT NULL,
+  records BLOB NOT NULL,
+  PRIMARY KEY (list, epoch, version)) WITHOUT ROWID;
+`;
+const SCHEMA_VERSION = '1';
+
+const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+const bytesOf = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b);
+const defaultClock = (): number => Math.floor(Date.now() / 1000);
+/** An upper-case hex digit from SQLite's hex(). */
+const nibble = (c: number): number => (c <= 57 ? c - 48 : c - 55);
+
+interface TxContext {
+  groups: DeltaOpSpec[][];
+  mutations: number;
+}
+
+function fail(op: string, field: string, problem: string): never {
+  throw new RegistryError(field, `${op}: ${field} ${problem}`);
+}
+
+function checkInput(op: string, input: unknown): void {
+  if (input === null || typeof input !== 'object') fail(op, 'input', 'must be an object');
+}
+
+function checkText(op: string, field: string, v: unknown, max = 200): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max || v.trim() !== v) fail(op, field, `must be a non-empty string of at most ${max} characters without surrounding spaces`);
+  return v;
+}
+
+function checkUint(op: string, field: string, v: unknown, max: number, min = 0): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(op, field, `must be an integer in ${min}..${max} (got ${String(v)})`);
+  return v;
+}
+
+function checkSubset<T extends string>(op: string, field: string, v: unknown, allowed: readonly T[]): T[] {
+  if (!Array.isArray(v) || v.length === 0) fail(op, field, `must be a non-empty array of ${allowed.join(' / ')}`);
+  const out: T[] = [];
+  for (const x of v as unknown[]) {
+    if (!(allowed as readonly unknown[]).includes(x)) fail(op, field, `contains '${String(x)}' (allowed: ${allowed.join(', ')})`);
+    if (!out.includes(x as T)) out.push(x as T);
+  }
+  return allowed.filter((a) => out.includes(a)); // canonical order
+}
+
+export class Registry {
+  readonly db: Database.Database;
+  readonly #clock: () => number;
+  #deploymentKey: Uint8Array | null = null;
+  #signer: Ed25519Signer | null = null;
+  #ctx: TxContext | null = null;
+  readonly #listeners = new Set<(c: CommitInfo) => void>();
+  readonly #s: ReturnType<Registry['prepare']>;
+
+  constructor(path: string, options: RegistryOptions = {}) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('foreign_keys = ON');
+    // FULL: a commit (and so an event ack) survives a power cut.
+    this.db.pragma('synchronous = FULL');
+    this.db.exec(SCHEMA);
+    const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
+    if (v === undefined) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
+    else if (v.value !== SCHEMA_VERSION) throw new Error(`registry ${path}: schema version ${v.value}, this build reads ${SCHEMA_VERSION}`);
+    this.#clock = options.clock ?? defaultClock;
+    this.#s = this.prepare();
+    this.setKeys(options);
+    if (options.list !== undefined) this.createList(options.list);
+    else if (this.lists().length === 0) this.createList('main');
+  }
+
+  private prepare() {
+    const p = (sql: string) => this.db.prepare(sql);
+    return {
+      industry: p('SELECT id, name, code FROM industries WHERE id = ?'),
+      industryByCode: p('SELECT id FROM industries WHERE code = ?'),
+      nextIndustry: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM industries'),
+      insertIndustry: p('INSERT INTO industries (id, name, code) VALUES (?, ?, ?)'),
+      institution: p('SELECT id, name, industry FROM institutions WHERE id = ?'),
+      nextInstitution: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM institutions'),
+      insertInstitution: p('INSERT INTO institutions (id, name, industry) VALUES (?, ?, ?)'),
+      subject: p('SELECT id, kind, institution, name FROM subjects WHERE id = ?'),
+      insertSubject: p('INSERT INTO subjects (id, kind, institution, name) VALUES (?, ?, ?, ?)'),
+      credential: p('SELECT key, subject, kind, revoked FROM credentials WHERE key = ?'),
+      insertCredential: p('INSERT INTO credentials (key, subject, kind, revoked) VALUES (?, ?, ?, 0)'),
+      reactivateCredential: p('UPDATE credentials SET subject = ?, kind = ?, revoked = 0 WHERE key = ?'),
+      revokeCredential: p('UPDATE credentials SET revoked = 1 WHERE key = ?'),
+      activeCredentialsOf: p('SELECT key FROM credentials WHERE subject = ? AND revoked = 0 ORDER BY key'),
+      credentialsOf: p('SELECT key, subject, kind, revoked FROM credentials WHERE subject = ? ORDER BY key'),
+      grantByRecord: p('SELECT id FROM grants WHERE record = ?'),
+      grant: p('SELECT id, spec FROM grants WHERE id = ?'),
+      nextGrant: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM grants'),
+      insertGrant: p('INSERT INTO grants (id, spec, record) VALUES (?, ?, ?)'),
+      retireGrants: p('UPDATE grants SET spec = NULL, record = NULL WHERE spec IS NOT NULL AND id NOT IN (SELECT grant_id FROM grant_assignments)'),
+      assignment: p('SELECT grant_id FROM grant_assignments WHERE level = ? AND target = ?'),
+      assign: p('INSERT INTO grant_assignments (level, target, grant_id) VALUES (?, ?, ?) ON CONFLICT (level, target) DO UPDATE SET grant_id = excluded.grant_id'),
+      unassign: p('DELETE FROM grant_assignments WHERE level = ? AND target = ?'),
+      suspension: p('SELECT active FROM suspensions WHERE level = ? AND target = ?'),
+      setSuspension: p('INSERT INTO suspensions (level, target, active) VALUES (?, ?, ?) ON CONFLICT (level, target) DO UPDATE SET active = excluded.active'),
+      nextSchedule: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM schedules'),
+      insertSchedule: p('INSERT INTO schedules (id, bytes) VALUES (?, ?)'),
+      scheduleCount: p('SELECT COUNT(*) AS n FROM schedules'),
+      lists: p('SELECT name, epoch, version FROM lists ORDER BY name'),
+      list: p('SELECT name, epoch, version FROM lists WHERE name = ?'),
+      insertList: p('INSERT INTO lists (name, epoch, version) VALUES (?, ?, 0)'),
+      renewList: p('UPDATE lists SET epoch = ?, version = 0 WHERE name = ?'),
+      setVersion: p('UPDATE lists SET version = ? WHERE name = ?'),
+      insertDelta: p('INSERT INTO deltas (list, epoch, version, issued_at, envelope, records) VALUES (?, ?, ?, ?, ?, ?)'),
+      deleteDeltas: p('DELETE FROM deltas WHERE list = ?'),
+      deltas: p('SELECT list, epoch, version, issued_at, envelope, records FROM deltas WHERE list = ? AND epoch = ? AND version >= ? AND version < ? ORDER BY version'),
+      // tables()
+      allGrants: p('SELECT id, spec FROM grants ORDER BY id'),
+      allIndustries: p(`SELECT i.id, a.grant_id, COALESCE(s.active, 0) AS suspended FROM industries i
+        LEFT JOIN grant_assignments a ON a.level = 'industry' AND a.target = CAST(i.id AS TEXT)
+        LEFT JOIN suspensions s ON s.level = 'industry' AND s.target = CAST(i.id AS TEXT) ORDER BY i.id`),
+      allInstitutions: p(`SELECT i.id, i.industry, a.grant_id, COALESCE(s.active, 0) AS suspended FROM institutions i
+        LEFT JOIN grant_assignments a ON a.level = 'institution' AND a.target = CAST(i.id AS TEXT)
+        LEFT JOIN suspensions s ON s.level = 'institution' AND s.target = CAST(i.id AS TEXT) ORDER BY i.id`),
+      // hex(key): 250k Buffers cost more than the whole join; one typed array holds all keys instead.
+      imageCredentials: p(`SELECT hex(c.key), sub.institution, a.grant_id FROM credentials c
+        JOIN subjects sub ON sub.id = c.subject
+        LEFT JOIN grant_assignments a ON a.level = 'individual' AND a.target = sub.id
+        LEFT JOIN suspensions s ON s.level = 'subject' AND s.target = sub.id AND s.active = 1
+        WHERE c.revoked = 0 AND s.target IS NULL`),
+      allSchedules: p('SELECT bytes FROM schedules ORDER BY id'),
+      counts: p(`SELECT (SELECT COUNT(*) FROM industries) AS industries, (SELECT COUNT(*) FROM institutions) AS institutions,
+        (SELECT COUNT(*) FROM subjects) AS subjects, (SELECT COUNT(*) FROM credentials WHERE revoked = 0) AS credentials,
+        (SELECT COUNT(*) FROM grants WHERE spec IS NOT NULL) AS grants, (SELECT COUNT(*) FROM schedules) AS schedules`),
+    };
+  }
+
+  /** Sets (or replaces) the keys; the Central calls this on a registry it is handed. */
+  setKeys(keys: { readonly deploymentKey?: Uint8Array; readonly signingKey?: Uint8Array }): void {
+    if (keys.deploymentKey !== undefined) {
+      if (!(keys.deploymentKey instanceof Uint8Array) || keys.deploymentKey.length !== 32) throw new RegistryError('deploymentKey', 'registry: deploymentKey must be 32 bytes');
+      this.#deploymentKey = keys.deploymentKey.slice();
+    }
+    if (keys.signingKey !== undefined) this.#signer = new Ed25519Signer(keys.signingKey);
+  }
+
+  get publicKey(): Uint8Array | null {
+    return this.#signer?.publicKey ?? null;
+  }
+
+  /** Called after every commit, once per list, in commit order. */
+  onCommit(listener: (c: CommitInfo) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  // ---------------------------------------------------------------- lists
+
+  lists(): ListInfo[] {
+    return this.#s.lists.all() as ListInfo[];
+  }
+
+  list(name = this.#defaultList()): ListInfo {
+    const l = this.#s.list.get(name) as ListInfo | undefined;
+    if (l === undefined) throw new RegistryError('list', `registry: no list '${name}'`);
+    return l;
+  }
+
+  version(list = this.#defaultList()): number {
+    return this.list(list).version;
+  }
+
+  #defaultList(): string {
+    const all = this.lists();
+    const main = all.find((l) => l.name === 'main');
+    return (main ?? all[0])?.name ?? 'main';
+  }
+
+  /** Creates a list at version 0 (its base is the registry as it is now). Idempotent. */
+  createList(name: string): ListInfo {
+    if (!isValidId(name)) throw new RegistryError('list', `createList: list '${name}' must be 1-32 characters of [a-z0-9_-]`);
+    const existing = this.#s.list.get(name) as ListInfo | undefined;
+    if (existing !== undefined) return existing;
+    this.#s.insertList.run(name, Math.max(1, this.#clock()));
+    const l = this.list(name);
+    this.#notify([{ list: name, epoch: l.epoch, version: 0, deltas: [], newEpoch: true }]);
+    return l;
+  }
+
+  /** Re-creates a list: a new epoch (> the old one), version 0, its deltas dropped. Gates pull a new image. */
+  recreateList(name: string): ListInfo {
+    const old = this.list(name);
+    this.db.transaction(() => {
+      this.#s.deleteDeltas.run(name);
+      this.#s.renewList.run(Math.max(old.epoch + 1, this.#clock()), name);
+    })();
+    const l = this.list(name);
+    this.#notify([{ list: name, epoch: l.epoch, version: 0, deltas: [], newEpoch: true }]);
+    return l;
+  }
+
+  /** Stored deltas `from .. from+count-1` of one epoch that exist, in order. */
+  deltas(list: string, epoch: number, from: number, count: number): StoredDelta[] {
+    const rows = this.#s.deltas.all(list, epoch, from, from + count) as { list: string; epoch: number; version: number; issued_at: number; envelope: Buffer; records: Buffer }[];
+    return rows.map((r) => ({ list: r.list, epoch: r.epoch, version: r.version, issuedAt: r.issued_at, envelope: bytesOf(r.envelope), records: bytesOf(r.records) }));
+  }
+
+  delta(list: string, version: number): StoredDelta | undefined {
+    return this.deltas(list, this.list(list).epoch, version, 1)[0];
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  counts(): { industries: number; institutions: number; subjects: number; credentials: number; grants: number; schedules: number } {
+    return this.#s.counts.get() as ReturnType<Registry['counts']>;
+  }
+
+  subject(id: string): SubjectInfo | undefined {
+    const s = this.#s.subject.get(id) as { id: string; kind: SubjectKind; institution: number | null; name: string } | undefined;
+    if (s === undefined) return undefined;
+    const g = this.#s.assignment.get('individual', id) as { grant_id: number } | undefined;
+    return { ...s, suspended: this.#suspended('subject', id), grant: g?.grant_id ?? null };
+  }
+
+  credentials(subject: string): CredentialInfo[] {
+    const rows = this.#s.credentialsOf.all(subject) as { key: Buffer; subject: string; kind: CredentialKind; revoked: number }[];
+    return rows.map((r) => ({ key: bytesOf(r.key), subject: r.subject, kind: r.kind, revoked: r.revoked !== 0 }));
+  }
+
+  credential(ref: CredentialRef): CredentialInfo | undefined {
+    const key = this.#keyOf('credential', ref);
+    const r = this.#s.credential.get(buf(key)) as { key: Buffer; subject: string; kind: CredentialKind; revoked: number } | undefined;
+    return r === undefined ? undefined : { key: bytesOf(r.key), subject: r.subject, kind: r.kind, revoked: r.revoked !== 0 };
+  }
+
+  /** The grant spec of an id; null if retired; undefined if never assigned. */
+  grantSpec(id: number): GrantSpec | null | undefined {
+    const g = this.#s.grant.get(id) as { id: number; spec: string | null } | undefined;
+    if (g === undefined) return undefined;
+    return g.spec === null ? null : (JSON.parse(g.spec) as GrantSpec);
+  }
+
+  /** The 8-byte key of a raw credential id under this deployment. */
+  credentialKey(kind: CredentialKind, rawId: Uint8Array | string): Uint8Array {
+    return this.#keyOf('credential', { kind, rawId });
+  }
+
+  /** The tables of the list's current version, for buildImageFromTables. */
+  tables(list = this.#defaultList()): TableModel {
+    return this.db.transaction(() => {
+      const l = this.list(list);
+      const grants = (this.#s.allGrants.all() as { id: number; spec: string | null }[]).map((g) => (g.spec === null ? null : (JSON.parse(g.spec) as GrantSpec)));
+      const industries = (this.#s.allIndustries.raw().all() as [number, number | null, number][]).map(([, grant, suspended]) => ({ grant: grant ?? undefined, suspended: suspended !== 0 }));
+      const institutions = (this.#s.allInstitutions.raw().all() as [number, number | null, number | null, number][]).map(([, industry, grant, suspended]) => ({
+        industry: industry ?? undefined,
+        grant: grant ?? undefined,
+        suspended: suspended !== 0,
+      }));
+      const rows = this.#s.imageCredentials.raw().all() as [string, number | null, number | null][];
+      const keys = new Uint8Array(rows.length * 8);
+      const credentials = rows.map(([hex, institution, grant], i) => {
+        for (let j = 0; j < 8; j++) keys[i * 8 + j] = (nibble(hex.charCodeAt(2 * j)) << 4) | nibble(hex.charCodeAt(2 * j + 1));
+        return { key: keys.subarray(i * 8, i * 8 + 8), institution: institution ?? undefined, grant: grant ?? undefined };
+      });
+      const schedules = (this.#s.allSchedules.raw().all() as [Buffer][]).map(([b]) => bytesOf(b));
+      return { epoch: l.epoch, version: l.version, grants, industries, institutions, credentials, schedules };
+    })();
+  }
+
+  // ---------------------------------------------------------------- mutations
+
+  /** Applies many mutations as one transaction (one version, or several if the records exceed one delta). */
+  bulk<T>(fn: (registry: this) => T): T {
+    return this.#mutate('bulk', false, () => fn(this));
+  }
+
+  addIndustry(input: { readonly name: string; readonly code: string }): number {
+    return this.#mutate('addIndustry', true, () => {
+      const op = 'addIndustry';
+      checkInput(op, input);
+      const name = checkText(op, 'name', input.name);
+      const code = input.code;
+      if (typeof code !== 'string' || !CODE.test(code)) fail(op, 'code', 'must be 1-32 characters of [a-z0-9_-]');
+      if (this.#s.industryByCode.get(code) !== undefined) fail(op, 'code', `'${code}' is already used`);
+      const id = (this.#s.nextIndustry.get() as { n: number }).n;
+      if (id > MAX_ID) fail(op, 'id', 'space exhausted (65535 industries)');
+      this.#s.insertIndustry.run(id, name, code);
+      // A new industry has no grant and is not suspended, which is what the gate assumes of an unknown id.
+      this.#push([{ op: 'defineIndustry', industry: id }]);
+      return id;
+    });
+  }
+
+  addInstitution(input: { readonly name: string; readonly industry?: number | null }): number {
+    return this.#mutate('addInstitution', true, () => {
+      const op = 'addInstitution';
+      checkInput(op, input);
+      const name = checkText(op, 'name', input.name);
+      const industry = input.industry ?? null;
+      if (industry !== null) this.#checkIndustry(op, 'industry', industry);
+      const id = (this.#s.nextInstitution.get() as { n: number }).n;
+      if (id > MAX_ID) fail(op, 'id', 'space exhausted (65535 institutions)');
+      this.#s.insertInstitution.run(id, name, industry);
+      this.#push([{ op: 'defineInstitution', institution: id, industry: industry ?? undefined }]);
+      return id;
+    });
+  }
+
+  addSubject(input: { readonly id: string; readonly kind: SubjectKind; readonly institution?: number | null; readonly name: string }): string {
+    return this.#mutate('addSubject', true, () => {
+      const op = 'addSubject';
+      checkInput(op, input);
+      const id = input.id;
+      if (typeof id !== 'string' || !SUBJECT_ID.test(id)) fail(op, 'id', 'must be 1-64 characters of [A-Za-z0-9._:-], starting with a letter or digit');
+      if (!SUBJECT_KINDS.includes(input.kind)) fail(op, 'kind', `must be one of ${SUBJECT_KINDS.join(', ')}`);
+      const name = checkText(op, 'name', input.name);
+      const institution = input.institution ?? null;
+      if (institution !== null) this.#checkInstitution(op, 'institution', institution);
+      if (this.#s.subject.get(id) !== undefined) fail(op, 'id', `'${id}' already exists`);
+      this.#s.insertSubject.run(id, input.kind, institution, name);
+      return id; // nothing for the gates until it has a credential
+    });
+  }
+
+  /** Enrols a credential (raw id hashed with the deployment key); returns its key. A revoked key may be enrolled again. */
+  addCredential(input: { readonly subject: string; readonly kind: CredentialKind; readonly rawId: Uint8Array | string }): Uint8Array {
+    return this.#mutate('addCredential', true, () => {
+      const op = 'addCredential';
+      checkInput(op, input);
+      const subject = this.#checkSubject(op, 'subject', input.subject);
+      if (!CREDENTIAL_KINDS.includes(input.kind)) fail(op, 'kind', `must be one of ${CREDENTIAL_KINDS.join(', ')}`);
+      const key = this.#keyOf(op, { kind: input.kind, rawId: input.rawId });
+      const existing = this.#s.credential.get(buf(key)) as { subject: string; revoked: number } | undefined;
+      if (existing !== undefined && existing.revoked === 0) fail(op, 'rawId', `is already enrolled (subject '${existing.subject}')`);
+      if (existing === undefined) this.#s.insertCredential.run(buf(key), subject.id, input.kind);
+      else this.#s.reactivateCredential.run(subject.id, input.kind, buf(key));
+      const suspended = this.#suspended('subject', subject.id);
+      const group: DeltaOpSpec[] = [{ op: 'add', key, institution: subject.institution ?? undefined, grant: this.#assigned('individual', subject.id) ?? undefined }];
+      // addCredential keeps a gate's subject-suspended bit for a key it has seen before: state it whenever it matters.
+      if (suspended) group.push({ op: 'suspendSubject', key });
+      else if (existing !== undefined) group.push({ op: 'resumeSubject', key });
+      this.#push(group);
+      return key;
+    });
+  }
+
+  revokeCredential(ref: CredentialRef): void {
+    this.#mutate('revokeCredential', true, () => {
+      const op = 'revokeCredential';
+      const key = this.#keyOf(op, ref);
+      const row = this.#s.credential.get(buf(key)) as { revoked: number } | undefined;
+      if (row === undefined) fail(op, 'credential', `${toHex(key)} is not enrolled`);
+      this.#s.revokeCredential.run(buf(key));
+      this.#push([{ op: 'revoke', key }]);
+    });
+  }
+
+  /**
+   * Sets (spec) or removes (null) the grant of a subject ('individual'), an
+   * institution or an industry. Returns the grant id (shared by equal specs) or null.
+   */
+  grant(level: GrantLevel, target: string | number, spec: GrantSpec | null): number | null {
+    return this.#mutate('grant', true, () => {
+      const op = 'grant';
+      if (!GRANT_LEVELS.includes(level)) fail(op, 'level', `must be one of ${GRANT_LEVELS.join(', ')}`);
+      let subject: SubjectInfo | undefined;
+      let institution: { id: number; industry: number | null } | undefined;
+      if (level === 'individual') subject = this.#checkSubject(op, 'target', target);
+      else if (level === 'institution') institution = this.#checkInstitution(op, 'target', target);
+      else this.#checkIndustry(op, 'target', target);
+      const industryId = level === 'industry' ? Number(target) : undefined;
+      const t = String(target);
+      let id: number | null = null;
+      if (spec !== null) {
+        const norm = this.#checkGrant(op, spec);
+        id = this.#grantId(op, norm);
+        this.#s.assign.run(level, t, id);
+      } else this.#s.unassign.run(level, t);
+      if (subject !== undefined) this.#pushSubjectCredentials(subject, 'grant', id);
+      else if (institution !== undefined) this.#push([{ op: 'defineInstitution', institution: institution.id, industry: institution.industry ?? undefined, grant: id ?? undefined }]);
+      else if (industryId !== undefined) this.#push([{ op: 'defineIndustry', industry: industryId, grant: id ?? undefined }]);
+      return id;
+    });
+  }
+
+  suspend(level: SuspensionLevel, target: string | number): void {
+    this.#suspension('suspend', level, target, true);
+  }
+
+  resume(level: SuspensionLevel, target: string | number): void {
+    this.#suspension('resume', level, target, false);
+  }
+
+  /** Adds a weekly schedule (48 bytes, buildSchedule); returns its id for GrantSpec.schedule. */
+  addSchedule(bytes: Uint8Array): number {
+    return this.#mutate('addSchedule', true, () => {
+      const op = 'addSchedule';
+      if (!(bytes instanceof Uint8Array) || bytes.length !== SCHEDULE_BYTES) fail(op, 'bytes', `must be ${SCHEDULE_BYTES} bytes`);
+      const id = (this.#s.nextSchedule.get() as { n: number }).n;
+      if (id > MAX_SCHEDULES - 1) fail(op, 'id', `space exhausted (${MAX_SCHEDULES} schedules)`);
+      this.#s.insertSchedule.run(id, buf(bytes));
+      return id; // schedules travel only in images
+    });
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #suspension(op: 'suspend' | 'resume', level: SuspensionLevel, target: string | number, on: boolean): void {
+    this.#mutate(op, true, () => {
+      if (!SUSPENSION_LEVELS.includes(level)) fail(op, 'level', `must be one of ${SUSPENSION_LEVELS.join(', ')}`);
+      if (level === 'subject') {
+        const s = this.#checkSubject(op, 'target', target);
+        this.#s.setSuspension.run(level, s.id, on ? 1 : 0);
+        this.#pushSubjectCredentials(s, on ? 'suspend' : 'resume', s.grant);
+      } else if (level === 'institution') {
+        const i = this.#checkInstitution(op, 'target', target);
+        this.#s.setSuspension.run(level, String(i.id), on ? 1 : 0);
+        this.#push([{ op: on ? 'suspendInstitution' : 'resumeInstitution', institution: i.id }]);
+      } else {
+        const id = this.#checkIndustry(op, 'target', target);
+        this.#s.setSuspension.run(level, String(id), on ? 1 : 0);
+        this.#push([{ op: on ? 'suspendIndustry' : 'resumeIndustry', industry: id }]);
+      }
+    });
+  }
+
+  /**
+   * Records for every active credential of a subject. 'suspend': one
+   * suspendSubject per credential. 'grant' and 'resume': each credential is
+   * (re)added with the subject's institution and grant — an image leaves
+   * suspended subjects out, so a resume must add them back — followed by the
+   * subject's suspension state where it matters.
+   */
+  #pushSubjectCredentials(s: SubjectInfo, mode: 'grant' | 'suspend' | 'resume', grant: number | null): void {
+    const keys = (this.#s.activeCredentialsOf.raw().all(s.id) as [Buffer][]).map(([k]) => bytesOf(k));
+    for (const key of keys) {
+      if (mode === 'suspend') {
+        this.#push([{ op: 'suspendSubject', key }]);
+        continue;
+      }
+      const group: DeltaOpSpec[] = [{ op: 'add', key, institution: s.institution ?? undefined, grant: grant ?? undefined }];
+      if (mode === 'resume') group.push({ op: 'resumeSubject', key });
+      else if (s.suspended) group.push({ op: 'suspendSubject', key });
+      this.#push(group);
+    }
+  }
+
+  #push(group: DeltaOpSpec[]): void {
+    if (this.#ctx === null) throw new Error('registry: records outside a transaction');
+    this.#ctx.groups.push(group);
+  }
+
+  #suspended(level: SuspensionLevel, target: string): boolean {
+    const r = this.#s.suspension.get(level, target) as { active: number } | undefined;
+    return r !== undefined && r.active !== 0;
+  }
+
+  #assigned(level: GrantLevel, target: string): number | null {
+    const r = this.#s.assignment.get(level, target) as { grant_id: number } | undefined;
+    return r?.grant_id ?? null;
+  }
+
+  #checkSubject(op: string, field: string, id: unknown): SubjectInfo {
+    if (typeof id !== 'string') fail(op, field, 'must be a subject id (string)');
+    const s = this.subject(id);
+    if (s === undefined) fail(op, field, `subject '${id}' does not exist`);
+    return s;
+  }
+
+  #checkInstitution(op: string, field: string, id: unknown): { id: number; industry: number | null } {
+    if (typeof id !== 'number' || !Number.isInteger(id)) fail(op, field, 'must be an institution id (integer)');
+    const r = this.#s.institution.get(id) as { id: number; industry: number | null } | undefined;
+    if (r === undefined) fail(op, field, `institution ${id} does not exist`);
+    return r;
+  }
+
+  #checkIndustry(op: string, field: string, id: unknown): number {
+    if (typeof id !== 'number' || !Number.isInteger(id)) fail(op, field, 'must be an industry id (integer)');
+    if (this.#s.industry.get(id) === undefined) fail(op, field, `industry ${id} does not exist`);
+    return id;
+  }
+
+  #checkGrant(op: string, spec: GrantSpec): GrantSpec {
+    if (spec === null || typeof spec !== 'object') fail(op, 'spec', 'must be a GrantSpec object or null');
+    const known = new Set(['lines', 'directions', 'lanes', 'validFrom', 'validUntil', 'schedule', 'passbackGroup']);
+    for (const k of Object.keys(spec)) if (!known.has(k)) fail(op, `spec.${k}`, 'is not a GrantSpec field');
+    const out: { -readonly [K in keyof GrantSpec]: GrantSpec[K] } = {
+      lines: checkSubset(op, 'spec.lines', spec.lines, LINES),
+      directions: checkSubset(op, 'spec.directions', spec.directions, DIRECTIONS),
+      lanes: checkSubset(op, 'spec.lanes', spec.lanes, LANES),
+    };
+    if (spec.validFrom !== undefined && spec.validFrom !== 0) out.validFrom = checkUint(op, 'spec.validFrom', spec.validFrom, UNBOUNDED_UNTIL);
+    if (spec.validUntil !== undefined && spec.validUntil !== UNBOUNDED_UNTIL) out.validUntil = checkUint(op, 'spec.validUntil', spec.validUntil, UNBOUNDED_UNTIL);
+    if ((out.validFrom ?? 0) > (out.validUntil ?? UNBOUNDED_UNTIL)) fail(op, 'spec.validUntil', 'is before validFrom');
+    if (spec.schedule !== undefined) {
+      const n = (this.#s.scheduleCount.get() as { n: number }).n;
+      out.schedule = checkUint(op, 'spec.schedule', spec.schedule, MAX_SCHEDULES - 1);
+      if (out.schedule >= n) fail(op, 'spec.schedule', `schedule ${out.schedule} does not exist (${n} defined)`);
+    }
+    if (spec.passbackGroup !== undefined) out.passbackGroup = checkUint(op, 'spec.passbackGroup', spec.passbackGroup, 255, 1);
+    return out;
+  }
+
+  /** The id of a grant with this record, defining it (and its defineGrant record) if new. */
+  #grantId(op: string, spec: GrantSpec): number {
+    const record = encodeGrant(spec);
+    const found = this.#s.grantByRecord.get(buf(record)) as { id: number } | undefined;
+    if (found !== undefined) return found.id;
+    const id = (this.#s.nextGrant.get() as { n: number }).n;
+    if (id > MAX_ID) fail(op, 'spec', 'grant id space exhausted (65535 grants)');
+    this.#s.insertGrant.run(id, JSON.stringify(spec), buf(record));
+    this.#push([{ op: 'defineGrant', id, grant: spec }]);
+    return id;
+  }
+
+  #keyOf(op: string, ref: CredentialRef): Uint8Array {
+    if (ref === null || typeof ref !== 'object') fail(op, 'credential', 'must be { kind, rawId } or { key }');
+    if ('key' in ref) {
+      if (!(ref.key instanceof Uint8Array) || ref.key.length !== 8) fail(op, 'key', 'must be 8 bytes');
+      return ref.key.slice();
+    }
+    if (!CREDENTIAL_KINDS.includes(ref.kind)) fail(op, 'kind', `must be one of ${CREDENTIAL_KINDS.join(', ')}`);
+    let raw: Uint8Array;
+    if (typeof ref.rawId === 'string') {
+      if (!/^([0-9a-fA-F]{2})+$/.test(ref.rawId)) fail(op, 'rawId', 'must be hex (an even number of digits) or bytes');
+      raw = fromHex(ref.rawId);
+    } else if (ref.rawId instanceof Uint8Array) raw = ref.rawId;
+    else fail(op, 'rawId', 'must be hex or bytes');
+    if (raw.length === 0 || raw.length > MAX_RAW_ID_BYTES) fail(op, 'rawId', `must be 1-${MAX_RAW_ID_BYTES} bytes`);
+    if (this.#deploymentKey === null) fail(op, 'deploymentKey', 'is not set: the registry cannot hash raw credential ids');
+    const code: CredentialKindCode = ref.kind === 'card' ? 1 : 2;
+    return credentialKey(nodeCrypto, this.#deploymentKey, code, raw);
+  }
+
+  /**
+   * Runs fn in a transaction. The outermost call bumps the versions and
+   * stores the deltas; nested calls (inside bulk) run in a savepoint, so a
+   * mutation that throws inside bulk leaves neither rows nor records behind.
+   */
+  #mutate<T>(what: string, counts: boolean, fn: () => T): T {
+    const outer = this.#ctx;
+    if (outer !== null) {
+      const mark = outer.groups.length;
+      const mutations = outer.mutations;
+      try {
+        const r = this.db.transaction(fn)();
+        if (counts) outer.mutations++;
+        return r;
+      } catch (e) {
+        outer.groups.length = mark;
+        outer.mutations = mutations;
+        throw e;
+      }
+    }
+    if (this.#signer === null) throw new RegistryError('signingKey', `${what}: signingKey is not set: the registry cannot sign deltas`);
+    const ctx: TxContext = { groups: [], mutations: counts ? 1 : 0 };
+    this.#ctx = ctx;
+    let commits: CommitInfo[] = [];
+    let result: T;
+    try {
+      result = this.db.transaction(() => {
+        const r = fn();
+        commits = this.#finish(ctx);
+        return r;
+      })();
+    } finally {
+      this.#ctx = null;
+    }
+    this.#notify(commits);
+    return result;
+  }
+
+  /** Inside the transaction: retires unused grants, packs the records into deltas, signs and stores one per new version of every list. */
+  #finish(ctx: TxContext): CommitInfo[] {
+    if (ctx.mutations === 0) return [];
+    this.#s.retireGrants.run();
+    const groups = ctx.groups.length > 0 ? ctx.groups : [[NOOP_RECORD]];
+    const packs: Uint8Array[] = [];
+    let cur: DeltaOpSpec[] = [];
+    for (const g of groups) {
+      if (cur.length > 0 && cur.length + g.length > MAX_DELTA_RECORDS) {
+        packs.push(encodeDeltaRecords(cur));
+        cur = [];
+      }
+      cur.push(...g);
+    }
+    if (cur.length > 0) packs.push(encodeDeltaRecords(cur));
+    const issuedAt = this.#clock();
+    const signer = this.#signer as Ed25519Signer;
+    const commits: CommitInfo[] = [];
+    for (const l of this.lists()) {
+      const deltas: StoredDelta[] = [];
+      let version = l.version;
+      for (const records of packs) {
+        version++;
+        if (records.length > MAX_DELTA_RECORDS * DELTA_RECORD_BYTES) throw new Error('registry: a record group exceeds one delta');
+        const envelope = signer.seal(Delta, { list: l.name, epoch: l.epoch, version, issuedAt, records });
+        this.#s.insertDelta.run(l.name, l.epoch, version, issuedAt, buf(envelope), buf(records));
+        deltas.push({ list: l.name, epoch: l.epoch, version, issuedAt, envelope, records });
+      }
+      this.#s.setVersion.run(version, l.name);
+      commits.push({ list: l.name, epoch: l.epoch, version, deltas, newEpoch: false });
+    }
+    return commits;
+  }
+
+  #notify(commits: readonly CommitInfo[]): void {
+    for (const c of commits) {
+      for (const fn of this.#listeners) {
+        try {
+          fn(c);
+        } catch (e) {
+          console.error(`registry: a commit listener failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,1030 @@
+// The reference central: registry transactions and their delta records,
+// stable ids, images per version, deltas-over-a-base against the new image
+// (real overlay and decision engine), the event store's exactly-once and
+// chain checks, keys, and the Central end to end against the embedded broker
+// and against Mosquitto with a fake gate made of MQTT.js.
+
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { decide, Decision, DEFAULT_POLICY, type GateConfig, type TapState } from '../firmware/core/decision.js';
+import { OverlayIndex } from '../firmware/core/overlay.js';
+import { Whitelist } from '../firmware/core/whitelist.js';
+import { WhitelistImage } from '../firmware/core/whitelist-image.js';
+import { KeyRing, openSigned, sealSigned } from '../protocol/envelope.js';
+import { nobleCrypto, signEd25519 } from '../protocol/crypto-noble.js';
+import { bytesEqual, toHex } from '../protocol/hex.js';
+import {
+  Delta, Head, decodeEventAck, decodeManifest, decodeChunk, encodeEventBatch, encodeGateStatus, encodeSyncRequest, type GateStatusMessage, type HeadMessage, type SyncRequestMessage,
+} from '../protocol/messages.js';
+import { peekType } from '../protocol/schema.js';
+import { Topics } from '../protocol/topics.js';
+import { Reason } from '../protocol/reasons.js';
+import { DELTA_RECORD_BYTES, NONE16, type Direction, type Line } from '../protocol/whitelist-format.js';
+import { buildImageFromTables, buildSchedule, type GrantSpec } from '../host-sim/central/image-builder.js';
+import { MAX_DELTA_RECORDS, Registry, RegistryError, type CommitInfo } from '../host-sim/central/registry.js';
+import { EventStore, type IngestResult } from '../host-sim/central/event-store.js';
+import { Central } from '../host-sim/central/central.js';
+import { generateKeys, KeyFileError, readKeyFile, writeKeyFile } from '../host-sim/central/keys.js';
+import { startEmbeddedBroker, startMosquitto, type BrokerHandle } from '../host-sim/broker.js';
+import { Ed25519Signer, nodeCrypto, sha256Pair } from '../host-sim/node-crypto.js';
+
+// ---------------------------------------------------------------- helpers
+
+const KEYS = generateKeys();
+const RING = new KeyRing(nobleCrypto, [KEYS.publicKey]);
+const T0 = 1_767_225_600; // 2026-01-01 UTC
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function registry(path = ':memory:', extra: { signingKey?: Uint8Array | null; deploymentKey?: Uint8Array | null } = {}): Registry {
+  return new Registry(path, {
+    signingKey: extra.signingKey === null ? undefined : (extra.signingKey ?? KEYS.signingKey),
+    deploymentKey: extra.deploymentKey === null ? undefined : (extra.deploymentKey ?? KEYS.deploymentKey),
+    clock: () => T0,
+  });
+}
+
+const ALL: GrantSpec = { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person', 'vehicle', 'goods'] };
+const FIRST_IN: GrantSpec = { lines: ['first'], directions: ['in'], lanes: ['person'] };
+
+/** Test-side decoder of delta records: one readable string per record. */
+function decodeRecords(records: Uint8Array): string[] {
+  assert.is(records.length % DELTA_RECORD_BYTES, 0);
+  const v = new DataView(records.buffer, records.byteOffset, records.byteLength);
+  const out: string[] = [];
+  const n = (x: number) => (x === NONE16 ? '-' : String(x));
+  for (let at = 0; at < records.length; at += DELTA_RECORD_BYTES) {
+    const op = v.getUint8(at);
+    assert.is(v.getUint8(at + 1), 0, 'reserved byte');
+    const a = v.getUint16(at + 2, true);
+    const key = toHex(records.subarray(at + 4, at + 12));
+    const b = v.getUint16(at + 12, true);
+    const c = v.getUint16(at + 14, true);
+    switch (op) {
+      case 1:
+        out.push(`add ${key} ${n(a)} ${n(b)}`);
+        break;
+      case 2:
+        out.push(`revoke ${key}`);
+        break;
+      case 3:
+        out.push(`suspendSubject ${key}`);
+        break;
+      case 4:
+        out.push(`resumeSubject ${key}`);
+        break;
+      case 5:
+        out.push(`suspendInstitution ${a}`);
+        break;
+      case 6:
+        out.push(`resumeInstitution ${a}`);
+        break;
+      case 7:
+        out.push(`suspendIndustry ${a}`);
+        break;
+      case 8:
+        out.push(`resumeIndustry ${a}`);
+        break;
+      case 9:
+        out.push(`defineGrant ${a} ${toHex(records.subarray(at + 4, at + 16))}`);
+        break;
+      case 10:
+        out.push(`defineInstitution ${a} ${n(b)} ${n(c)}`);
+        break;
+      case 11:
+        out.push(`defineIndustry ${a} ${n(c)}`);
+        break;
+      case 12:
+        out.push('noop');
+        break;
+      default:
+        out.push(`op${op}`);
+    }
+  }
+  return out;
+}
+
+/** The records of the registry's delta for `version`, after checking its signature and header. */
+function deltaOps(r: Registry, version: number): string[] {
+  const d = r.delta('main', version);
+  assert.ok(d !== undefined, `delta ${version} stored`);
+  const opened = openSigned(Delta, d.envelope, RING);
+  assert.ok(opened.ok, 'delta signature verifies');
+  if (!opened.ok) return [];
+  assert.equal([opened.value.list, opened.value.epoch, opened.value.version], ['main', r.list('main').epoch, version]);
+  assert.ok(bytesEqual(opened.value.records, d.records));
+  return decodeRecords(d.records);
+}
+
+/** Runs a mutation and returns the records of the one version it made. */
+function change(r: Registry, fn: () => unknown): string[] {
+  const before = r.version();
+  fn();
+  assert.is(r.version(), before + 1, 'one version per mutation');
+  return deltaOps(r, before + 1);
+}
+
+function throwsField(fn: () => unknown, field: string): void {
+  try {
+    fn();
+  } catch (e) {
+    assert.instance(e, RegistryError);
+    assert.is((e as RegistryError).field, field, (e as Error).message);
+    assert.ok((e as Error).message.includes(field), `message names the field: ${(e as Error).message}`);
+    return;
+  }
+  assert.unreachable(`expected a RegistryError on ${field}`);
+}
+
+function snapshot(r: Registry): string {
+  const l = r.list('main');
+  return JSON.stringify({ counts: r.counts(), l, deltas: r.deltas('main', l.epoch, 1, 1 << 30).length, tables: r.tables(), keys: [] });
+}
+
+// ---------------------------------------------------------------- registry
+
+const reg = suite('central registry');
+
+reg('every mutation is one version whose signed delta holds the records of the change', () => {
+  const r = registry();
+  const ek = (s: string) => toHex(r.credentialKey('card', s));
+  assert.is(r.version(), 0);
+  assert.ok(r.list('main').epoch >= T0, 'epoch from the clock, so a re-created database does not reuse one');
+  assert.equal(change(r, () => assert.is(r.addIndustry({ name: 'Artificial intelligence', code: 'ai' }), 0)), ['defineIndustry 0 -']);
+  assert.equal(change(r, () => assert.is(r.addIndustry({ name: 'Biomedicine', code: 'bio' }), 1)), ['defineIndustry 1 -']);
+  assert.equal(change(r, () => assert.is(r.addInstitution({ name: 'Quantum Science Centre', industry: 0 }), 0)), ['defineInstitution 0 0 -']);
+  assert.equal(change(r, () => assert.is(r.addInstitution({ name: 'Independent lab' }), 1)), ['defineInstitution 1 - -']);
+  assert.equal(change(r, () => r.addSubject({ id: 'p-1', kind: 'person', institution: 0, name: 'Chan Tai Man' })), ['noop'], 'nothing for the gates: the no-op record');
+  assert.equal(change(r, () => r.addCredential({ subject: 'p-1', kind: 'card', rawId: '04a1b2c3' })), [`add ${ek('04a1b2c3')} 0 -`]);
+  assert.equal(change(r, () => r.addCredential({ subject: 'p-1', kind: 'card', rawId: '04a1b2c4' })), [`add ${ek('04a1b2c4')} 0 -`]);
+  const g0 = r.grant('individual', 'p-1', FIRST_IN);
+  assert.is(g0, 0);
+  assert.equal(deltaOps(r, r.version()), [`defineGrant 0 ${toHex(new Uint8Array([0x15, 0xff, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]))}`, ...[ek('04a1b2c3'), ek('04a1b2c4')].sort().map((k) => `add ${k} 0 0`)]);
+  assert.equal(change(r, () => assert.is(r.grant('institution', 0, ALL), 1)), [`defineGrant 1 ${toHex(new Uint8Array([0x7f, 0xff, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]))}`, 'defineInstitution 0 0 1']);
+  r.addSubject({ id: 'v-1', kind: 'vehicle', name: 'Truck' });
+  r.addCredential({ subject: 'v-1', kind: 'uhf', rawId: 'e28011700000020' + '0' });
+  const vk = toHex(r.credentialKey('uhf', 'e280117000000200'));
+  assert.equal(change(r, () => assert.is(r.grant('individual', 'v-1', { lanes: ['person'], lines: ['first'], directions: ['in', 'in'] }), 0, 'same rights, same grant id')), [`add ${vk} - 0`]);
+  assert.equal(change(r, () => r.grant('individual', 'v-1', null)), [`add ${vk} - -`]);
+  assert.equal(change(r, () => r.grant('industry', 1, FIRST_IN)).length, 1, 'an industry grant travels as defineIndustry');
+  assert.equal(change(r, () => r.revokeCredential({ kind: 'card', rawId: '04A1B2C4' })), [`revoke ${ek('04a1b2c4')}`]);
+  assert.equal(change(r, () => r.addCredential({ subject: 'p-1', kind: 'card', rawId: '04a1b2c5' })), [`add ${ek('04a1b2c5')} 0 0`]);
+  assert.equal(change(r, () => r.suspend('subject', 'p-1')), [`suspendSubject ${ek('04a1b2c3')}`, `suspendSubject ${ek('04a1b2c5')}`].sort(), 'one record per active credential');
+  assert.equal(change(r, () => r.addCredential({ subject: 'p-1', kind: 'card', rawId: '04a1b2c6' })).length, 2, 'a new credential of a suspended subject: add then suspendSubject');
+  assert.equal(
+    change(r, () => r.resume('subject', 'p-1')),
+    [ek('04a1b2c3'), ek('04a1b2c5'), ek('04a1b2c6')].sort().flatMap((k) => [`add ${k} 0 0`, `resumeSubject ${k}`]),
+    'resume adds back (images leave suspended subjects out) and resumes',
+  );
+  assert.equal(change(r, () => r.addCredential({ subject: 'v-1', kind: 'card', rawId: '04a1b2c4' })), [`add ${ek('04a1b2c4')} - -`, `resumeSubject ${ek('04a1b2c4')}`], 'a revoked key enrolled again');
+  assert.equal(change(r, () => r.suspend('institution', 0)), ['suspendInstitution 0']);
+  assert.equal(change(r, () => r.resume('institution', 0)), ['resumeInstitution 0']);
+  assert.equal(change(r, () => r.suspend('industry', 1)), ['suspendIndustry 1']);
+  assert.equal(change(r, () => r.resume('industry', 1)), ['resumeIndustry 1']);
+  assert.equal(change(r, () => assert.is(r.addSchedule(buildSchedule([[0, 16, 36]])), 0)), ['noop'], 'schedules travel only in images');
+  assert.is(r.subject('p-1')?.suspended, false);
+  assert.is(r.subject('p-1')?.grant, 0);
+  assert.equal(
+    r.credentials('p-1').map((c) => c.revoked),
+    [false, false, false],
+  );
+  r.close();
+});
+
+reg('validation errors name the field, and nothing is half-applied', () => {
+  const r = registry();
+  r.addIndustry({ name: 'AI', code: 'ai' });
+  r.addInstitution({ name: 'Lab', industry: 0 });
+  r.addSubject({ id: 'p-1', kind: 'person', institution: 0, name: 'A' });
+  r.addCredential({ subject: 'p-1', kind: 'card', rawId: '01' });
+  const before = snapshot(r);
+  throwsField(() => r.addIndustry({ name: '', code: 'x' }), 'name');
+  throwsField(() => r.addIndustry({ name: 'Again', code: 'ai' }), 'code');
+  throwsField(() => r.addIndustry({ name: 'Bad', code: 'A I' }), 'code');
+  throwsField(() => r.addInstitution({ name: 'X', industry: 9 }), 'industry');
+  throwsField(() => r.addInstitution({ name: 'X', industry: 1.5 }), 'industry');
+  throwsField(() => r.addSubject({ id: 'has space', kind: 'person', name: 'A' }), 'id');
+  throwsField(() => r.addSubject({ id: 'p-1', kind: 'person', name: 'A' }), 'id');
+  throwsField(() => r.addSubject({ id: 'p-2', kind: 'robot' as 'person', name: 'A' }), 'kind');
+  throwsField(() => r.addSubject({ id: 'p-2', kind: 'person', institution: 77, name: 'A' }), 'institution');
+  throwsField(() => r.addSubject({ id: 'p-2', kind: 'person', name: ' padded ' }), 'name');
+  throwsField(() => r.addCredential({ subject: 'nobody', kind: 'card', rawId: '02' }), 'subject');
+  throwsField(() => r.addCredential({ subject: 'p-1', kind: 'nfc' as 'card', rawId: '02' }), 'kind');
+  throwsField(() => r.addCredential({ subject: 'p-1', kind: 'card', rawId: 'xyz' }), 'rawId');
+  throwsField(() => r.addCredential({ subject: 'p-1', kind: 'card', rawId: new Uint8Array(65) }), 'rawId');
+  throwsField(() => r.addCredential({ subject: 'p-1', kind: 'card', rawId: '01' }), 'rawId');
+  throwsField(() => r.grant('individual', 'nobody', ALL), 'target');
+  throwsField(() => r.grant('institution', 5, ALL), 'target');
+  throwsField(() => r.grant('industry', '0', ALL), 'target');
+  throwsField(() => r.grant('planet' as 'industry', 0, ALL), 'level');
+  throwsField(() => r.grant('individual', 'p-1', { ...ALL, lines: ['third' as Line] }), 'spec.lines');
+  throwsField(() => r.grant('individual', 'p-1', { ...ALL, directions: [] as Direction[] }), 'spec.directions');
+  throwsField(() => r.grant('individual', 'p-1', { ...ALL, validFrom: 10, validUntil: 5 }), 'spec.validUntil');
+  throwsField(() => r.grant('individual', 'p-1', { ...ALL, validFrom: -1 }), 'spec.validFrom');
+  throwsField(() => r.grant('individual', 'p-1', { ...ALL, schedule: 0 }), 'spec.schedule');
+  throwsField(() => r.grant('individual', 'p-1', { ...ALL, passbackGroup: 0 }), 'spec.passbackGroup');
+  throwsField(() => r.grant('individual', 'p-1', { ...ALL, color: 'red' } as GrantSpec), 'spec.color');
+  throwsField(() => r.revokeCredential({ kind: 'card', rawId: '99' }), 'credential');
+  throwsField(() => r.revokeCredential({ key: new Uint8Array(7) }), 'key');
+  throwsField(() => r.suspend('planet' as 'subject', 'p-1'), 'level');
+  throwsField(() => r.suspend('subject', 'nobody'), 'target');
+  throwsField(() => r.addSchedule(new Uint8Array(47)), 'bytes');
+  assert.is(snapshot(r), before, 'refused mutations change nothing');
+
+  // A bulk that fails part-way leaves nothing behind, ids included.
+  throwsField(
+    () =>
+      r.bulk((b) => {
+        b.addIndustry({ name: 'Bio', code: 'bio' });
+        b.addInstitution({ name: 'Lab 2', industry: 1 });
+        b.addSubject({ id: 'p-2', kind: 'person', institution: 1, name: 'B' });
+        b.addCredential({ subject: 'p-2', kind: 'card', rawId: '01' }); // already enrolled
+      }),
+    'rawId',
+  );
+  assert.is(snapshot(r), before, 'a failed bulk changes nothing');
+  assert.is(r.addIndustry({ name: 'Bio', code: 'bio' }), 1, 'ids not consumed by the failed bulk');
+
+  // Inside a bulk, a refused mutation that is caught leaves only the others.
+  const v = r.version();
+  r.bulk((b) => {
+    b.addSubject({ id: 'p-3', kind: 'person', name: 'C' });
+    try {
+      b.addCredential({ subject: 'p-3', kind: 'card', rawId: '01' });
+    } catch {
+      /* refused, rolled back to its savepoint */
+    }
+    b.addCredential({ subject: 'p-3', kind: 'card', rawId: '03' });
+  });
+  assert.is(r.version(), v + 1, 'one bulk, one version');
+  assert.equal(deltaOps(r, v + 1), [`add ${toHex(r.credentialKey('card', '03'))} - -`]);
+  assert.is(r.credentials('p-3').length, 1);
+  r.bulk(() => {});
+  assert.is(r.version(), v + 1, 'an empty bulk makes no version');
+
+  const unsigned = registry(':memory:', { signingKey: null });
+  throwsField(() => unsigned.addIndustry({ name: 'AI', code: 'ai' }), 'signingKey');
+  assert.is(unsigned.version(), 0);
+  unsigned.close();
+  const noDeployment = registry(':memory:', { deploymentKey: null });
+  noDeployment.addSubject({ id: 'p-1', kind: 'person', name: 'A' });
+  throwsField(() => noDeployment.addCredential({ subject: 'p-1', kind: 'card', rawId: '01' }), 'deploymentKey');
+  noDeployment.close();
+  r.close();
+});
+
+reg('ids are stable: grants deduplicated, a retired grant stays a null entry, ids never reused', () => {
+  const r = registry();
+  r.addSubject({ id: 'p-1', kind: 'person', name: 'A' });
+  r.addSubject({ id: 'p-2', kind: 'person', name: 'B' });
+  r.addCredential({ subject: 'p-1', kind: 'card', rawId: '01' });
+  assert.is(r.grant('individual', 'p-1', ALL), 0);
+  assert.is(r.grant('individual', 'p-2', ALL), 0);
+  assert.is(r.grant('individual', 'p-1', FIRST_IN), 1);
+  assert.equal(r.tables().grants.length, 2);
+  assert.ok(r.tables().grants[0] !== null, 'still used by p-2');
+  assert.is(r.grant('individual', 'p-2', null), null);
+  assert.is(r.tables().grants[0], null, 'retired: a null entry keeps later ids in place');
+  assert.is(r.grantSpec(0), null);
+  assert.is(r.grant('individual', 'p-2', ALL), 2, 'a retired id is never reused');
+  const t = r.tables();
+  assert.equal(t.grants.length, 3);
+  assert.equal(t.credentials.map((c) => c.grant), [1]);
+  const img = WhitelistImage.open(buildImageFromTables(t));
+  assert.ok(img instanceof WhitelistImage);
+  if (img instanceof WhitelistImage) {
+    assert.is(img.grantCount, 3, 'the image keeps every id');
+    assert.is(img.grantMasks(0), 0, 'a retired grant opens nothing');
+  }
+  r.close();
+});
+
+reg('images at successive versions: header, counts, and left-out credentials', () => {
+  const r = registry();
+  r.addIndustry({ name: 'AI', code: 'ai' });
+  r.addInstitution({ name: 'Lab', industry: 0 });
+  r.bulk((b) => {
+    for (let i = 0; i < 20; i++) {
+      b.addSubject({ id: `p-${i}`, kind: 'person', institution: 0, name: `P ${i}` });
+      b.addCredential({ subject: `p-${i}`, kind: 'card', rawId: `a0${i.toString(16).padStart(2, '0')}` });
+    }
+  });
+  const images: WhitelistImage[] = [];
+  const open = () => {
+    const img = WhitelistImage.open(buildImageFromTables(r.tables()));
+    if (!(img instanceof WhitelistImage)) throw new Error(String(img));
+    images.push(img);
+    return img;
+  };
+  let img = open();
+  assert.equal([img.epoch, img.version, img.credCount, img.institutionCount, img.industryCount], [r.list().epoch, 3, 20, 1, 1]);
+  r.revokeCredential({ kind: 'card', rawId: 'a000' });
+  img = open();
+  assert.equal([img.version, img.credCount], [4, 19], 'revoked: out of the image');
+  r.suspend('subject', 'p-1');
+  img = open();
+  assert.equal([img.version, img.credCount], [5, 18], 'suspended subject: out of the image');
+  r.suspend('institution', 0);
+  img = open();
+  assert.equal([img.version, img.institutionSuspended(0)], [6, true]);
+  assert.equal(
+    images.map((i) => i.version),
+    [3, 4, 5, 6],
+  );
+  r.close();
+});
+
+reg('a large bulk becomes consecutive versions of at most 1,024 records, never splitting a credential group', () => {
+  const r = registry();
+  r.addSubject({ id: 'p-1', kind: 'person', name: 'A' });
+  r.suspend('subject', 'p-1');
+  const commits: CommitInfo[] = [];
+  r.onCommit((c) => commits.push(c));
+  const v = r.version();
+  r.bulk((b) => {
+    for (let i = 0; i < 700; i++) b.addCredential({ subject: 'p-1', kind: 'uhf', rawId: `e2${i.toString(16).padStart(6, '0')}` });
+  });
+  assert.is(r.version(), v + 2);
+  assert.is(commits.length, 1);
+  assert.equal(
+    commits[0]!.deltas.map((d) => d.version),
+    [v + 1, v + 2],
+  );
+  const a = deltaOps(r, v + 1);
+  const b = deltaOps(r, v + 2);
+  assert.is(a.length, MAX_DELTA_RECORDS);
+  assert.is(a.length + b.length, 1400);
+  for (const ops of [a, b]) {
+    for (let i = 0; i < ops.length; i += 2) {
+      assert.ok(ops[i]!.startsWith('add '), ops[i]);
+      assert.is(ops[i + 1], `suspendSubject ${ops[i]!.split(' ')[1]}`);
+    }
+  }
+  assert.ok(bytesEqual(commits[0]!.deltas[1]!.envelope, r.delta('main', v + 2)!.envelope), 'listeners get the stored bytes');
+  r.close();
+});
+
+reg('raw credential ids are never stored, only their keys', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'subline-central-'));
+  try {
+    const path = join(dir, 'registry.db');
+    const raw = Uint8Array.from([0xde, 0xad, 0xbe, 0xef, 0x51, 0x4c, 0x43, 0x4b, 0x99, 0x88]);
+    const r = registry(path);
+    r.addSubject({ id: 'p-1', kind: 'person', name: 'A' });
+    const key = r.addCredential({ subject: 'p-1', kind: 'card', rawId: raw });
+    r.revokeCredential({ kind: 'card', rawId: toHex(raw).toUpperCase() });
+    r.close();
+    const files = readdirSync(dir).map((f) => readFileSync(join(dir, f)));
+    const all = Buffer.concat(files);
+    assert.is(all.indexOf(Buffer.from(raw)), -1, 'raw bytes absent');
+    assert.is(all.indexOf(Buffer.from(toHex(raw))), -1, 'raw hex absent');
+    assert.is(all.indexOf(Buffer.from(toHex(raw).toUpperCase())), -1, 'raw HEX absent');
+    assert.ok(all.indexOf(Buffer.from(key)) >= 0, 'the key is there');
+    const again = registry(path);
+    assert.equal(again.credential({ key })?.revoked, true, 'persisted');
+    again.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+reg('deltas over a base image decide like the image of the new version (real overlay and decision engine)', () => {
+  for (const seed of [1, 2, 3]) {
+    const rnd = mulberry32(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+    const sub = <T>(xs: readonly T[]): T[] => {
+      const s = xs.filter(() => rnd() < 0.8);
+      return s.length > 0 ? s : [pick(xs)];
+    };
+    const now = T0 + 86400 * 30 + 3600 * 3; // a Saturday, 11:00 UTC+8
+    const spec = (scheduleCount: number): GrantSpec => {
+      const validFrom = rnd() < 0.3 ? now + (rnd() < 0.5 ? -1000 : 1000) : undefined;
+      const validUntil = rnd() < 0.3 ? (validFrom ?? now) + (rnd() < 0.5 ? 1 : 5000) - (rnd() < 0.5 ? 2000 : 0) : undefined;
+      return {
+        lines: sub(['first', 'second'] as const),
+        directions: sub(['in', 'out'] as const),
+        lanes: sub(['person', 'vehicle', 'goods'] as const),
+        ...(validFrom !== undefined ? { validFrom } : {}),
+        ...(validUntil !== undefined && validUntil >= (validFrom ?? 0) ? { validUntil } : {}),
+        ...(scheduleCount > 0 && rnd() < 0.3 ? { schedule: Math.floor(rnd() * scheduleCount) } : {}),
+      };
+    };
+    const r = registry();
+    const raws: string[] = [];
+    const subjects: string[] = [];
+    let industries = 0;
+    let institutions = 0;
+    r.bulk((b) => {
+      for (let i = 0; i < 3; i++) b.addIndustry({ name: `Industry ${i}`, code: `ind-${i}` });
+      industries = 3;
+      b.addSchedule(buildSchedule([[5, 0, 48]])); // all Saturday
+      b.addSchedule(buildSchedule([[0, 16, 36]])); // Monday office hours
+      for (let i = 0; i < 6; i++) b.addInstitution({ name: `Inst ${i}`, industry: i < 5 ? i % 3 : null });
+      institutions = 6;
+      for (let i = 0; i < 30; i++) {
+        const id = `s-${i}`;
+        subjects.push(id);
+        b.addSubject({ id, kind: pick(['person', 'vehicle', 'goods'] as const), institution: i % 7 === 6 ? null : i % 6, name: `Subject ${i}` });
+        for (let k = 0; k < 1 + (i % 3); k++) {
+          const raw = `${i.toString(16).padStart(2, '0')}${k}0`;
+          raws.push(raw);
+          b.addCredential({ subject: id, kind: 'card', rawId: raw });
+        }
+        if (rnd() < 0.6) b.grant('individual', id, spec(2));
+      }
+      for (let i = 0; i < 6; i++) if (rnd() < 0.6) b.grant('institution', i, spec(2));
+      for (let i = 0; i < 3; i++) if (rnd() < 0.7) b.grant('industry', i, spec(2));
+      b.suspend('subject', 's-3');
+      b.suspend('institution', 4);
+      b.revokeCredential({ kind: 'card', rawId: raws[5]! });
+    });
+    const baseTables = r.tables();
+    const baseBytes = buildImageFromTables(baseTables);
+    const base = WhitelistImage.open(baseBytes) as WhitelistImage;
+    const overlay = new OverlayIndex();
+    const gateWl = new Whitelist(base, overlay);
+    let raw = 0x1000;
+    for (let step = 0; step < 160; step++) {
+      const x = rnd();
+      try {
+        if (x < 0.06) r.revokeCredential({ kind: 'card', rawId: pick(raws) });
+        else if (x < 0.24) {
+          const s = pick(subjects);
+          const rid = rnd() < 0.2 ? pick(raws) : (raw++).toString(16); // sometimes a revoked (or enrolled) key again
+          r.addCredential({ subject: s, kind: 'card', rawId: rid });
+          if (!raws.includes(rid)) raws.push(rid);
+        } else if (x < 0.36) r.grant('individual', pick(subjects), rnd() < 0.2 ? null : spec(2));
+        else if (x < 0.44) r.grant('institution', Math.floor(rnd() * institutions), rnd() < 0.2 ? null : spec(2));
+        else if (x < 0.56) (rnd() < 0.5 ? r.suspend.bind(r) : r.resume.bind(r))('subject', pick(subjects));
+        else if (x < 0.64) (rnd() < 0.5 ? r.suspend.bind(r) : r.resume.bind(r))('institution', Math.floor(rnd() * institutions));
+        else if (x < 0.7) (rnd() < 0.5 ? r.suspend.bind(r) : r.resume.bind(r))('industry', Math.floor(rnd() * industries));
+        else if (x < 0.76) {
+          r.addInstitution({ name: `Inst ${institutions}`, industry: rnd() < 0.8 ? Math.floor(rnd() * industries) : null });
+          institutions++;
+        } else if (x < 0.8) {
+          r.addIndustry({ name: `Industry ${industries}`, code: `ind-${industries}` });
+          industries++;
+        } else if (x < 0.9) {
+          const id = `s-${subjects.length}`;
+          r.addSubject({ id, kind: 'person', institution: rnd() < 0.8 ? Math.floor(rnd() * institutions) : null, name: id });
+          subjects.push(id);
+        } else r.bulk((b) => {
+          b.grant('individual', pick(subjects), spec(2));
+          b.suspend('subject', pick(subjects));
+          b.revokeCredential({ kind: 'card', rawId: pick(raws) });
+        });
+      } catch (e) {
+        if (!(e instanceof RegistryError)) throw e;
+      }
+    }
+    const last = r.version();
+    for (const d of r.deltas('main', r.list().epoch, baseTables.version + 1, last)) {
+      const opened = openSigned(Delta, d.envelope, RING);
+      assert.ok(opened.ok);
+      if (opened.ok) assert.is(overlay.apply(opened.value.records), null, `delta ${d.version} applies`);
+    }
+    const fresh = WhitelistImage.open(buildImageFromTables(r.tables())) as WhitelistImage;
+    assert.is(fresh.version, last);
+    const imageWl = new Whitelist(fresh, new OverlayIndex());
+    const tap: TapState = { now, clockTrusted: true, headIssuedAt: now - 10, headExpires: now + 3600, mode: 'normal', journalFull: false };
+    const a = new Decision();
+    const b = new Decision();
+    let granted = 0;
+    let compared = 0;
+    for (const rid of raws) {
+      const key = r.credentialKey('card', rid);
+      const dv = new DataView(key.buffer, key.byteOffset, 8);
+      const hi = dv.getUint32(0, false);
+      const lo = dv.getUint32(4, false);
+      for (const line of ['first', 'second'] as const) {
+        for (const direction of ['in', 'out'] as const) {
+          for (const lane of ['person', 'goods'] as const) {
+            const gate: GateConfig = { line, direction, lane, policy: DEFAULT_POLICY[line], passbackSeconds: 0 };
+            decide(hi, lo, gate, tap, gateWl, null, a);
+            decide(hi, lo, gate, tap, imageWl, null, b);
+            // Images cannot say revoked or subject_suspended: such credentials are left out.
+            const ra = a.reason === Reason.revoked || a.reason === Reason.subject_suspended ? Reason.unknown_credential : a.reason;
+            assert.equal([a.granted, ra, a.level], [b.granted, b.reason, b.level], `seed ${seed} key ${rid} ${line}/${direction}/${lane}`);
+            compared++;
+            if (a.granted) granted++;
+          }
+        }
+      }
+    }
+    assert.ok(granted > compared / 20 && granted < compared - compared / 20, `a mix of grants and denials (${granted}/${compared})`);
+    r.close();
+  }
+});
+
+// ---------------------------------------------------------------- event store
+
+const ev = suite('central event store');
+
+function records(n: number, seed: number): Uint8Array[] {
+  const rnd = mulberry32(seed);
+  return Array.from({ length: n }, () => Uint8Array.from({ length: 16 }, () => Math.floor(rnd() * 256)));
+}
+function chainTo(recs: readonly Uint8Array[], seq: number): Uint8Array {
+  let c: Uint8Array = new Uint8Array(32);
+  for (let i = 0; i < seq; i++) c = sha256Pair(c, recs[i]!);
+  return c;
+}
+/** Records first..first+count-1 (1-based) of recs as a batch, chained from the true chain(first-1) unless `prev` is given. */
+function batch(recs: readonly Uint8Array[], first: number, count: number, o: { gate?: string; epoch?: number; prev?: Uint8Array; chain?: Uint8Array } = {}) {
+  const slice = recs.slice(first - 1, first - 1 + count);
+  const prev = o.prev ?? chainTo(recs, first - 1);
+  let c = prev;
+  for (const r of slice) c = sha256Pair(c, r);
+  const all = new Uint8Array(count * 16);
+  slice.forEach((r, i) => all.set(r, i * 16));
+  return { gate: o.gate ?? 'g-1', epoch: o.epoch ?? 7, first, count, records: all, prev, chain: o.chain ?? c };
+}
+function expectAck(res: IngestResult, seq: number, recs: readonly Uint8Array[]): void {
+  assert.ok(res.ack !== null, 'an ack');
+  assert.is(res.ack?.seq, seq);
+  assert.ok(bytesEqual(res.ack.chain, chainTo(recs, seq)), `ack chain = chain(${seq})`);
+}
+
+ev('in order, duplicates and overlaps: each record stored once, the ack is the contiguous seq', () => {
+  const s = new EventStore(':memory:');
+  const recs = records(40, 1);
+  let r = s.ingest(batch(recs, 1, 10));
+  assert.equal([r.stored, r.duplicates, r.problem], [10, 0, undefined]);
+  expectAck(r, 10, recs);
+  r = s.ingest(batch(recs, 1, 10));
+  assert.equal([r.stored, r.duplicates, r.problem], [0, 10, undefined]);
+  expectAck(r, 10, recs);
+  r = s.ingest(batch(recs, 5, 11));
+  assert.equal([r.stored, r.duplicates], [5, 6]);
+  expectAck(r, 15, recs);
+  r = s.ingest(batch(recs, 16, 5));
+  assert.equal([r.stored, r.duplicates], [5, 0]);
+  expectAck(r, 20, recs);
+  assert.is(s.count(), 20);
+  assert.is(s.count('g-1'), 20);
+  assert.is(s.count('g-2'), 0);
+  assert.is(s.audit('g-1', 7), null, 'stored chain audits from seq 1');
+  const rows = s.export('g-1', 7);
+  assert.equal(
+    rows.map((x) => x.seq),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
+  assert.ok(bytesEqual(rows[3]!.record, recs[3]!));
+  assert.ok(bytesEqual(rows[19]!.chain, chainTo(recs, 20)));
+  s.close();
+});
+
+ev('reordering: a batch beyond a gap is stored once, the ack waits, then jumps when the gap is filled', () => {
+  const s = new EventStore(':memory:');
+  const recs = records(40, 2);
+  s.ingest(batch(recs, 1, 10));
+  let r = s.ingest(batch(recs, 21, 10));
+  assert.equal([r.stored, r.problem], [10, 'gap_before']);
+  expectAck(r, 10, recs);
+  r = s.ingest(batch(recs, 31, 5));
+  assert.equal([r.stored, r.problem], [5, 'gap_before']);
+  r = s.ingest(batch(recs, 11, 10));
+  assert.equal([r.stored, r.duplicates, r.problem], [10, 0, undefined]);
+  expectAck(r, 35, recs);
+  r = s.ingest(batch(recs, 11, 25)); // the gate re-sends from its last ack
+  assert.equal([r.stored, r.duplicates], [0, 25]);
+  expectAck(r, 35, recs);
+  assert.is(s.count(), 35);
+  assert.is(s.audit('g-1', 7), null);
+  // Nothing stored from seq 1 yet: no ack.
+  const t = s.ingest(batch(recs, 5, 3, { gate: 'g-2' }));
+  assert.equal([t.stored, t.ack, t.problem], [3, null, 'gap_before']);
+  s.close();
+});
+
+ev('chain checks: bad internal chain, broken join, different overlap, and a forged gap filler are refused whole', () => {
+  const s = new EventStore(':memory:');
+  const recs = records(40, 3);
+  assert.is(s.ingest(batch(recs, 1, 5, { prev: new Uint8Array(32).fill(1) })).problem, 'chain_break', 'seq 1 must start from 32 zero bytes');
+  assert.is(s.ingest(batch(recs, 1, 5, { chain: new Uint8Array(32) })).problem, 'bad_chain');
+  const short = { ...batch(recs, 1, 5), count: 6 };
+  assert.is(s.ingest(short).problem, 'bad_length');
+  assert.is(s.count(), 0);
+  s.ingest(batch(recs, 1, 10));
+  let r = s.ingest(batch(recs, 11, 5, { prev: new Uint8Array(32).fill(9) }));
+  assert.equal([r.stored, r.problem], [0, 'chain_break']);
+  expectAck(r, 10, recs);
+  const altered = recs.map((x) => x.slice());
+  altered[7]![0]! ^= 1;
+  r = s.ingest(batch(altered, 5, 10, { prev: chainTo(recs, 4) }));
+  assert.equal([r.stored, r.problem], [0, 'overlap_mismatch'], 'overlap differs: nothing stored, not even the new seqs');
+  // Store 21..30 beyond a gap, then a filler 11..20 whose records differ: it cannot chain into 21.
+  s.ingest(batch(recs, 21, 10));
+  const forged = recs.map((x) => x.slice());
+  forged[14]![3]! ^= 0x80;
+  r = s.ingest(batch(forged, 11, 10, { prev: chainTo(recs, 10) }));
+  assert.equal([r.stored, r.problem], [0, 'chain_break']);
+  expectAck(r, 10, recs);
+  r = s.ingest(batch(recs, 11, 10));
+  expectAck(r, 30, recs);
+  assert.is(s.count(), 30);
+  s.close();
+});
+
+ev('exactly once under random cuts, duplicates and reordering; gates and epochs are separate', () => {
+  for (const seed of [11, 12, 13, 14]) {
+    const rnd = mulberry32(seed);
+    const s = new EventStore(':memory:');
+    const streams = [
+      { gate: 'g-a', epoch: 1, recs: records(300, seed) },
+      { gate: 'g-a', epoch: 2, recs: records(120, seed + 100) },
+      { gate: 'g-b', epoch: 1, recs: records(200, seed + 200) },
+    ];
+    const batches: ReturnType<typeof batch>[] = [];
+    for (const st of streams) {
+      let at = 1;
+      while (at <= st.recs.length) {
+        const n = Math.min(st.recs.length - at + 1, 1 + Math.floor(rnd() * 40));
+        batches.push(batch(st.recs, at, n, { gate: st.gate, epoch: st.epoch }));
+        if (rnd() < 0.3) batches.push(batch(st.recs, Math.max(1, at - 5), Math.min(n + 5, st.recs.length - Math.max(1, at - 5) + 1), { gate: st.gate, epoch: st.epoch }));
+        at += n;
+      }
+    }
+    // Shuffle, and deliver everything twice in different orders.
+    const deliver = [...batches, ...batches].sort(() => rnd() - 0.5);
+    let stored = 0;
+    for (const b of deliver) {
+      const r = s.ingest(b);
+      assert.ok(r.problem === undefined || r.problem === 'gap_before', `seed ${seed}: ${r.problem}`);
+      stored += r.stored;
+    }
+    assert.is(stored, 620, 'each record stored exactly once');
+    assert.is(s.count(), 620);
+    for (const st of streams) {
+      assert.equal(s.ack(st.gate, st.epoch)?.seq, st.recs.length);
+      assert.ok(bytesEqual(s.ack(st.gate, st.epoch)!.chain, chainTo(st.recs, st.recs.length)));
+      assert.is(s.audit(st.gate, st.epoch), null);
+    }
+    s.close();
+  }
+});
+
+ev('ingest rate on a file database (the central_ingest_events_per_s path)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'subline-events-'));
+  try {
+    const s = new EventStore(join(dir, 'events.db'));
+    const total = 40_960;
+    const recs = records(total, 5);
+    const batches = [];
+    for (let at = 1; at <= total; at += 256) batches.push(batch(recs, at, 256));
+    const t0 = performance.now();
+    for (const b of batches) s.ingest(b);
+    const ms = performance.now() - t0;
+    const rate = Math.round((total / ms) * 1000);
+    console.log(`  event store: ${rate} events/s (${total} events in 256-record batches, synchronous=FULL)`);
+    assert.is(s.count(), total);
+    assert.ok(rate > 5000, `ingest rate ${rate}/s`);
+    s.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------- keys and crypto
+
+const ks = suite('central keys');
+
+ks('key file: round trip, mode 0600, refuses to overwrite, clear errors when missing or corrupt', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'subline-keys-'));
+  try {
+    const path = join(dir, 'central.keys.json');
+    const keys = Central.generateKeys();
+    writeKeyFile(path, keys);
+    assert.is(statSync(path).mode & 0o777, 0o600);
+    const back = readKeyFile(path);
+    assert.ok(bytesEqual(back.signingKey, keys.signingKey) && bytesEqual(back.deploymentKey, keys.deploymentKey) && bytesEqual(back.publicKey, keys.publicKey));
+    assert.throws(() => writeKeyFile(path, generateKeys()), /already exists/);
+    writeKeyFile(path, KEYS, { overwrite: true });
+    assert.ok(bytesEqual(readKeyFile(path).publicKey, KEYS.publicKey));
+    const err = (fn: () => unknown): string => {
+      try {
+        fn();
+      } catch (e) {
+        assert.instance(e, KeyFileError);
+        return (e as Error).message;
+      }
+      return 'no error';
+    };
+    assert.match(err(() => readKeyFile(join(dir, 'missing.json'))), /not found/);
+    writeFileSync(path, '{"format": "subline-central-keys", "vers');
+    assert.match(err(() => readKeyFile(path)), /not valid JSON/);
+    writeFileSync(path, JSON.stringify({ format: 'subline-central-keys', version: 1, signingKey: 'zz', deploymentKey: toHex(KEYS.deploymentKey) }));
+    assert.match(err(() => readKeyFile(path)), /signingKey/);
+    writeFileSync(path, JSON.stringify({ format: 'subline-central-keys', version: 1, signingKey: toHex(KEYS.signingKey), publicKey: toHex(new Uint8Array(32)), deploymentKey: toHex(KEYS.deploymentKey) }));
+    assert.match(err(() => readKeyFile(path)), /publicKey/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+ks('node crypto: SHA-256 and Ed25519 signatures identical to the noble implementation the gate uses', () => {
+  const s = new Ed25519Signer(KEYS.signingKey);
+  const msg = new TextEncoder().encode('subline');
+  assert.ok(bytesEqual(s.sign(msg), signEd25519(msg, KEYS.signingKey)));
+  assert.ok(bytesEqual(nodeCrypto.sha256(msg), nobleCrypto.sha256(msg)));
+  const head: HeadMessage = { list: 'main', epoch: 1, version: 2, issuedAt: T0, expires: T0 + 60, imageSize: 64, chunkSize: 16384, imageRoot: new Uint8Array(32) };
+  assert.ok(bytesEqual(s.seal(Head, head), sealSigned(Head, head, KEYS.signingKey, nobleCrypto)));
+  assert.ok(openSigned(Head, s.seal(Head, head), RING).ok);
+});
+
+// ---------------------------------------------------------------- end to end
+
+/** A gate made of MQTT.js: records what arrives, in order, and waits for things. */
+class FakeGate {
+  readonly client: MqttClient;
+  readonly log: { topic: string; payload: Uint8Array }[] = [];
+  readonly #waiters = new Set<() => void>();
+  constructor(
+    readonly url: string,
+    readonly topics: Topics,
+    readonly gate: string,
+  ) {
+    this.client = mqtt.connect(url, { clientId: `fake-${gate}-${Math.random().toString(16).slice(2)}`, clean: true, reconnectPeriod: 0 });
+    this.client.on('message', (topic, payload) => {
+      this.log.push({ topic, payload: new Uint8Array(payload) });
+      for (const w of this.#waiters) w();
+    });
+    this.client.on('error', () => {});
+  }
+  async ready(): Promise<void> {
+    if (!this.client.connected) await new Promise<void>((resolve) => this.client.once('connect', () => resolve()));
+    const t = this.topics;
+    await this.client.subscribeAsync([t.list('main', 'head'), t.list('main', 'delta'), t.gate(this.gate, 'data'), t.gate(this.gate, 'ack')], { qos: 1 });
+  }
+  /** Resolves with the first message from index `from` on that satisfies pred. */
+  async next(pred: (m: { topic: string; payload: Uint8Array }) => boolean, from = 0, timeoutMs = 5000): Promise<{ topic: string; payload: Uint8Array; index: number }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (let i = from; i < this.log.length; i++) if (pred(this.log[i]!)) return { ...this.log[i]!, index: i };
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`fake gate ${this.gate}: nothing matched within ${timeoutMs} ms (${this.log.length} messages)`);
+      await new Promise<void>((resolve) => {
+        const w = () => {
+          clearTimeout(timer);
+          this.#waiters.delete(w);
+          resolve();
+        };
+        const timer = setTimeout(w, Math.min(left, 200));
+        this.#waiters.add(w);
+      });
+    }
+  }
+  publish(topic: string, payload: Uint8Array, retain = false): Promise<unknown> {
+    return this.client.publishAsync(topic, Buffer.from(payload), { qos: 1, retain });
+  }
+  request(q: Omit<SyncRequestMessage, 'gate' | 'list'>): Promise<unknown> {
+    return this.publish(this.topics.gate(this.gate, 'sync'), encodeSyncRequest({ gate: this.gate, list: 'main', ...q }));
+  }
+  close(): Promise<void> {
+    return this.client.endAsync(true);
+  }
+}
+
+async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function headOf(payload: Uint8Array): HeadMessage {
+  const r = openSigned(Head, payload, RING);
+  if (!r.ok) throw new Error(`head: ${r.error.code} ${r.error.field}`);
+  return r.value;
+}
+
+function status(gate: string, state: 'online' | 'offline', boot: number, at: number): Uint8Array {
+  const s: GateStatusMessage = { gate, state, boot, at, firmware: 'test', line: 'first', direction: 'in', lane: 'person', lists: [], backlog: 0 };
+  return encodeGateStatus(s);
+}
+
+function seed(r: Registry): void {
+  r.bulk((b) => {
+    b.addIndustry({ name: 'Next-generation information technology', code: 'ngit' });
+    b.addInstitution({ name: 'Future Networks Institute', industry: 0 });
+    b.grant('institution', 0, ALL);
+    for (let i = 0; i < 40; i++) {
+      b.addSubject({ id: `p-${i}`, kind: 'person', institution: 0, name: `Researcher ${i}` });
+      b.addCredential({ subject: `p-${i}`, kind: 'card', rawId: `04${i.toString(16).padStart(6, '0')}` });
+    }
+  });
+}
+
+async function endToEnd(broker: BrokerHandle): Promise<void> {
+  const root = `t${Math.floor(Math.random() * 1e9)}/central`;
+  const topics = new Topics(root);
+  const r = registry();
+  seed(r);
+  const central = new Central({ db: r, signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, brokerUrl: broker.url, topicRoot: root, headIntervalSeconds: 0.25, chunkSize: 256 });
+  const gate = new FakeGate(broker.url, topics, 'g-1');
+  try {
+    await central.start();
+    await gate.ready();
+    const isHead = (m: { topic: string }) => m.topic === topics.list('main', 'head');
+    // 1. the retained head, signed, naming the current version
+    const h0 = headOf((await gate.next(isHead)).payload);
+    assert.equal([h0.list, h0.epoch, h0.version, h0.chunkSize, h0.expires - h0.issuedAt], ['main', r.list().epoch, r.version(), 256, 86400]);
+    // 2. manifest bound by imageRoot, chunks bound by the manifest, image = the registry's
+    const isData = (t: string) => (m: { topic: string; payload: Uint8Array }) => m.topic === topics.gate('g-1', 'data') && peekType(m.payload) === t;
+    let mark = gate.log.length;
+    await gate.request({ epoch: h0.epoch, want: 'manifest', version: h0.version, from: 0, count: 1 });
+    const mf = decodeManifest((await gate.next(isData('manifest'), mark)).payload);
+    assert.ok(mf.ok);
+    if (!mf.ok) return;
+    assert.ok(bytesEqual(nodeCrypto.sha256(mf.value.hashes), h0.imageRoot), 'SHA-256(hashes) = imageRoot');
+    assert.equal([mf.value.version, mf.value.imageSize, mf.value.chunkSize], [h0.version, h0.imageSize, 256]);
+    const n = mf.value.hashes.length / 32;
+    assert.ok(n > 2, 'several chunks');
+    mark = gate.log.length;
+    await gate.request({ epoch: h0.epoch, want: 'chunks', version: h0.version, from: 0, count: Math.min(n, 64) });
+    const image = new Uint8Array(h0.imageSize);
+    for (let i = 0; i < n; i++) {
+      const m = await gate.next((x) => isData('chunk')(x) && decodeChunk(x.payload).ok && (decodeChunk(x.payload) as { value: { index: number } }).value.index === i, mark);
+      const c = decodeChunk(m.payload);
+      assert.ok(c.ok);
+      if (!c.ok) return;
+      assert.ok(bytesEqual(nodeCrypto.sha256(c.value.data), mf.value.hashes.subarray(i * 32, i * 32 + 32)), `chunk ${i} hash`);
+      image.set(c.value.data, i * 256);
+    }
+    assert.ok(bytesEqual(image, buildImageFromTables(r.tables())), 'the chunks make the exact image of the version');
+    // 3. a revocation: the delta first, then the head of the new version
+    mark = gate.log.length;
+    const revoked = r.credentialKey('card', '04000007');
+    r.revokeCredential({ kind: 'card', rawId: '04000007' });
+    const dm = await gate.next((m) => m.topic === topics.list('main', 'delta'), mark);
+    const d = openSigned(Delta, dm.payload, RING);
+    assert.ok(d.ok);
+    if (!d.ok) return;
+    assert.equal([d.value.version, decodeRecords(d.value.records)], [h0.version + 1, [`revoke ${toHex(revoked)}`]]);
+    const hm = await gate.next((m) => isHead(m) && headOf(m.payload).version === h0.version + 1, mark);
+    assert.ok(hm.index > dm.index, 'the delta goes out before the new head');
+    const h1 = headOf(hm.payload);
+    assert.not.ok(bytesEqual(h1.imageRoot, h0.imageRoot));
+    // 4. deltas on request: the same bytes as broadcast; chunks of a superseded image: nothing
+    mark = gate.log.length;
+    await gate.request({ epoch: h0.epoch, want: 'deltas', version: h0.version, from: h0.version + 1, count: 8 });
+    const dr = await gate.next(isData('signed'), mark);
+    assert.ok(bytesEqual(dr.payload, dm.payload));
+    const notLatest = central.stats.rejected['sync.not_latest'] ?? 0;
+    await gate.request({ epoch: h0.epoch, want: 'chunks', version: h0.version, from: 0, count: 1 });
+    await until(() => (central.stats.rejected['sync.not_latest'] ?? 0) === notLatest + 1, 'a refused chunk request');
+    // 5. events: acks with the chain; duplicates acked again, stored once
+    const recs = records(12, 77);
+    const ackOf = async (b: ReturnType<typeof batch>) => {
+      const from = gate.log.length;
+      await gate.publish(topics.gate('g-1', 'events'), encodeEventBatch(b));
+      const a = decodeEventAck((await gate.next((m) => m.topic === topics.gate('g-1', 'ack'), from)).payload);
+      assert.ok(a.ok);
+      return a.ok ? a.value : null;
+    };
+    let a = await ackOf(batch(recs, 1, 5, { gate: 'g-1', epoch: 3 }));
+    assert.equal([a?.gate, a?.epoch, a?.seq], ['g-1', 3, 5]);
+    assert.ok(bytesEqual(a!.chain, chainTo(recs, 5)));
+    a = await ackOf(batch(recs, 1, 5, { gate: 'g-1', epoch: 3 }));
+    assert.is(a?.seq, 5);
+    a = await ackOf(batch(recs, 4, 9, { gate: 'g-1', epoch: 3 }));
+    assert.is(a?.seq, 12);
+    assert.ok(bytesEqual(a!.chain, chainTo(recs, 12)));
+    assert.is(central.events.count('g-1'), 12);
+    assert.equal([central.stats.ingest.stored, central.stats.ingest.duplicates], [12, 7]);
+    // 6. presence: highest boot wins; equal boot, later (or same) `at`
+    const st = topics.gate('g-1', 'status');
+    await gate.publish(st, status('g-1', 'online', 5, T0 + 100), true);
+    await until(() => central.presence('g-1')?.status.boot === 5, 'birth');
+    await gate.publish(st, status('g-1', 'offline', 4, T0 + 500), true);
+    await until(() => central.stats.presenceIgnored === 1, 'late death ignored');
+    assert.equal([central.presence('g-1')?.status.state, central.presence('g-1')?.status.boot], ['online', 5], 'a late death with an older boot is ignored');
+    await gate.publish(st, status('g-1', 'offline', 5, T0 + 100), true);
+    await until(() => central.presence('g-1')?.status.state === 'offline', 'the will of the same boot');
+    await gate.publish(st, status('g-1', 'online', 5, T0 + 99), true);
+    await until(() => central.stats.presenceIgnored === 2, 'older at ignored');
+    await gate.publish(st, status('g-1', 'online', 6, T0 + 1), true);
+    await until(() => central.presence('g-1')?.status.boot === 6, 'a reboot');
+    // 7. garbage never stops it, and is counted
+    const rejectedBefore = Object.values(central.stats.rejected).reduce((x, y) => x + y, 0);
+    const rnd = mulberry32(99);
+    const junk = () => Uint8Array.from({ length: 1 + Math.floor(rnd() * 300) }, () => Math.floor(rnd() * 256));
+    let sent = 0;
+    for (const kind of ['events', 'sync', 'status', 'cmdres'] as const) {
+      for (let i = 0; i < 5; i++, sent++) await gate.publish(topics.gate('x', kind), junk());
+    }
+    await gate.publish(`${root}/v1/gates/NOT_AN_ID/events`, junk());
+    sent++;
+    await gate.publish(topics.gate('x', 'status'), new Uint8Array(0), true); // clear the retained junk
+    sent++;
+    await gate.publish(topics.gate('g-2', 'events'), encodeEventBatch(batch(recs, 1, 2, { gate: 'g-1' })));
+    sent++;
+    await until(() => Object.values(central.stats.rejected).reduce((x, y) => x + y, 0) >= rejectedBefore + sent, 'garbage counted');
+    assert.ok((central.stats.rejected['topic.bad_topic'] ?? 0) >= 1);
+    assert.ok((central.stats.rejected['events.gate_mismatch'] ?? 0) >= 1);
+    assert.is(central.stats.rejected['internal.exception'], undefined, 'no exception escaped a handler');
+    mark = gate.log.length;
+    await gate.request({ epoch: h1.epoch, want: 'manifest', version: h1.version, from: 0, count: 1 });
+    await gate.next(isData('manifest'), mark);
+    // 8. the heartbeat: the same version re-signed
+    mark = gate.log.length;
+    const beat = await gate.next((m) => isHead(m) && headOf(m.payload).version === h1.version, mark, 3000);
+    assert.ok(headOf(beat.payload).issuedAt >= h1.issuedAt);
+    assert.ok(central.stats.published.heads >= 3);
+  } finally {
+    await gate.close();
+    await central.close();
+    r.close();
+  }
+}
+
+const e2e = suite('central end to end');
+
+e2e('against the embedded broker (aedes)', async () => {
+  const broker = await startEmbeddedBroker({ port: 0 });
+  try {
+    await endToEnd(broker);
+  } finally {
+    await broker.close();
+  }
+});
+
+e2e('against Mosquitto', async () => {
+  const broker = await startMosquitto({ port: 0 });
+  try {
+    await endToEnd(broker);
+  } finally {
+    await broker.close();
+  }
+});
+
+e2e('broker stop and restart: the central reconnects and publishes its head again', async () => {
+  let broker = await startEmbeddedBroker({ port: 0 });
+  const port = broker.port;
+  const root = 'restart';
+  const central = new Central({ db: ':memory:', signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, brokerUrl: broker.url, topicRoot: root });
+  try {
+    await central.start();
+    central.registry.addSubject({ id: 'p-1', kind: 'person', name: 'A' }); // a change while connected
+    await broker.close();
+    await until(() => !central.connected, 'disconnect noticed');
+    central.registry.addSubject({ id: 'p-2', kind: 'person', name: 'B' }); // a change while the broker is down: no crash
+    broker = await startEmbeddedBroker({ port });
+    await until(() => central.connected, 'reconnected', 8000);
+    const gate = new FakeGate(broker.url, new Topics(root), 'g-9');
+    try {
+      await gate.ready();
+      const h = headOf((await gate.next((m) => m.topic === `${root}/v1/lists/main/head`)).payload);
+      await until(() => central.head?.version === 2, 'head of version 2');
+      const latest = h.version === 2 ? h : headOf((await gate.next((m) => m.topic === `${root}/v1/lists/main/head` && headOf(m.payload).version === 2)).payload);
+      assert.is(latest.version, 2);
+      assert.ok(central.stats.connects >= 2);
+    } finally {
+      await gate.close();
+    }
+  } finally {
+    await central.close();
+    await broker.close();
+  }
+});
+
+e2e('start fails clearly without a broker; close is idempotent', async () => {
+  const probe = await startEmbeddedBroker();
+  const url = probe.url;
+  await probe.close();
+  const central = new Central({ db: ':memory:', signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, brokerUrl: url, connectTimeoutMs: 500 });
+  try {
+    await central.start();
+    assert.unreachable('no broker');
+  } catch (e) {
+    assert.match((e as Error).message, /no connection/);
+  }
+  await central.close();
+  await central.close();
+  const closing = new Central({ db: ':memory:', signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, brokerUrl: url, connectTimeoutMs: 60_000 });
+  const started = closing.start().then(
+    () => 'started',
+    (e: Error) => e.message,
+  );
+  await closing.close();
+  assert.match(await started, /closed while starting/);
+});
+
+reg.run();
+ev.run();
+ks.run();
+e2e.run();
