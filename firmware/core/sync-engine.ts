@@ -47,6 +47,12 @@ export interface SyncConfig {
   readonly tickMs: number;
   /** A request not answered within this is repeated; after 3 repeats deltas fall back to an image. */
   readonly requestTimeoutMs: number;
+  /**
+   * Batches sent but not acknowledged by the central within this are sent
+   * again from the last ack (a broker may accept a batch while the central is
+   * not subscribed, e.g. right after either restarted).
+   */
+  readonly ackTimeoutMs: number;
 }
 
 export const DEFAULT_SYNC: SyncConfig = {
@@ -59,6 +65,7 @@ export const DEFAULT_SYNC: SyncConfig = {
   maxBatchesInFlight: 2,
   tickMs: 50,
   requestTimeoutMs: 3000,
+  ackTimeoutMs: 5000,
 };
 
 export interface SyncOptions {
@@ -94,6 +101,8 @@ export interface SyncStats {
   batchesSent: number;
   batchesAcked: number;
   requests: number;
+  /** Times unacknowledged batches were sent again after ackTimeoutMs. */
+  resends: number;
 }
 
 type Pull = {
@@ -106,7 +115,7 @@ type Pull = {
 };
 
 export class SyncEngine {
-  readonly stats: SyncStats = { connects: 0, disconnects: 0, rejected: {}, deltasApplied: 0, imagesInstalled: 0, chunksWritten: 0, batchesSent: 0, batchesAcked: 0, requests: 0 };
+  readonly stats: SyncStats = { connects: 0, disconnects: 0, rejected: {}, deltasApplied: 0, imagesInstalled: 0, chunksWritten: 0, batchesSent: 0, batchesAcked: 0, requests: 0, resends: 0 };
   readonly #o: SyncOptions;
   readonly #c: SyncConfig;
   #connected = false;
@@ -122,6 +131,7 @@ export class SyncEngine {
   readonly #inflight = new Map<number, { kind: 'batch'; last: number } | { kind: 'other' }>();
   #nextSeq = 1;
   #prevChain: Uint8Array = new Uint8Array(32);
+  #ackWaitSince = -1; // monotonic ms since when sent batches wait for an ack (-1: none outstanding)
   readonly #batchBuf: Uint8Array;
   readonly #chainBuf = new Uint8Array(32 + RECORD_BYTES);
 
@@ -363,6 +373,7 @@ export class SyncEngine {
     if (a.seq <= ev.acked) return; // old or duplicate
     ev.ack(a.seq, a.chain);
     this.stats.batchesAcked++;
+    this.#ackWaitSince = this.#nextSeq - 1 > a.seq ? this.#o.clock.monotonicMs() : -1;
     if (this.#nextSeq <= a.seq) {
       this.#nextSeq = a.seq + 1;
       this.#prevChain = a.chain.slice();
@@ -446,6 +457,11 @@ export class SyncEngine {
         this.#request('manifest', pull.version, 0, 1);
       } else if (pull.phase === 'chunks') this.#askChunks();
     } else this.#plan();
+    const ev = this.#o.events;
+    if (ev !== null && this.#connected && this.#ackWaitSince >= 0 && this.#o.clock.monotonicMs() - this.#ackWaitSince > this.#c.ackTimeoutMs) {
+      this.stats.resends++;
+      this.#restartUpload();
+    }
     this.#upload();
   }
 
@@ -456,15 +472,18 @@ export class SyncEngine {
     if (ev === null) return;
     this.#nextSeq = ev.acked + 1;
     this.#prevChain = ev.ackedChain.slice();
+    this.#ackWaitSince = -1;
   }
 
   #upload(): void {
     const ev = this.#o.events;
     if (ev === null || !this.#connected) return;
-    let batches = 0;
-    for (const f of this.#inflight.values()) if (f.kind === 'batch') batches++;
-    while (batches < this.#c.maxBatchesInFlight && this.#nextSeq <= ev.lastSeq) {
-      const count = ev.readBatch(this.#nextSeq, this.#c.batchMax, this.#batchBuf);
+    let transport = 0;
+    for (const f of this.#inflight.values()) if (f.kind === 'batch') transport++;
+    // Bounded: at most maxBatchesInFlight batches beyond the central's ack.
+    const window = this.#c.maxBatchesInFlight * this.#c.batchMax;
+    while (transport < this.#c.maxBatchesInFlight && this.#nextSeq <= ev.lastSeq && this.#nextSeq - 1 - ev.acked < window) {
+      const count = ev.readBatch(this.#nextSeq, Math.min(this.#c.batchMax, window - (this.#nextSeq - 1 - ev.acked)), this.#batchBuf);
       if (count <= 0) return;
       const records = this.#batchBuf.slice(0, count * RECORD_BYTES);
       const prev = this.#prevChain;
@@ -475,7 +494,8 @@ export class SyncEngine {
       this.stats.batchesSent++;
       this.#nextSeq = first + count;
       this.#prevChain = chain;
-      batches++;
+      if (this.#ackWaitSince < 0) this.#ackWaitSince = this.#o.clock.monotonicMs();
+      transport++;
     }
   }
 
