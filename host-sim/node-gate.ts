@@ -27,6 +27,7 @@ export interface NodeGateOptions {
   readonly seed?: number;
   readonly sync?: Partial<SyncConfig>;
   readonly maintenanceMs?: number;
+  readonly onSyncChange?: () => void;
 }
 
 export class NodeGate {
@@ -56,6 +57,7 @@ export class NodeGate {
       random: mulberry32(o.seed ?? 1),
       ...(o.sync !== undefined ? { sync: o.sync } : {}),
       ...(o.maintenanceMs !== undefined ? { maintenanceMs: o.maintenanceMs } : {}),
+      ...(o.onSyncChange !== undefined ? { onSyncChange: o.onSyncChange } : {}),
     });
   }
 

@@ -677,7 +677,7 @@ ev('exactly once under random cuts, duplicates and reordering; gates and epochs 
   }
 });
 
-ev('ingest rate on a file database (the central_ingest_events_per_s path)', () => {
+ev('ingest of many batches on a file database stores every event once (speed: npm run bench -- sync)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'subline-events-'));
   try {
     const s = new EventStore(join(dir, 'events.db'));
@@ -685,13 +685,9 @@ ev('ingest rate on a file database (the central_ingest_events_per_s path)', () =
     const recs = records(total, 5);
     const batches = [];
     for (let at = 1; at <= total; at += 256) batches.push(batch(recs, at, 256));
-    const t0 = performance.now();
     for (const b of batches) s.ingest(b);
-    const ms = performance.now() - t0;
-    const rate = Math.round((total / ms) * 1000);
-    console.log(`  event store: ${rate} events/s (${total} events in 256-record batches, synchronous=FULL)`);
     assert.is(s.count(), total);
-    assert.ok(rate > 5000, `ingest rate ${rate}/s`);
+    assert.is(s.export().length, total);
     s.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

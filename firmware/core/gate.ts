@@ -40,6 +40,8 @@ export interface GateOptions {
   readonly maintenanceMs?: number;
   /** Every journaled event (for displays and tests). */
   readonly onEvent?: (type: number, reason: number, seq: number | 'full') => void;
+  /** The whitelist version or the connection changed (for displays and benchmarks). */
+  readonly onSyncChange?: () => void;
 }
 
 export interface BootReport {
@@ -112,6 +114,7 @@ export class Gate {
       ...(o.sync !== undefined ? { config: o.sync } : {}),
       status: () => ({ boot: this.state.boot, firmware: FIRMWARE_VERSION, line: p.line, direction: p.direction, lane: p.lane, backlog: this.journal.backlog }),
       onCommand: (payload) => this.#onCommand(payload, keys),
+      ...(o.onSyncChange !== undefined ? { onChange: o.onSyncChange } : {}),
     });
   }
 
