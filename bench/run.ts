@@ -2,8 +2,9 @@
 import { benchProtocol } from './protocol.js';
 import { benchStore } from './store.js';
 import { benchJournal } from './journal.js';
+import { benchSync } from './sync.js';
 
-const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal };
+const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal, sync: benchSync };
 const wanted = process.argv.slice(2);
 if (wanted.includes('--help') || wanted.includes('-h')) {
   console.log(`usage: npm run bench [-- <name> ...]\nbenchmarks: ${Object.keys(benches).join(', ')}\nresults: JSON lines on stdout and in bench/results/<name>.json`);

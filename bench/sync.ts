@@ -1,0 +1,163 @@
+// npm run bench -- sync : revocation latency over 200 gates with 50,000
+// credentials each on a local Mosquitto; resync of one gate from empty to
+// 250,000 credentials; central event ingest into SQLite.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { DEFAULT_POLICY } from '../firmware/core/decision.js';
+import type { ProvisioningRecord } from '../protocol/provisioning.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { findMosquitto, startEmbeddedBroker, startMosquitto, type BrokerHandle } from '../host-sim/broker.js';
+import { Central } from '../host-sim/central/central.js';
+import { EventStore } from '../host-sim/central/event-store.js';
+import { generateKeys } from '../host-sim/central/keys.js';
+import { NorFlash } from '../host-sim/flash/nor-flash.js';
+import { NodeGate } from '../host-sim/node-gate.js';
+import { nodeCrypto } from '../host-sim/node-crypto.js';
+import { BenchReport, percentile } from './lib.js';
+
+const GATES = Number(process.env.BENCH_SYNC_GATES ?? 200);
+const PER_GATE = Number(process.env.BENCH_SYNC_CREDENTIALS ?? 50000);
+const RESYNC = Number(process.env.BENCH_RESYNC_CREDENTIALS ?? 250000);
+const round = (x: number) => Math.round(x * 10) / 10;
+const te = new TextEncoder();
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await wait(5);
+  }
+}
+
+function populate(c: Central, n: number): void {
+  const everywhere = { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'] } as const;
+  c.registry.bulk((r) => {
+    const insts = Array.from({ length: 40 }, (_, i) => r.addInstitution({ name: `Institution ${i}` }));
+    for (const i of insts) r.grant('institution', i, everywhere);
+    for (let i = 0; i < n; i++) {
+      r.addSubject({ id: `p${i}`, kind: 'person', institution: insts[i % insts.length]!, name: `P${i}` });
+      r.addCredential({ subject: `p${i}`, kind: 'card', rawId: te.encode(`card-${i}`) });
+    }
+  });
+}
+
+async function broker(): Promise<{ b: BrokerHandle; kind: string }> {
+  if (findMosquitto() !== null) return { b: await startMosquitto(), kind: 'mosquitto' };
+  console.error('sync: Mosquitto not installed (apt-get install -y mosquitto); measuring on the embedded broker');
+  return { b: await startEmbeddedBroker(), kind: 'aedes' };
+}
+
+function provisioning(gate: string, url: string, keys: ReturnType<typeof generateKeys>): ProvisioningRecord {
+  return { gate, site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: url, trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0 };
+}
+
+export async function benchSync(): Promise<string> {
+  const report = new BenchReport('sync');
+  const dir = mkdtempSync(join(tmpdir(), 'subline-bench-sync-'));
+  const { b, kind } = await broker();
+  try {
+    const keys = generateKeys();
+    // ---- revocation over a fleet ----
+    const central = new Central({ db: join(dir, 'fleet.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, brokerUrl: b.url, headIntervalSeconds: 30 });
+    await central.start();
+    let t0 = performance.now();
+    populate(central, PER_GATE);
+    central.publishHead();
+    console.error(`sync: registry of ${PER_GATE} in ${Math.round(performance.now() - t0)} ms`);
+    const layout = { credentials: PER_GATE, journalSectors: 8 };
+    // One gate pulls the image; the others start from a copy of its flash (the fleet is provisioned).
+    const first = new NodeGate({ provisioning: provisioning('g0000', b.url, keys), crypto: nodeCrypto, layout, sync: { tickMs: 20 } });
+    first.start();
+    await until('first gate image', () => first.gate.store.version === central.registry.version(), 120000);
+    first.stop();
+    const snapshot = first.flash.snapshot();
+    const changedAt = new Map<string, number>();
+    let target = -1;
+    const gates: NodeGate[] = [];
+    for (let i = 0; i < GATES; i++) {
+      const id = `g${String(i).padStart(4, '0')}`;
+      const g: NodeGate = new NodeGate({
+        provisioning: provisioning(id, b.url, keys), crypto: nodeCrypto, layout, seed: i + 1,
+        flash: NorFlash.fromSnapshot(snapshot, { blockSize: 4096 }),
+        sync: { tickMs: 50, keepAliveSeconds: 60 },
+        onSyncChange: () => {
+          if (target > 0 && !changedAt.has(id) && g.gate.store.version >= target) changedAt.set(id, performance.now());
+        },
+      });
+      g.start();
+      gates.push(g);
+    }
+    await until('fleet connected', () => gates.every((g) => g.gate.sync.connected && g.gate.store.version === central.registry.version()), 120000);
+    await wait(500);
+    const samples: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      changedAt.clear();
+      target = central.registry.version() + 1;
+      t0 = performance.now();
+      central.registry.revokeCredential({ kind: 'card', rawId: te.encode(`card-${round * 13}`) });
+      await until('revocation durable on every gate', () => changedAt.size === GATES, 60000);
+      for (const at of changedAt.values()) samples.push(at - t0);
+      await wait(300);
+    }
+    const extra = { broker: kind, gates: GATES, rounds: 5, note: 'central revoke call -> delta durable in the overlay log of each gate (all gates in one Node process)' };
+    report.add({ metric: 'revocation_ms_p50', value: round(percentile(samples, 50)), unit: 'ms', engine: 'node', entries: PER_GATE, ...extra });
+    report.add({ metric: 'revocation_ms_p99', value: round(percentile(samples, 99)), unit: 'ms', engine: 'node', entries: PER_GATE, ...extra });
+    for (const g of gates) g.stop();
+    await central.close();
+
+    // ---- resync of one gate from empty ----
+    const c2 = new Central({ db: join(dir, 'resync.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, brokerUrl: b.url, headIntervalSeconds: 30 });
+    await c2.start();
+    t0 = performance.now();
+    populate(c2, RESYNC);
+    c2.publishHead();
+    console.error(`sync: registry of ${RESYNC} in ${Math.round(performance.now() - t0)} ms`);
+    const fresh = new NodeGate({ provisioning: provisioning('resync', b.url, keys), crypto: nodeCrypto, layout: { credentials: RESYNC, journalSectors: 8 }, sync: { tickMs: 5 } });
+    t0 = performance.now();
+    fresh.start();
+    await until('resync', () => fresh.gate.store.version === c2.registry.version(), 120000);
+    const resyncMs = performance.now() - t0;
+    report.add({ metric: 'resync_ms', value: round(resyncMs), unit: 'ms', engine: 'node', entries: RESYNC, broker: kind, imageBytes: c2.image?.bytes.length, chunks: c2.image?.chunked.chunks.length, note: 'gate start on blank flash -> image pulled (16 KiB chunks, window 4), verified, erased, written, committed; flash timing not charged' });
+    fresh.stop();
+    await c2.close();
+
+    // ---- central ingest ----
+    const store = new EventStore(join(dir, 'events.db'));
+    const total = 200_000;
+    const batches = [];
+    let prev: Uint8Array = new Uint8Array(32);
+    const rec = new Uint8Array(16);
+    for (let first = 1; first <= total; first += 256) {
+      const records = new Uint8Array(256 * 16);
+      for (let i = 0; i < 256; i++) {
+        rec.fill((first + i) & 0xff);
+        records.set(rec, i * 16);
+      }
+      let chain = prev;
+      for (let i = 0; i < 256; i++) {
+        const buf = new Uint8Array(48);
+        buf.set(chain, 0);
+        buf.set(records.subarray(i * 16, i * 16 + 16), 32);
+        chain = sha256(buf);
+      }
+      batches.push({ gate: `g${first % 8}`, epoch: 1, first, count: 256, records, prev, chain });
+      prev = chain;
+    }
+    // One gate's stream (chained); spread over one gate so every batch joins the previous.
+    for (const x of batches) x.gate = 'ingest-gate';
+    t0 = performance.now();
+    for (const x of batches) store.ingest(x);
+    const ms = performance.now() - t0;
+    store.close();
+    report.add({ metric: 'central_ingest_events_per_s', value: Math.round((batches.length * 256 * 1000) / ms), unit: 'events/s', engine: 'node', entries: 0, events: batches.length * 256, note: 'EventStore.ingest of 256-record batches (chain verified, exactly-once insert) into SQLite, WAL, synchronous=FULL, one file' });
+  } finally {
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return report.write();
+}
+
