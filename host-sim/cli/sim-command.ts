@@ -1,10 +1,129 @@
+// `subline sim` (= `npm start`): the fleet simulator with a live terminal view.
+
+import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { CliError } from './cli-error.js';
+import { FleetSimulator, type SimReport } from '../sim/fleet-simulator.js';
+
+interface SimFlags {
+  broker?: string;
+  gates: string;
+  rate: string;
+  seed: string;
+  duration?: string;
+  report?: string;
+  data?: string;
+  xs?: string;
+  view: boolean;
+}
+
+function int(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new CliError(`--${name} must be an integer from ${min} to ${max}, got '${v}'`);
+  return n;
+}
+
+const pad = (s: string | number, n: number) => String(s).padEnd(n).slice(0, n);
+const lpad = (s: string | number, n: number) => String(s).padStart(n).slice(-n);
+
+function render(sim: FleetSimulator, duration: number | null): string {
+  const v = sim.view();
+  const lines: string[] = [];
+  const t = sim.elapsedSeconds.toFixed(0);
+  lines.push(`subline-gate fleet simulator  t=${t}s${duration !== null ? `/${duration}s` : ''}  broker ${sim.broker !== null ? 'embedded' : sim.brokerUrl}  central v${v.totals.version}  (Ctrl-C to stop)`);
+  lines.push('');
+  lines.push(`${pad('gate', 28)} ${pad('state', 7)} ${pad('line/dir', 10)} ${pad('lane', 7)} ${lpad('wl ver', 6)} ${lpad('taps/s', 6)} ${lpad('granted', 7)} ${lpad('denied', 6)} ${lpad('backlog', 7)}`);
+  for (const g of v.gates) {
+    lines.push(`${pad(g.id, 28)} ${pad(g.online ? 'online' : 'OFFLINE', 7)} ${pad(`${g.line}/${g.direction}`, 10)} ${pad(g.lane, 7)} ${lpad(g.version, 6)} ${lpad(g.tapsPerSecond.toFixed(1), 6)} ${lpad(g.granted, 7)} ${lpad(g.denied, 6)} ${lpad(g.backlog, 7)}`);
+  }
+  lines.push('');
+  lines.push(`fleet: ${v.totals.taps} taps, ${v.totals.granted} granted, ${v.totals.taps - v.totals.granted} denied; events stored at the central: ${v.totals.stored}`);
+  const reasons = Object.entries(v.totals.denied).sort((a, b) => b[1] - a[1]);
+  lines.push(`denied by reason: ${reasons.length === 0 ? '-' : reasons.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  if (sim.moments.length > 0) lines.push(`moments: ${sim.moments.join('; ')}`);
+  return lines.join('\n');
+}
+
+function summary(r: SimReport): string {
+  return [
+    `summary: ${r.gates} gates, ${r.durationSeconds}s, seed ${r.seed}`,
+    `  taps ${r.taps}, granted ${r.granted}, denied ${r.taps - r.granted}`,
+    `  denied by reason: ${Object.entries(r.deniedByReason).map(([k, n]) => `${k} ${n}`).join(', ') || '-'}`,
+    `  events journaled by the gates ${r.eventsJournaled}, stored at the central ${r.eventsStoredAtCentral} (${r.exactlyOnce ? 'exactly once' : 'MISMATCH'})`,
+    `  whitelist version ${r.centralVersion}; moments: ${r.moments.join('; ') || '-'}`,
+  ].join('\n');
+}
 
 export function registerSim(program: Command): void {
   program
     .command('sim')
-    .description('run the fleet simulator (being built)')
-    .action(() => {
-      console.log('subline-gate: the fleet simulator is being built; see README.md.');
+    .description('run the fleet simulator: embedded MQTT broker, reference central with a demo population, a fleet of gates, live view')
+    .option('--broker <url>', 'use this MQTT broker (mqtt://host:port) instead of the embedded one')
+    .option('--gates <n>', 'number of gates', '8')
+    .option('--rate <taps>', 'taps per second across the fleet', '4')
+    .option('--seed <n>', 'seed: the same seed gives the same population and tap sequence', '1')
+    .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)')
+    .option('--report <file>', 'write the summary as JSON to this file on exit')
+    .option('--data <dir>', 'keep the central database here (default: a temporary directory)')
+    .option('--xs <n>', 'run n of the gates on the real XS engine (see docs/FLASHING.md)')
+    .option('--no-view', 'no live view: one status line every 5 seconds')
+    .action(async (f: SimFlags) => {
+      const gates = int('gates', f.gates, 1, 2000);
+      const rate = Number(f.rate);
+      if (!Number.isFinite(rate) || rate <= 0 || rate > 10000) throw new CliError(`--rate must be a number of taps per second in (0, 10000], got '${f.rate}'`);
+      const seed = int('seed', f.seed, 0, 2 ** 31 - 1);
+      const duration = f.duration === undefined ? null : int('duration', f.duration, 1, 7 * 86400);
+      if (f.xs !== undefined) int('xs', f.xs, 0, gates);
+      if (f.broker !== undefined && !/^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/.test(f.broker)) throw new CliError(`--broker must look like mqtt://host:port, got '${f.broker}'`);
+      const total = duration ?? 600;
+      const sim = new FleetSimulator({
+        gates, rate, seed,
+        ...(f.broker !== undefined ? { brokerUrl: f.broker } : {}),
+        ...(f.data !== undefined ? { dataDir: f.data } : {}),
+        revokeAt: Math.max(1, Math.round(total / 5)),
+        suspendAt: Math.max(2, Math.round(total / 3)),
+        brokerRestartAt: f.broker === undefined ? Math.max(3, Math.round(total / 2)) : null,
+      });
+      const tty = process.stdout.isTTY === true && f.view;
+      let stopping = false;
+      let resolveStop: () => void = () => {};
+      const stopped = new Promise<void>((r) => (resolveStop = r));
+      const stop = () => {
+        if (stopping) return;
+        stopping = true;
+        resolveStop();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      console.error(`starting: ${gates} gates, ${rate} taps/s, seed ${seed}${f.broker !== undefined ? `, broker ${f.broker}` : ', embedded broker'} ...`);
+      try {
+        await sim.start();
+      } catch (e) {
+        await sim.close();
+        throw new CliError(`could not start: ${e instanceof Error ? e.message : String(e)}`, 1);
+      }
+      const timer = setInterval(
+        () => {
+          if (tty) process.stdout.write(`\x1b[H\x1b[2J${render(sim, duration)}\n`);
+          else {
+            const v = sim.view();
+            console.log(`t=${sim.elapsedSeconds.toFixed(0)}s online ${v.gates.filter((g) => g.online).length}/${v.gates.length} taps ${v.totals.taps} granted ${v.totals.granted} stored ${v.totals.stored} version ${v.totals.version}`);
+          }
+        },
+        tty ? 1000 : 5000,
+      );
+      const until = duration === null ? stopped : Promise.race([stopped, new Promise<void>((r) => setTimeout(r, duration * 1000))]);
+      await until;
+      clearInterval(timer);
+      console.error('stopping: waiting for every journaled event to reach the central ...');
+      const drained = await sim.drain(30000);
+      const report = sim.report();
+      if (tty) process.stdout.write(`\x1b[H\x1b[2J${render(sim, duration)}\n`);
+      console.log(summary(report));
+      if (f.report !== undefined) writeFileSync(f.report, JSON.stringify(report, null, 2) + '\n');
+      await sim.close();
+      process.removeListener('SIGINT', stop);
+      process.removeListener('SIGTERM', stop);
+      if (!drained || !report.exactlyOnce) throw new CliError('not every journaled event reached the central within 30 s after stopping', 1);
     });
 }
