@@ -26,6 +26,10 @@ t('typecheck: device code without Node types (tsconfig.device.json)', async () =
   const r = await run(bin('tsc'), ['-p', 'tsconfig.device.json', '--noEmit']);
   assert.is(r.code, 0, r.out.slice(0, 4000));
 });
+t('typecheck: Moddable adapters against @moddable/typings, no Node types (tsconfig.moddable.json)', async () => {
+  const r = await run(bin('tsc'), ['-p', 'tsconfig.moddable.json', '--noEmit']);
+  assert.is(r.code, 0, r.out.slice(0, 4000));
+});
 t('lint (eslint)', async () => {
   const r = await run(bin('eslint'), ['.']);
   assert.is(r.code, 0, r.out.slice(0, 4000));

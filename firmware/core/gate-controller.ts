@@ -102,7 +102,11 @@ export class GateController {
     this.#o = options;
     this.#t = { ...DEFAULT_TIMING, ...options.timing };
     options.inputs.onChange((input, value, atMs) => this.#onInput(input, value, atMs));
-    this.#fire = options.inputs.read('fire');
+  }
+
+  /** Reads the inputs' state once the journal is open (boot): a fire release already active opens the lane. */
+  begin(): void {
+    this.#fire = this.#o.inputs.read('fire');
     if (this.#fire) this.#enterEmergency();
   }
 

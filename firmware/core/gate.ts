@@ -128,6 +128,7 @@ export class Gate {
     if (this.state.ackEpoch === this.journal.epoch && this.state.ackSeq > this.journal.acked) this.journal.ack(this.state.ackSeq);
     if (this.state.lockdown) this.controller.setMode('lockdown');
     this.#journalBoot();
+    this.controller.begin();
     return { boot, store, journalLastSeq: this.journal.lastSeq, journalAcked: this.journal.acked };
   }
 

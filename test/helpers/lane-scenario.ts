@@ -28,6 +28,8 @@ export interface LaneScenario {
   line: 'first' | 'second';
   lane: 'person' | 'vehicle' | 'goods';
   steps: Step[];
+  /** The fire release input is already active when the gate boots. */
+  fireAtBoot?: boolean;
 }
 
 export interface LaneResult {
@@ -69,7 +71,7 @@ export function runLaneScenario(s: LaneScenario, crypto: Crypto): LaneResult {
       return !faults.has(o);
     },
   };
-  const inputValues: Record<InputName, boolean> = { rotation: false, door: false, presence: false, fire: false };
+  const inputValues: Record<InputName, boolean> = { rotation: false, door: false, presence: false, fire: s.fireAtBoot === true };
   let inputCb: (i: InputName, v: boolean, at: number) => void = () => {};
   const inputs: Inputs = { read: (i) => inputValues[i], onChange: (cb) => (inputCb = cb) };
   const provisioning: ProvisioningRecord = {
@@ -120,6 +122,7 @@ export const LANE_SCENARIOS: LaneScenario[] = [
   { name: 'person: journal full refuses', line: 'first', lane: 'person', steps: [{ fillJournal: true }, { read: 'alice' }, { input: 'rotation', value: true }] },
   { name: 'person: fire release overrides a full journal', line: 'second', lane: 'person', steps: [{ fillJournal: true }, { input: 'fire', value: true }, { read: 'mallory' }, { input: 'rotation', value: true }] },
   { name: 'person: relay fault on the second line fails closed', line: 'second', lane: 'person', steps: [{ fault: 'relay' }, { read: 'alice' }, { wait: 9000 }, { read: 'alice' }] },
+  { name: 'person: fire release active at boot opens the lane', line: 'second', lane: 'person', fireAtBoot: true, steps: [{ input: 'rotation', value: true }] },
   { name: 'vehicle: tag, barrier up, loop clears', line: 'first', lane: 'vehicle', steps: [{ input: 'presence', value: true }, { read: 'truck-1' }, { wait: 2000 }, { input: 'presence', value: false }] },
   { name: 'vehicle: on the loop without a credential', line: 'first', lane: 'vehicle', steps: [{ input: 'presence', value: true }, { wait: 16000 }, { input: 'presence', value: false }] },
   { name: 'goods: whole lot granted', line: 'first', lane: 'goods', steps: [{ read: 'crate-1' }, { read: 'crate-2' }, { read: 'crate-2' }, { read: 'crate-3' }, { wait: 2000 }, { input: 'rotation', value: true }] },
@@ -137,6 +140,7 @@ export const EXPECTED: Record<string, string[]> = {
   'person: journal full refuses': [`decision_denied:15:unjournaled`, `forced_passage:0:unjournaled`],
   'person: fire release overrides a full journal': [`fire_release:1:unjournaled`, `decision_granted:17:unjournaled`, `passage_completed:17:unjournaled`],
   'person: relay fault on the second line fails closed': [`decision_granted:0`, `alarm:3`, `passage_not_taken:0`, `decision_denied:20`],
+  'person: fire release active at boot opens the lane': [`fire_release:1`, `passage_completed:17`],
   'vehicle: tag, barrier up, loop clears': [`decision_granted:0`, `passage_completed:0`],
   'vehicle: on the loop without a credential': [`vehicle_without_credential:0`],
   'goods: whole lot granted': [`decision_granted:0`, `decision_granted:0`, `decision_granted:0`, `passage_completed:0`],

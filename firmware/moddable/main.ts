@@ -1,0 +1,219 @@
+// The device entry (manifest.json: creation.main = "firmware/moddable/main").
+// Moddable imports this module after the setup modules and calls its default
+// export (xs/platforms/mc/xsHosts.c).
+//
+//  1. settings from the manifest config (settings.ts);
+//  2. the provisioning record from the `provision` partition
+//     (provisioning-image.ts: "SGP1", u32 length, CBOR, CRC-32); a missing or
+//     invalid record stops here, and says why on the console every 10 s;
+//  3. the data partition (FlashBlockStore, memory-mapped), the ports (pins,
+//     MQTT, crypto, clock, timers), `new Gate(...)`, open(), start();
+//  4. the reader UART -> frame decoder -> gate.onRead;
+//  5. Wi-Fi + SNTP in the background (the gate never waits for the network).
+//
+// Wiegand readers are connected through a Wiegand-to-UART interface
+// (docs/decisions/0006-wiegand-through-uart.md): there is no Wiegand pin
+// driver here by design.
+
+import './globals.js'; // first: the text codec globals cbor-x looks for when it loads
+
+import TCP from 'embedded:io/socket/tcp';
+import config from 'mc/config';
+import Modules from 'modules';
+import Timer from 'timer';
+import { FIRMWARE_VERSION, Gate, type BootReport } from '../core/gate.js';
+import { partitionBytes } from '../core/partition.js';
+import { Em4100AsciiDecoder } from '../drivers/em4100-ascii.js';
+import type { FrameDecoder, FrameRejectReason } from '../drivers/frame.js';
+import { UhfFrameDecoder } from '../drivers/uhf-frame.js';
+import { WiegandUartDecoder } from '../drivers/wiegand-uart.js';
+import type { CredentialRead } from '../ports.js';
+import type { ProvisioningRecord } from '../../protocol/provisioning.js';
+import { DigestCrypto } from './digest-crypto.js';
+import { DigitalInputs } from './digital-inputs.js';
+import { DigitalOutputs } from './digital-outputs.js';
+import { FlashBlockStore } from './flash-block-store.js';
+import { ModdableTimers } from './moddable-timers.js';
+import { MqttNet } from './mqtt-net.js';
+import { NetResolver } from './net-resolver.js';
+import { NetworkLink } from './network-link.js';
+import { readProvisioningImage } from './provisioning-image.js';
+import { SerialByteSource } from './serial-byte-source.js';
+import { parseBroker, parseSettings, type Broker, type GateSettings, type ReaderSettings } from './settings.js';
+import { SystemClock } from './system-clock.js';
+
+const TLS_SOCKET = 'embedded:io/socket/tcp/tls';
+
+function log(message: string): void {
+  trace(`subline: ${message}\n`);
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+/** The gate does not run. Says why now and every 10 s (for a console attached later). */
+function refuse(reason: string): void {
+  const line = `NOT RUNNING: ${reason}`;
+  log(line);
+  Timer.repeat(() => log(line), 10_000);
+}
+
+function socketFor(broker: Broker): { io: unknown } & Record<string, unknown> {
+  if (!broker.secure) return { io: TCP };
+  // TLS is not in the default build (manifest.json); a TLS build adds the SDK's
+  // tlssocket module and its CA certificates (docs/FLASHING.md).
+  const TLSSocket = Modules.importNow(TLS_SOCKET);
+  return { io: TLSSocket, TCP: { io: TCP }, secure: {} };
+}
+
+function createDecoder(reader: ReaderSettings, onRead: (r: CredentialRead) => void, onReject: (reason: FrameRejectReason) => void): FrameDecoder | null {
+  switch (reader.kind) {
+    case 'wiegand':
+      return new WiegandUartDecoder({ onRead, onReject });
+    case 'em4100':
+      return new Em4100AsciiDecoder({ onRead, onReject });
+    case 'uhf':
+      return new UhfFrameDecoder({ onRead, onReject, ...(reader.duplicateWindowMs !== undefined ? { duplicateWindowMs: reader.duplicateWindowMs } : {}) });
+    case 'none':
+      return null;
+  }
+}
+
+function describeBoot(p: ProvisioningRecord, b: BootReport): string {
+  const s = b.store;
+  const image = s.activeSlot < 0 ? 'no whitelist image' : `image in slot ${s.activeSlot === 0 ? 'A' : 'B'}`;
+  return (
+    `${FIRMWARE_VERSION} gate ${p.gate} (${p.line} line, ${p.direction}, ${p.lane}) boot ${b.boot}: ${image}` +
+    `${s.imageError !== null ? ` (refused: ${s.imageError})` : ''}, ${s.overlayDeltas} overlay deltas, journal ${b.journalLastSeq} (acked ${b.journalAcked})`
+  );
+}
+
+/** What is running, kept reachable from the module (and inspectable in xsbug). */
+export const running: { gate?: Gate; settings?: GateSettings } = {};
+
+export default function main(): void {
+  const settings = parseSettings(config);
+  if (!settings.ok) return refuse(`manifest config: ${settings.error}`);
+  const s = settings.value;
+
+  // ---- the provisioning record ----
+  let record: ProvisioningRecord;
+  try {
+    const part = new FlashBlockStore({ partition: s.partitions.provisioning, map: false });
+    const r = readProvisioningImage((offset, length) => part.read(offset, length), part.size);
+    part.close();
+    if (!r.ok) return refuse(`provisioning record ${r.error}: ${r.detail} (docs/FLASHING.md, "Provision a gate")`);
+    record = r.value;
+  } catch (e) {
+    return refuse(`cannot read the "${s.partitions.provisioning}" partition (${describe(e)}); was the partition table flashed?`);
+  }
+  const broker = parseBroker(record.broker);
+  if (typeof broker === 'string') return refuse(`provisioning record: ${broker}`);
+  if (broker.secure && !Modules.has(TLS_SOCKET)) return refuse(`the broker is ${record.broker} but this build has no TLS socket (${TLS_SOCKET}); build with TLS or provision an mqtt:// broker`);
+
+  const needed = record.lane === 'vehicle' ? 'barrier' : 'relay';
+  if (s.outputs[needed] === undefined) return refuse(`a ${record.lane} lane needs subline.outputs.${needed} in the manifest config`);
+
+  // ---- ports ----
+  let gate: Gate;
+  let clock: SystemClock;
+  try {
+    const flash = new FlashBlockStore({ partition: s.partitions.data });
+    const need = partitionBytes(s.layout, flash.blockSize);
+    if (need > flash.size) return refuse(`the "${s.partitions.data}" partition has ${flash.size} bytes; the layout for ${s.layout.credentials} credentials needs ${need}`);
+    if (flash.map() === undefined) log(`warning: the data partition cannot be memory-mapped (${flash.mapError ?? 'disabled'}); the active image is copied to RAM`);
+    // Outputs first: every output is driven off from here on.
+    const outputs = new DigitalOutputs({ pins: s.outputs });
+    clock = new SystemClock();
+    // `fire` is held until the journal is open (see DigitalInputs.hold), then reported.
+    const inputs = new DigitalInputs({ pins: s.inputs, clock, hold: ['fire'] });
+    const timers = new ModdableTimers();
+    const crypto = new DigestCrypto();
+    // Seconds on the device, so before the lane opens rather than at the first signed message.
+    const key = record.trustedKeys[0];
+    if (key !== undefined) log(`Ed25519 base-point table built in ${crypto.warmUp(key)} ms`);
+    const net = new MqttNet({
+      host: broker.host,
+      port: broker.port,
+      ...(record.username !== undefined ? { username: record.username } : {}),
+      ...(record.password !== undefined ? { password: record.password } : {}),
+      dns: { io: NetResolver },
+      socket: socketFor(broker),
+      maxMessageBytes: s.mqtt.maxMessageBytes,
+      connectTimeoutMs: s.mqtt.connectTimeoutMs,
+      log,
+    });
+    gate = new Gate({
+      provisioning: record,
+      flash,
+      layout: s.layout,
+      clock,
+      timers,
+      net,
+      crypto,
+      outputs,
+      inputs,
+      random: Math.random,
+      writeOnce: s.writeOnce,
+      ...(s.traceEvents ? { onEvent: (type: number, reason: number, seq: number | 'full') => log(`event type ${type} reason ${reason} seq ${seq}`) } : {}),
+    });
+    running.gate = gate;
+    running.settings = s;
+    const boot = gate.open();
+    log(describeBoot(record, boot));
+    inputs.release();
+    gate.start();
+  } catch (e) {
+    return refuse(`the gate did not start: ${describe(e)}`);
+  }
+
+  // ---- the reader ----
+  const rejects: Partial<Record<FrameRejectReason, number>> = {};
+  let reads = 0;
+  const decoder = createDecoder(
+    s.reader,
+    (r) => {
+      reads++;
+      gate.onRead(r);
+    },
+    (reason) => {
+      rejects[reason] = (rejects[reason] ?? 0) + 1;
+    },
+  );
+  if (decoder !== null) {
+    try {
+      const uart = new SerialByteSource({ port: s.reader.port, receive: s.reader.receive, ...(s.reader.transmit !== undefined ? { transmit: s.reader.transmit } : {}), baud: s.reader.baud });
+      uart.onBytes((bytes) => decoder.push(bytes, clock.monotonicMs()));
+      log(`reader: ${s.reader.kind} on UART${s.reader.port} RX GPIO ${s.reader.receive} at ${s.reader.baud} baud`);
+    } catch (e) {
+      // The lane still answers remote commands and fire release; say so loudly.
+      log(`error: the reader UART did not open (${describe(e)}): no credential reads`);
+    }
+  }
+
+  // ---- network ----
+  const link = new NetworkLink({
+    ...(s.wifi !== null ? { ssid: s.wifi.ssid, ...(s.wifi.password !== undefined ? { password: s.wifi.password } : {}) } : {}),
+    sntp: s.sntp,
+    onTime: (seconds) => {
+      clock.setWallSeconds(seconds, true);
+      log(`time from SNTP: ${new Date(seconds * 1000).toISOString()}`);
+    },
+    onState: (state) => log(`wifi: ${state}`),
+  });
+  if (s.wifi === null) log('no wifi_ssid in the config: Wi-Fi is off (offline gate)');
+
+  // ---- status on the console ----
+  if (s.statusTraceMs > 0) {
+    Timer.repeat(() => {
+      const rej = Object.entries(rejects)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+      log(
+        `status: ${gate.sync.connected ? 'online' : 'offline'}, wifi ${link.hasIP ? 'up' : 'down'}, clock ${clock.trusted() ? 'trusted' : 'untrusted'}, ` +
+          `list ${gate.store.epoch}.${gate.store.version}, journal ${gate.journal.lastSeq} backlog ${gate.journal.backlog}, reads ${reads}${rej !== '' ? `, rejected: ${rej}` : ''}`,
+      );
+    }, s.statusTraceMs);
+  }
+}
