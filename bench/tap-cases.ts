@@ -8,7 +8,8 @@ import { DEFAULT_POLICY } from '../firmware/core/decision.js';
 import { Gate } from '../firmware/core/gate.js';
 import { partitionBytes, type LayoutOptions } from '../firmware/core/partition.js';
 import { Em4100AsciiDecoder } from '../firmware/drivers/em4100-ascii.js';
-import type { InputName, Inputs, Net, Outputs } from '../firmware/ports.js';
+import type { InputName, Inputs, Outputs } from '../firmware/ports.js';
+import { NullNet } from '../host-sim/adapters/null-net.js';
 import { credentialKey } from '../protocol/credential-key.js';
 import type { Crypto } from '../protocol/crypto.js';
 import type { ProvisioningRecord } from '../protocol/provisioning.js';
@@ -55,17 +56,6 @@ export function em4100Frame(id: Uint8Array): Uint8Array {
   return f;
 }
 
-class NullNet implements Net {
-  connect(): void {}
-  publish(): number {
-    return -1;
-  }
-  subscribe(): void {}
-  disconnect(): void {}
-  onMessage(): void {}
-  onPublished(): void {}
-  onConnectionChange(): void {}
-}
 
 /** Node side: the gate's flash after installing an image of `n` enrolled ids. */
 export function provisionTapFlash(n: number, ids: Uint8Array, crypto: Crypto): Uint8Array {

@@ -6,7 +6,8 @@
 import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
 import { Gate } from '../../firmware/core/gate.js';
 import { EventType } from '../../firmware/core/journal-record.js';
-import type { InputName, Inputs, Net, OutputName, Outputs } from '../../firmware/ports.js';
+import type { InputName, Inputs, OutputName, Outputs } from '../../firmware/ports.js';
+import { NullNet } from '../../host-sim/adapters/null-net.js';
 import { credentialKey } from '../../protocol/credential-key.js';
 import type { Crypto } from '../../protocol/crypto.js';
 import { partitionBytes } from '../../firmware/core/partition.js';
@@ -46,17 +47,6 @@ const everywhere: GrantSpec = { lines: ['first', 'second'], directions: ['in', '
 /** Enrolled ids: "alice", "bob" (individual grants), "truck-1", "crate-1".."crate-3"; anything else is unknown. */
 const ENROLLED = ['alice', 'bob', 'truck-1', 'crate-1', 'crate-2', 'crate-3'];
 
-class NullNet implements Net {
-  connect(): void {}
-  publish(): number {
-    return -1;
-  }
-  subscribe(): void {}
-  disconnect(): void {}
-  onMessage(): void {}
-  onPublished(): void {}
-  onConnectionChange(): void {}
-}
 
 export function runLaneScenario(s: LaneScenario, crypto: Crypto): LaneResult {
   const vt = new VirtualTime({ wallSeconds: T0, trusted: true });
