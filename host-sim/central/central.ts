@@ -9,16 +9,25 @@
 // (about a second at 250k credentials; adaptive back-off while changes keep
 // coming) → the signed head for the new version is published, retained. So a
 // revocation reaches the gates before the image work starts.
+//
+// Changes committed by another process on the same database (the `subline`
+// CLI) are noticed by polling the list version (pollIntervalMs): the central
+// publishes the deltas it has not published yet and builds the new image. The
+// highest version the broker acknowledged is kept in the database
+// (central-state.ts), so a restarted central, or `subline central publish`,
+// sends exactly what is missing. Presence is kept there too, for the CLI.
 
 import mqtt, { type MqttClient } from 'mqtt';
-import { Head, LIMITS, decodeCommandResult, decodeEventBatch, decodeGateStatus, decodeSyncRequest, encodeChunk, encodeEventAck, encodeManifest, type CommandResultMessage, type GateStatusMessage, type HeadMessage, type SyncRequestMessage } from '../../protocol/messages.js';
+import { Head, LIMITS, decodeCommandResult, type CommandMessage, decodeEventBatch, decodeGateStatus, decodeSyncRequest, encodeChunk, encodeEventAck, encodeManifest, type CommandResultMessage, type GateStatusMessage, type HeadMessage, type SyncRequestMessage } from '../../protocol/messages.js';
 import { toHex } from '../../protocol/hex.js';
 import { Topics } from '../../protocol/topics.js';
 import { Ed25519Signer, nodeCrypto } from '../node-crypto.js';
 import { EventStore } from './event-store.js';
 import { buildImageFromTables, chunkImage, type ChunkedImage } from './image-builder.js';
 import { generateKeys, type CentralKeys } from './keys.js';
-import { Registry, type CommitInfo } from './registry.js';
+import { Registry, type CommitInfo, type ListInfo, type StoredDelta } from './registry.js';
+import { CentralState, type PublishedMark } from './central-state.js';
+import { sealCommand, type CommandOp, type CommandOptions } from './commands.js';
 
 export interface CentralOptions {
   /** A registry database path (or ':memory:'), or an open Registry (then the caller closes it). */
@@ -47,6 +56,20 @@ export interface CentralOptions {
   readonly connectTimeoutMs?: number;
   /** Diagnostics (default: none). */
   readonly log?: (line: string) => void;
+  /**
+   * Check the list version this often (ms) and publish what another process
+   * committed to the same database (default 0: off, only this process's commits).
+   */
+  readonly pollIntervalMs?: number;
+  /** Subscribe to the gates' uplink topics (default true; false for a publish-only central). */
+  readonly subscribe?: boolean;
+}
+
+export interface SentCommand {
+  readonly command: CommandMessage;
+  readonly envelope: Uint8Array;
+  /** The gate's answer, or null when none came within waitMs. */
+  readonly result: CommandResultMessage | null;
 }
 
 export interface CentralStats {
@@ -85,6 +108,10 @@ const u8 = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.b
 const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const defaultClock = (): number => Math.floor(Date.now() / 1000);
 const COMMAND_RESULTS_KEPT = 1000;
+/** A central that starts (or notices another process's commits) publishes at most this many missing deltas: a gate further behind pulls an image anyway. */
+const MAX_CATCH_UP_DELTAS = 256;
+/** lastSeen is written at most this often per gate (seconds). */
+const TOUCH_INTERVAL_SECONDS = 5;
 
 export class Central {
   readonly registry: Registry;
@@ -114,6 +141,20 @@ export class Central {
   readonly #ownEvents: boolean;
   readonly #presence = new Map<string, PresenceEntry>();
   readonly #unlisten: () => void;
+  readonly #state: CentralState;
+  readonly #lastTouch = new Map<string, number>();
+  readonly #waiters = new Map<string, (r: CommandResultMessage | null) => void>();
+  readonly #idle = new Set<() => void>();
+  /** The list version whose deltas this central has published (or seen published). */
+  #known: { epoch: number; version: number };
+  /** The highest delta the broker acknowledged (persisted, debounced). */
+  #published: PublishedMark | undefined;
+  #publishedDirty = false;
+  #flushTimer: ReturnType<typeof setTimeout> | null = null;
+  #pollTimer: ReturnType<typeof setInterval> | null = null;
+  #inflight = 0;
+  /** publishPending() has run since start(). */
+  #caughtUp = false;
   #client: MqttClient | null = null;
   #image: ImageState | null = null;
   #head: HeadMessage | null = null;
@@ -144,7 +185,23 @@ export class Central {
     this.registry.createList(this.list);
     this.#ownEvents = options.events === undefined;
     this.events = options.events ?? new EventStore(this.registry.db);
+    // Presence is written to the database for the CLI, but not read back: after a
+    // restart the broker's retained statuses (the latest of each gate) set it again.
+    this.#state = new CentralState(this.registry.db);
+    this.#published = this.#state.published(this.list);
+    const l = this.registry.list(this.list);
+    this.#known = { epoch: l.epoch, version: l.version };
     this.#unlisten = this.registry.onCommit((c) => this.#onCommit(c));
+  }
+
+  /** Presence and publication state in the database (read by the CLI). */
+  get state(): CentralState {
+    return this.#state;
+  }
+
+  /** The highest delta version the broker has acknowledged for this list (persisted). */
+  get publishedMark(): PublishedMark | undefined {
+    return this.#published;
   }
 
   static generateKeys(): CentralKeys {
@@ -181,6 +238,7 @@ export class Central {
   async start(): Promise<void> {
     if (this.#client !== null) throw new Error('central: already started');
     this.#closed = false;
+    this.#caughtUp = false;
     this.#rebuild();
     const client = mqtt.connect(this.#o.brokerUrl, {
       clientId: this.#o.clientId ?? `subline-central-${toHex(nodeCrypto.sha256(this.#signer.publicKey)).slice(0, 8)}-${process.pid}`,
@@ -217,6 +275,75 @@ export class Central {
       client.once('connect', ok);
     });
     this.#headTimer = setInterval(() => this.#publishHead(), this.#headInterval * 1000);
+    const poll = this.#o.pollIntervalMs ?? 0;
+    if (poll > 0) this.#pollTimer = setInterval(() => this.checkForChanges(), poll);
+  }
+
+  /**
+   * Publishes the deltas after the last one the broker acknowledged, up to the
+   * current version (at most the latest 256). Returns how many were sent.
+   * start() does this on the first connection.
+   */
+  publishPending(): number {
+    const l = this.registry.list(this.list);
+    const mark = this.#published;
+    let from = mark !== undefined && mark.epoch === l.epoch ? mark.version + 1 : 1;
+    from = Math.max(from, l.version - MAX_CATCH_UP_DELTAS + 1, 1);
+    const deltas = from <= l.version ? this.registry.deltas(this.list, l.epoch, from, l.version - from + 1) : [];
+    for (const d of deltas) this.#publishDelta(d);
+    if (l.epoch !== this.#known.epoch || l.version > this.#known.version) this.#known = { epoch: l.epoch, version: l.version };
+    return deltas.length;
+  }
+
+  /**
+   * Notices a change another process committed to the database: publishes
+   * the missing deltas and schedules the new image and head. Returns the
+   * number of deltas published. Runs every pollIntervalMs when set.
+   */
+  checkForChanges(): number {
+    if (this.#closed) return 0;
+    let l: ListInfo;
+    try {
+      l = this.registry.list(this.list);
+    } catch (e) {
+      this.#log(`poll: ${e instanceof Error ? e.message : String(e)}`);
+      return 0;
+    }
+    const k = this.#known;
+    if (l.epoch === k.epoch && l.version === k.version) return 0;
+    let n = 0;
+    if (l.epoch === k.epoch && l.version > k.version) n = this.#catchUp(l.epoch, k.version + 1, l.version);
+    this.#known = { epoch: l.epoch, version: l.version };
+    this.#log(`list ${this.list} changed elsewhere: epoch ${l.epoch} version ${l.version} (${n} delta(s) published)`);
+    this.#scheduleBuild();
+    return n;
+  }
+
+  /** Resolves when every message published so far has been acknowledged by the broker (or failed). */
+  idle(): Promise<void> {
+    if (this.#inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.add(resolve));
+  }
+
+  /**
+   * Signs and publishes a command to a gate and waits (waitMs, default
+   * 10,000) for its answer. Needs start() with subscriptions on.
+   */
+  async sendCommand(gate: string, op: CommandOp, options: CommandOptions & { readonly waitMs?: number } = {}): Promise<SentCommand> {
+    if (this.#client === null || this.#closed) throw new Error('central: not started');
+    const sealed = sealCommand(this.#o.signingKey, gate, op, { ...options, issuedAt: options.issuedAt ?? this.#clock() });
+    const key = toHex(sealed.command.nonce);
+    const result = new Promise<CommandResultMessage | null>((resolve) => {
+      const timer = setTimeout(() => finish(null), options.waitMs ?? 10_000);
+      const finish = (r: CommandResultMessage | null) => {
+        clearTimeout(timer);
+        this.#waiters.delete(key);
+        resolve(r);
+      };
+      this.#waiters.set(key, finish);
+    });
+    this.#publish(this.topics.gate(gate, 'cmd'), sealed.envelope);
+    return { ...sealed, result: await result };
   }
 
   /** Stops the timers and the MQTT client; closes the databases it opened. */
@@ -225,6 +352,9 @@ export class Central {
     this.#closed = true;
     this.#abortStart?.();
     this.#unlisten();
+    for (const w of [...this.#waiters.values()]) w(null);
+    if (this.#pollTimer !== null) clearInterval(this.#pollTimer);
+    this.#pollTimer = null;
     if (this.#headTimer !== null) clearInterval(this.#headTimer);
     if (this.#buildTimer !== null) clearTimeout(this.#buildTimer);
     this.#headTimer = null;
@@ -240,6 +370,9 @@ export class Central {
         });
       });
     }
+    if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    this.#flushPublished();
     if (this.#ownEvents) this.events.close();
     if (this.#ownRegistry) this.registry.close();
   }
@@ -259,32 +392,87 @@ export class Central {
     map[key] = (map[key] ?? 0) + 1;
   }
 
-  #publish(topic: string, payload: Uint8Array, retain = false): boolean {
+  #publish(topic: string, payload: Uint8Array, retain = false, onAcked?: () => void): boolean {
     const client = this.#client;
     if (client === null) return false;
+    this.#inflight++;
     client.publish(topic, buf(payload), { qos: 1, retain }, (err) => {
       if (err !== undefined && err !== null) {
         this.stats.published.errors++;
         this.#log(`publish ${topic}: ${err.message}`);
+      } else onAcked?.();
+      if (--this.#inflight === 0) {
+        const waiting = [...this.#idle];
+        this.#idle.clear();
+        for (const w of waiting) w();
       }
     });
     return true;
+  }
+
+  #publishDelta(d: StoredDelta): void {
+    if (this.#publish(this.topics.list(this.list, 'delta'), d.envelope, false, () => this.#markPublished(d.epoch, d.version))) this.stats.published.deltas++;
+  }
+
+  /** Publishes the stored deltas from..to of an epoch (at most the latest 256). */
+  #catchUp(epoch: number, from: number, to: number): number {
+    const first = Math.max(from, to - MAX_CATCH_UP_DELTAS + 1);
+    if (first > to) return 0;
+    const deltas = this.registry.deltas(this.list, epoch, first, to - first + 1);
+    for (const d of deltas) this.#publishDelta(d);
+    return deltas.length;
+  }
+
+  #markPublished(epoch: number, version: number): void {
+    const m = this.#published;
+    if (m !== undefined && (epoch < m.epoch || (epoch === m.epoch && version <= m.version))) return;
+    this.#published = { epoch, version };
+    this.#publishedDirty = true;
+    // One write per burst, not per delta (the database syncs every commit).
+    this.#flushTimer ??= setTimeout(() => {
+      this.#flushTimer = null;
+      this.#flushPublished();
+    }, 250);
+  }
+
+  #flushPublished(): void {
+    if (!this.#publishedDirty || this.#published === undefined || !this.registry.db.open) return;
+    this.#publishedDirty = false;
+    try {
+      this.#state.setPublished(this.list, this.#published, this.#clock());
+    } catch (e) {
+      this.#log(`published mark: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   #onConnect(client: MqttClient): void {
     if (client !== this.#client) return;
     this.stats.connects++;
     const t = this.topics;
-    client.subscribe([t.allGates('sync'), t.allGates('events'), t.allGates('status'), t.allGates('cmdres')], { qos: 1 }, (err) => {
-      if (err !== undefined && err !== null) this.#log(`subscribe: ${err.message}`);
-    });
+    if (this.#o.subscribe !== false) {
+      client.subscribe([t.allGates('sync'), t.allGates('events'), t.allGates('status'), t.allGates('cmdres')], { qos: 1 }, (err) => {
+        if (err !== undefined && err !== null) this.#log(`subscribe: ${err.message}`);
+      });
+    }
+    // Deltas committed while no central was running (or by another process) go out once.
+    if (!this.#caughtUp) {
+      this.#caughtUp = true;
+      this.publishPending();
+    }
     // Retained state may be gone (a broker without persistence restarted): publish the head again.
     this.#publishHead();
   }
 
   #onCommit(c: CommitInfo): void {
     if (this.#closed || c.list !== this.list) return;
-    for (const d of c.deltas) if (this.#publish(this.topics.list(this.list, 'delta'), d.envelope)) this.stats.published.deltas++;
+    const k = this.#known;
+    if (!c.newEpoch && c.epoch === k.epoch) {
+      // Versions committed by another process and not polled yet go out first, in order.
+      const first = c.deltas[0]?.version ?? c.version + 1;
+      if (first > k.version + 1) this.#catchUp(c.epoch, k.version + 1, first - 1);
+    }
+    for (const d of c.deltas) this.#publishDelta(d);
+    if (c.epoch !== k.epoch || c.version > k.version) this.#known = { epoch: c.epoch, version: c.version };
     this.#scheduleBuild();
   }
 
@@ -354,6 +542,7 @@ export class Central {
       const p = parsed.value;
       if (p.scope !== 'gate') return this.#count(this.stats.rejected, 'topic.unexpected');
       this.#count(this.stats.received, p.kind);
+      this.#touch(p.gate);
       const bytes = u8(payload);
       switch (p.kind) {
         case 'sync':
@@ -437,7 +626,19 @@ export class Central {
       this.stats.presenceIgnored++;
       return;
     }
-    this.#presence.set(gate, { status: s, receivedAt: this.#clock() });
+    const receivedAt = this.#clock();
+    this.#presence.set(gate, { status: s, receivedAt });
+    this.#lastTouch.set(gate, receivedAt);
+    this.#state.putStatus(s, receivedAt);
+  }
+
+  /** Records (throttled) that a known gate was heard from. */
+  #touch(gate: string): void {
+    if (!this.#presence.has(gate)) return;
+    const now = this.#clock();
+    if (now - (this.#lastTouch.get(gate) ?? 0) < TOUCH_INTERVAL_SECONDS) return;
+    this.#lastTouch.set(gate, now);
+    this.#state.touch(gate, now);
   }
 
   #onCommandResult(gate: string, bytes: Uint8Array): void {
@@ -445,6 +646,7 @@ export class Central {
     if (!r.ok) return this.#count(this.stats.rejected, `cmdres.${r.error.code}`);
     if (r.value.gate !== gate) return this.#count(this.stats.rejected, 'cmdres.gate_mismatch');
     const k = toHex(r.value.nonce);
+    this.#waiters.get(k)?.(r.value);
     this.commandResults.delete(k);
     this.commandResults.set(k, r.value);
     if (this.commandResults.size > COMMAND_RESULTS_KEPT) {

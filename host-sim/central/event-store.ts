@@ -105,7 +105,7 @@ export class EventStore {
   readonly #setHead: Database.Statement;
   readonly #range: Database.Statement;
   readonly #after: Database.Statement;
-  readonly #ingestTx: (b: EventBatchMessage, chains: Uint8Array[]) => IngestResult;
+  readonly #ingestTx: Database.Transaction<(b: EventBatchMessage, chains: Uint8Array[]) => IngestResult>;
 
   /** On a path (or ':memory:'), or on an open database (the registry's) whose lifetime the caller keeps. */
   constructor(db: string | Database.Database, options: EventStoreOptions = {}) {
@@ -142,7 +142,7 @@ export class EventStore {
       chains[i] = c;
     }
     if (!bytesEqual(c, b.chain)) return { stored: 0, duplicates: 0, ack: this.ack(b.gate, b.epoch), problem: 'bad_chain' };
-    return this.#ingestTx(b, chains);
+    return this.#ingestTx.immediate(b, chains);
   }
 
   /** The ack for (gate, epoch): highest contiguous seq and chain(seq), or null if seq 1 is not stored. */
@@ -158,6 +158,11 @@ export class EventStore {
 
   /** Stored rows in (gate, epoch, seq) order. */
   export(gate?: string, epoch?: number): EventRow[] {
+    return [...this.rows(gate, epoch)];
+  }
+
+  /** The same rows as export(), one at a time (for large exports). */
+  *rows(gate?: string, epoch?: number): Generator<EventRow> {
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (gate !== undefined) {
@@ -169,8 +174,9 @@ export class EventStore {
       args.push(epoch);
     }
     const sql = `SELECT gate, epoch, seq, record, chain, received_at FROM events${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY gate, epoch, seq`;
-    const rows = this.db.prepare(sql).all(...args) as { gate: string; epoch: number; seq: number; record: Buffer; chain: Buffer; received_at: number }[];
-    return rows.map((r) => ({ gate: r.gate, epoch: r.epoch, seq: r.seq, record: new Uint8Array(r.record), chain: new Uint8Array(r.chain), receivedAt: r.received_at }));
+    for (const r of this.db.prepare(sql).iterate(...args) as IterableIterator<{ gate: string; epoch: number; seq: number; record: Buffer; chain: Buffer; received_at: number }>) {
+      yield { gate: r.gate, epoch: r.epoch, seq: r.seq, record: new Uint8Array(r.record), chain: new Uint8Array(r.chain), receivedAt: r.received_at };
+    }
   }
 
   /** Recomputes the chain of (gate, epoch) from seq 1 over the stored rows; the first seq whose stored chain disagrees, or null. */

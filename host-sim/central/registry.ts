@@ -243,6 +243,7 @@ export class Registry {
       institution: p('SELECT id, name, industry FROM institutions WHERE id = ?'),
       nextInstitution: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM institutions'),
       insertInstitution: p('INSERT INTO institutions (id, name, industry) VALUES (?, ?, ?)'),
+      institutionsNamed: p('SELECT id FROM institutions WHERE name = ? ORDER BY id'),
       subject: p('SELECT id, kind, institution, name FROM subjects WHERE id = ?'),
       insertSubject: p('INSERT INTO subjects (id, kind, institution, name) VALUES (?, ?, ?, ?)'),
       credential: p('SELECT key, subject, kind, revoked FROM credentials WHERE key = ?'),
@@ -352,10 +353,12 @@ export class Registry {
   /** Re-creates a list: a new epoch (> the old one), version 0, its deltas dropped. Gates pull a new image. */
   recreateList(name: string): ListInfo {
     const old = this.list(name);
-    this.db.transaction(() => {
-      this.#s.deleteDeltas.run(name);
-      this.#s.renewList.run(Math.max(old.epoch + 1, this.#clock()), name);
-    })();
+    this.db
+      .transaction(() => {
+        this.#s.deleteDeltas.run(name);
+        this.#s.renewList.run(Math.max(old.epoch + 1, this.#clock()), name);
+      })
+      .immediate();
     const l = this.list(name);
     this.#notify([{ list: name, epoch: l.epoch, version: 0, deltas: [], newEpoch: true }]);
     return l;
@@ -382,6 +385,24 @@ export class Registry {
     if (s === undefined) return undefined;
     const g = this.#s.assignment.get('individual', id) as { grant_id: number } | undefined;
     return { ...s, suspended: this.#suspended('subject', id), grant: g?.grant_id ?? null };
+  }
+
+  industry(id: number): { readonly id: number; readonly name: string; readonly code: string } | undefined {
+    return this.#s.industry.get(id) as { id: number; name: string; code: string } | undefined;
+  }
+
+  /** The id of the industry with this code. */
+  industryByCode(code: string): number | undefined {
+    return (this.#s.industryByCode.get(code) as { id: number } | undefined)?.id;
+  }
+
+  institution(id: number): { readonly id: number; readonly name: string; readonly industry: number | null } | undefined {
+    return this.#s.institution.get(id) as { id: number; name: string; industry: number | null } | undefined;
+  }
+
+  /** Ids of the institutions with exactly this name (names are not unique in the registry). */
+  institutionsNamed(name: string): number[] {
+    return (this.#s.institutionsNamed.raw().all(name) as [number][]).map(([id]) => id);
   }
 
   credentials(subject: string): CredentialInfo[] {
@@ -720,11 +741,16 @@ export class Registry {
     let commits: CommitInfo[] = [];
     let result: T;
     try {
-      result = this.db.transaction(() => {
-        const r = fn();
-        commits = this.#finish(ctx);
-        return r;
-      })();
+      // IMMEDIATE: take the write lock first, so a writer in another process (the
+      // central, the CLI) makes this wait (busy timeout) instead of failing with
+      // SQLITE_BUSY when a read transaction would have to be upgraded.
+      result = this.db
+        .transaction(() => {
+          const r = fn();
+          commits = this.#finish(ctx);
+          return r;
+        })
+        .immediate();
     } finally {
       this.#ctx = null;
     }

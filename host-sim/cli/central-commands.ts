@@ -1,4 +1,533 @@
-import type { Command } from 'commander';
+// `subline central ...`: the reference central from the command line — a data
+// directory (keys.json + central.db) that `init` creates, registry changes
+// (import, grant, revoke, suspend, resume) committed straight to the
+// database, `serve` (the MQTT central, which notices those changes by polling
+// the list version), `publish` (one shot), and read-outs (events, gates).
+// docs/CLI.md has the reference.
 
-/** Not built yet (being written in parallel). */
-export function registerCentral(_program: Command): void {}
+import { once } from 'node:events';
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import Database from 'better-sqlite3';
+import { Option, type Command } from 'commander';
+import { stringify } from 'csv-stringify/sync';
+import { fromHex, toHex } from '../../protocol/hex.js';
+import type { Direction, LaneKind, Line } from '../../protocol/whitelist-format.js';
+import { Central } from '../central/central.js';
+import { CentralState, type GateRecord } from '../central/central-state.js';
+import { decodeEvent, type DecodedEvent } from '../central/event-decode.js';
+import { EventStore } from '../central/event-store.js';
+import type { GrantSpec } from '../central/image-builder.js';
+import { generateKeys, writeKeyFile } from '../central/keys.js';
+import { Registry, type CredentialRef, type GrantLevel, type SuspensionLevel } from '../central/registry.js';
+import { CliError } from './cli-error.js';
+import {
+  addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, formatTable, isoSeconds, listOption, loadKeys, note, openRegistry, out, parseHex, parseInteger,
+  parseSet, parseTime, registryErrors, requireList, topicRootOption, type DataPaths,
+} from './common.js';
+import { applyImport, IMPORT_TYPES, readImportFiles, type ImportType } from './import.js';
+
+const LINES: readonly Line[] = ['first', 'second'];
+const DIRECTIONS: readonly Direction[] = ['in', 'out'];
+const LANES: readonly LaneKind[] = ['person', 'vehicle', 'goods'];
+
+export function registerCentral(program: Command): void {
+  const central = addGroup(program, 'central', 'the reference central: data directory, registry changes, MQTT service, exports');
+
+  central
+    .command('init')
+    .description('create the data directory, the key file (mode 0600) and the database with a list; prints the public key')
+    .addOption(dataOption())
+    .addOption(listOption())
+    .option('--force', 'replace existing keys (every list gets a new epoch: gates must be provisioned again)')
+    .action((o: { data: string; list: string; force?: boolean }) => init(o));
+
+  central
+    .command('import')
+    .description('import industries, institutions, people, vehicles, consignments, credentials and grants from CSV and JSON files, all in one transaction')
+    .argument('<files...>', 'CSV files (one entity type each, told by the header, the file name or --type) and JSON files (arrays by type)')
+    .addOption(dataOption())
+    .addOption(new Option('--type <type>', 'what every CSV file holds (default: from its header or name)').choices(IMPORT_TYPES))
+    .option('--dry-run', 'check everything, import nothing')
+    .action((files: string[], o: { data: string; type?: ImportType; dryRun?: boolean }) => importFiles(files, o));
+
+  central
+    .command('grant')
+    .description('set (or --remove) the grant of a subject, an institution or an industry')
+    .addOption(new Option('--level <level>', 'who the grant is for').choices(['individual', 'institution', 'industry']).makeOptionMandatory())
+    .requiredOption('--target <target>', 'subject id (individual), institution id or name, industry id or code')
+    .option('--lines <lines>', 'first,second')
+    .option('--directions <directions>', 'in,out')
+    .option('--lanes <lanes>', 'person,vehicle,goods')
+    .option('--from <time>', 'valid from: a date (start of day UTC), an ISO date and time, or UTC seconds')
+    .option('--until <time>', 'valid until, inclusive: a date (through the end of that day UTC), an ISO date and time, or UTC seconds')
+    .option('--passback-group <n>', 'anti-passback group 1-255')
+    .option('--remove', 'remove the grant instead')
+    .addOption(dataOption())
+    .action((o: GrantOptions) => grant(o));
+
+  central
+    .command('revoke')
+    .description('revoke one credential: by raw card id, raw UHF tag id, or its 8-byte key')
+    .option('--card <hex>', 'raw card id (hex)')
+    .option('--uhf <hex>', 'raw UHF tag id (hex)')
+    .option('--key <hex>', 'credential key (16 hex digits, as in `central events`)')
+    .addOption(dataOption())
+    .action((o: { data: string; card?: string; uhf?: string; key?: string }) => revoke(o));
+
+  for (const [name, on] of [
+    ['suspend', true],
+    ['resume', false],
+  ] as const) {
+    central
+      .command(name)
+      .description(`${name} a subject, an institution (and everything that depends on it) or an industry`)
+      .option('--subject <id>', 'subject id')
+      .option('--institution <n>', 'institution id or name')
+      .option('--industry <n>', 'industry id or code')
+      .addOption(dataOption())
+      .action((o: { data: string; subject?: string; institution?: string; industry?: string }) => suspension(on, o));
+  }
+
+  central
+    .command('serve')
+    .description('run the central against the broker until Ctrl-C: sync, events, acks, presence, heads; publishes changes other processes commit')
+    .addOption(dataOption())
+    .addOption(brokerOption())
+    .addOption(topicRootOption())
+    .addOption(listOption())
+    .option('--head-interval <seconds>', 're-sign the head this often', '60')
+    .option('--poll <seconds>', 'check the database for changes this often (0.1-60)', '1')
+    .option('--connect-timeout <seconds>', 'give up when the broker cannot be reached at start for this long', '10')
+    .option('--quiet', 'no diagnostics on stderr')
+    .action((o: ServeOptions) => serve(o));
+
+  central
+    .command('publish')
+    .description('one shot: publish the current head (retained) and the deltas not published yet, then disconnect')
+    .addOption(dataOption())
+    .addOption(brokerOption())
+    .addOption(topicRootOption())
+    .addOption(listOption())
+    .option('--wait <seconds>', 'how long to wait for the broker', '10')
+    .action((o: PublishOptions) => publish(o));
+
+  central
+    .command('events')
+    .description('export the stored gate events, decoded (CSV or JSON)')
+    .option('--gate <gate>', 'only this gate')
+    .option('--epoch <n>', 'only this journal epoch')
+    .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json']).default('csv'))
+    .option('--out <file>', 'write to this file (default: standard output)')
+    .addOption(dataOption())
+    .action((o: EventsOptions) => events(o));
+
+  central
+    .command('gates')
+    .description('the gates the central has heard from: presence, lane, whitelist version, backlog, last seen')
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
+    .addOption(dataOption())
+    .addOption(listOption())
+    .action((o: { data: string; list: string; format: 'table' | 'json' }) => gates(o));
+}
+
+// ---------------------------------------------------------------- init
+
+function init(o: { data: string; list: string; force?: boolean }): void {
+  const p = dataPaths(o.data);
+  const list = checkId(o.list, '--list');
+  const hadKeys = existsSync(p.keys);
+  const hadDb = existsSync(p.db);
+  if (hadKeys && o.force !== true) {
+    const keys = loadKeys(p);
+    if (hadDb) {
+      const r = new Registry(p.db);
+      try {
+        if (r.lists().some((l) => l.name === list)) throw new CliError(`${p.dir} is already initialised (keys.json and list '${list}' exist; public key ${toHex(keys.publicKey)}); --force replaces the keys`, 3);
+      } finally {
+        r.close();
+      }
+    }
+    // Keys kept; the database or the list is new.
+    const r = new Registry(p.db, { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, list });
+    const l = r.list(list);
+    r.close();
+    out(`data: ${p.dir} (existing keys kept)`);
+    out(`list: ${list} (epoch ${l.epoch}, version ${l.version})`);
+    out(`public key: ${toHex(keys.publicKey)}`);
+    return;
+  }
+  mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+  const keys = generateKeys();
+  // The database first, the keys last (written atomically): a failure leaves the old keys in place.
+  const r = new Registry(p.db, { list });
+  let l;
+  try {
+    // Deltas signed with the old key would fail on gates that trust the new one: new epochs, old deltas dropped.
+    if (hadKeys && hadDb) for (const x of r.lists()) r.recreateList(x.name);
+    l = r.list(list);
+  } finally {
+    r.close();
+  }
+  writeKeyFile(p.keys, keys, { overwrite: o.force === true });
+  out(`data: ${p.dir}${hadKeys ? ' (keys replaced: every list has a new epoch; provision every gate again)' : ''}`);
+  out(`list: ${list} (epoch ${l.epoch}, version ${l.version})`);
+  out(`public key: ${toHex(keys.publicKey)}`);
+}
+
+// ---------------------------------------------------------------- registry changes
+
+function withRegistry<T>(data: string, fn: (r: Registry, p: DataPaths) => T): T {
+  const p = dataPaths(data);
+  const keys = loadKeys(p);
+  const r = openRegistry(p, keys);
+  try {
+    return fn(r, p);
+  } finally {
+    r.close();
+  }
+}
+
+function committed(r: Registry, what: string): void {
+  const l = r.list();
+  out(`${what}; list ${l.name} is now at version ${l.version} (a running \`central serve\` publishes it within its poll interval, or run \`subline central publish\`)`);
+}
+
+function importFiles(files: string[], o: { data: string; type?: ImportType; dryRun?: boolean }): void {
+  const rows = readImportFiles(files, o.type);
+  withRegistry(o.data, (r) => {
+    const tty = process.stderr.isTTY;
+    const started = Date.now();
+    const s = applyImport(r, rows, {
+      dryRun: o.dryRun === true,
+      every: 5000,
+      ...(tty ? { progress: (done: number, total: number) => process.stderr.write(`\rimporting: ${done} / ${total} rows (${((Date.now() - started) / 1000).toFixed(1)} s)`) } : {}),
+    });
+    if (tty && s.rows >= 5000) process.stderr.write('\n');
+    const parts = Object.entries(s.counts)
+      .filter(([, n]) => n > 0)
+      .map(([t, n]) => `${n} ${t}`);
+    const what = `${o.dryRun === true ? 'checked (dry run, nothing imported)' : 'imported'} ${s.rows} rows${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`;
+    if (o.dryRun === true || s.versionAfter === s.versionBefore) out(what);
+    else committed(r, `${what} (${s.versionAfter === s.versionBefore + 1 ? `version ${s.versionAfter}` : `versions ${s.versionBefore + 1}..${s.versionAfter}`})`);
+  });
+}
+
+interface GrantOptions {
+  readonly data: string;
+  readonly level: GrantLevel;
+  readonly target: string;
+  readonly lines?: string;
+  readonly directions?: string;
+  readonly lanes?: string;
+  readonly from?: string;
+  readonly until?: string;
+  readonly passbackGroup?: string;
+  readonly remove?: boolean;
+}
+
+/** An institution by id or unique name; an industry by id or code. */
+function resolveTarget(r: Registry, level: GrantLevel | SuspensionLevel, target: string, what: string): string | number {
+  if (level === 'individual' || level === 'subject') {
+    if (r.subject(target) === undefined) bad(`${what}: subject '${target}' does not exist`);
+    return target;
+  }
+  if (/^\d+$/.test(target)) {
+    const id = Number(target);
+    if (level === 'institution' ? r.institution(id) === undefined : r.industry(id) === undefined) bad(`${what}: ${level} ${id} does not exist`);
+    return id;
+  }
+  if (level === 'institution') {
+    const ids = r.institutionsNamed(target);
+    if (ids.length === 0) bad(`${what}: institution '${target}' does not exist`);
+    if (ids.length > 1) bad(`${what}: institution name '${target}' is ambiguous (ids ${ids.join(', ')}): use the id`);
+    return ids[0] as number;
+  }
+  const id = r.industryByCode(target);
+  if (id === undefined) bad(`${what}: industry '${target}' does not exist (give its id or code)`);
+  return id;
+}
+
+function grant(o: GrantOptions): void {
+  let spec: GrantSpec | null = null;
+  if (o.remove === true) {
+    for (const f of ['lines', 'directions', 'lanes', 'from', 'until', 'passbackGroup'] as const) if (o[f] !== undefined) bad(`--remove takes no --${f === 'passbackGroup' ? 'passback-group' : f}`);
+  } else {
+    for (const f of ['lines', 'directions', 'lanes'] as const) if (o[f] === undefined) bad(`--${f} is required (unless --remove)`);
+    const validFrom = o.from !== undefined ? parseTime(o.from, '--from') : undefined;
+    const validUntil = o.until !== undefined ? parseTime(o.until, '--until', true) : undefined;
+    if (validFrom !== undefined && validUntil !== undefined && validUntil < validFrom) bad('--until is before --from');
+    const passbackGroup = o.passbackGroup !== undefined ? parseInteger(o.passbackGroup, '--passback-group', 1, 255) : undefined;
+    spec = {
+      lines: parseSet(o.lines ?? '', '--lines', LINES),
+      directions: parseSet(o.directions ?? '', '--directions', DIRECTIONS),
+      lanes: parseSet(o.lanes ?? '', '--lanes', LANES),
+      ...(validFrom !== undefined ? { validFrom } : {}),
+      ...(validUntil !== undefined ? { validUntil } : {}),
+      ...(passbackGroup !== undefined ? { passbackGroup } : {}),
+    };
+  }
+  withRegistry(o.data, (r) => {
+    const target = resolveTarget(r, o.level, o.target, '--target');
+    const id = registryErrors(() => r.grant(o.level, target, spec));
+    const who = `${o.level} ${typeof target === 'number' ? target : `'${target}'`}`;
+    committed(r, spec === null ? `grant of ${who} removed` : `grant ${id} set for ${who}`);
+  });
+}
+
+function revoke(o: { data: string; card?: string; uhf?: string; key?: string }): void {
+  const given = (['card', 'uhf', 'key'] as const).filter((k) => o[k] !== undefined);
+  if (given.length !== 1) bad('give exactly one of --card, --uhf or --key');
+  const k = given[0] as 'card' | 'uhf' | 'key';
+  const ref: CredentialRef = k === 'key' ? { key: fromHex(parseHex(o.key as string, '--key', 8, 8)) } : { kind: k, rawId: parseHex(o[k] as string, `--${k}`, 1, 64) };
+  withRegistry(o.data, (r) => {
+    const c = registryErrors(() => r.credential(ref));
+    if (c === undefined) bad(`--${k}: no such credential is enrolled`);
+    if (c.revoked) throw new CliError(`credential ${toHex(c.key)} (subject '${c.subject}') is already revoked`, 3);
+    registryErrors(() => r.revokeCredential({ key: c.key }));
+    committed(r, `credential ${toHex(c.key)} of subject '${c.subject}' revoked`);
+  });
+}
+
+function suspension(on: boolean, o: { data: string; subject?: string; institution?: string; industry?: string }): void {
+  const given = (['subject', 'institution', 'industry'] as const).filter((k) => o[k] !== undefined);
+  if (given.length !== 1) bad('give exactly one of --subject, --institution or --industry');
+  const level = given[0] as SuspensionLevel;
+  withRegistry(o.data, (r) => {
+    const target = resolveTarget(r, level, o[level] as string, `--${level}`);
+    registryErrors(() => (on ? r.suspend(level, target) : r.resume(level, target)));
+    committed(r, `${level} ${typeof target === 'number' ? target : `'${target}'`} ${on ? 'suspended' : 'resumed'}`);
+  });
+}
+
+// ---------------------------------------------------------------- serve, publish
+
+interface ServeOptions {
+  readonly data: string;
+  readonly broker: string;
+  readonly topicRoot: string;
+  readonly list: string;
+  readonly headInterval: string;
+  readonly poll: string;
+  readonly connectTimeout: string;
+  readonly quiet?: boolean;
+}
+
+function parseSeconds(value: string, what: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n >= min && n <= max)) bad(`${what} must be a number of seconds in ${min}..${max} (got '${value}')`);
+  return n;
+}
+
+function openCentral(o: { data: string; broker: string; topicRoot: string; list: string }, extra: { headIntervalSeconds?: number; pollIntervalMs?: number; subscribe?: boolean; connectTimeoutMs?: number; log?: (l: string) => void }): { central: Central; registry: Registry } {
+  const p = dataPaths(o.data);
+  checkBrokerUrl(o.broker);
+  checkTopicRoot(o.topicRoot);
+  checkId(o.list, '--list');
+  const keys = loadKeys(p);
+  const registry = openRegistry(p, keys);
+  try {
+    requireList(registry, o.list);
+    const central = new Central({ db: registry, signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, brokerUrl: o.broker, topicRoot: o.topicRoot, list: o.list, ...extra });
+    return { central, registry };
+  } catch (e) {
+    registry.close();
+    throw e;
+  }
+}
+
+async function startCentral(central: Central, registry: Registry, broker: string): Promise<void> {
+  try {
+    await central.start();
+  } catch (e) {
+    await central.close();
+    registry.close();
+    throw new CliError(`${e instanceof Error ? e.message : String(e)} (is the broker running at ${broker}?)`, 4);
+  }
+}
+
+async function serve(o: ServeOptions): Promise<void> {
+  const headIntervalSeconds = parseSeconds(o.headInterval, '--head-interval', 1, 3600);
+  const poll = parseSeconds(o.poll, '--poll', 0.1, 60);
+  const log = o.quiet === true ? undefined : (line: string) => note(`${new Date().toISOString()} ${line}`);
+  const connectTimeoutMs = Math.round(parseSeconds(o.connectTimeout, '--connect-timeout', 0.1, 3600) * 1000);
+  const { central, registry } = openCentral(o, { headIntervalSeconds, pollIntervalMs: Math.round(poll * 1000), connectTimeoutMs, ...(log !== undefined ? { log } : {}) });
+  await startCentral(central, registry, o.broker);
+  const h = central.head;
+  out(`central: serving list ${central.list} (epoch ${h?.epoch ?? '?'}, version ${h?.version ?? '?'}) on ${o.broker} under '${o.topicRoot}', public key ${toHex(central.publicKey)}; Ctrl-C stops`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      log?.(`${signal}: stopping`);
+      resolve();
+    };
+    const onInt = () => stop('SIGINT');
+    const onTerm = () => stop('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+  await central.close();
+  registry.close();
+  out('central: stopped');
+}
+
+interface PublishOptions {
+  readonly data: string;
+  readonly broker: string;
+  readonly topicRoot: string;
+  readonly list: string;
+  readonly wait: string;
+}
+
+async function publish(o: PublishOptions): Promise<void> {
+  const waitMs = Math.round(parseSeconds(o.wait, '--wait', 0.1, 600) * 1000);
+  const { central, registry } = openCentral(o, { subscribe: false, connectTimeoutMs: waitMs });
+  const mark = central.publishedMark;
+  const started = Date.now();
+  await startCentral(central, registry, o.broker);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const acked = await Promise.race([
+    central.idle().then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, waitMs - (Date.now() - started)));
+    }),
+  ]);
+  clearTimeout(timer);
+  const h = central.head;
+  const deltas = central.stats.published.deltas;
+  const errors = central.stats.published.errors;
+  const now = central.publishedMark;
+  await central.close();
+  registry.close();
+  if (!acked) throw new CliError(`the broker ${o.broker} did not acknowledge everything within ${o.wait} s`, 4);
+  if (errors > 0) throw new CliError(`${errors} publish(es) failed`, 1);
+  const range = deltas > 0 && now !== undefined ? ` (versions ${now.version - deltas + 1}..${now.version})` : mark !== undefined ? ' (all were published already)' : '';
+  out(`published head of list ${central.list} (epoch ${h?.epoch ?? '?'}, version ${h?.version ?? '?'}) and ${deltas} delta(s)${range} to ${o.broker}`);
+}
+
+// ---------------------------------------------------------------- read-outs
+
+function openDb(data: string): { db: Database.Database; p: DataPaths } {
+  const p = dataPaths(data);
+  if (!existsSync(p.db)) bad(`no database at ${p.db}: run \`subline central init --data ${p.dir}\` first (or pass --data)`);
+  return { db: new Database(p.db, { fileMustExist: true }), p };
+}
+
+interface EventsOptions {
+  readonly data: string;
+  readonly gate?: string;
+  readonly epoch?: string;
+  readonly format: 'csv' | 'json';
+  readonly out?: string;
+}
+
+const CSV_COLUMNS: readonly (keyof DecodedEvent)[] = ['gate', 'epoch', 'seq', 'time', 'type', 'reason', 'level', 'key', 'clockUntrusted', 'receivedAt'];
+const CSV_HEADER = ['gate', 'epoch', 'seq', 'time', 'type', 'reason', 'level', 'key', 'clock_untrusted', 'received_at'];
+
+async function events(o: EventsOptions): Promise<void> {
+  const gate = o.gate !== undefined ? checkId(o.gate, '--gate') : undefined;
+  const epoch = o.epoch !== undefined ? parseInteger(o.epoch, '--epoch', 0, 0xffffffff) : undefined;
+  const { db } = openDb(o.data);
+  const tmp = o.out !== undefined ? `${o.out}.tmp-${process.pid}` : undefined;
+  let sink: WriteStream | NodeJS.WriteStream = process.stdout;
+  let n = 0;
+  try {
+    const store = new EventStore(db);
+    if (tmp !== undefined) {
+      sink = createWriteStream(tmp, { flags: 'wx' });
+      await once(sink, 'open');
+    }
+    const s = sink;
+    const write = async (text: string) => {
+      if (!s.write(text)) await once(s, 'drain');
+    };
+    let batch: DecodedEvent[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      if (o.format === 'csv') await write(stringify(batch.map((e) => CSV_COLUMNS.map((c) => (typeof e[c] === 'boolean' ? (e[c] ? '1' : '0') : String(e[c]))))));
+      else await write(batch.map((e, i) => `${n - batch.length + i === 0 ? '' : ',\n'}  ${JSON.stringify(e)}`).join(''));
+      batch = [];
+    };
+    await write(o.format === 'csv' ? stringify([CSV_HEADER]) : '[\n');
+    for (const row of store.rows(gate, epoch)) {
+      batch.push(decodeEvent(row));
+      n++;
+      if (batch.length === 1000) await flush();
+    }
+    await flush();
+    if (o.format === 'json') await write(n === 0 ? ']\n' : '\n]\n');
+    if (tmp !== undefined && o.out !== undefined) {
+      await new Promise<void>((resolve, reject) => (sink as WriteStream).end((e?: Error | null) => (e ? reject(e) : resolve())));
+      renameSync(tmp, o.out);
+      note(`exported ${n} event(s) to ${o.out}`);
+    }
+  } catch (e) {
+    if (tmp !== undefined) {
+      if (sink !== process.stdout) (sink as WriteStream).destroy();
+      rmSync(tmp, { force: true });
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== undefined) throw new CliError(`--out ${o.out}: cannot be written (${code})`, 2);
+    }
+    throw e;
+  } finally {
+    db.close();
+  }
+}
+
+function gates(o: { data: string; list: string; format: 'table' | 'json' }): void {
+  const list = checkId(o.list, '--list');
+  const { db } = openDb(o.data);
+  let rows: GateRecord[];
+  let current: { epoch: number; version: number } | undefined;
+  try {
+    rows = new CentralState(db).gates();
+    current = db.prepare('SELECT epoch, version FROM lists WHERE name = ?').get(list) as { epoch: number; version: number } | undefined;
+  } finally {
+    db.close();
+  }
+  const view = rows.map((g) => {
+    const held = g.status.lists.find((l) => l.list === list);
+    const behind = held !== undefined && current !== undefined && held.epoch === current.epoch ? Math.max(0, current.version - held.version) : null;
+    return { g, held, behind };
+  });
+  if (o.format === 'json') {
+    out(
+      JSON.stringify(
+        view.map(({ g, held, behind }) => ({
+          gate: g.status.gate,
+          state: g.status.state,
+          boot: g.status.boot,
+          at: isoSeconds(g.status.at),
+          firmware: g.status.firmware,
+          line: g.status.line,
+          direction: g.status.direction,
+          lane: g.status.lane,
+          lists: g.status.lists,
+          whitelist: held === undefined ? null : { list, epoch: held.epoch, version: held.version, behind },
+          backlog: g.status.backlog,
+          receivedAt: isoSeconds(g.receivedAt),
+          lastSeen: isoSeconds(g.lastSeen),
+        })),
+        null,
+        2,
+      ),
+    );
+    return;
+  }
+  if (view.length === 0) {
+    note('no gate has been heard from yet (presence is recorded by `subline central serve`)');
+    return;
+  }
+  const whitelist = (held: (typeof view)[number]['held'], behind: number | null): string => {
+    if (held === undefined) return 'none';
+    if (behind === null) return `${list} v${held.version} (other epoch)`;
+    return `${list} v${held.version}${behind > 0 ? ` (${behind} behind)` : ''}`;
+  };
+  out(
+    formatTable(
+      ['GATE', 'STATE', 'BOOT', 'LINE', 'DIRECTION', 'LANE', 'WHITELIST', 'BACKLOG', 'LAST SEEN'],
+      view.map(({ g, held, behind }) => [g.status.gate, g.status.state, String(g.status.boot), g.status.line, g.status.direction, g.status.lane, whitelist(held, behind), String(g.status.backlog), isoSeconds(g.lastSeen)]),
+    ),
+  );
+  note("(state, boot, whitelist and backlog are those of each gate's last status message, which a gate sends when it connects; last seen: any message)");
+}

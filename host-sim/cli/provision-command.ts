@@ -1,4 +1,208 @@
-import type { Command } from 'commander';
+// `subline provision`: writes a gate's provisioning record
+// (protocol/provisioning.ts, strict CBOR) with the central's public key as
+// the trusted key and the deployment key, both from the data directory's key
+// file; reads it back and decodes it before saying it is done.
+// `subline provision --check FILE` validates a record and prints it (never
+// the deployment key or the password).
 
-/** Not built yet (being written in parallel). */
-export function registerProvision(_program: Command): void {}
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
+import { bytesEqual, toHex } from '../../protocol/hex.js';
+import { decodeProvisioning, encodeProvisioning, type ProvisioningRecord } from '../../protocol/provisioning.js';
+import { readKeyFile } from '../central/keys.js';
+import { CliError } from './cli-error.js';
+import { addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, isoSeconds, listOption, loadKeys, nowSeconds, out, parseInteger, topicRootOption } from './common.js';
+
+type Action = ProvisioningRecord['policy']['fresh'];
+const ACTIONS: readonly Action[] = ['normal', 'individual_only', 'deny'];
+const STATES = ['fresh', 'stale', 'expired', 'unsynced'] as const;
+
+interface ProvisionOptions {
+  readonly data: string;
+  readonly check?: string;
+  readonly json?: boolean;
+  readonly gate?: string;
+  readonly site?: string;
+  readonly line?: 'first' | 'second';
+  readonly direction?: 'in' | 'out';
+  readonly lane?: 'person' | 'vehicle' | 'goods';
+  readonly list: string;
+  readonly broker: string;
+  readonly topicRoot: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly journalEpoch?: string;
+  readonly staleAfter?: string;
+  readonly policy?: string;
+  readonly passback: string;
+  readonly out?: string;
+  readonly force?: boolean;
+}
+
+export function registerProvision(program: Command): void {
+  addGroup(program, 'provision', '')
+    .description("write a gate's provisioning record (CBOR) with this central's keys, or --check an existing one")
+    .option('--gate <id>', 'gate id (1-32 of [a-z0-9_-])')
+    .option('--site <site>', 'site, e.g. futian-port (1-32 of [a-z0-9_-])')
+    .addOption(new Option('--line <line>', 'sub-line').choices(['first', 'second']))
+    .addOption(new Option('--direction <direction>', 'into or out of the supervised area').choices(['in', 'out']))
+    .addOption(new Option('--lane <lane>', 'lane kind').choices(['person', 'vehicle', 'goods']))
+    .addOption(listOption())
+    .addOption(brokerOption('broker URL the gate connects to (mqtt:// or mqtts://host:port)'))
+    .addOption(topicRootOption())
+    .option('--username <user>', 'MQTT username (printable ASCII, at most 64)')
+    .addOption(new Option('--password <password>', 'MQTT password (1-128 bytes; better from the environment than on the command line)').env('SUBLINE_GATE_PASSWORD'))
+    .option('--journal-epoch <n>', 'journal epoch, new on every (re)provisioning (default: now, in UTC seconds)')
+    .option('--stale-after <seconds>', "whitelist turns stale after this many seconds without a head (60-604800; default: the line's)")
+    .option('--policy <state=action,...>', `action per freshness state (${STATES.join(', ')}) among ${ACTIONS.join(', ')}; default: the line's`)
+    .option('--passback <seconds>', 'anti-passback window (0-86400; 0 = off)', '0')
+    .option('--out <file>', 'where to write the record (written with mode 0600)')
+    .option('--force', 'replace an existing --out file')
+    .option('--check <file>', 'validate an existing record and print it (without secrets)')
+    .option('--json', 'with --check: print JSON')
+    .addOption(dataOption())
+    .action((o: ProvisionOptions) => (o.check !== undefined ? check(o.check, o) : provision(o)));
+}
+
+function policyOf(line: 'first' | 'second', staleAfter: string | undefined, spec: string | undefined): ProvisioningRecord['policy'] {
+  const p = { ...DEFAULT_POLICY[line] };
+  if (staleAfter !== undefined) p.staleAfterSeconds = parseInteger(staleAfter, '--stale-after', 60, 7 * 86400);
+  if (spec !== undefined) {
+    const parts = spec.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    if (parts.length === 0) bad('--policy is empty (expected e.g. fresh=normal,stale=individual_only)');
+    for (const part of parts) {
+      const m = /^([a-z_]+)=([a-z_]+)$/.exec(part);
+      if (m === null) bad(`--policy: '${part}' must be state=action`);
+      const [, state, action] = m as unknown as [string, string, string];
+      if (!(STATES as readonly string[]).includes(state)) bad(`--policy: '${state}' is not a freshness state (${STATES.join(', ')})`);
+      if (!(ACTIONS as readonly string[]).includes(action)) bad(`--policy: ${state}='${action}' is not an action (${ACTIONS.join(', ')})`);
+      p[state as (typeof STATES)[number]] = action as Action;
+    }
+  }
+  return p;
+}
+
+function provision(o: ProvisionOptions): void {
+  for (const [k, flag] of [
+    ['gate', '--gate'],
+    ['site', '--site'],
+    ['line', '--line'],
+    ['direction', '--direction'],
+    ['lane', '--lane'],
+    ['out', '--out'],
+  ] as const) {
+    if (o[k] === undefined) bad(`${flag} is required (or --check FILE)`);
+  }
+  if (o.json === true) bad('--json goes with --check');
+  const gate = checkId(o.gate as string, '--gate');
+  const site = checkId(o.site as string, '--site');
+  const list = checkId(o.list, '--list');
+  const broker = checkBrokerUrl(o.broker);
+  const topicRoot = checkTopicRoot(o.topicRoot);
+  if (topicRoot.length > 64) bad('--topic-root is longer than 64 characters');
+  const line = o.line as 'first' | 'second';
+  if (o.username !== undefined && !/^[\x20-\x7e]{0,64}$/.test(o.username)) bad('--username must be at most 64 printable ASCII characters');
+  const password = o.password !== undefined ? new TextEncoder().encode(o.password) : undefined;
+  if (password !== undefined && (password.length < 1 || password.length > 128)) bad('--password must be 1-128 bytes');
+  if (o.password !== undefined && o.username === undefined) bad('--password needs --username');
+  const journalEpoch = o.journalEpoch !== undefined ? parseInteger(o.journalEpoch, '--journal-epoch', 1, 0xffffffff) : nowSeconds();
+  const passbackSeconds = parseInteger(o.passback, '--passback', 0, 86400);
+  const policy = policyOf(line, o.staleAfter, o.policy);
+  const file = o.out as string;
+  if (existsSync(file) && o.force !== true) throw new CliError(`--out ${file} already exists (pass --force to replace it)`, 3);
+  const keys = loadKeys(dataPaths(o.data));
+
+  const record: ProvisioningRecord = {
+    gate, site, line, direction: o.direction as 'in' | 'out', lane: o.lane as 'person' | 'vehicle' | 'goods', list, topicRoot, broker,
+    ...(o.username !== undefined ? { username: o.username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, journalEpoch, policy, passbackSeconds,
+  };
+  let bytes: Uint8Array;
+  try {
+    bytes = encodeProvisioning(record);
+  } catch (e) {
+    throw new CliError(`the record cannot be encoded: ${e instanceof Error ? e.message : String(e)}`, 2);
+  }
+  // Check it the way the gate will, before writing anything.
+  const decoded = decodeProvisioning(bytes);
+  if (!decoded.ok) bad(`the record does not validate: ${decoded.error.code} at '${decoded.error.field}'`);
+
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, bytes);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    const back = decodeProvisioning(new Uint8Array(readFileSync(tmp)));
+    if (!back.ok || !bytesEqual(encodeProvisioning(back.value), bytes)) throw new CliError(`${file}: the record read back does not decode to what was written`, 1);
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    if (e instanceof CliError) throw e;
+    throw new CliError(`--out ${file}: cannot be written (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 2);
+  }
+  out(`wrote ${file} (${bytes.length} bytes): gate ${gate} at ${site}, ${line} line, ${record.direction}, ${record.lane} lane, list ${list}, journal epoch ${journalEpoch}`);
+  out(`trusted key: ${toHex(keys.publicKey)}`);
+}
+
+/** The record without its secrets, for printing. */
+function describe(p: ProvisioningRecord, centralKey: Uint8Array | undefined): Record<string, unknown> {
+  return {
+    gate: p.gate,
+    site: p.site,
+    line: p.line,
+    direction: p.direction,
+    lane: p.lane,
+    list: p.list,
+    topicRoot: p.topicRoot,
+    broker: p.broker,
+    ...(p.username !== undefined ? { username: p.username } : {}),
+    ...(p.password !== undefined ? { password: `(${p.password.length} bytes, not shown)` } : {}),
+    trustedKeys: p.trustedKeys.map((k) => `${toHex(k)}${centralKey !== undefined && bytesEqual(k, centralKey) ? ' (this central)' : ''}`),
+    deploymentKey: '(32 bytes, not shown)',
+    journalEpoch: p.journalEpoch,
+    policy: p.policy,
+    passbackSeconds: p.passbackSeconds,
+  };
+}
+
+function check(file: string, o: ProvisionOptions): void {
+  for (const f of ['gate', 'site', 'line', 'direction', 'lane', 'out', 'username', 'password', 'journalEpoch', 'staleAfter', 'policy'] as const) {
+    if (o[f] !== undefined) bad(`--check takes no --${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(file));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return bad(code === 'ENOENT' ? `--check ${file}: no such file` : `--check ${file}: cannot be read (${code ?? String(e)})`);
+  }
+  const r = decodeProvisioning(bytes);
+  if (!r.ok) throw new CliError(`${file}: not a valid provisioning record: ${r.error.code}${r.error.field !== '' ? ` at field '${r.error.field}'` : ''}`, 2);
+  let centralKey: Uint8Array | undefined;
+  try {
+    centralKey = readKeyFile(dataPaths(o.data).keys).publicKey;
+  } catch {
+    centralKey = undefined; // no key file here: nothing to compare with
+  }
+  const d = describe(r.value, centralKey);
+  if (o.json === true) {
+    out(JSON.stringify(d, null, 2));
+    return;
+  }
+  out(`${file}: valid provisioning record (${bytes.length} bytes)`);
+  for (const [k, v] of Object.entries(d)) {
+    if (k === 'trustedKeys') (v as string[]).forEach((key, i) => out(`  trusted key ${i + 1}: ${key}`));
+    else if (k === 'policy') {
+      const p = v as ProvisioningRecord['policy'];
+      out(`  policy: stale after ${p.staleAfterSeconds} s; fresh=${p.fresh}, stale=${p.stale}, expired=${p.expired}, unsynced=${p.unsynced}`);
+    } else if (k === 'journalEpoch') out(`  journalEpoch: ${String(v)}${(v as number) > 1_000_000_000 ? ` (${isoSeconds(v as number)})` : ''}`);
+    else out(`  ${k}: ${String(v)}`);
+  }
+  if (centralKey !== undefined && !r.value.trustedKeys.some((k) => bytesEqual(k, centralKey))) out(`  note: the central key in ${dataPaths(o.data).keys} is NOT among the trusted keys`);
+}

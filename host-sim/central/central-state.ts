@@ -1,0 +1,151 @@
+// The central's own state beside the registry and the event store, in the
+// same SQLite database, so that other processes (the `subline` CLI) can read
+// it:
+//
+// - `gates`: the presence of every gate the central has heard from (the
+//   status the presence rule kept, docs/SYNC.md "Presence"), when it arrived,
+//   and when anything was last heard from the gate. Written, not read back by
+//   the central: after a restart the broker's retained statuses set it again.
+// - `published`: per list, the epoch and highest version whose delta the
+//   broker has acknowledged (QoS 1). A central that starts (or `subline
+//   central publish`) publishes the deltas after it.
+
+import type Database from 'better-sqlite3';
+import type { GateStatusMessage } from '../../protocol/messages.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS gates (
+  gate TEXT PRIMARY KEY,
+  state TEXT NOT NULL,
+  boot INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  firmware TEXT NOT NULL,
+  line TEXT NOT NULL,
+  direction TEXT NOT NULL,
+  lane TEXT NOT NULL,
+  lists TEXT NOT NULL,
+  backlog INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS published (
+  list TEXT PRIMARY KEY,
+  epoch INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  at INTEGER NOT NULL) WITHOUT ROWID;
+`;
+
+/** A gate as the central last heard of it. Times are UTC seconds of the central's clock, except `at` (the gate's). */
+export interface GateRecord {
+  readonly status: GateStatusMessage;
+  /** When the status was received. */
+  readonly receivedAt: number;
+  /** When any message from the gate was last received (updated at most every few seconds). */
+  readonly lastSeen: number;
+}
+
+export interface PublishedMark {
+  readonly epoch: number;
+  readonly version: number;
+}
+
+interface GateRow {
+  gate: string;
+  state: 'online' | 'offline';
+  boot: number;
+  at: number;
+  firmware: string;
+  line: 'first' | 'second';
+  direction: 'in' | 'out';
+  lane: 'person' | 'vehicle' | 'goods';
+  lists: string;
+  backlog: number;
+  received_at: number;
+  last_seen: number;
+}
+
+function parseLists(text: string): GateStatusMessage['lists'] {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return Array.isArray(v) ? (v as GateStatusMessage['lists']) : [];
+  } catch {
+    return [];
+  }
+}
+
+export class CentralState {
+  readonly db: Database.Database;
+  readonly #put: Database.Statement;
+  readonly #touch: Database.Statement;
+  readonly #all: Database.Statement;
+  readonly #one: Database.Statement;
+  readonly #published: Database.Statement;
+  readonly #setPublished: Database.Statement;
+
+  /** On an open database (the registry's); creates the tables if missing. */
+  constructor(db: Database.Database) {
+    this.db = db;
+    db.exec(SCHEMA);
+    this.#put = db.prepare(`INSERT INTO gates (gate, state, boot, at, firmware, line, direction, lane, lists, backlog, received_at, last_seen)
+      VALUES (@gate, @state, @boot, @at, @firmware, @line, @direction, @lane, @lists, @backlog, @received_at, @last_seen)
+      ON CONFLICT (gate) DO UPDATE SET state = excluded.state, boot = excluded.boot, at = excluded.at, firmware = excluded.firmware, line = excluded.line,
+        direction = excluded.direction, lane = excluded.lane, lists = excluded.lists, backlog = excluded.backlog, received_at = excluded.received_at,
+        last_seen = MAX(gates.last_seen, excluded.last_seen)`);
+    this.#touch = db.prepare('UPDATE gates SET last_seen = MAX(last_seen, ?) WHERE gate = ?');
+    this.#all = db.prepare('SELECT * FROM gates ORDER BY gate');
+    this.#one = db.prepare('SELECT * FROM gates WHERE gate = ?');
+    this.#published = db.prepare('SELECT epoch, version FROM published WHERE list = ?');
+    // Forward only: two processes publishing (serve and a one-shot publish) never move it back.
+    this.#setPublished = db.prepare(`INSERT INTO published (list, epoch, version, at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (list) DO UPDATE SET epoch = excluded.epoch, version = excluded.version, at = excluded.at
+      WHERE excluded.epoch > published.epoch OR (excluded.epoch = published.epoch AND excluded.version > published.version)`);
+  }
+
+  /** Stores the status the presence rule kept for its gate. */
+  putStatus(status: GateStatusMessage, receivedAt: number): void {
+    const s = status;
+    this.#put.run({
+      gate: s.gate,
+      state: s.state,
+      boot: s.boot,
+      at: s.at,
+      firmware: s.firmware,
+      line: s.line,
+      direction: s.direction,
+      lane: s.lane,
+      lists: JSON.stringify(s.lists),
+      backlog: s.backlog,
+      received_at: receivedAt,
+      last_seen: receivedAt,
+    });
+  }
+
+  /** Something was heard from a gate that already has a row. */
+  touch(gate: string, at: number): void {
+    this.#touch.run(at, gate);
+  }
+
+  gates(): GateRecord[] {
+    return (this.#all.all() as GateRow[]).map((r) => this.#record(r));
+  }
+
+  gate(gate: string): GateRecord | undefined {
+    const r = this.#one.get(gate) as GateRow | undefined;
+    return r === undefined ? undefined : this.#record(r);
+  }
+
+  published(list: string): PublishedMark | undefined {
+    return this.#published.get(list) as PublishedMark | undefined;
+  }
+
+  setPublished(list: string, mark: PublishedMark, at: number): void {
+    this.#setPublished.run(list, mark.epoch, mark.version, at);
+  }
+
+  #record(r: GateRow): GateRecord {
+    return {
+      status: { gate: r.gate, state: r.state, boot: r.boot, at: r.at, firmware: r.firmware, line: r.line, direction: r.direction, lane: r.lane, lists: parseLists(r.lists), backlog: r.backlog },
+      receivedAt: r.received_at,
+      lastSeen: r.last_seen,
+    };
+  }
+}

@@ -1,0 +1,83 @@
+// Remote commands (docs/SYNC.md "Commands"): the central signs a `cmd` with
+// its key, with a fresh 16-byte nonce and an expiry, publishes it on
+// gates/<gate>/cmd (QoS 1), and the gate answers with a `cmdres` carrying the
+// same nonce on gates/<gate>/cmdres. The gate runs a nonce at most once.
+
+import { randomBytes } from 'node:crypto';
+import type { MqttClient } from 'mqtt';
+import { sealSigned } from '../../protocol/envelope.js';
+import { Command, decodeCommandResult, LIMITS, type CommandMessage, type CommandResultMessage } from '../../protocol/messages.js';
+import { bytesEqual, toHex } from '../../protocol/hex.js';
+import { isValidId, type Topics } from '../../protocol/topics.js';
+import { nodeCrypto } from '../node-crypto.js';
+
+export type CommandOp = CommandMessage['op'];
+export const COMMAND_OPS: readonly CommandOp[] = ['open', 'lockdown', 'release', 'config'];
+
+export interface CommandOptions {
+  /** expires = issuedAt + this (default 60). Zero or less makes a command that is already expired (to test gates). */
+  readonly expiresInSeconds?: number;
+  /** Opaque parameters (1-256 bytes), for `config`. */
+  readonly params?: Uint8Array;
+  /** 16 bytes (default: random). */
+  readonly nonce?: Uint8Array;
+  /** UTC seconds (default: the clock). */
+  readonly issuedAt?: number;
+}
+
+export interface SealedCommand {
+  readonly command: CommandMessage;
+  /** The signed envelope: the exact bytes published. */
+  readonly envelope: Uint8Array;
+}
+
+const now = (): number => Math.floor(Date.now() / 1000);
+
+/** Builds and signs a command. Throws (RangeError) on a bad gate id, op, params or nonce. */
+export function sealCommand(signingKey: Uint8Array, gate: string, op: CommandOp, options: CommandOptions = {}): SealedCommand {
+  if (!isValidId(gate)) throw new RangeError(`gate id '${gate}' must be 1-32 characters of [a-z0-9_-]`);
+  if (!COMMAND_OPS.includes(op)) throw new RangeError(`op must be one of ${COMMAND_OPS.join(', ')}`);
+  const nonce = options.nonce ?? new Uint8Array(randomBytes(LIMITS.nonceBytes));
+  if (nonce.length !== LIMITS.nonceBytes) throw new RangeError(`nonce must be ${LIMITS.nonceBytes} bytes`);
+  const issuedAt = options.issuedAt ?? now();
+  const lifetime = options.expiresInSeconds ?? 60;
+  if (!Number.isInteger(lifetime)) throw new RangeError('expiresInSeconds must be an integer');
+  const expires = Math.min(0xffffffff, Math.max(0, issuedAt + lifetime));
+  const params = options.params;
+  if (params !== undefined && (params.length < 1 || params.length > LIMITS.commandParamsBytes)) throw new RangeError(`params must be 1-${LIMITS.commandParamsBytes} bytes`);
+  const command: CommandMessage = { gate, nonce, issuedAt, expires, op, ...(params !== undefined ? { params } : {}) };
+  return { command, envelope: sealSigned(Command, command, signingKey, nodeCrypto) };
+}
+
+/**
+ * Publishes a sealed command on a connected client and waits for the gate's
+ * answer with the same nonce. Resolves null when nothing came within waitMs.
+ * Subscribes to the gate's cmdres topic first (and unsubscribes after).
+ */
+export async function sendCommandOver(client: MqttClient, topics: Topics, sealed: SealedCommand, waitMs: number): Promise<CommandResultMessage | null> {
+  const gate = sealed.command.gate;
+  const resTopic = topics.gate(gate, 'cmdres');
+  let done: (r: CommandResultMessage | null) => void = () => {};
+  const answer = new Promise<CommandResultMessage | null>((resolve) => {
+    done = resolve;
+  });
+  const onMessage = (topic: string, payload: Buffer): void => {
+    if (topic !== resTopic) return;
+    const r = decodeCommandResult(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
+    if (r.ok && r.value.gate === gate && bytesEqual(r.value.nonce, sealed.command.nonce)) done(r.value);
+  };
+  client.on('message', onMessage);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await client.subscribeAsync(resTopic, { qos: 1 });
+    await client.publishAsync(topics.gate(gate, 'cmd'), Buffer.from(sealed.envelope), { qos: 1 });
+    timer = setTimeout(() => done(null), waitMs);
+    return await answer;
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    client.off('message', onMessage);
+    if (client.connected) await client.unsubscribeAsync(resTopic).catch(() => undefined);
+  }
+}
+
+export const nonceHex = (c: SealedCommand | CommandMessage): string => toHex('command' in c ? c.command.nonce : c.nonce);

@@ -1,0 +1,230 @@
+// Shared pieces of the `subline` command groups: the command class (usage
+// errors exit 2), the common options, value parsers that name the option
+// they refuse, the data directory (keys.json + central.db), a broker
+// connection with a deadline, and plain-text tables.
+
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, Option, type ErrorOptions } from 'commander';
+import mqtt, { type MqttClient } from 'mqtt';
+import { isValidId, isValidRoot } from '../../protocol/topics.js';
+import { KeyFileError, readKeyFile, type CentralKeys } from '../central/keys.js';
+import { Registry, RegistryError } from '../central/registry.js';
+import { CliError } from './cli-error.js';
+
+/** A commander Command whose usage errors (unknown option, missing argument, bad choice) exit with 2, not 1. */
+export class SublineCommand extends Command {
+  override createCommand(name?: string): SublineCommand {
+    return new SublineCommand(name);
+  }
+
+  override error(message: string, errorOptions?: ErrorOptions): never {
+    const code = errorOptions?.exitCode;
+    return super.error(message, { ...errorOptions, exitCode: code === undefined || code === 1 ? 2 : code });
+  }
+}
+
+/** A command or command group (`subline central ...`) that inherits the program's settings and exits 2 on usage errors. */
+export function addGroup(program: Command, name: string, description: string): SublineCommand {
+  const g = new SublineCommand(name).description(description);
+  g.copyInheritedSettings(program);
+  program.addCommand(g);
+  return g;
+}
+
+// ---------------------------------------------------------------- options
+
+export const DEFAULT_DATA = './subline-data';
+export const DEFAULT_BROKER = 'mqtt://127.0.0.1:1883';
+
+export const dataOption = (): Option => new Option('--data <dir>', 'data directory holding central.db and keys.json').env('SUBLINE_DATA').default(DEFAULT_DATA);
+export const brokerOption = (what = 'MQTT broker URL (mqtt://host:port)'): Option => new Option('--broker <url>', what).env('SUBLINE_BROKER').default(DEFAULT_BROKER);
+export const topicRootOption = (): Option => new Option('--topic-root <root>', 'topic root (1-4 segments of [A-Za-z0-9._-])').default('subline');
+export const listOption = (): Option => new Option('--list <name>', 'whitelist name').default('main');
+
+export interface CommonOptions {
+  readonly data: string;
+  readonly broker: string;
+  readonly topicRoot: string;
+  readonly list: string;
+}
+
+// ---------------------------------------------------------------- value checks
+
+export function bad(message: string): never {
+  throw new CliError(message, 2);
+}
+
+export function checkId(value: string, what: string): string {
+  if (!isValidId(value)) bad(`${what} '${value}' must be 1-32 characters of [a-z0-9_-], starting with a letter or digit`);
+  return value;
+}
+
+export function checkTopicRoot(value: string): string {
+  if (!isValidRoot(value)) bad(`--topic-root '${value}' must be 1-4 segments of [A-Za-z0-9._-], each 1-32 characters`);
+  return value;
+}
+
+/** mqtt://host[:port] or mqtts://host[:port], nothing else (no path, no credentials in the URL). */
+export function checkBrokerUrl(value: string, what = '--broker'): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return bad(`${what} '${value}' is not a URL (expected mqtt://host:port)`);
+  }
+  if (u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:') bad(`${what} '${value}' must start with mqtt:// or mqtts://`);
+  if (u.hostname === '') bad(`${what} '${value}' has no host`);
+  if (u.username !== '' || u.password !== '') bad(`${what} '${value}' must not carry credentials (use --username and --password)`);
+  if ((u.pathname !== '' && u.pathname !== '/') || u.search !== '' || u.hash !== '') bad(`${what} '${value}' must be mqtt://host:port without a path`);
+  if (value.length > 200) bad(`${what} is longer than 200 characters`);
+  return value;
+}
+
+/** A decimal integer in min..max. */
+export function parseInteger(value: string, what: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(value.trim())) bad(`${what} '${value}' must be an integer`);
+  const n = Number(value.trim());
+  if (!Number.isSafeInteger(n) || n < min || n > max) bad(`${what} must be in ${min}..${max} (got ${value})`);
+  return n;
+}
+
+/** Items separated by commas, semicolons, bars or spaces, each one of `allowed`; at least one. */
+export function parseSet<T extends string>(value: string | readonly unknown[], what: string, allowed: readonly T[]): T[] {
+  const items = typeof value === 'string' ? value.split(/[\s,;|]+/).filter((s) => s !== '') : value;
+  if (items.length === 0) bad(`${what} must name at least one of ${allowed.join(', ')}`);
+  const out: T[] = [];
+  for (const x of items) {
+    if (typeof x !== 'string' || !(allowed as readonly string[]).includes(x)) bad(`${what}: '${String(x)}' is not one of ${allowed.join(', ')}`);
+    if (!out.includes(x as T)) out.push(x as T);
+  }
+  return out;
+}
+
+/**
+ * A time as UTC seconds: seconds since 1970, a date (YYYY-MM-DD: the start
+ * of that day UTC, or its last second with `endOfDay`), or an ISO 8601 date
+ * and time (UTC unless it carries an offset).
+ */
+export function parseTime(value: string, what: string, endOfDay = false): number {
+  const v = value.trim();
+  let seconds: number;
+  if (/^\d+$/.test(v)) seconds = Number(v);
+  else if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
+    const ms = Date.parse(`${v}T00:00:00Z`);
+    if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== v) bad(`${what} '${value}' is not a valid date`);
+    seconds = ms / 1000 + (endOfDay ? 86399 : 0);
+  } else if (/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/i.test(v)) {
+    const zoned = /(Z|[+-]\d{2}:?\d{2})$/i.test(v) ? v : `${v}Z`;
+    const ms = Date.parse(zoned.replace(' ', 'T'));
+    if (Number.isNaN(ms)) bad(`${what} '${value}' is not a valid date and time`);
+    seconds = Math.floor(ms / 1000);
+  } else return bad(`${what} '${value}' must be a date (2027-01-01), an ISO date and time (2027-01-01T08:00:00Z) or UTC seconds`);
+  if (!Number.isSafeInteger(seconds) || seconds < 0 || seconds > 0xffffffff) bad(`${what} '${value}' is outside 1970..2106`);
+  return seconds;
+}
+
+/** Even-length hex, 1..maxBytes bytes. */
+export function parseHex(value: string, what: string, minBytes: number, maxBytes: number): string {
+  const v = value.trim();
+  if (!/^([0-9a-fA-F]{2})+$/.test(v)) bad(`${what} '${value}' must be hex digits (an even number)`);
+  const n = v.length / 2;
+  if (n < minBytes || n > maxBytes) bad(`${what} must be ${minBytes === maxBytes ? `${minBytes}` : `${minBytes}-${maxBytes}`} bytes (got ${n})`);
+  return v.toLowerCase();
+}
+
+export const isoSeconds = (s: number): string => new Date(s * 1000).toISOString().replace('.000Z', 'Z');
+export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+// ---------------------------------------------------------------- data directory
+
+export interface DataPaths {
+  readonly dir: string;
+  readonly db: string;
+  readonly keys: string;
+}
+
+export function dataPaths(dir: string): DataPaths {
+  const d = resolve(dir);
+  return { dir: d, db: join(d, 'central.db'), keys: join(d, 'keys.json') };
+}
+
+export function loadKeys(p: DataPaths): CentralKeys {
+  try {
+    return readKeyFile(p.keys);
+  } catch (e) {
+    if (e instanceof KeyFileError) {
+      if (!existsSync(p.keys)) bad(`no key file at ${p.keys}: run \`subline central init --data ${p.dir}\` first (or pass --data)`);
+      bad(e.message);
+    }
+    throw e;
+  }
+}
+
+/** The registry of an initialised data directory, with its keys. */
+export function openRegistry(p: DataPaths, keys: CentralKeys): Registry {
+  if (!existsSync(p.db)) bad(`no database at ${p.db}: run \`subline central init --data ${p.dir}\` first (or pass --data)`);
+  return registryErrors(() => new Registry(p.db, { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey }));
+}
+
+/** Runs fn; a RegistryError becomes a CliError (bad input) with its message. */
+export function registryErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof RegistryError) bad(e.message);
+    throw e;
+  }
+}
+
+/** The list must exist in the registry. */
+export function requireList(registry: Registry, list: string): void {
+  checkId(list, '--list');
+  if (!registry.lists().some((l) => l.name === list)) bad(`list '${list}' does not exist in this database (lists: ${registry.lists().map((l) => l.name).join(', ') || 'none'}); create it with \`subline central init --list ${list}\``);
+}
+
+// ---------------------------------------------------------------- broker
+
+/** Connects (no automatic reconnect) or throws CliError 4 when the broker cannot be reached in time. */
+export async function connectBroker(url: string, timeoutMs: number, clientPrefix: string): Promise<MqttClient> {
+  const client = mqtt.connect(url, { clientId: `${clientPrefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs, keepalive: 30 });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new CliError(`no connection to the broker ${url} within ${Math.round(timeoutMs / 1000)} s`, 4)), timeoutMs);
+      client.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      client.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new CliError(`cannot connect to the broker ${url}: ${e.message}`, 4));
+      });
+      client.once('close', () => {
+        clearTimeout(timer);
+        reject(new CliError(`cannot connect to the broker ${url}: connection closed`, 4));
+      });
+    });
+  } catch (e) {
+    client.end(true);
+    throw e;
+  }
+  client.on('error', () => {}); // later errors surface as timeouts of what waits
+  return client;
+}
+
+// ---------------------------------------------------------------- output
+
+/** Columns aligned with spaces; the header underlined. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+export function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export function note(line: string): void {
+  process.stderr.write(`${line}\n`);
+}

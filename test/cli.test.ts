@@ -1,0 +1,578 @@
+// The `subline` command as a user runs it (node bin/subline.mjs in a child
+// process, a temporary --data directory): exit codes and messages of every
+// command's happy and bad paths, an import that fails on one row and leaves
+// the registry untouched, provisioning records, and — against an embedded
+// broker — `central serve` with a Node gate provisioned by `subline
+// provision`: presence, event export, changes committed by the CLI reaching
+// the gate, and signed commands end to end (exactly once, replay, expiry,
+// forgeries).
+
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import mqtt, { type MqttClient } from 'mqtt';
+import { CommandCode, createRecord, decodeRecord, EventType, RECORD_BYTES } from '../firmware/core/journal-record.js';
+import { encodeEnvelope, KeyRing, openSigned, sealSigned } from '../protocol/envelope.js';
+import { nobleCrypto } from '../protocol/crypto-noble.js';
+import { bytesEqual, fromHex, toHex } from '../protocol/hex.js';
+import { Command, Head, decodeCommandResult, encodeCommand, type CommandResultMessage } from '../protocol/messages.js';
+import { decodeProvisioning, type ProvisioningRecord } from '../protocol/provisioning.js';
+import { Topics } from '../protocol/topics.js';
+import { startEmbeddedBroker, type BrokerHandle } from '../host-sim/broker.js';
+import { Central } from '../host-sim/central/central.js';
+import { CentralState } from '../host-sim/central/central-state.js';
+import { generateKeys, readKeyFile, type CentralKeys } from '../host-sim/central/keys.js';
+import { Registry } from '../host-sim/central/registry.js';
+import { NodeGate } from '../host-sim/node-gate.js';
+import { nodeCrypto } from '../host-sim/node-crypto.js';
+import { FAST_SYNC, waitFor } from './helpers/fleet.js';
+import { runCli, startCli, tempDir, type CliProcess, type CliResult } from './helpers/cli.js';
+
+// ---------------------------------------------------------------- helpers
+
+function show(r: CliResult): string {
+  return `exit ${String(r.code)}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
+}
+
+/** The exit code, optionally a message on stderr, and never a stack trace. */
+function expectExit(r: CliResult, code: number, stderr?: RegExp): void {
+  assert.is(r.code, code, show(r));
+  if (stderr !== undefined) assert.match(r.stderr, stderr, show(r));
+  assert.not.match(r.stderr, /\n\s+at .+:\d+:\d+\)?\n/, `no stack trace\n${show(r)}`);
+}
+
+async function cli(args: readonly string[], code: number, stderr?: RegExp): Promise<CliResult> {
+  const r = await runCli(args);
+  expectExit(r, code, stderr);
+  return r;
+}
+
+/** Runs fn over items, n at a time (each CLI run is a process). */
+async function parallel<T>(items: readonly T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      for (let x = queue.shift(); x !== undefined; x = queue.shift()) await fn(x);
+    }),
+  );
+}
+
+const CARD = (n: number): string => `c000000${n}`;
+
+/** A data directory after init and an import of 2 industries, 2 institutions, 3 people with cards, 1 vehicle and 3 grants. */
+async function populated(): Promise<string> {
+  const data = tempDir();
+  await cli(['central', 'init', '--data', data], 0);
+  const f = (name: string, text: string): string => {
+    writeFileSync(join(data, name), text);
+    return join(data, name);
+  };
+  const files = [
+    f('industries.csv', 'code,name\nai,Artificial intelligence\nbiomed,Biomedicine\n'),
+    f('institutions.csv', 'name,industry\nQuantum Science Centre,ai\nFuture Networks Institute,1\n'),
+    f('people.csv', `id,name,institution,card\np-1,Li Wei,Quantum Science Centre,${CARD(1)}\np-2,Chan Tai Man,1,${CARD(2)}\np-3,Wong Mei,0,"${CARD(3)};${CARD(4)}"\n`),
+    f(
+      'more.json',
+      JSON.stringify({
+        vehicles: [{ id: 'v-1', name: 'Lab van', institution: 0, uhf: ['e2801170000002'] }],
+        grants: [{ level: 'institution', target: 'Quantum Science Centre', lines: ['first', 'second'], directions: 'in,out', lanes: ['person', 'vehicle'], validUntil: '2099-12-31' }],
+      }),
+    ),
+    f('grants.csv', 'level,target,lines,directions,lanes\nindividual,p-2,first,in,person\nindustry,biomed,"first,second","in,out",goods\n'),
+  ];
+  const r = await cli(['central', 'import', '--data', data, ...files], 0);
+  assert.match(r.stdout, /imported 11 rows: 2 industries, 2 institutions, 3 people, 1 vehicles, 3 grants, 5 inline credentials \(version 1\)/);
+  return data;
+}
+
+function openRegistry(data: string): Registry {
+  const k = readKeyFile(join(data, 'keys.json'));
+  return new Registry(join(data, 'central.db'), { signingKey: k.signingKey, deploymentKey: k.deploymentKey });
+}
+
+/** Counts, lists and every table's row count: equal snapshots mean nothing changed. */
+function snapshot(data: string): string {
+  const r = openRegistry(data);
+  try {
+    return JSON.stringify({ counts: r.counts(), lists: r.lists(), tables: r.tables() }, (_k, v: unknown) => (v instanceof Uint8Array ? toHex(v) : v));
+  } finally {
+    r.close();
+  }
+}
+
+// ---------------------------------------------------------------- help and usage
+
+const usage = suite('cli help and usage');
+
+usage('--help on every command exits 0 and shows its usage', async () => {
+  const commands = [
+    ['central'], ['central', 'init'], ['central', 'import'], ['central', 'grant'], ['central', 'revoke'], ['central', 'suspend'], ['central', 'resume'], ['central', 'serve'],
+    ['central', 'publish'], ['central', 'events'], ['central', 'gates'], ['provision'], ['gate'], ['gate', 'open'], ['gate', 'lockdown'], ['gate', 'release'], ['gate', 'config'],
+  ];
+  await parallel(commands, 4, async (c) => {
+    const r = await cli([...c, '--help'], 0);
+    assert.ok(r.stdout.includes(`Usage: subline ${c.join(' ')}`), show(r));
+  });
+});
+
+usage('usage errors exit 2 and name what was wrong', async () => {
+  const errors: [string[], RegExp][] = [
+    [['central', 'init', '--bogus'], /unknown option '--bogus'/],
+    [['central', 'grant'], /required option '--level <level>'/],
+    [['central', 'events', '--format', 'xml'], /'--format <format>' argument 'xml' is invalid/],
+    [['central', 'nonsense'], /unknown command 'nonsense'/],
+    [['gate', 'open'], /missing required argument 'gate'/],
+  ];
+  await parallel(errors, 4, async ([args, re]) => {
+    await cli(args, 2, re);
+  });
+});
+
+// ---------------------------------------------------------------- registry commands
+
+const reg = suite('cli central registry');
+
+reg('init: key file 0600 and database, prints the public key; refuses to overwrite without --force', async () => {
+  const parent = tempDir();
+  const data = join(parent, 'fresh');
+  try {
+    const r = await cli(['central', 'init', '--data', data], 0);
+    const keys = readKeyFile(join(data, 'keys.json'));
+    assert.ok(r.stdout.includes(`public key: ${toHex(keys.publicKey)}`), show(r));
+    assert.is(statSync(join(data, 'keys.json')).mode & 0o777, 0o600);
+    assert.ok(existsSync(join(data, 'central.db')));
+    await Promise.all([
+      cli(['central', 'init', '--data', data], 3, /already initialised/),
+      cli(['central', 'init', '--data', data, '--list', 'Bad List'], 2, /--list 'Bad List'/),
+      cli(['central', 'grant', '--data', join(parent, 'none'), '--level', 'industry', '--target', '0', '--lines', 'first', '--directions', 'in', '--lanes', 'person'], 2, /no key file .*central init/),
+    ]);
+    assert.ok(bytesEqual(readKeyFile(join(data, 'keys.json')).publicKey, keys.publicKey), 'keys kept');
+    const other = await cli(['central', 'init', '--data', data, '--list', 'lab'], 0);
+    assert.match(other.stdout, /existing keys kept/);
+    await cli(['central', 'init', '--data', data, '--force'], 0);
+    assert.not.ok(bytesEqual(readKeyFile(join(data, 'keys.json')).publicKey, keys.publicKey), '--force replaces the keys');
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
+});
+
+let shared = '';
+reg.before(async () => {
+  shared = await populated();
+});
+reg.after(() => {
+  if (shared !== '') rmSync(shared, { recursive: true, force: true });
+});
+
+reg('import: CSV and JSON in one transaction; a bad row names file:line and field, and nothing is imported', async () => {
+  const data = shared;
+  const r = openRegistry(data);
+  try {
+    assert.equal(r.counts(), { industries: 2, institutions: 2, subjects: 4, credentials: 5, grants: 3, schedules: 0 });
+    assert.is(r.subject('p-1')?.institution, 0);
+    assert.is(r.subject('p-2')?.institution, 1);
+    assert.is(r.credentials('p-3').length, 2);
+    assert.is(r.subject('v-1')?.kind, 'vehicle');
+    assert.is(r.version(), 1, 'one import, one version');
+  } finally {
+    r.close();
+  }
+  const before = snapshot(data);
+  const cases: [string, string, RegExp][] = [
+    ['people-bad.csv', 'id,name,institution\np-10,Good Row,0\np-11,Bad Row,Nowhere Institute\n', /people-bad\.csv:3: field 'institution': institution 'Nowhere Institute' does not exist; nothing imported/],
+    ['people-dup.csv', 'id,name\np-12,New\np-1,Again\n', /people-dup\.csv:3: field 'id': 'p-1' already exists; nothing imported/],
+    ['grants-bad.csv', 'level,target,lines,directions,lanes\nindividual,p-1,first,in,person\nindividual,p-1,third,in,person\n', /grants-bad\.csv:3: field 'lines': 'third' is not one of first, second/],
+    ['creds-bad.csv', `subject,kind,raw_id\np-1,card,c0ffee\np-2,card,${CARD(1)}\n`, /creds-bad\.csv:3: field 'raw_id': is already enrolled \(subject 'p-1'\)/],
+    ['people-col.csv', 'id,name,colour\np-13,X,red\n', /people-col\.csv:1: unknown column 'colour'/],
+    ['bad.json', JSON.stringify({ people: [{ id: 'p-15', name: 'Y' }, { id: 'p-16', name: 'Z', kind: 'vehicle' }] }), /bad\.json: people\[1\]\.kind: is 'vehicle' but people are of kind person/],
+    ['staff.csv', 'id,name,institution\np-20,Ho Ka Yan,Future Networks Institute\n', /staff\.csv: cannot tell what this CSV holds/],
+  ];
+  writeFileSync(join(data, 'good.csv'), 'code,name\nquantum,Quantum science\n');
+  for (const [file, text] of cases) writeFileSync(join(data, file), text);
+  const jobs: (() => Promise<unknown>)[] = [
+    // A good file first: the bad one still leaves everything as it was.
+    ...cases.map(([file, , re]) => () => cli(['central', 'import', '--data', data, join(data, 'good.csv'), join(data, file)], 2, re)),
+    () => cli(['central', 'import', '--data', data, join(data, 'missing.csv')], 2, /missing\.csv: no such file; nothing imported/),
+    async () => assert.match((await cli(['central', 'import', '--data', data, '--dry-run', join(data, 'good.csv')], 0)).stdout, /dry run, nothing imported\) 1 rows: 1 industries/),
+    async () => assert.match((await cli(['central', 'import', '--data', data, '--dry-run', '--type', 'people', join(data, 'staff.csv')], 0)).stdout, /1 rows: 1 people/),
+  ];
+  await parallel(jobs, 4, async (job) => {
+    await job();
+  });
+  assert.is(snapshot(data), before, 'nothing imported by a failed import or a dry run');
+});
+
+reg('grant, revoke, suspend, resume: one version each; bad targets and values named, and nothing changed', async () => {
+  const data = shared;
+  const v0 = openRegistry(data);
+  const start = v0.version();
+  v0.close();
+  const changes = [
+    ['central', 'grant', '--level', 'institution', '--target', 'Future Networks Institute', '--lines', 'first,second', '--directions', 'in,out', '--lanes', 'person', '--until', '2027-01-01'],
+    ['central', 'revoke', '--card', CARD(2)],
+    ['central', 'suspend', '--institution', '0'],
+    ['central', 'resume', '--industry', 'ai'],
+    ['central', 'grant', '--level', 'individual', '--target', 'p-2', '--remove'],
+  ];
+  await parallel(changes, 3, async (args) => {
+    assert.match((await cli([...args, '--data', data], 0)).stdout, /; list main is now at version \d+/);
+  });
+  const r = openRegistry(data);
+  try {
+    assert.is(r.version(), start + changes.length);
+    assert.equal(r.grantSpec(r.tables().institutions[1]?.grant ?? -1), { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'], validUntil: Date.UTC(2027, 0, 1, 23, 59, 59) / 1000 });
+    assert.ok(r.credentials('p-2')[0]?.revoked);
+    assert.is(r.subject('p-2')?.grant, null);
+  } finally {
+    r.close();
+  }
+  const before = snapshot(data);
+  const bad: [string[], number, RegExp][] = [
+    [['central', 'grant', '--level', 'institution', '--target', '7', '--lines', 'first', '--directions', 'in', '--lanes', 'person'], 2, /--target: institution 7 does not exist/],
+    [['central', 'grant', '--level', 'individual', '--target', 'p-1', '--lines', 'first', '--directions', 'up', '--lanes', 'person'], 2, /--directions: 'up' is not one of in, out/],
+    [['central', 'grant', '--level', 'individual', '--target', 'p-1', '--lines', 'first', '--directions', 'in', '--lanes', 'person', '--until', '2027-13-01'], 2, /--until '2027-13-01' is not a valid date/],
+    [['central', 'revoke', '--card', CARD(2)], 3, /already revoked/],
+    [['central', 'revoke', '--card', CARD(1), '--key', '0011223344556677'], 2, /exactly one of --card, --uhf or --key/],
+    [['central', 'suspend', '--subject', 'p-404'], 2, /--subject: subject 'p-404' does not exist/],
+    [['central', 'events', '--epoch', 'x'], 2, /--epoch 'x' must be an integer/],
+    [['gate', 'open', 'Bad Gate'], 2, /gate 'Bad Gate' must be/],
+  ];
+  await parallel(bad, 4, async ([args, code, re]) => {
+    await cli([...args, '--data', data], code, re);
+  });
+  assert.is(snapshot(data), before, 'refused changes change nothing');
+});
+
+// ---------------------------------------------------------------- provision
+
+const prov = suite('cli provision');
+
+prov('writes a record with the central keys, verifies it, --check prints it without secrets; bad values named', async () => {
+  const data = tempDir();
+  try {
+    await cli(['central', 'init', '--data', data], 0);
+    const keys = readKeyFile(join(data, 'keys.json'));
+    const file = join(data, 'gate.cbor');
+    const base = ['provision', '--data', data, '--gate', 'sl-out-t07', '--site', 'huanggang', '--line', 'second', '--direction', 'out', '--lane', 'vehicle'];
+    const r = await cli([...base, '--broker', 'mqtts://broker.example:8883', '--username', 'gate7', '--password', 's3cret', '--journal-epoch', '42', '--policy', 'stale=deny,unsynced=individual_only', '--stale-after', '600', '--passback', '30', '--out', file], 0);
+    assert.match(r.stdout, /wrote .*gate\.cbor/);
+    assert.is(statSync(file).mode & 0o777, 0o600);
+    const p = decodeProvisioning(new Uint8Array(readFileSync(file)));
+    if (!p.ok) throw new Error('the record does not decode');
+    assert.is(p.value.gate, 'sl-out-t07');
+    assert.equal([p.value.site, p.value.line, p.value.direction, p.value.lane, p.value.list, p.value.topicRoot, p.value.broker, p.value.username], ['huanggang', 'second', 'out', 'vehicle', 'main', 'subline', 'mqtts://broker.example:8883', 'gate7']);
+    assert.ok(bytesEqual(p.value.trustedKeys[0] as Uint8Array, keys.publicKey));
+    assert.ok(bytesEqual(p.value.deploymentKey, keys.deploymentKey));
+    assert.is(p.value.journalEpoch, 42);
+    assert.equal(p.value.policy, { staleAfterSeconds: 600, fresh: 'normal', stale: 'deny', expired: 'deny', unsynced: 'individual_only' });
+    assert.is(p.value.passbackSeconds, 30);
+
+    const other = join(data, 'other.cbor');
+    const bad: [string[], number, RegExp][] = [
+      [['--gate', 'FL-IN'], 2, /--gate 'FL-IN' must be 1-32 characters/],
+      [['--site', 'Futian Port'], 2, /--site 'Futian Port'/],
+      [['--line', 'third'], 2, /'--line <line>' argument 'third' is invalid/],
+      [['--stale-after', '5'], 2, /--stale-after must be in 60\.\.604800/],
+      [['--policy', 'stale=maybe'], 2, /--policy: stale='maybe' is not an action/],
+      [['--passback', '-1'], 2, /--passback must be in 0\.\.86400/],
+      [['--broker', 'http://x:1'], 2, /--broker 'http:\/\/x:1' must start with mqtt:\/\/ or mqtts:\/\//],
+      [['--password', 'x'], 2, /--password needs --username/],
+      [['--out', file], 3, /already exists \(pass --force/],
+    ];
+    const variant = (extra: string[]): string[] => {
+      const args = [...base, '--out', other];
+      for (let i = 0; i < extra.length; i += 2) {
+        const at = args.indexOf(extra[i] as string);
+        if (at >= 0) args.splice(at, 2);
+        args.push(extra[i] as string, extra[i + 1] as string);
+      }
+      return args;
+    };
+    writeFileSync(join(data, 'junk.cbor'), new Uint8Array([0xa1, 0x61, 0x74, 0x69]));
+    const jobs: (() => Promise<unknown>)[] = [
+      ...bad.map(([extra, code, re]) => () => cli(variant(extra), code, re)),
+      () => cli([...base], 2, /--out is required/),
+      () => cli(['provision', '--check', join(data, 'nothing.cbor')], 2, /no such file/),
+      () => cli(['provision', '--check', join(data, 'junk.cbor')], 2, /not a valid provisioning record: /),
+      async () => {
+        const c = await cli(['provision', '--data', data, '--check', file], 0);
+        assert.match(c.stdout, /valid provisioning record/);
+        assert.ok(c.stdout.includes(`trusted key 1: ${toHex(keys.publicKey)} (this central)`), c.stdout);
+        assert.not.ok(c.stdout.includes(toHex(keys.deploymentKey)), 'deployment key not shown');
+        assert.not.ok(c.stdout.includes('s3cret'), 'password not shown');
+      },
+      async () => assert.is((JSON.parse((await cli(['provision', '--data', data, '--check', file, '--json'], 0)).stdout) as { gate: string }).gate, 'sl-out-t07'),
+      async () => {
+        const g1 = join(data, 'g1.cbor');
+        await cli(['provision', '--data', data, '--gate', 'fl-in-t01', '--site', 'futian', '--line', 'first', '--direction', 'in', '--lane', 'person', '--out', g1], 0);
+        const d = decodeProvisioning(new Uint8Array(readFileSync(g1)));
+        assert.ok(d.ok && Math.abs(d.value.journalEpoch - Date.now() / 1000) < 60, 'journal epoch defaults to now');
+        assert.ok(d.ok && d.value.passbackSeconds === 0 && d.value.policy.stale === 'normal', "defaults: no passback, the first line's policy");
+      },
+    ];
+    await parallel(jobs, 4, async (job) => {
+      await job();
+    });
+    assert.not.ok(existsSync(other), 'no record written by a refused call');
+  } finally {
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------- against a broker
+
+const live = suite('cli central serve, gates, events and gate commands against a broker');
+
+function journalRecords(g: NodeGate): { type: number; reason: number }[] {
+  const j = g.gate.journal;
+  const buf = new Uint8Array(RECORD_BYTES * 64);
+  const out: { type: number; reason: number }[] = [];
+  const rec = createRecord();
+  for (let from = 1; from <= j.lastSeq; from += 64) {
+    const n = j.readBatch(from, 64, buf).count;
+    for (let k = 0; k < n; k++) if (decodeRecord(buf, k * RECORD_BYTES, from + k, j.epoch, rec) === 0) out.push({ type: rec.type, reason: rec.reason });
+  }
+  return out;
+}
+
+const openCommands = (g: NodeGate): number => journalRecords(g).filter((r) => r.type === EventType.command && r.reason === CommandCode.open_once).length;
+
+/** Collects every message on the given topics. */
+async function listen(url: string, topics: string[]): Promise<{ client: MqttClient; messages: { topic: string; payload: Uint8Array }[] }> {
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
+  const messages: { topic: string; payload: Uint8Array }[] = [];
+  client.on('message', (topic, payload) => messages.push({ topic, payload: new Uint8Array(payload) }));
+  await client.subscribeAsync(topics, { qos: 1 });
+  return { client, messages };
+}
+
+function resultsFor(messages: { topic: string; payload: Uint8Array }[], nonce: Uint8Array): CommandResultMessage[] {
+  const out: CommandResultMessage[] = [];
+  for (const m of messages) {
+    if (!m.topic.endsWith('/cmdres')) continue;
+    const r = decodeCommandResult(m.payload);
+    if (r.ok && bytesEqual(r.value.nonce, nonce)) out.push(r.value);
+  }
+  return out;
+}
+
+interface Live {
+  data: string;
+  broker: BrokerHandle;
+  keys: CentralKeys;
+  ring: KeyRing;
+  serve: CliProcess | null;
+  gate: NodeGate | null;
+  record: ProvisioningRecord | null;
+  watch: { client: MqttClient; messages: { topic: string; payload: Uint8Array }[] } | null;
+  opens: number;
+  openRecords: number;
+  clients: MqttClient[];
+}
+
+const GATE = 'fl-in-t01';
+const topics = new Topics('subline');
+const L = {} as Live;
+const gateOf = (): NodeGate => {
+  if (L.gate === null) throw new Error('no gate (an earlier test failed)');
+  return L.gate;
+};
+
+live.before(async () => {
+  L.data = await populated();
+  L.broker = await startEmbeddedBroker({ port: 0 });
+  L.keys = readKeyFile(join(L.data, 'keys.json'));
+  L.ring = new KeyRing(nobleCrypto, [L.keys.publicKey]);
+  L.serve = null;
+  L.gate = null;
+  L.record = null;
+  L.watch = null;
+  L.opens = 0;
+  L.openRecords = 0;
+  L.clients = [];
+});
+
+live.after(async () => {
+  L.gate?.stop();
+  await L.serve?.stop();
+  for (const c of L.clients) await c.endAsync().catch(() => undefined);
+  await L.broker?.close();
+  if (L.data !== undefined) rmSync(L.data, { recursive: true, force: true });
+});
+
+live('central publish: the retained head and the pending deltas, once; exit 4 without a broker', async () => {
+  const pub = await cli(['central', 'publish', '--data', L.data, '--broker', L.broker.url], 0);
+  assert.match(pub.stdout, /version 1\) and 1 delta\(s\)/);
+  const probe = await startEmbeddedBroker({ port: 0 });
+  await probe.close();
+  const [again] = await Promise.all([cli(['central', 'publish', '--data', L.data, '--broker', L.broker.url], 0), cli(['central', 'publish', '--data', L.data, '--broker', probe.url, '--wait', '1'], 4, /no connection/)]);
+  assert.match(again.stdout, /and 0 delta\(s\)/, 'nothing left to publish');
+  const heads = await listen(L.broker.url, [topics.list('main', 'head')]);
+  L.clients.push(heads.client);
+  await waitFor('the retained head', () => heads.messages.length > 0, 5000);
+  const head = openSigned(Head, heads.messages[0]!.payload, L.ring);
+  assert.ok(head.ok && head.value.version === 1, 'retained head of version 1, signed with the central key');
+});
+
+live('central serve + a gate provisioned by `subline provision`: central gates lists it online', async () => {
+  const recordFile = join(L.data, `${GATE}.cbor`);
+  await cli(['provision', '--data', L.data, '--gate', GATE, '--site', 'futian', '--line', 'first', '--direction', 'in', '--lane', 'person', '--broker', L.broker.url, '--out', recordFile], 0);
+  const p = decodeProvisioning(new Uint8Array(readFileSync(recordFile)));
+  if (!p.ok) throw new Error('provisioning record does not decode');
+  L.record = p.value;
+  L.serve = startCli(['central', 'serve', '--data', L.data, '--broker', L.broker.url, '--head-interval', '2', '--poll', '0.2']);
+  await L.serve.waitForOutput(/central: serving list main \(epoch \d+, version 1\)/);
+  L.gate = new NodeGate({ provisioning: p.value, crypto: nodeCrypto, layout: { credentials: 4000, journalSectors: 16 }, sync: FAST_SYNC, maintenanceMs: 50 });
+  L.gate.start();
+  const g = L.gate;
+  await waitFor('the gate holds version 1', () => g.gate.store.version === 1);
+  const db = new Database(join(L.data, 'central.db'), { readonly: true });
+  try {
+    const state = new CentralState(db);
+    await waitFor('presence stored', () => state.gate(GATE)?.status.state === 'online', 10000);
+  } finally {
+    db.close();
+  }
+  const [gj, table] = await Promise.all([cli(['central', 'gates', '--data', L.data, '--format', 'json'], 0), cli(['central', 'gates', '--data', L.data], 0)]);
+  const listed = JSON.parse(gj.stdout) as { gate: string; state: string; line: string; direction: string; lane: string; boot: number }[];
+  assert.is(listed.length, 1);
+  assert.equal([listed[0]?.gate, listed[0]?.state, listed[0]?.boot, listed[0]?.line, listed[0]?.direction, listed[0]?.lane], [GATE, 'online', 1, 'first', 'in', 'person']);
+  assert.match(table.stdout, /^GATE\s+STATE\s+BOOT\s+LINE\s+DIRECTION\s+LANE\s+WHITELIST\s+BACKLOG\s+LAST SEEN$/m);
+  assert.match(table.stdout, new RegExp(`^${GATE}\\s+online\\s+1\\s+first\\s+in\\s+person\\s+(main v\\d+|none)\\s+\\d+\\s+\\d{4}-`, 'm'));
+});
+
+live('central events exports the gate\'s events after taps, decoded (JSON and CSV)', async () => {
+  const g = gateOf();
+  for (const n of [1, 2, 3, 1]) {
+    g.gate.onRead({ kind: 'card', id: fromHex(CARD(n)), atMs: 0 });
+    g.inputs.pulse('rotation');
+  }
+  g.gate.onRead({ kind: 'card', id: fromHex('0bad0bad'), atMs: 0 });
+  await waitFor('every event acknowledged', () => g.gate.journal.acked === g.gate.journal.lastSeq && g.gate.journal.lastSeq >= 10);
+  const csvFile = join(L.data, 'events.csv');
+  const [ev] = await Promise.all([cli(['central', 'events', '--data', L.data, '--gate', GATE, '--format', 'json'], 0), cli(['central', 'events', '--data', L.data, '--format', 'csv', '--out', csvFile], 0)]);
+  const events = JSON.parse(ev.stdout) as { gate: string; epoch: number; seq: number; time: string; type: string; reason: string; level: string; key: string; receivedAt: string }[];
+  assert.is(events.length, g.gate.journal.lastSeq, 'every journaled record exported');
+  assert.equal(events.map((e) => e.seq), events.map((_e, i) => i + 1));
+  assert.is(events[0]?.type, 'boot');
+  assert.is(events[0]?.epoch, L.record?.journalEpoch);
+  const granted = events.filter((e) => e.type === 'decision_granted');
+  assert.is(granted.length, 4);
+  assert.equal(granted.map((e) => e.level), ['institution', 'individual', 'institution', 'institution']);
+  assert.ok(granted.every((e) => /^[0-9a-f]{16}$/.test(e.key) && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(e.time)));
+  assert.is(events.filter((e) => e.type === 'passage_completed').length, 4);
+  assert.equal(events.filter((e) => e.type === 'decision_denied').map((e) => e.reason), ['unknown_credential']);
+  const lines = readFileSync(csvFile, 'utf8').trim().split('\n');
+  assert.is(lines[0], 'gate,epoch,seq,time,type,reason,level,key,clock_untrusted,received_at');
+  assert.is(lines.length, events.length + 1);
+  assert.match(lines[1] as string, new RegExp(`^${GATE},${L.record?.journalEpoch},1,[^,]+,boot,power_on,none,,0,`));
+});
+
+live('a change committed by the CLI reaches the gate through serve', async () => {
+  const g = gateOf();
+  await cli(['central', 'revoke', '--data', L.data, '--card', CARD(3)], 0);
+  await waitFor('the gate follows the CLI change', () => g.gate.store.version === 2, 10000);
+});
+
+live('gate open: done, exactly one command record, the lane opens once; the same bytes again: refused/replayed', async () => {
+  const g = gateOf();
+  L.watch = await listen(L.broker.url, [topics.gate(GATE, 'cmd'), topics.gate(GATE, 'cmdres')]);
+  L.clients.push(L.watch.client);
+  const watch = L.watch;
+  const set = g.outputs.set.bind(g.outputs);
+  g.outputs.set = (output, on) => {
+    if (output === 'relay' && on && !g.outputs.state.relay) L.opens++;
+    return set(output, on);
+  };
+  L.openRecords = openCommands(g);
+  const open = await cli(['gate', 'open', GATE, '--data', L.data, '--broker', L.broker.url], 0);
+  assert.match(open.stdout, new RegExp(`gate ${GATE}: open done: opened \\(nonce [0-9a-f]{32}`));
+  assert.is(openCommands(g) - L.openRecords, 1, 'exactly one command record');
+  assert.is(L.opens, 1, 'the lane opened once');
+  await waitFor('the command seen by the listener', () => watch.messages.some((m) => m.topic.endsWith('/cmd')), 3000);
+  const sent = watch.messages.find((m) => m.topic.endsWith('/cmd'))!.payload;
+  const cmd = openSigned(Command, sent, L.ring);
+  if (!cmd.ok) throw new Error('the CLI sent a command that does not verify');
+  assert.is(cmd.value.expires - cmd.value.issuedAt, 60);
+  await watch.client.publishAsync(topics.gate(GATE, 'cmd'), Buffer.from(sent), { qos: 1 });
+  await waitFor('answer to the replay', () => resultsFor(watch.messages, cmd.value.nonce).length >= 2, 5000);
+  assert.equal(resultsFor(watch.messages, cmd.value.nonce).map((r) => [r.status, r.reason]), [['done', 'opened'], ['refused', 'replayed']]);
+  assert.is(openCommands(g) - L.openRecords, 1, 'the replay is not executed');
+  assert.is(L.opens, 1);
+});
+
+live('expired commands are refused and reported (exit 3); forged and unsigned ones get no execution and no answer', async () => {
+  const g = gateOf();
+  const watch = L.watch;
+  if (watch === null) throw new Error('no listener (an earlier test failed)');
+  await cli(['gate', 'open', GATE, '--data', L.data, '--broker', L.broker.url, '--expires', '-5'], 3, new RegExp(`gate ${GATE} refused open: expired`));
+  const seven = new Uint8Array(16).fill(7);
+  const stale = sealSigned(Command, { gate: GATE, nonce: seven, issuedAt: 1_700_000_000, expires: 1_700_000_060, op: 'open' }, L.keys.signingKey, nodeCrypto);
+  await watch.client.publishAsync(topics.gate(GATE, 'cmd'), Buffer.from(stale), { qos: 1 });
+  await waitFor('answer to a hand-made expired command', () => resultsFor(watch.messages, seven).length === 1, 5000);
+  assert.equal(resultsFor(watch.messages, seven).map((r) => [r.status, r.reason]), [['refused', 'expired']]);
+
+  const now = Math.floor(Date.now() / 1000);
+  const valid = { gate: GATE, issuedAt: now, expires: now + 60, op: 'open' as const };
+  const stranger = sealSigned(Command, { ...valid, nonce: new Uint8Array(16).fill(1) }, generateKeys().signingKey, nodeCrypto);
+  const payload = encodeCommand({ ...valid, nonce: new Uint8Array(16).fill(2) });
+  const tampered = encodeEnvelope({ kid: nodeCrypto.sha256(L.keys.publicKey).subarray(0, 8), sig: new Uint8Array(64).fill(9), payload });
+  const unsigned = encodeCommand({ ...valid, nonce: new Uint8Array(16).fill(3) });
+  const total = () => Object.values(g.gate.commandsRefused).reduce((a, b) => a + b, 0);
+  const refusedBefore = { ...g.gate.commandsRefused };
+  const before = total();
+  for (const bytes of [stranger, tampered, unsigned]) await watch.client.publishAsync(topics.gate(GATE, 'cmd'), Buffer.from(bytes), { qos: 1 });
+  await waitFor('the forgeries counted', () => total() - before >= 3, 5000);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.is((g.gate.commandsRefused.unknown_key ?? 0) - (refusedBefore.unknown_key ?? 0), 1, 'signed by a stranger');
+  assert.is((g.gate.commandsRefused.bad_signature ?? 0) - (refusedBefore.bad_signature ?? 0), 1, 'bad signature');
+  for (const n of [1, 2, 3]) assert.is(resultsFor(watch.messages, new Uint8Array(16).fill(n)).length, 0, 'no answer to a stranger');
+  assert.is(openCommands(g) - L.openRecords, 1, 'nothing executed');
+  assert.is(L.opens, 1);
+});
+
+live('gate commands: unknown gate refused (3) unless --force, no answer (4), config unsupported (3)', async () => {
+  await Promise.all([
+    cli(['gate', 'open', 'fl-in-t99', '--data', L.data, '--broker', L.broker.url], 3, /unknown gate 'fl-in-t99'/),
+    cli(['gate', 'open', 'fl-in-t99', '--data', L.data, '--broker', L.broker.url, '--force', '--wait', '1'], 4, /no answer from gate fl-in-t99 within 1 s/),
+    cli(['gate', 'config', GATE, '--data', L.data, '--broker', L.broker.url, '--params', '0102'], 3, /refused config: unsupported/),
+  ]);
+  assert.is(openCommands(gateOf()) - L.openRecords, 1);
+});
+
+live('Central.sendCommand: lockdown, release, and an expired command refused', async () => {
+  const g = gateOf();
+  // A second central on another list with the same key (it publishes no head the gate follows).
+  const api = new Central({ db: ':memory:', signingKey: L.keys.signingKey, deploymentKey: L.keys.deploymentKey, brokerUrl: L.broker.url, list: 'api' });
+  try {
+    await api.start();
+    const down = await api.sendCommand(GATE, 'lockdown', { waitMs: 5000 });
+    assert.equal([down.result?.status, down.result?.reason], ['done', 'locked_down']);
+    assert.is(g.gate.state.lockdown, true);
+    const up = await api.sendCommand(GATE, 'release', { waitMs: 5000 });
+    assert.equal([up.result?.status, up.result?.reason], ['done', 'released']);
+    assert.is(g.gate.state.lockdown, false);
+    const late = await api.sendCommand(GATE, 'open', { expiresInSeconds: 0, waitMs: 5000 });
+    assert.equal([late.result?.status, late.result?.reason], ['refused', 'expired']);
+  } finally {
+    await api.close();
+  }
+  assert.is(openCommands(g) - L.openRecords, 1);
+});
+
+live('central serve stops cleanly on SIGTERM; presence stays readable', async () => {
+  const serve = L.serve;
+  if (serve === null) throw new Error('serve not running (an earlier test failed)');
+  assert.is(await serve.stop(), 0, serve.stderr());
+  assert.match(serve.stdout(), /central: stopped/);
+  L.serve = null;
+  const after = await cli(['central', 'gates', '--data', L.data, '--format', 'json'], 0);
+  assert.is((JSON.parse(after.stdout) as unknown[]).length, 1);
+});
+
+usage.run();
+reg.run();
+prov.run();
+live.run();
