@@ -111,6 +111,8 @@ export const GateStatus = {
   fields: {
     gate: req(id()),
     state: req(oneOf('online', 'offline')),
+    /** Journal epoch: new on every reflash or reprovision, so it orders statuses across reflashes. */
+    journal: req(uint()),
     boot: req(uint()),
     at: req(uint()),
     firmware: req(printable(32)),

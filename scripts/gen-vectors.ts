@@ -29,8 +29,8 @@ const examples: Record<string, Record<string, unknown>[]> = {
     { gate: 'sl-out-v01', list: 'vehicles', epoch: 1, want: 'chunks', version: 44, from: 0, count: 3 },
   ],
   status: [
-    { gate: 'fl-in-t01', state: 'online', boot: 17, at: 1795000100, firmware: 'subline-gate 0.1.0', line: 'first', direction: 'in', lane: 'person', lists: [{ list: 'people', epoch: 3, version: 1207 }], backlog: 12 },
-    { gate: 'sl-out-g01', state: 'offline', boot: 4, at: 0, firmware: '', line: 'second', direction: 'out', lane: 'goods', lists: [], backlog: 0 },
+    { gate: 'fl-in-t01', state: 'online', journal: 1795000000, boot: 17, at: 1795000100, firmware: 'subline-gate 0.1.0', line: 'first', direction: 'in', lane: 'person', lists: [{ list: 'people', epoch: 3, version: 1207 }], backlog: 12 },
+    { gate: 'sl-out-g01', state: 'offline', journal: 0, boot: 4, at: 0, firmware: '', line: 'second', direction: 'out', lane: 'goods', lists: [], backlog: 0 },
   ],
   events: [{ gate: 'fl-in-t01', epoch: 2, first: 101, count: 2, records: b(64, 0x11), prev: b(32, 0), chain: b(32, 0xcc) }],
   ack: [{ gate: 'fl-in-t01', epoch: 2, seq: 102, chain: b(32, 0xcc) }, { gate: 'g', epoch: 0, seq: 0, chain: b(32, 0) }],

@@ -808,8 +808,8 @@ function headOf(payload: Uint8Array): HeadMessage {
   return r.value;
 }
 
-function status(gate: string, state: 'online' | 'offline', boot: number, at: number): Uint8Array {
-  const s: GateStatusMessage = { gate, state, boot, at, firmware: 'test', line: 'first', direction: 'in', lane: 'person', lists: [], backlog: 0 };
+function status(gate: string, state: 'online' | 'offline', boot: number, at: number, journal = 1): Uint8Array {
+  const s: GateStatusMessage = { gate, state, journal, boot, at, firmware: 'test', line: 'first', direction: 'in', lane: 'person', lists: [], backlog: 0 };
   return encodeGateStatus(s);
 }
 
@@ -915,6 +915,12 @@ async function endToEnd(broker: BrokerHandle): Promise<void> {
     await until(() => central.stats.presenceIgnored === 2, 'older at ignored');
     await gate.publish(st, status('g-1', 'online', 6, T0 + 1), true);
     await until(() => central.presence('g-1')?.status.boot === 6, 'a reboot');
+    // A reflashed gate starts its boot counter again, in a newer journal epoch: it wins.
+    await gate.publish(st, status('g-1', 'online', 1, T0 + 2, 2), true);
+    await until(() => central.presence('g-1')?.status.journal === 2, 'a reflash');
+    await gate.publish(st, status('g-1', 'offline', 6, T0 + 900, 1), true);
+    await until(() => central.stats.presenceIgnored === 3, 'the old epoch ignored');
+    assert.equal([central.presence('g-1')?.status.state, central.presence('g-1')?.status.boot], ['online', 1]);
     // 7. garbage never stops it, and is counted
     const rejectedBefore = Object.values(central.stats.rejected).reduce((x, y) => x + y, 0);
     const rnd = mulberry32(99);

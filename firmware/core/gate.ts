@@ -112,7 +112,7 @@ export class Gate {
       events,
       random: o.random,
       ...(o.sync !== undefined ? { config: o.sync } : {}),
-      status: () => ({ boot: this.state.boot, firmware: FIRMWARE_VERSION, line: p.line, direction: p.direction, lane: p.lane, backlog: this.journal.backlog }),
+      status: () => ({ journal: this.journal.epoch, boot: this.state.boot, firmware: FIRMWARE_VERSION, line: p.line, direction: p.direction, lane: p.lane, backlog: this.journal.backlog }),
       onCommand: (payload) => this.#onCommand(payload, keys),
       ...(o.onSyncChange !== undefined ? { onChange: o.onSyncChange } : {}),
     });

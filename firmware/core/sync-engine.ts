@@ -40,6 +40,8 @@ export interface SyncConfig {
   readonly reconnectMaxMs: number;
   /** Chunks asked at once while pulling an image. */
   readonly chunkWindow: number;
+  /** The retained status (version, backlog) is refreshed this often. */
+  readonly statusIntervalMs: number;
   /** Above this many versions behind, pull an image instead of deltas. */
   readonly deltaLimit: number;
   readonly batchMax: number;
@@ -66,6 +68,7 @@ export const DEFAULT_SYNC: SyncConfig = {
   tickMs: 50,
   requestTimeoutMs: 3000,
   ackTimeoutMs: 5000,
+  statusIntervalMs: 30_000,
 };
 
 export interface SyncOptions {
@@ -189,6 +192,10 @@ export class SyncEngine {
   // boot counters the central orders them by arrival, so the death that
   // follows a birth always wins, and a stale one never does (docs/SYNC.md).
   #connectAt = 0;
+  // Status is re-published (retained) when the whitelist version changes, at most once a
+  // second, and every statusIntervalMs for the backlog.
+  #statusDirty = false;
+  #statusAt = 0;
 
   #status(state: 'online' | 'offline'): Uint8Array {
     const s = this.#o.status();
@@ -216,6 +223,8 @@ export class SyncEngine {
       const t = this.#o.topics;
       this.#o.net.subscribe([t.list(this.#o.list, 'head'), t.list(this.#o.list, 'delta'), t.gate(this.#o.gate, 'data'), t.gate(this.#o.gate, 'ack'), t.gate(this.#o.gate, 'cmd')]);
       this.#publish(t.gate(this.#o.gate, 'status'), this.#status('online'), true, { kind: 'other' });
+      this.#statusAt = this.#o.clock.monotonicMs();
+      this.#statusDirty = false;
       // Everything unacknowledged is sent again from the last ack.
       this.#restartUpload();
       this.#deltaAsk = null;
@@ -307,6 +316,7 @@ export class SyncEngine {
     const e = this.#o.store.applyDelta(d.epoch, d.version, d.records);
     if (e === null) {
       this.stats.deltasApplied++;
+      this.#statusDirty = true;
       if (this.#deltaAsk !== null && d.version >= this.#deltaAsk.from) this.#deltaAsk = { ...this.#deltaAsk, from: d.version + 1, at: this.#o.clock.monotonicMs() };
       this.#o.onChange?.();
       this.#plan();
@@ -356,6 +366,7 @@ export class SyncEngine {
       this.#pull = null;
       if (done !== null) return this.#reject(`image_${done}`);
       this.stats.imagesInstalled++;
+      this.#statusDirty = true;
       this.#o.onChange?.();
       this.#plan();
       return;
@@ -457,6 +468,13 @@ export class SyncEngine {
         this.#request('manifest', pull.version, 0, 1);
       } else if (pull.phase === 'chunks') this.#askChunks();
     } else this.#plan();
+    const now = this.#o.clock.monotonicMs();
+    if (this.#connected && ((this.#statusDirty && now - this.#statusAt >= 1000) || now - this.#statusAt >= this.#c.statusIntervalMs)) {
+      if (this.#publish(this.#o.topics.gate(this.#o.gate, 'status'), this.#status('online'), true, { kind: 'other' })) {
+        this.#statusAt = now;
+        this.#statusDirty = false;
+      }
+    }
     const ev = this.#o.events;
     if (ev !== null && this.#connected && this.#ackWaitSince >= 0 && this.#o.clock.monotonicMs() - this.#ackWaitSince > this.#c.ackTimeoutMs) {
       this.stats.resends++;

@@ -17,6 +17,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS gates (
   gate TEXT PRIMARY KEY,
   state TEXT NOT NULL,
+  journal INTEGER NOT NULL DEFAULT 0,
   boot INTEGER NOT NULL,
   at INTEGER NOT NULL,
   firmware TEXT NOT NULL,
@@ -51,6 +52,7 @@ export interface PublishedMark {
 interface GateRow {
   gate: string;
   state: 'online' | 'offline';
+  journal: number;
   boot: number;
   at: number;
   firmware: string;
@@ -85,9 +87,12 @@ export class CentralState {
   constructor(db: Database.Database) {
     this.db = db;
     db.exec(SCHEMA);
-    this.#put = db.prepare(`INSERT INTO gates (gate, state, boot, at, firmware, line, direction, lane, lists, backlog, received_at, last_seen)
-      VALUES (@gate, @state, @boot, @at, @firmware, @line, @direction, @lane, @lists, @backlog, @received_at, @last_seen)
-      ON CONFLICT (gate) DO UPDATE SET state = excluded.state, boot = excluded.boot, at = excluded.at, firmware = excluded.firmware, line = excluded.line,
+    // Databases made before statuses carried the journal epoch.
+    const cols = db.prepare('PRAGMA table_info(gates)').all() as { name: string }[];
+    if (!cols.some((c) => c.name === 'journal')) db.exec('ALTER TABLE gates ADD COLUMN journal INTEGER NOT NULL DEFAULT 0');
+    this.#put = db.prepare(`INSERT INTO gates (gate, state, journal, boot, at, firmware, line, direction, lane, lists, backlog, received_at, last_seen)
+      VALUES (@gate, @state, @journal, @boot, @at, @firmware, @line, @direction, @lane, @lists, @backlog, @received_at, @last_seen)
+      ON CONFLICT (gate) DO UPDATE SET state = excluded.state, journal = excluded.journal, boot = excluded.boot, at = excluded.at, firmware = excluded.firmware, line = excluded.line,
         direction = excluded.direction, lane = excluded.lane, lists = excluded.lists, backlog = excluded.backlog, received_at = excluded.received_at,
         last_seen = MAX(gates.last_seen, excluded.last_seen)`);
     this.#touch = db.prepare('UPDATE gates SET last_seen = MAX(last_seen, ?) WHERE gate = ?');
@@ -106,6 +111,7 @@ export class CentralState {
     this.#put.run({
       gate: s.gate,
       state: s.state,
+      journal: s.journal,
       boot: s.boot,
       at: s.at,
       firmware: s.firmware,
@@ -143,7 +149,7 @@ export class CentralState {
 
   #record(r: GateRow): GateRecord {
     return {
-      status: { gate: r.gate, state: r.state, boot: r.boot, at: r.at, firmware: r.firmware, line: r.line, direction: r.direction, lane: r.lane, lists: parseLists(r.lists), backlog: r.backlog },
+      status: { gate: r.gate, state: r.state, journal: r.journal, boot: r.boot, at: r.at, firmware: r.firmware, line: r.line, direction: r.direction, lane: r.lane, lists: parseLists(r.lists), backlog: r.backlog },
       receivedAt: r.received_at,
       lastSeen: r.last_seen,
     };

@@ -620,9 +620,10 @@ export class Central {
     const s = r.value;
     if (s.gate !== gate) return this.#count(this.stats.rejected, 'status.gate_mismatch');
     const cur = this.#presence.get(gate)?.status;
-    // Highest boot wins; equal boot: the later `at`, and for the same `at` the later arrival
-    // (a will is built with the connect time, so it usually carries its birth's `at`).
-    if (cur !== undefined && (s.boot < cur.boot || (s.boot === cur.boot && s.at < cur.at))) {
+    // Ordered by (journal epoch, boot, at): a reflashed gate (new journal epoch) wins over its
+    // old self; within an epoch the highest boot; equal boot: the later `at`, and for the same
+    // `at` the later arrival (a will carries its birth's `at`).
+    if (cur !== undefined && (s.journal < cur.journal || (s.journal === cur.journal && (s.boot < cur.boot || (s.boot === cur.boot && s.at < cur.at))))) {
       this.stats.presenceIgnored++;
       return;
     }

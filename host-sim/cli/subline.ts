@@ -29,7 +29,10 @@ for (const c of program.commands) {
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof CommanderError) process.exitCode = e.exitCode;
+  if (e instanceof CommanderError) {
+    // Help and version exit 0; every usage error (unknown command or option, missing argument or subcommand) exits 2.
+    process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : e.exitCode === 0 ? 0 : 2;
+  }
   else if (e instanceof CliError) {
     console.error(`subline: ${e.message}`);
     process.exitCode = e.exitCode;
