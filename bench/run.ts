@@ -3,8 +3,9 @@ import { benchProtocol } from './protocol.js';
 import { benchStore } from './store.js';
 import { benchJournal } from './journal.js';
 import { benchSync } from './sync.js';
+import { benchXsGate } from './xs-gate.js';
 
-const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal, sync: benchSync };
+const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal, sync: benchSync, xs: benchXsGate };
 const wanted = process.argv.slice(2);
 if (wanted.includes('--help') || wanted.includes('-h')) {
   console.log(`usage: npm run bench [-- <name> ...]\nbenchmarks: ${Object.keys(benches).join(', ')}\nresults: JSON lines on stdout and in bench/results/<name>.json`);

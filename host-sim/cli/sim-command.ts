@@ -34,7 +34,7 @@ function render(sim: FleetSimulator, duration: number | null): string {
   lines.push('');
   lines.push(`${pad('gate', 28)} ${pad('state', 7)} ${pad('line/dir', 10)} ${pad('lane', 7)} ${lpad('wl ver', 6)} ${lpad('taps/s', 6)} ${lpad('granted', 7)} ${lpad('denied', 6)} ${lpad('backlog', 7)}`);
   for (const g of v.gates) {
-    lines.push(`${pad(g.id, 28)} ${pad(g.online ? 'online' : 'OFFLINE', 7)} ${pad(`${g.line}/${g.direction}`, 10)} ${pad(g.lane, 7)} ${lpad(g.version, 6)} ${lpad(g.tapsPerSecond.toFixed(1), 6)} ${lpad(g.granted, 7)} ${lpad(g.denied, 6)} ${lpad(g.backlog, 7)}`);
+    lines.push(`${pad(g.engine === 'xs' ? `${g.id} xs` : g.id, 28)} ${pad(g.online ? 'online' : 'OFFLINE', 7)} ${pad(`${g.line}/${g.direction}`, 10)} ${pad(g.lane, 7)} ${lpad(g.version, 6)} ${lpad(g.tapsPerSecond.toFixed(1), 6)} ${lpad(g.granted, 7)} ${lpad(g.denied, 6)} ${lpad(g.backlog, 7)}`);
   }
   lines.push('');
   lines.push(`fleet: ${v.totals.taps} taps, ${v.totals.granted} granted, ${v.totals.taps - v.totals.granted} denied; events stored at the central: ${v.totals.stored}`);
@@ -73,7 +73,7 @@ export function registerSim(program: Command): void {
       if (!Number.isFinite(rate) || rate <= 0 || rate > 10000) throw new CliError(`--rate must be a number of taps per second in (0, 10000], got '${f.rate}'`);
       const seed = int('seed', f.seed, 0, 2 ** 31 - 1);
       const duration = f.duration === undefined ? null : int('duration', f.duration, 1, 7 * 86400);
-      if (f.xs !== undefined) int('xs', f.xs, 0, gates);
+      const xs = f.xs === undefined ? 0 : int('xs', f.xs, 0, gates);
       if (f.broker !== undefined && !/^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/.test(f.broker)) throw new CliError(`--broker must look like mqtt://host:port, got '${f.broker}'`);
       const total = duration ?? 600;
       const sim = new FleetSimulator({
@@ -83,6 +83,7 @@ export function registerSim(program: Command): void {
         revokeAt: Math.max(1, Math.round(total / 5)),
         suspendAt: Math.max(2, Math.round(total / 3)),
         brokerRestartAt: f.broker === undefined ? Math.max(3, Math.round(total / 2)) : null,
+        xs,
       });
       const tty = process.stdout.isTTY === true && f.view;
       let stopping = false;
@@ -95,7 +96,7 @@ export function registerSim(program: Command): void {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      console.error(`starting: ${gates} gates, ${rate} taps/s, seed ${seed}${f.broker !== undefined ? `, broker ${f.broker}` : ', embedded broker'} ...`);
+      console.error(`starting: ${gates} gates${xs > 0 ? ` (${xs} on the XS engine)` : ''}, ${rate} taps/s, seed ${seed}${f.broker !== undefined ? `, broker ${f.broker}` : ', embedded broker'} ...`);
       try {
         await sim.start();
       } catch (e) {
@@ -107,7 +108,8 @@ export function registerSim(program: Command): void {
           if (tty) process.stdout.write(`\x1b[H\x1b[2J${render(sim, duration)}\n`);
           else {
             const v = sim.view();
-            console.log(`t=${sim.elapsedSeconds.toFixed(0)}s online ${v.gates.filter((g) => g.online).length}/${v.gates.length} taps ${v.totals.taps} granted ${v.totals.granted} stored ${v.totals.stored} version ${v.totals.version}`);
+            const xsView = v.gates.filter((g) => g.engine === 'xs');
+            console.log(`t=${sim.elapsedSeconds.toFixed(0)}s online ${v.gates.filter((g) => g.online).length}/${v.gates.length}${xsView.length > 0 ? ` (xs ${xsView.filter((g) => g.online).length}/${xsView.length})` : ''} taps ${v.totals.taps} granted ${v.totals.granted} stored ${v.totals.stored} version ${v.totals.version}`);
           }
         },
         tty ? 1000 : 5000,

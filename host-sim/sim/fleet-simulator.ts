@@ -2,13 +2,17 @@
 // aedes unless a URL is given), the reference central with the demo
 // population, and a fleet of gates running the real firmware core, fed with
 // taps at a steady rate and a few scripted moments (an institution suspended,
-// a broker restart) so the view shows sync and recovery.
+// a broker restart) so the view shows sync and recovery. With `xs`, that many
+// of the gates run the device entry itself (firmware/moddable/main.ts) on the
+// real XS engine instead (host-sim/xs-gate/), against the same broker and
+// central, with simulated readers, pins and flash.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
+import { toHex } from '../../protocol/hex.js';
 import { REASON_NAMES } from '../../protocol/reasons.js';
 import { startEmbeddedBroker, type BrokerHandle } from '../broker.js';
 import { Central } from '../central/central.js';
@@ -16,6 +20,7 @@ import { generateKeys } from '../central/keys.js';
 import { mulberry32 } from '../flash/nor-flash.js';
 import { NodeGate } from '../node-gate.js';
 import { nodeCrypto } from '../node-crypto.js';
+import { XsGate } from '../xs-gate/xs-gate.js';
 import { DEMO_SIZE, seedPopulation, type Population, type PopulationSize } from './demo-population.js';
 
 export interface GateSpec {
@@ -61,10 +66,16 @@ export interface SimOptions {
   readonly revokeAt?: number | null;
   readonly suspendAt?: number | null;
   readonly brokerRestartAt?: number | null;
+  /** Run this many of the gates (the first ones) on the real XS engine: main.ts on a simulated provider. */
+  readonly xs?: number;
+  /** Console lines of the XS gates. */
+  readonly onXsLog?: (gate: string, line: string) => void;
 }
 
 export interface GateView {
   id: string;
+  /** Where the gate runs: the firmware core on Node, or main.ts on the XS engine. */
+  engine: 'node' | 'xs';
   line: string;
   direction: string;
   lane: string;
@@ -89,14 +100,32 @@ export interface SimReport {
   eventsStoredAtCentral: number;
   exactlyOnce: boolean;
   moments: string[];
-  perGate: { id: string; journaled: number; stored: number; version: number; online: boolean }[];
+  perGate: { id: string; engine: 'node' | 'xs'; journaled: number; stored: number; version: number; online: boolean }[];
   centralVersion: number;
 }
 
 const te = new TextEncoder();
 
+/**
+ * Reader-format twins of the demo credentials, for the XS gates: their
+ * simulated readers carry what real ones do (a 5-byte EM4100 id, an EPC in
+ * whole 16-bit words), and the demo population's ids are text. Each person,
+ * vehicle and consignment gets a second credential on the same subject.
+ */
+export function xsCardId(person: number): Uint8Array {
+  return Uint8Array.of(0xe0, (person >> 24) & 0xff, (person >> 16) & 0xff, (person >> 8) & 0xff, person & 0xff);
+}
+export function xsEpc(kind: 'vehicle' | 'goods' | 'unknown', index: number): Uint8Array {
+  return Uint8Array.of(0xe2, 0x80, 0x68, kind === 'vehicle' ? 0x10 : kind === 'goods' ? 0x20 : 0x30, 0, 0, 0, 0, (index >>> 24) & 0xff, (index >> 16) & 0xff, (index >> 8) & 0xff, index & 0xff);
+}
+
+type Slot = { readonly engine: 'node'; readonly g: NodeGate } | { readonly engine: 'xs'; readonly g: XsGate };
+
 export class FleetSimulator {
+  /** The gates running the firmware core on Node. */
   readonly gates: NodeGate[] = [];
+  /** The gates running main.ts on the XS engine. */
+  readonly xsGates: XsGate[] = [];
   readonly specs: GateSpec[];
   readonly moments: string[] = [];
   central!: Central;
@@ -107,6 +136,8 @@ export class FleetSimulator {
   readonly #rnd: () => number;
   readonly #dir: string;
   readonly #ownDir: boolean;
+  readonly #slots: Slot[] = [];
+  #personIndex = new Map<string, number>();
   #timers: ReturnType<typeof setTimeout>[] = [];
   #tapTimer: ReturnType<typeof setInterval> | null = null;
   #started = 0;
@@ -128,19 +159,37 @@ export class FleetSimulator {
     const keys = generateKeys();
     this.central = new Central({ db: join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, brokerUrl: this.brokerUrl, headIntervalSeconds: 10, chunkSize: 16384 });
     await this.central.start();
-    this.population = seedPopulation(this.central.registry, this.#o.seed, this.#o.population ?? DEMO_SIZE);
+    const size = this.#o.population ?? DEMO_SIZE;
+    this.population = seedPopulation(this.central.registry, this.#o.seed, size);
+    const xsCount = Math.min(this.#o.xs ?? 0, this.specs.length);
+    if (xsCount > 0) this.#enrollXsTwins(size);
     this.central.publishHead();
-    const credentials = (this.#o.population ?? DEMO_SIZE).people + (this.#o.population ?? DEMO_SIZE).vehicles + (this.#o.population ?? DEMO_SIZE).consignments;
+    const credentials = size.people + size.vehicles + size.consignments;
+    const xsStarts: Promise<unknown>[] = [];
     for (const [i, s] of this.specs.entries()) {
       const p: ProvisioningRecord = {
         gate: s.id, site: s.site, line: s.line, direction: s.direction, lane: s.lane, list: 'main', topicRoot: 'subline', broker: this.brokerUrl,
         trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, journalEpoch: Math.floor(Date.now() / 1000), policy: DEFAULT_POLICY[s.line], passbackSeconds: 120,
       };
-      const g = new NodeGate({ provisioning: p, crypto: nodeCrypto, layout: { credentials: Math.max(4096, credentials * 2), journalSectors: 64 }, seed: this.#o.seed * 1000 + i, sync: { tickMs: 50, ackTimeoutMs: 3000, requestTimeoutMs: 2000 } });
-      g.start();
-      this.gates.push(g);
+      if (i < xsCount) {
+        // The device's own config (manifest.json), with the reader this lane has.
+        const onLog = this.#o.onXsLog;
+        const g = new XsGate({
+          provisioning: p, seed: this.#o.seed * 1000 + i, config: { subline: { reader: s.lane === 'person' ? { kind: 'em4100' } : { kind: 'uhf' } } },
+          ...(onLog !== undefined ? { onLog: (line: string) => onLog(s.id, line) } : {}),
+        });
+        this.xsGates.push(g);
+        this.#slots.push({ engine: 'xs', g });
+        xsStarts.push(g.start().then(() => g.startRealtime(15)));
+      } else {
+        const g = new NodeGate({ provisioning: p, crypto: nodeCrypto, layout: { credentials: Math.max(4096, credentials * 2), journalSectors: 64 }, seed: this.#o.seed * 1000 + i, sync: { tickMs: 50, ackTimeoutMs: 3000, requestTimeoutMs: 2000 } });
+        g.start();
+        this.gates.push(g);
+        this.#slots.push({ engine: 'node', g });
+      }
       this.#tapsWindow.push([]);
     }
+    await Promise.all(xsStarts);
     this.#started = Date.now();
     this.#schedule();
     const perTapMs = Math.max(1, Math.round(1000 / Math.max(0.1, this.#o.rate)));
@@ -151,6 +200,16 @@ export class FleetSimulator {
     return (Date.now() - this.#started) / 1000;
   }
 
+  /** A reader-format twin credential for every demo credential (see xsCardId). */
+  #enrollXsTwins(size: PopulationSize): void {
+    this.#personIndex = new Map(this.population.people.map((p, i) => [toHex(p.id), i]));
+    this.central.registry.bulk((r) => {
+      for (let i = 0; i < size.people; i++) r.addCredential({ subject: `p-${i}`, kind: 'card', rawId: xsCardId(i) });
+      for (let i = 0; i < size.vehicles; i++) r.addCredential({ subject: `v-${i}`, kind: 'uhf', rawId: xsEpc('vehicle', i) });
+      for (let i = 0; i < size.consignments; i++) r.addCredential({ subject: `g-${i}`, kind: 'uhf', rawId: xsEpc('goods', i) });
+    });
+  }
+
   #schedule(): void {
     const at = (s: number | null | undefined, what: () => Promise<void> | void) => {
       if (s === null || s === undefined) return;
@@ -158,7 +217,11 @@ export class FleetSimulator {
     };
     at(this.#o.revokeAt, () => {
       this.central.registry.bulk((r) => {
-        for (const card of this.population.revoked) r.revokeCredential({ kind: 'card', rawId: card });
+        for (const card of this.population.revoked) {
+          r.revokeCredential({ kind: 'card', rawId: card });
+          const twin = this.#personIndex.get(toHex(card));
+          if (twin !== undefined) r.revokeCredential({ kind: 'card', rawId: xsCardId(twin) });
+        }
       });
       this.moments.push(`${this.elapsedSeconds.toFixed(0)}s ${this.population.revoked.length} cards revoked`);
     });
@@ -180,12 +243,14 @@ export class FleetSimulator {
   /** One tap at a random gate: mostly valid credentials, plus the deny cases the view should show. */
   #tap(): void {
     const r = this.#rnd;
-    const i = Math.floor(r() * this.gates.length);
-    const g = this.gates[i]!;
+    const i = Math.floor(r() * this.#slots.length);
+    const slot = this.#slots[i]!;
     const spec = this.specs[i]!;
+    this.#tapsWindow[i]!.push(Date.now());
+    if (slot.engine === 'xs') return this.#tapXs(slot.g, spec);
+    const g = slot.g;
     const now = performance.now();
     const pop = this.population;
-    this.#tapsWindow[i]!.push(Date.now());
     if (spec.lane === 'vehicle') {
       g.inputs.set('presence', true);
       const tag = r() < 0.9 ? pop.vehicles[Math.floor(r() * pop.vehicles.length)]! : te.encode(`epc-unknown-${Math.floor(r() * 1e6)}`);
@@ -202,42 +267,93 @@ export class FleetSimulator {
       this.#timers.push(setTimeout(() => g.inputs.pulse('rotation'), 2000));
       return;
     }
-    const x = r();
-    let card: Uint8Array;
-    if (x < 0.8) card = pop.people[Math.floor(r() * pop.people.length)]!.id;
-    else if (x < 0.88) card = te.encode(`card-unknown-${Math.floor(r() * 1e6)}`);
-    else if (x < 0.95) card = pop.revoked[Math.floor(r() * pop.revoked.length)]!;
-    else card = pop.people.filter((p) => p.scheduled)[Math.floor(r() * 10)]?.id ?? pop.people[0]!.id;
-    g.gate.onRead({ kind: 'card', id: card, atMs: now });
+    const card = this.#pickCard();
+    g.gate.onRead({ kind: 'card', id: card.id, atMs: now });
     if (g.outputs.state.relay && r() < 0.95) g.inputs.pulse('rotation');
     // Now and then the same card again at once: anti-passback.
-    if (x < 0.8 && r() < 0.05) g.gate.onRead({ kind: 'card', id: card, atMs: now });
+    if (card.enrolled && r() < 0.05) g.gate.onRead({ kind: 'card', id: card.id, atMs: now });
+  }
+
+  /** A card for a person lane: 80% enrolled, 8% unknown, 7% revoked (after the moment), 5% out of schedule. */
+  #pickCard(): { id: Uint8Array; enrolled: boolean; unknown: number } {
+    const r = this.#rnd;
+    const pop = this.population;
+    const x = r();
+    if (x < 0.8) return { id: pop.people[Math.floor(r() * pop.people.length)]!.id, enrolled: true, unknown: -1 };
+    if (x < 0.88) {
+      const n = Math.floor(r() * 1e6);
+      return { id: te.encode(`card-unknown-${n}`), enrolled: false, unknown: n };
+    }
+    if (x < 0.95) return { id: pop.revoked[Math.floor(r() * pop.revoked.length)]!, enrolled: false, unknown: -1 };
+    return { id: pop.people.filter((p) => p.scheduled)[Math.floor(r() * 10)]?.id ?? pop.people[0]!.id, enrolled: false, unknown: -1 };
+  }
+
+  /** The same kinds of taps on an XS gate, through its simulated reader and pins (in virtual time: see XsGate). */
+  #tapXs(g: XsGate, spec: GateSpec): void {
+    const r = this.#rnd;
+    const pop = this.population;
+    if (spec.lane === 'vehicle') {
+      const tag = r() < 0.9 ? xsEpc('vehicle', Math.floor(r() * pop.vehicles.length)) : xsEpc('unknown', Math.floor(r() * 1e6));
+      // The loop is occupied, the tag read, the loop clears (each held past the loop's debounce).
+      g.setInput('presence', true);
+      g.tap(tag, 'uhf', 100);
+      g.setInput('presence', false, 600);
+      return;
+    }
+    if (spec.lane === 'goods') {
+      const n = 1 + Math.floor(r() * 3);
+      for (let k = 0; k < n; k++) g.tap(r() < 0.95 ? xsEpc('goods', Math.floor(r() * pop.consignments.length)) : xsEpc('unknown', Math.floor(r() * 1e6)), 'uhf', k * 20);
+      g.pulse('rotation', undefined, 2000);
+      return;
+    }
+    const card = this.#pickCard();
+    const id = card.unknown >= 0 ? Uint8Array.of(0xe1, (card.unknown >> 16) & 0xff, (card.unknown >> 8) & 0xff, card.unknown & 0xff, 0x5a) : xsCardId(this.#personIndex.get(toHex(card.id)) ?? 0);
+    const pass = r() < 0.95;
+    const again = card.enrolled && r() < 0.05;
+    g.tap(id);
+    if (again) g.tap(id, 'card', 1);
+    // The decision is known once the device has run: the person walks through if the lane opened.
+    void g.settled().then(() => {
+      if (g.outputs.relay && pass) g.pulse('rotation');
+    });
   }
 
   view(): { gates: GateView[]; totals: { taps: number; granted: number; denied: Record<string, number>; stored: number; version: number; brokerUp: boolean } } {
     const cutoff = Date.now() - 5000;
-    const gates = this.gates.map((g, i) => {
-      const w = this.#tapsWindow[i]!;
-      while (w.length > 0 && w[0]! < cutoff) w.shift();
-      const s = g.gate.controller.stats;
-      return {
-        id: g.gate.id, line: this.specs[i]!.line, direction: this.specs[i]!.direction, lane: this.specs[i]!.lane,
-        online: g.gate.sync.connected, version: g.gate.store.version, tapsPerSecond: w.length / 5, granted: s.granted, denied: s.denied,
-        backlog: g.gate.journal.backlog, journaled: g.gate.journal.lastSeq,
-      };
-    });
     const denied: Record<string, number> = {};
     let taps = 0;
     let granted = 0;
-    for (const g of this.gates) {
+    const count = (byReason: readonly (number | undefined)[]) =>
+      byReason.forEach((n, code) => {
+        if (code !== 0 && n !== undefined && n > 0) denied[REASON_NAMES[code] ?? String(code)] = (denied[REASON_NAMES[code] ?? String(code)] ?? 0) + n;
+      });
+    const gates = this.#slots.map((slot, i): GateView => {
+      const w = this.#tapsWindow[i]!;
+      while (w.length > 0 && w[0]! < cutoff) w.shift();
+      const spec = this.specs[i]!;
+      const common = { line: spec.line, direction: spec.direction, lane: spec.lane, tapsPerSecond: w.length / 5 };
+      if (slot.engine === 'xs') {
+        const s = slot.g.status();
+        taps += s.taps;
+        granted += s.granted;
+        count(s.byReason);
+        return { id: slot.g.id, engine: 'xs', ...common, online: s.online, version: s.version, granted: s.granted, denied: s.denied, backlog: s.journal.backlog, journaled: s.journal.lastSeq };
+      }
+      const g = slot.g;
       const s = g.gate.controller.stats;
       taps += s.taps;
       granted += s.granted;
-      s.byReason.forEach((n, code) => {
-        if (code !== 0 && n > 0) denied[REASON_NAMES[code] ?? String(code)] = (denied[REASON_NAMES[code] ?? String(code)] ?? 0) + n;
-      });
-    }
+      count(s.byReason);
+      return { id: g.gate.id, engine: 'node', ...common, online: g.gate.sync.connected, version: g.gate.store.version, granted: s.granted, denied: s.denied, backlog: g.gate.journal.backlog, journaled: g.gate.journal.lastSeq };
+    });
     return { gates, totals: { taps, granted, denied, stored: this.central.events.count(), version: this.central.registry.version(), brokerUp: this.broker !== null } };
+  }
+
+  /** Journal position of a gate: epoch, last seq, acked. */
+  #journal(slot: Slot): { epoch: number; lastSeq: number; acked: number } {
+    if (slot.engine === 'xs') return slot.g.status().journal;
+    const j = slot.g.gate.journal;
+    return { epoch: j.epoch, lastSeq: j.lastSeq, acked: j.acked };
   }
 
   /** Stops taps and waits (bounded) until every journaled event is acknowledged. */
@@ -250,7 +366,7 @@ export class FleetSimulator {
     await new Promise((r) => setTimeout(r, 200));
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
-      if (this.gates.every((g) => g.gate.journal.acked === g.gate.journal.lastSeq)) return true;
+      if (this.#slots.every((s) => this.#journal(s).acked === this.#journal(s).lastSeq)) return true;
       await new Promise((r) => setTimeout(r, 100));
     }
     return false;
@@ -258,14 +374,16 @@ export class FleetSimulator {
 
   report(): SimReport {
     const v = this.view();
-    const perGate = this.gates.map((g) => {
-      const stored = this.central.events.export(g.gate.id, g.gate.journal.epoch).length;
-      return { id: g.gate.id, journaled: g.gate.journal.lastSeq, stored, version: g.gate.store.version, online: g.gate.sync.connected };
+    const perGate = this.#slots.map((slot, i) => {
+      const g = v.gates[i]!;
+      const j = this.#journal(slot);
+      const stored = this.central.events.export(g.id, j.epoch).length;
+      return { id: g.id, engine: slot.engine, journaled: j.lastSeq, stored, version: g.version, online: g.online };
     });
     const eventsJournaled = perGate.reduce((a, b) => a + b.journaled, 0);
     const eventsStoredAtCentral = perGate.reduce((a, b) => a + b.stored, 0);
     return {
-      seed: this.#o.seed, gates: this.gates.length, durationSeconds: Math.round(this.elapsedSeconds), broker: this.broker !== null ? 'embedded' : this.brokerUrl,
+      seed: this.#o.seed, gates: this.#slots.length, durationSeconds: Math.round(this.elapsedSeconds), broker: this.broker !== null ? 'embedded' : this.brokerUrl,
       taps: v.totals.taps, granted: v.totals.granted, deniedByReason: v.totals.denied, eventsJournaled, eventsStoredAtCentral,
       exactlyOnce: eventsJournaled === eventsStoredAtCentral && perGate.every((p) => p.journaled === p.stored), moments: this.moments, perGate, centralVersion: v.totals.version,
     };
@@ -275,9 +393,9 @@ export class FleetSimulator {
     if (this.#tapTimer !== null) clearInterval(this.#tapTimer);
     for (const t of this.#timers) clearTimeout(t);
     for (const g of this.gates) g.stop();
+    await Promise.all(this.xsGates.map((g) => g.close()));
     await this.central?.close();
     await this.broker?.close();
     if (this.#ownDir) rmSync(this.#dir, { recursive: true, force: true });
   }
 }
-
