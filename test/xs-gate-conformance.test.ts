@@ -239,9 +239,10 @@ t('one scenario on an XS gate (main.ts) and a Node gate: same decisions, reasons
     const types = xsRows.map((r) => eventTypeName((r.record[12] ?? 0) & 0x1f));
     const denials = xsRows.filter((r) => eventTypeName((r.record[12] ?? 0) & 0x1f) === 'decision_denied').map((r) => REASON_NAMES[r.record[13] ?? 0]);
     assert.equal(denials, ['unknown_credential', 'revoked', 'unknown_credential', 'revoked'], 'the denials, in order');
-    for (const want of ['boot', 'decision_granted', 'decision_denied', 'passage_completed', 'passage_not_taken', 'forced_passage'] as const) assert.ok(types.includes(want), `${want} in ${types.join(' ')}`);
+    for (const want of ['boot', 'decision_granted', 'decision_denied', 'passage_completed', 'passage_not_taken', 'forced_passage', 'tailgating'] as const) assert.ok(types.includes(want), `${want} in ${types.join(' ')}`);
     assert.is(types.filter((x) => x === 'boot').length, 2);
-    assert.is(types.filter((x) => x === 'forced_passage').length, 2);
+    assert.is(types.filter((x) => x === 'forced_passage').length, 1, 'a rotation with the lane closed');
+    assert.is(types.filter((x) => x === 'tailgating').length, 1, 'two rotations on one grant');
     // Taps were decided on the SNTP time (trusted, after T0), boots before it (untrusted).
     for (const r of xsRows) {
       const time = new DataView(r.record.buffer, r.record.byteOffset, 4).getUint32(0, true);

@@ -172,7 +172,7 @@ function records(w: World, gate: string): string[] {
 
 const lane = suite('xs gate: lane faults');
 
-lane('relay driver fault: alarm, then the first line fails open and the second closed; stuck rotation sensor: no crash, grants time out', async () => {
+lane('relay driver fault: alarm, then the first line fails open and the second closed; stuck rotation sensor: alarm, no crash, grants time out', async () => {
   const w = await world();
   const gates: XsGate[] = [];
   try {
@@ -219,8 +219,8 @@ lane('relay driver fault: alarm, then the first line fails open and the second c
     for (const g of gates) assert.equal(g.status().faults, [], g.id);
     assert.equal(records(w, 'relay-l1'), ['boot', 'decision_granted/granted', 'alarm/relay_fault', 'passage_not_taken', 'decision_granted/granted', 'passage_not_taken']);
     assert.equal(records(w, 'relay-l2'), ['boot', 'decision_granted/granted', 'alarm/relay_fault', 'passage_not_taken', 'decision_denied/lane_fault']);
-    // No rotation_sensor_fault alarm: the core does not detect a stuck sensor (AlarmCode 4 is defined, nothing raises it).
-    assert.equal(records(w, 'stuck-l1'), ['boot', 'forced_passage', 'decision_granted/granted', 'passage_not_taken', 'decision_granted/granted', 'passage_not_taken']);
+    // The stuck sensor raises rotation_sensor_fault after sensorStuckMs; the first line keeps granting (fails open).
+    assert.equal(records(w, 'stuck-l1'), ['boot', 'forced_passage', 'decision_granted/granted', 'alarm/rotation_sensor_fault', 'passage_not_taken', 'decision_granted/granted', 'passage_not_taken']);
   } finally {
     for (const g of gates) await g.close();
     await w.central.close();

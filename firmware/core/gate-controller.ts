@@ -40,9 +40,13 @@ export interface LaneTiming {
   readonly goodsWindowMs: number;
   /** Goods: most tags in one lot (bounded). */
   readonly goodsMaxTags: number;
+  /** A rotation this soon after the lane closed behind a passage is a second person on the same grant (tailgating). */
+  readonly tailgateWindowMs: number;
+  /** The rotation sensor active this long is stuck: alarm, and the lane counts as faulted. */
+  readonly sensorStuckMs: number;
 }
 
-export const DEFAULT_TIMING: LaneTiming = { passTimeoutMs: 8000, doorHeldMs: 20000, vehicleNoCredentialMs: 15000, goodsWindowMs: 1500, goodsMaxTags: 64 };
+export const DEFAULT_TIMING: LaneTiming = { passTimeoutMs: 8000, doorHeldMs: 20000, vehicleNoCredentialMs: 15000, goodsWindowMs: 1500, goodsMaxTags: 64, tailgateWindowMs: 1500, sensorStuckMs: 5000 };
 
 export interface ControllerOptions {
   readonly gate: GateConfig;
@@ -96,6 +100,8 @@ export class GateController {
   // goods lot
   #lot: { hi: number; lo: number; key: Uint8Array }[] = [];
   #lotTimer: TimerHandle | null = null;
+  #stuckTimer: TimerHandle | null = null;
+  #closedAfterPassageMs = -Infinity;
   #faulted = false;
 
   constructor(options: ControllerOptions) {
@@ -134,8 +140,8 @@ export class GateController {
   }
 
   close(): void {
-    for (const h of [this.#passTimer, this.#doorTimer, this.#presenceTimer, this.#lotTimer]) if (h !== null) this.#o.timers.clear(h);
-    this.#passTimer = this.#doorTimer = this.#presenceTimer = this.#lotTimer = null;
+    for (const h of [this.#passTimer, this.#doorTimer, this.#presenceTimer, this.#lotTimer, this.#stuckTimer]) if (h !== null) this.#o.timers.clear(h);
+    this.#passTimer = this.#doorTimer = this.#presenceTimer = this.#lotTimer = this.#stuckTimer = null;
   }
 
   // ---- credential reads ----
@@ -230,12 +236,7 @@ export class GateController {
   // ---- outputs ----
 
   #set(output: OutputName, on: boolean): void {
-    if (!this.#o.outputs.set(output, on)) {
-      if (!this.#faulted) {
-        this.#faulted = true;
-        this.#alarm(AlarmCode.relay_fault);
-      }
-    }
+    if (!this.#o.outputs.set(output, on)) this.#fault(AlarmCode.relay_fault);
   }
 
   #signal(granted: boolean): void {
@@ -290,7 +291,19 @@ export class GateController {
         }
         return;
       case 'rotation':
-        if (value) this.#passage();
+        if (value) {
+          this.#passage();
+          // Supervision: a sensor that never releases is stuck, not a stream of passages.
+          if (this.#stuckTimer === null) {
+            this.#stuckTimer = this.#o.timers.set(() => {
+              this.#stuckTimer = null;
+              if (this.#o.inputs.read('rotation')) this.#fault(AlarmCode.rotation_sensor_fault);
+            }, this.#t.sensorStuckMs);
+          }
+        } else if (this.#stuckTimer !== null) {
+          this.#o.timers.clear(this.#stuckTimer);
+          this.#stuckTimer = null;
+        }
         return;
       case 'presence':
         if (this.#o.gate.lane !== 'vehicle') return;
@@ -335,11 +348,15 @@ export class GateController {
       this.#journal(EventType.passage_completed, Reason.granted, 0, null);
       // Anti-passback counts passages, not grants.
       if (k !== undefined && k.group !== 0) this.#o.passback?.record(k.hi, k.lo, k.group, this.#o.gate.direction, this.#o.time.read().now);
-      if (this.#pending === 0) this.#close();
-      else this.#armPassTimer();
+      if (this.#pending === 0) {
+        this.#close();
+        this.#closedAfterPassageMs = this.#o.clock.monotonicMs();
+      } else this.#armPassTimer();
       return;
     }
-    if (this.#open) {
+    // More rotations than grants: while open, or just after the lane closed behind a passage
+    // (the mechanism is still releasing), it is a second person on one grant.
+    if (this.#open || this.#o.clock.monotonicMs() - this.#closedAfterPassageMs < this.#t.tailgateWindowMs) {
       this.stats.tailgating++;
       this.#journal(EventType.tailgating, 0, 0, null);
     } else {
@@ -353,6 +370,13 @@ export class GateController {
     this.#o.outputs.set(this.#o.gate.lane === 'vehicle' ? 'barrier' : 'relay', true);
     this.#open = true;
     this.#journal(EventType.fire_release, 1, 0, null);
+  }
+
+  /** A lane fault: alarm once; on the second line the lane then fails closed (decisions become lane_fault). */
+  #fault(code: number): void {
+    if (this.#faulted) return;
+    this.#faulted = true;
+    this.#alarm(code);
   }
 
   #alarm(code: number): void {
