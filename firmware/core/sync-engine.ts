@@ -114,6 +114,8 @@ type Pull = {
   head: HeadMessage;
   phase: 'manifest' | 'erasing' | 'chunks';
   requestedAt: number;
+  /** Monotonic ms of the last progress (start, manifest, a chunk written). */
+  progressAt: number;
   asked: Map<number, number>; // chunk index -> ms asked
 };
 
@@ -349,6 +351,7 @@ export class SyncEngine {
       return;
     }
     pull.phase = 'erasing';
+    pull.progressAt = this.#o.clock.monotonicMs();
   }
 
   #onChunk(payload: Uint8Array): void {
@@ -361,6 +364,7 @@ export class SyncEngine {
     pull.asked.delete(c.index);
     if (e !== null) return this.#reject(`chunk_${e}`);
     this.stats.chunksWritten++;
+    pull.progressAt = this.#o.clock.monotonicMs();
     if (this.#o.store.missingChunks(1).length === 0) {
       const done = this.#o.store.commitInstall();
       this.#pull = null;
@@ -400,9 +404,17 @@ export class SyncEngine {
     if (h === null || !this.#connected) return;
     const store = this.#o.store;
     if (this.#pull !== null) {
-      if (this.#pull.version === h.version && this.#pull.epoch === h.epoch) return;
-      if (h.version < this.#pull.version && h.epoch === this.#pull.epoch) return;
-      this.#pull = null; // the head moved on: pull the newer image instead
+      const pull = this.#pull;
+      // A head that moved on by a few versions does not restart the pull (under steady
+      // change it would never finish): finish this image, then catch up with deltas.
+      // Only a stalled pull, another epoch or a head too far ahead start over.
+      const stalled = this.#o.clock.monotonicMs() - pull.progressAt > 3 * this.#c.requestTimeoutMs;
+      if (h.epoch === pull.epoch && h.version - pull.version <= this.#c.deltaLimit && !stalled) return;
+      if (h.epoch === pull.epoch && h.version === pull.version) {
+        pull.progressAt = this.#o.clock.monotonicMs(); // stalled on the latest version: keep asking
+        return;
+      }
+      this.#pull = null;
       store.abortInstall();
     }
     const behind = h.version - store.version;
@@ -426,7 +438,8 @@ export class SyncEngine {
     if (h === null) return;
     if (!force && this.#pull !== null && this.#pull.version === h.version) return;
     this.#deltaAsk = null;
-    this.#pull = { epoch: h.epoch, version: h.version, head: h, phase: 'manifest', requestedAt: this.#o.clock.monotonicMs(), asked: new Map() };
+    const now = this.#o.clock.monotonicMs();
+    this.#pull = { epoch: h.epoch, version: h.version, head: h, phase: 'manifest', requestedAt: now, progressAt: now, asked: new Map() };
     this.#request('manifest', h.version, 0, 1);
   }
 
@@ -459,6 +472,7 @@ export class SyncEngine {
       const now = this.#o.clock.monotonicMs();
       if (pull.phase === 'erasing') {
         // One erase per tick: tens of ms at most, never on the tap path.
+        pull.progressAt = now;
         if (this.#o.store.eraseStep()) {
           pull.phase = 'chunks';
           this.#askChunks();

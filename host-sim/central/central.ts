@@ -29,6 +29,9 @@ import { Registry, type CommitInfo, type ListInfo, type StoredDelta } from './re
 import { CentralState, type PublishedMark } from './central-state.js';
 import { sealCommand, type CommandOp, type CommandOptions } from './commands.js';
 
+/** Images kept for gates still pulling an older version (chunks of a superseded image stay valid). */
+const RECENT_IMAGES = 4;
+
 export interface CentralOptions {
   /** A registry database path (or ':memory:'), or an open Registry (then the caller closes it). */
   readonly db: string | Registry;
@@ -157,6 +160,8 @@ export class Central {
   #caughtUp = false;
   #client: MqttClient | null = null;
   #image: ImageState | null = null;
+  /** The latest few images (newest last): a gate that started pulling one finishes it, then catches up with deltas. */
+  readonly #recent: ImageState[] = [];
   #head: HeadMessage | null = null;
   #headTimer: ReturnType<typeof setInterval> | null = null;
   #buildTimer: ReturnType<typeof setTimeout> | null = null;
@@ -502,6 +507,8 @@ export class Central {
       if (chunked.chunks.length > LIMITS.maxChunks) throw new Error(`image of ${bytes.length} bytes needs ${chunked.chunks.length} chunks (at most ${LIMITS.maxChunks})`);
       const manifest = encodeManifest({ list: this.list, epoch: tables.epoch, version: tables.version, imageSize: bytes.length, chunkSize: this.#chunkSize, hashes: chunked.hashes });
       this.#image = { epoch: tables.epoch, version: tables.version, bytes, chunked, manifest, chunkMessages: new Array<Uint8Array | undefined>(chunked.chunks.length) };
+      this.#recent.push(this.#image);
+      if (this.#recent.length > RECENT_IMAGES) this.#recent.shift();
       this.stats.images.builds++;
       return true;
     } catch (e) {
@@ -579,14 +586,16 @@ export class Central {
       for (const d of this.registry.deltas(this.list, l.epoch, from, count)) if (this.#publish(data, d.envelope)) this.stats.published.deltaReplies++;
       return;
     }
-    const img = this.#image;
-    if (img === null) return this.#count(this.stats.rejected, 'sync.no_image');
+    const latest = this.#image;
+    if (latest === null) return this.#count(this.stats.rejected, 'sync.no_image');
+    const asked = this.#recent.find((i) => i.epoch === q.epoch && i.version === q.version);
     if (q.want === 'manifest') {
-      // Always the latest image: the gate ignores it if its version differs and follows the newer head.
-      if (this.#publish(data, img.manifest)) this.stats.published.manifests++;
+      // The version asked for while it is recent, else the latest (the gate then follows the newer head).
+      if (this.#publish(data, (asked ?? latest).manifest)) this.stats.published.manifests++;
       return;
     }
-    if (q.epoch !== img.epoch || q.version !== img.version) return this.#count(this.stats.rejected, 'sync.not_latest');
+    if (asked === undefined) return this.#count(this.stats.rejected, 'sync.not_recent');
+    const img = asked;
     const end = Math.min(img.chunked.chunks.length, q.from + q.count);
     for (let i = q.from; i < end; i++) {
       let m = img.chunkMessages[i];

@@ -82,6 +82,9 @@ export type Request =
   | { readonly op: 'memory' };
 
 export interface GuestStatus {
+  /** The sync engine's refusals by reason, and requests sent (diagnostics). */
+  readonly syncRejected: Readonly<Record<string, number>>;
+  readonly syncRequests: number;
   /** main() has been called. */
   readonly started: boolean;
   /** main() returned with the gate running. */

@@ -82,7 +82,7 @@ export interface AdvanceResult {
 
 const OUTPUT_NAMES: readonly OutputName[] = ['relay', 'barrier', 'lampGreen', 'lampRed', 'buzzer'];
 const EMPTY_STATUS: GuestStatus = {
-  started: false, running: false, refused: null, faults: [], online: false, listEpoch: 0, version: 0, headIssuedAt: 0, taps: 0, granted: 0, denied: 0, byReason: [], passages: 0, alarms: 0,
+  started: false, running: false, refused: null, faults: [], online: false, listEpoch: 0, version: 0, headIssuedAt: 0, syncRejected: {}, syncRequests: 0, taps: 0, granted: 0, denied: 0, byReason: [], passages: 0, alarms: 0,
   journal: { epoch: 0, lastSeq: 0, acked: 0, backlog: 0 }, boot: 0, clockTrusted: false, timeSet: null, nowMs: 0, poweredOff: false,
 };
 

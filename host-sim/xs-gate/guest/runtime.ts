@@ -250,7 +250,7 @@ export const config: Record<string, unknown> = {};
 
 /** The parts of main.ts's `running` the status reads (structural: no firmware imports here). */
 interface RunningGate {
-  readonly sync: { readonly connected: boolean };
+  readonly sync: { readonly connected: boolean; readonly stats: { readonly rejected: Record<string, number>; readonly requests: number } };
   readonly store: { readonly epoch: number; readonly version: number; readonly head: { readonly issuedAt: number; readonly expires: number } | null; readonly whitelist: { readonly overlay: { readonly ramBytes: number } } };
   readonly controller: { readonly stats: { taps: number; granted: number; denied: number; byReason: number[]; passages: number; alarms: number } };
   readonly journal: { readonly epoch: number; readonly lastSeq: number; readonly acked: number; readonly backlog: number };
@@ -288,6 +288,8 @@ function status(): GuestStatus {
     listEpoch: g?.store.epoch ?? 0,
     version: g?.store.version ?? 0,
     headIssuedAt: g?.store.head?.issuedAt ?? 0,
+    syncRejected: { ...(g?.sync.stats.rejected ?? {}) },
+    syncRequests: g?.sync.stats.requests ?? 0,
     taps: s?.taps ?? 0,
     granted: s?.granted ?? 0,
     denied: s?.denied ?? 0,
