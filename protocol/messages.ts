@@ -191,6 +191,24 @@ export const CommandResult = {
   },
 } as const satisfies MessageSchema;
 
+/**
+ * The `params` of a `config` command: settings a gate takes at run time and
+ * keeps across reboots (until reprovisioned). Absent fields stay as they are.
+ */
+export const ConfigParams = {
+  type: 'config',
+  version: PROTOCOL_VERSION,
+  maxSize: LIMITS.commandParamsBytes,
+  fields: {
+    passbackSeconds: opt(uint(86400)),
+    staleAfterSeconds: opt(uint(7 * 86400, 60)),
+  },
+} as const satisfies MessageSchema;
+
+export type ConfigParamsMessage = MessageOf<typeof ConfigParams>;
+export const encodeConfigParams = (m: ConfigParamsMessage): Uint8Array => encodeMessage(ConfigParams, m);
+export const decodeConfigParams = (b: Uint8Array): Result<ConfigParamsMessage> => decodeMessage(ConfigParams, b);
+
 export const MESSAGE_SCHEMAS = [Head, Delta, Manifest, Chunk, SyncRequest, GateStatus, EventBatch, EventAck, Command, CommandResult] as const;
 
 export type HeadMessage = MessageOf<typeof Head>;

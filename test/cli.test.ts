@@ -533,12 +533,15 @@ live('expired commands are refused and reported (exit 3); forged and unsigned on
   assert.is(L.opens, 1);
 });
 
-live('gate commands: unknown gate refused (3) unless --force, no answer (4), config unsupported (3)', async () => {
+live('gate commands: unknown gate refused (3) unless --force, no answer (4), bad config params refused (3), config applied', async () => {
   await Promise.all([
     cli(['gate', 'open', 'fl-in-t99', '--data', L.data, '--broker', L.broker.url], 3, /unknown gate 'fl-in-t99'/),
     cli(['gate', 'open', 'fl-in-t99', '--data', L.data, '--broker', L.broker.url, '--force', '--wait', '1'], 4, /no answer from gate fl-in-t99 within 1 s/),
-    cli(['gate', 'config', GATE, '--data', L.data, '--broker', L.broker.url, '--params', '0102'], 3, /refused config: unsupported/),
+    cli(['gate', 'config', GATE, '--data', L.data, '--broker', L.broker.url, '--params', '0102'], 3, /refused config: bad_params/),
   ]);
+  const configured = await cli(['gate', 'config', GATE, '--data', L.data, '--broker', L.broker.url, '--passback', '30', '--stale-after', '600'], 0);
+  assert.match(configured.stdout, /config done: configured/);
+  assert.equal([gateOf().gate.config.passbackSeconds, gateOf().gate.config.policy.staleAfterSeconds, gateOf().gate.state.passbackSeconds], [30, 600, 30]);
   assert.is(openCommands(gateOf()) - L.openRecords, 1);
 });
 

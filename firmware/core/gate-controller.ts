@@ -49,7 +49,7 @@ export interface LaneTiming {
 export const DEFAULT_TIMING: LaneTiming = { passTimeoutMs: 8000, doorHeldMs: 20000, vehicleNoCredentialMs: 15000, goodsWindowMs: 1500, goodsMaxTags: 64, tailgateWindowMs: 1500, sensorStuckMs: 5000 };
 
 export interface ControllerOptions {
-  readonly gate: GateConfig;
+  gate: GateConfig;
   readonly whitelist: Whitelist;
   readonly head: () => { issuedAt: number; expires: number } | null;
   readonly journal: JournalSink;
@@ -121,6 +121,11 @@ export class GateController {
   }
   get isOpen(): boolean {
     return this.#open;
+  }
+
+  /** A config command changed the gate's settings. */
+  setConfig(gate: GateConfig): void {
+    this.#o.gate = gate;
   }
 
   /** Remote lockdown/release (the command handler journals the command itself). */

@@ -13,6 +13,7 @@ const T_BOOT = 1;
 const T_ACK = 2;
 const T_NONCE = 3;
 const T_MODE = 4;
+const T_CONFIG = 5;
 
 export const MAX_NONCES = 64;
 
@@ -23,6 +24,10 @@ export class GateState {
   ackSeq = 0;
   ackChain: Uint8Array = new Uint8Array(32);
   lockdown = false;
+  /** Settings changed by a config command (0 = as provisioned). */
+  passbackSeconds = 0;
+  staleAfterSeconds = 0;
+  configSet = false;
   readonly #nonces: { nonce: Uint8Array; expires: number }[] = [];
   readonly #buf = new Uint8Array(48);
   readonly #v = new DataView(this.#buf.buffer);
@@ -43,6 +48,11 @@ export class GateState {
         this.ackChain = p.slice(8, 40);
       } else if (type === T_NONCE && p.length >= 20) this.#remember(p.slice(0, 16), v.getUint32(16, true));
       else if (type === T_MODE && p.length >= 1) this.lockdown = p[0] === 1;
+      else if (type === T_CONFIG && p.length >= 8) {
+        this.passbackSeconds = v.getUint32(0, true);
+        this.staleAfterSeconds = v.getUint32(4, true);
+        this.configSet = true;
+      }
     });
     if (r.sealed) this.#compact();
     this.boot += 1;
@@ -65,6 +75,15 @@ export class GateState {
     this.#buf[0] = on ? 1 : 0;
     this.#append(T_MODE, 1);
     this.lockdown = on;
+  }
+
+  setConfig(passbackSeconds: number, staleAfterSeconds: number): void {
+    this.#v.setUint32(0, passbackSeconds, true);
+    this.#v.setUint32(4, staleAfterSeconds, true);
+    this.#append(T_CONFIG, 8);
+    this.passbackSeconds = passbackSeconds;
+    this.staleAfterSeconds = staleAfterSeconds;
+    this.configSet = true;
   }
 
   /** True if this nonce was executed before (and has not expired by `now`). */
@@ -99,6 +118,7 @@ export class GateState {
     const ack = { epoch: this.ackEpoch, seq: this.ackSeq, chain: this.ackChain };
     const nonces = [...this.#nonces];
     const lockdown = this.lockdown;
+    const config = this.configSet ? [this.passbackSeconds, this.staleAfterSeconds] : null;
     this.#log.compact((emit) => {
       const b = new Uint8Array(48);
       const v = new DataView(b.buffer);
@@ -115,6 +135,11 @@ export class GateState {
       }
       b[0] = lockdown ? 1 : 0;
       emit(T_MODE, b.slice(0, 1));
+      if (config !== null) {
+        v.setUint32(0, config[0] as number, true);
+        v.setUint32(4, config[1] as number, true);
+        emit(T_CONFIG, b.slice(0, 8));
+      }
     });
   }
 }

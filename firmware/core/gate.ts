@@ -4,7 +4,7 @@
 // device entry (firmware/moddable/main.ts) and by the simulator.
 
 import { KeyRing, openSigned } from '../../protocol/envelope.js';
-import { Command, encodeCommandResult } from '../../protocol/messages.js';
+import { Command, decodeConfigParams, encodeCommandResult } from '../../protocol/messages.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { Topics } from '../../protocol/topics.js';
 import type { Crypto } from '../../protocol/crypto.js';
@@ -53,7 +53,8 @@ export interface BootReport {
 
 export class Gate {
   readonly id: string;
-  readonly config: GateConfig;
+  /** Mutable: a config command changes the passback window and the staleness threshold. */
+  config: GateConfig;
   readonly partition: Partition;
   readonly store: WhitelistStore;
   readonly journal: Journal;
@@ -127,6 +128,7 @@ export class Gate {
     // The central's last ack may be newer than the journal's persisted one (persisted by maintain()).
     if (this.state.ackEpoch === this.journal.epoch && this.state.ackSeq > this.journal.acked) this.journal.ack(this.state.ackSeq);
     if (this.state.lockdown) this.controller.setMode('lockdown');
+    if (this.state.configSet) this.#applyConfig(this.state.passbackSeconds, this.state.staleAfterSeconds);
     this.#journalBoot();
     this.controller.begin();
     return { boot, store, journalLastSeq: this.journal.lastSeq, journalAcked: this.journal.acked };
@@ -184,6 +186,11 @@ export class Gate {
     };
   }
 
+  #applyConfig(passbackSeconds: number, staleAfterSeconds: number): void {
+    this.config = { ...this.config, passbackSeconds, policy: { ...this.config.policy, staleAfterSeconds } };
+    this.controller.setConfig(this.config);
+  }
+
   #refuse(reason: string, gate: string, nonce: Uint8Array): void {
     this.commandsRefused[reason] = (this.commandsRefused[reason] ?? 0) + 1;
     this.#result(gate, nonce, 'refused', reason);
@@ -223,8 +230,16 @@ export class Gate {
         const seq = this.journal.append({ time: t.now >>> 0, key: new Uint8Array(8), type: EventType.command, level: 0, clockUntrusted: !t.trusted, reason: code });
         return this.#result(c.gate, c.nonce, 'done', seq === 'full' ? 'done_unjournaled' : on ? 'locked_down' : 'released');
       }
-      case 'config':
-        return this.#result(c.gate, c.nonce, 'refused', 'unsupported');
+      case 'config': {
+        const params = c.params === undefined ? null : decodeConfigParams(c.params);
+        if (params === null || !params.ok) return this.#result(c.gate, c.nonce, 'refused', 'bad_params');
+        const passback = params.value.passbackSeconds ?? this.config.passbackSeconds;
+        const stale = params.value.staleAfterSeconds ?? this.config.policy.staleAfterSeconds;
+        this.state.setConfig(passback, stale);
+        this.#applyConfig(passback, stale);
+        const seq = this.journal.append({ time: t.now >>> 0, key: new Uint8Array(8), type: EventType.command, level: 0, clockUntrusted: !t.trusted, reason: code });
+        return this.#result(c.gate, c.nonce, 'done', seq === 'full' ? 'done_unjournaled' : 'configured');
+      }
     }
   }
 }

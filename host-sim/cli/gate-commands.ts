@@ -5,6 +5,7 @@
 // failed (the reason is printed); 4: no answer within --wait.
 
 import { existsSync } from 'node:fs';
+import { encodeConfigParams } from '../../protocol/messages.js';
 import Database from 'better-sqlite3';
 import type { Command } from 'commander';
 import { fromHex, toHex } from '../../protocol/hex.js';
@@ -21,6 +22,8 @@ interface GateCommandOptions {
   readonly expires: string;
   readonly wait: string;
   readonly params?: string;
+  readonly passback?: string;
+  readonly staleAfter?: string;
   readonly force?: boolean;
 }
 
@@ -28,7 +31,7 @@ const DESCRIPTIONS: Record<CommandOp, string> = {
   open: 'open the lane once (journaled by the gate as a command)',
   lockdown: 'lock the lane down: every credential is refused until release (persists across reboots)',
   release: 'end a lockdown',
-  config: 'send configuration parameters (--params); gates of this firmware answer refused/unsupported',
+  config: 'change settings the gate keeps across reboots: --passback SECONDS, --stale-after SECONDS (or raw --params HEX)',
 };
 
 export function registerGate(program: Command): void {
@@ -41,7 +44,11 @@ export function registerGate(program: Command): void {
       .option('--expires <seconds>', 'the command expires this many seconds after it is issued (0 or less: already expired, to test a gate)', '60')
       .option('--wait <seconds>', 'how long to wait for the answer', '10')
       .option('--force', 'send even if the central has never heard from this gate');
-    if (op === 'config') c.option('--params <hex>', 'parameters, 1-256 bytes in hex');
+    if (op === 'config') {
+      c.option('--passback <seconds>', 'anti-passback window, 0-86400 s');
+      c.option('--stale-after <seconds>', 'whitelist staleness threshold of the freshness policy, 60-604800 s');
+      c.option('--params <hex>', 'raw parameters (a CBOR config map, protocol/schema.cddl), 1-256 bytes in hex');
+    }
     c.addOption(dataOption())
       .addOption(brokerOption())
       .addOption(topicRootOption())
@@ -64,8 +71,15 @@ async function send(op: CommandOp, gateArg: string, o: GateCommandOptions): Prom
   const gate = checkId(gateArg, 'gate');
   const expiresIn = parseInteger(o.expires, '--expires', -86400, 30 * 86400);
   const waitSeconds = parseInteger(o.wait, '--wait', 1, 600);
-  const params = o.params !== undefined ? fromHex(parseHex(o.params, '--params', 1, 256)) : undefined;
-  if (op === 'config' && params === undefined) bad('config needs --params HEX');
+  let params = o.params !== undefined ? fromHex(parseHex(o.params, '--params', 1, 256)) : undefined;
+  if (op === 'config' && (o.passback !== undefined || o.staleAfter !== undefined)) {
+    if (params !== undefined) bad('give either --params or --passback/--stale-after, not both');
+    params = encodeConfigParams({
+      ...(o.passback !== undefined ? { passbackSeconds: parseInteger(o.passback, '--passback', 0, 86400) } : {}),
+      ...(o.staleAfter !== undefined ? { staleAfterSeconds: parseInteger(o.staleAfter, '--stale-after', 60, 7 * 86400) } : {}),
+    });
+  }
+  if (op === 'config' && params === undefined) bad('config needs --passback, --stale-after or --params');
   checkBrokerUrl(o.broker);
   const topics = new Topics(checkTopicRoot(o.topicRoot));
   const p = dataPaths(o.data);
