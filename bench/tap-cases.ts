@@ -16,6 +16,7 @@ import type { ProvisioningRecord } from '../protocol/provisioning.js';
 import { buildImage, chunkImage } from '../host-sim/central/image-builder.js';
 import { mulberry32, NorFlash } from '../host-sim/flash/nor-flash.js';
 import { VirtualTime } from '../host-sim/adapters/virtual-time.js';
+import { em4100Frame } from '../host-sim/xs-gate/reader-frames.js';
 
 export const T0 = 1_795_000_000;
 const DK = new Uint8Array(32).fill(9);
@@ -37,23 +38,6 @@ export function rawIds(count: number, seed = 3): Uint8Array {
   const out = new Uint8Array(count * 5);
   for (let i = 0; i < out.length; i++) out[i] = Math.floor(rnd() * 256);
   return out;
-}
-
-/** RDM6300 frame for a 5-byte id. */
-export function em4100Frame(id: Uint8Array): Uint8Array {
-  const hex = (b: number) => b.toString(16).toUpperCase().padStart(2, '0');
-  let x = 0;
-  let s = '';
-  for (const b of id) {
-    s += hex(b);
-    x ^= b;
-  }
-  s += hex(x);
-  const f = new Uint8Array(14);
-  f[0] = 0x02;
-  for (let i = 0; i < 12; i++) f[1 + i] = s.charCodeAt(i);
-  f[13] = 0x03;
-  return f;
 }
 
 

@@ -108,7 +108,8 @@ function accepts(host: string, port: number): Promise<boolean> {
 
 const children = new Set<ChildProcess>();
 let exitHook = false;
-function track(child: ChildProcess): void {
+/** Kills the child when this process exits (a broker or CLI run is never left behind, even when a test run dies). */
+export function trackChild(child: ChildProcess): void {
   children.add(child);
   child.once('exit', () => children.delete(child));
   if (!exitHook) {
@@ -136,7 +137,7 @@ export async function startMosquitto(options: { readonly port?: number } = {}): 
     const conf = join(dir, 'mosquitto.conf');
     writeFileSync(conf, [`listener ${port} ${host}`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', ''].join('\n'));
     const child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-    track(child);
+    trackChild(child);
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString('utf8')).slice(-4000);

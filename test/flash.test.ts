@@ -4,6 +4,7 @@
 // fast-check), op counting for cut-at-every-op sweeps, wear and timing, and
 // the same seeded scenario on Node and on the real XS engine.
 
+import { throwsKind } from './helpers/assert.js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
@@ -20,17 +21,6 @@ import { startXs } from './helpers/xs.js';
 const seed = Number(process.env.FC_SEED ?? 20261127);
 const runs = Number(process.env.FC_RUNS ?? 300);
 const KiB = 1024;
-
-function throwsKind(fn: () => unknown, kind: new (...a: never[]) => Error, message?: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof kind, `expected ${kind.name}, got ${String(e)}`);
-    if (message) assert.match(e.message, message);
-    return;
-  }
-  assert.unreachable(`expected ${kind.name}`);
-}
 
 const allFF = (b: Uint8Array): boolean => b.every((x) => x === 0xff);
 

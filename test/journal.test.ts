@@ -6,6 +6,7 @@
 // corruption fuzzing; and the same seeded cut scenario on Node and on XS.
 // Small geometry (sectors of 512 bytes, 30 records each) keeps sweeps fast.
 
+import { throwsKind } from './helpers/assert.js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
@@ -59,17 +60,6 @@ import { startXs } from './helpers/xs.js';
 const seed = Number(process.env.FC_SEED ?? 20261127);
 const runs = Number(process.env.FC_RUNS ?? 100);
 const SMALL = { sectors: 6, sectorSize: 512 }; // 4 ring sectors of 30 records, 2 ack sectors
-
-function throwsKind(fn: () => unknown, kind: new (...a: never[]) => Error, message?: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof kind, `expected ${kind.name}, got ${String(e)}`);
-    if (message) assert.match(e.message, message);
-    return;
-  }
-  assert.unreachable(`expected ${kind.name}`);
-}
 
 function open(g = SMALL, options: { spareSectors?: number; noRewrite?: boolean; flashSeed?: number } = {}): { flash: NorFlash; j: Journal; report: RecoveryReport } {
   const flash = newFlash(g, options.flashSeed ?? 1, options.noRewrite ?? false);

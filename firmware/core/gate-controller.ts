@@ -17,7 +17,7 @@ import { credentialKey, type CredentialKindCode } from '../../protocol/credentia
 import type { Crypto } from '../../protocol/crypto.js';
 import { Reason, type ReasonCode } from '../../protocol/reasons.js';
 import type { Clock, CredentialRead, InputName, Inputs, OutputName, Outputs, TimerHandle, Timers } from '../ports.js';
-import { decide, Decision, LEVEL_EMERGENCY, type GateConfig, type GateMode } from './decision.js';
+import { decide, Decision, LEVEL_EMERGENCY, type GateConfig, type GateMode, type TapState } from './decision.js';
 import type { GateTime } from './gate-time.js';
 import { AlarmCode, createRecord, EventType, type EventRecord } from './journal-record.js';
 import type { PassbackStore } from './passback.js';
@@ -86,6 +86,9 @@ export class GateController {
   readonly #decision = new Decision();
   readonly #rec: EventRecord = createRecord();
   readonly #key = new Uint8Array(8);
+  readonly #keyView = new DataView(this.#key.buffer);
+  // Reused for every decision: nothing is allocated per tap.
+  readonly #tapState: { -readonly [K in keyof TapState]: TapState[K] } = { now: 0, clockTrusted: false, headIssuedAt: 0, headExpires: 0, mode: 'normal', journalFull: false };
   readonly #scratch = new Uint8Array(128);
   #mode: GateMode = 'normal';
   #fire = false;
@@ -154,9 +157,8 @@ export class GateController {
   onRead(read: CredentialRead): void {
     const kind: CredentialKindCode = read.kind === 'card' ? 1 : 2;
     credentialKey(this.#o.crypto, this.#o.deploymentKey, kind, read.id, this.#key, this.#scratch);
-    const v = new DataView(this.#key.buffer);
-    const hi = v.getUint32(0, false);
-    const lo = v.getUint32(4, false);
+    const hi = this.#keyView.getUint32(0, false);
+    const lo = this.#keyView.getUint32(4, false);
     if (this.#o.gate.lane === 'goods') return this.#addToLot(hi, lo);
     if (this.#o.gate.lane === 'vehicle') this.#presenceCredential = true;
     this.#tap(hi, lo, this.#key);
@@ -165,14 +167,21 @@ export class GateController {
   #decide(hi: number, lo: number): Decision {
     const t = this.#o.time.read();
     const head = this.#o.head();
-    return decide(hi, lo, this.#o.gate, { now: t.now, clockTrusted: t.trusted, headIssuedAt: head?.issuedAt ?? 0, headExpires: head?.expires ?? 0, mode: this.mode, journalFull: this.#o.journal.isFull }, this.#o.whitelist, this.#o.passback?.table ?? null, this.#decision);
+    const s = this.#tapState;
+    s.now = t.now;
+    s.clockTrusted = t.trusted;
+    s.headIssuedAt = head?.issuedAt ?? 0;
+    s.headExpires = head?.expires ?? 0;
+    s.mode = this.mode;
+    s.journalFull = this.#o.journal.isFull;
+    return decide(hi, lo, this.#o.gate, s, this.#o.whitelist, this.#o.passback?.table ?? null, this.#decision);
   }
 
-  #count(d: { granted: boolean; reason: number }): void {
+  #count(granted: boolean, reason: number): void {
     this.stats.taps++;
-    if (d.granted) this.stats.granted++;
+    if (granted) this.stats.granted++;
     else this.stats.denied++;
-    this.stats.byReason[d.reason] = (this.stats.byReason[d.reason] ?? 0) + 1;
+    this.stats.byReason[reason] = (this.stats.byReason[reason] ?? 0) + 1;
   }
 
   #tap(hi: number, lo: number, key: Uint8Array): void {
@@ -185,13 +194,12 @@ export class GateController {
     }
     const seq = this.#journal(granted ? EventType.decision_granted : EventType.decision_denied, reason, d.level === LEVEL_EMERGENCY ? 0 : d.level, key);
     if (seq === 'full' && !this.#fire) {
-      // No durable record: no passage. Journal the refusal is impossible; count and signal.
-      this.stats.journalFull++;
-      this.#count({ granted: false, reason: Reason.journal_full });
+      // No durable record: no passage. Journaling the refusal is impossible; count and signal.
+      this.#count(false, Reason.journal_full);
       this.#signal(false);
       return;
     }
-    this.#count({ granted, reason });
+    this.#count(granted, reason);
     if (!granted) return this.#signal(false);
     this.#pending++;
     this.#pendingKeys.push({ hi, lo, group: d.passbackGroup });
@@ -223,11 +231,10 @@ export class GateController {
       const d = decisions[i] as { granted: boolean; reason: ReasonCode; level: number };
       const seq = this.#journal(d.granted ? EventType.decision_granted : EventType.decision_denied, d.reason, d.level, (lot[i] as { key: Uint8Array }).key);
       if (seq === 'full' && !this.#fire) {
-        this.stats.journalFull++;
         denyReason = Reason.journal_full;
         break;
       }
-      this.#count(d);
+      this.#count(d.granted, d.reason);
     }
     if (denyReason !== null) {
       this.#journal(EventType.goods_lot_denied, denyReason, 0, null);
@@ -397,10 +404,9 @@ export class GateController {
     r.type = type;
     r.reason = reason;
     r.level = level;
-    if (key === null) r.key.fill(0);
-    else r.key.set(key.subarray(0, 8));
+    for (let i = 0; i < 8; i++) r.key[i] = key === null ? 0 : (key[i] as number);
     const seq = this.#o.journal.append(r);
-    if (seq === 'full') this.stats.journalFull += type === EventType.decision_granted || type === EventType.decision_denied ? 0 : 1;
+    if (seq === 'full') this.stats.journalFull++; // every record that could not be journaled
     this.#o.onEvent?.(r, seq);
     return seq;
   }

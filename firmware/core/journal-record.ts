@@ -162,14 +162,15 @@ export function recordCrc(bytes: Uint8Array, at: number, seq: number, epoch: num
   return crc16U32(crc16U32(crc16(bytes, at, at + 14), seq >>> 0), epoch >>> 0);
 }
 
-function putU32(out: Uint8Array, at: number, v: number): void {
+/** Little-endian u32 into bytes (shared with journal.ts). */
+export function putU32(out: Uint8Array, at: number, v: number): void {
   out[at] = v & 0xff;
   out[at + 1] = (v >>> 8) & 0xff;
   out[at + 2] = (v >>> 16) & 0xff;
   out[at + 3] = (v >>> 24) & 0xff;
 }
 
-function getU32(b: Uint8Array, at: number): number {
+export function getU32(b: Uint8Array, at: number): number {
   return ((b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16) | ((b[at + 3] as number) << 24)) >>> 0;
 }
 

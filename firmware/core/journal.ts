@@ -49,7 +49,7 @@
 
 import { crc32 } from '../../protocol/crc32.js';
 import type { BlockStore } from '../ports.js';
-import { RECORD_BYTES, GapReason, checkRecord, createRecord, decodeRecord, encodeRecord, encodeTombstone, setTombstone, validateRecord, type EventRecord } from './journal-record.js';
+import { RECORD_BYTES, GapReason, checkRecord, createRecord, decodeRecord, encodeRecord, encodeTombstone, getU32, putU32, setTombstone, validateRecord, type EventRecord } from './journal-record.js';
 
 export { RECORD_BYTES } from './journal-record.js';
 
@@ -133,17 +133,6 @@ export interface JournalGeometry {
 
 function isU32(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
-}
-
-function putU32(out: Uint8Array, at: number, v: number): void {
-  out[at] = v & 0xff;
-  out[at + 1] = (v >>> 8) & 0xff;
-  out[at + 2] = (v >>> 16) & 0xff;
-  out[at + 3] = (v >>> 24) & 0xff;
-}
-
-function getU32(b: Uint8Array, at: number): number {
-  return ((b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16) | ((b[at + 3] as number) << 24)) >>> 0;
 }
 
 function allFF(b: Uint8Array, start: number, end: number): boolean {

@@ -201,7 +201,7 @@ export class SyncEngine {
 
   #status(state: 'online' | 'offline'): Uint8Array {
     const s = this.#o.status();
-    const lists = this.#o.store.activeSlot < 0 && this.#o.store.version === 0 ? [] : [{ list: this.#o.list, epoch: this.#o.store.epoch, version: this.#o.store.version }];
+    const lists = this.#o.store.activeSlot < 0 ? [] : [{ list: this.#o.list, epoch: this.#o.store.epoch, version: this.#o.store.version }];
     return encodeGateStatus({ ...s, gate: this.#o.gate, state, lists, at: this.#connectAt });
   }
 

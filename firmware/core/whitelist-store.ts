@@ -182,6 +182,7 @@ export class WhitelistStore {
   #replayOverlay(report: RecoveryReport): void {
     const overlay = this.whitelist.overlay;
     overlay.reset();
+    const applied: Uint8Array[] = []; // the live deltas, kept for a compaction right after (no second scan)
     const r = this.#overlayLog.open((type, p) => {
       if (type !== T_DELTA || p.length < DELTA_HEADER + 16) return;
       const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
@@ -199,9 +200,10 @@ export class WhitelistStore {
       }
       this.#version = version;
       report.overlayDeltas++;
+      applied.push(p.slice());
     });
     report.overlaySealed = r.sealed;
-    if (r.sealed || report.overlaySkipped > 0) this.compactOverlay();
+    if (r.sealed || report.overlaySkipped > 0) this.#compactOverlayWith(applied);
   }
 
   // ---- heads ----
@@ -297,8 +299,13 @@ export class WhitelistStore {
       if (this.whitelist.base !== null && epoch === this.#epoch && version > this.whitelist.base.version && version <= this.#version) keep.push(p.slice());
     });
     keep.sort((a, b) => new DataView(a.buffer).getUint32(4, true) - new DataView(b.buffer).getUint32(4, true));
+    return this.#compactOverlayWith(keep);
+  }
+
+  /** Rewrites the overlay log with exactly these delta payloads, in order. */
+  #compactOverlayWith(live: readonly Uint8Array[]): boolean {
     return this.#overlayLog.compact((emit) => {
-      for (const p of keep) if (!emit(T_DELTA, p)) return;
+      for (const p of live) if (!emit(T_DELTA, p)) return;
     });
   }
 

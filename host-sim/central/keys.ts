@@ -3,7 +3,8 @@
 // readable by its owner only (mode 0600). Gates get the public key and the
 // deployment key through provisioning.
 
-import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../atomic-file.js';
 import { bytesEqual, fromHex, toHex } from '../../protocol/hex.js';
 import { Ed25519Signer, randomKey } from '../node-crypto.js';
 
@@ -52,16 +53,7 @@ export function writeKeyFile(path: string, keys: CentralKeys, options: { readonl
   )}\n`;
   if (keys.deploymentKey.length !== 32) throw new KeyFileError(path, 'deploymentKey must be 32 bytes');
   if (options.overwrite !== true && existsSync(path)) throw new KeyFileError(path, 'already exists (not replaced: pass overwrite to replace the keys)');
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, body);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
+  writeFileAtomic(path, new TextEncoder().encode(body), { mode: 0o600 });
 }
 
 function hexField(path: string, o: Record<string, unknown>, field: string): Uint8Array {

@@ -5,7 +5,8 @@
 // `subline provision --check FILE` validates a record and prints it (never
 // the deployment key or the password).
 
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../atomic-file.js';
 import { Option, type Command } from 'commander';
 import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
 import { bytesEqual, toHex } from '../../protocol/hex.js';
@@ -129,20 +130,15 @@ function provision(o: ProvisionOptions): void {
   const decoded = decodeProvisioning(bytes);
   if (!decoded.ok) bad(`the record does not validate: ${decoded.error.code} at '${decoded.error.field}'`);
 
-  const tmp = `${file}.tmp-${process.pid}`;
   try {
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, bytes);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    const back = decodeProvisioning(new Uint8Array(readFileSync(tmp)));
-    if (!back.ok || !bytesEqual(encodeProvisioning(back.value), bytes)) throw new CliError(`${file}: the record read back does not decode to what was written`, 1);
-    renameSync(tmp, file);
+    writeFileAtomic(file, bytes, {
+      mode: 0o600,
+      verify: (tmp) => {
+        const back = decodeProvisioning(new Uint8Array(readFileSync(tmp)));
+        if (!back.ok || !bytesEqual(encodeProvisioning(back.value), bytes)) throw new CliError(`${file}: the record read back does not decode to what was written`, 1);
+      },
+    });
   } catch (e) {
-    rmSync(tmp, { force: true });
     if (e instanceof CliError) throw e;
     throw new CliError(`--out ${file}: cannot be written (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 2);
   }

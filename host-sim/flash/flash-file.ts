@@ -11,9 +11,9 @@
 // renamed over the target (and the directory fsynced where possible); a crash
 // leaves either the old or the new file.
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 import { NorFlash, type NorFlashOptions } from './nor-flash.js';
 
 const MAGIC = 'SLFLASH1';
@@ -52,37 +52,7 @@ export function saveFlash(flash: NorFlash, path: string): void {
   const prefix = new Uint8Array(12);
   prefix.set(new TextEncoder().encode(MAGIC));
   new DataView(prefix.buffer).setUint32(8, json.length, true);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    for (const part of [prefix, json, contents]) {
-      let done = 0;
-      while (done < part.length) done += writeSync(fd, part, done, part.length - done);
-    }
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  // Make the rename itself durable (best effort: not every platform can open a directory).
-  try {
-    const dfd = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
-  } catch {
-    // ignored
-  }
+  writeFileAtomic(path, [prefix, json, contents]);
 }
 
 /**

@@ -13,6 +13,7 @@
 // The entry installs the command channel (guest/runtime.ts) and hands it
 // main's default export; main() itself runs on the `start` command.
 
+import { XS_BUILD_OPTIONS } from '../xs/bundle.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
@@ -85,15 +86,9 @@ export function bundleXsGate(): Promise<string> {
     ].join('\n');
     const result = await build({
       stdin: { contents: entry, resolveDir: root, sourcefile: 'xs-gate-entry.js', loader: 'js' },
-      bundle: true,
-      write: false,
-      format: 'iife',
-      platform: 'neutral',
-      target: 'es2022',
-      mainFields: ['module', 'main'],
-      conditions: ['import', 'default'],
-      logLevel: 'silent',
-      legalComments: 'none',
+      ...XS_BUILD_OPTIONS,
+      mainFields: [...XS_BUILD_OPTIONS.mainFields],
+      conditions: [...XS_BUILD_OPTIONS.conditions],
       plugins: [moddablePlugin()],
     });
     const out = result.outputFiles[0];

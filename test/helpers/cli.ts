@@ -3,6 +3,7 @@
 // (central serve) are started, watched for a line, and stopped with SIGTERM;
 // any child still running when the test process exits is killed.
 
+import { trackChild } from '../../host-sim/broker.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,19 +20,6 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-const children = new Set<ChildProcess>();
-let exitHook = false;
-function track(child: ChildProcess): void {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  if (!exitHook) {
-    exitHook = true;
-    process.once('exit', () => {
-      for (const c of children) c.kill('SIGKILL');
-    });
-  }
-}
-
 function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extra };
   // Options must come from the command line in tests, never from the caller's environment.
@@ -45,7 +33,7 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 export function runCli(args: readonly string[], options: { readonly timeoutMs?: number; readonly env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
-    track(child);
+    trackChild(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
@@ -75,7 +63,7 @@ export interface CliProcess {
 /** Starts a long-running `subline` command. */
 export function startCli(args: readonly string[]): CliProcess {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  track(child);
+  trackChild(child);
   let out = '';
   let err = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString('utf8')));
