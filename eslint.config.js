@@ -8,7 +8,8 @@ import tseslint from 'typescript-eslint';
 const nodeBuiltins = ['node:*', 'fs', 'path', 'os', 'crypto', 'buffer', 'child_process', 'net', 'stream', 'events', 'util', 'url', 'module', 'worker_threads', 'timers', 'process'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.tmp/**', 'bench/results/**'] },
+  // sdk-host.js declares XS host functions (`function f() @ "xs_f";`), Moddable syntax, not JavaScript.
+  { ignores: ['node_modules/**', 'dist/**', '.tmp/**', 'build/**', 'bench/results/**', 'host-sim/moddable-sdk/sdk-host.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -25,7 +26,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['firmware/**/*.ts', 'protocol/**/*.ts'],
+    files: ['firmware/**/*.ts', 'protocol/**/*.ts', 'test/sdk/device-cases.ts', 'test/sdk/program/*.ts', 'bench/sdk/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: nodeBuiltins.map((p) => ({ group: [p], message: 'device code runs on XS: no Node built-ins' })) }],
       'no-restricted-globals': ['error', { name: 'Buffer', message: 'no Buffer on XS: use Uint8Array' }, { name: 'process', message: 'no process on XS' }, { name: 'require', message: 'ES modules only' }],

@@ -9,7 +9,8 @@ export interface BenchLine {
   metric: string;
   value: number;
   unit: string;
-  engine: 'node' | 'xs';
+  /** node; xs = @agoric/xsnap's XS; moddable-xs = the Moddable SDK's XS in an x-cli-lin program. */
+  engine: 'node' | 'xs' | 'moddable-xs';
   entries: number;
   [extra: string]: unknown;
 }

@@ -4,8 +4,10 @@ import { benchStore } from './store.js';
 import { benchJournal } from './journal.js';
 import { benchSync } from './sync.js';
 import { benchXsGate } from './xs-gate.js';
+import { benchSdk } from './sdk.js';
+import { locateSdk } from '../host-sim/moddable-sdk/sdk.js';
 
-const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal, sync: benchSync, xs: benchXsGate };
+const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal, sync: benchSync, xs: benchXsGate, sdk: benchSdk };
 const wanted = process.argv.slice(2);
 if (wanted.includes('--help') || wanted.includes('-h')) {
   console.log(`usage: npm run bench [-- <name> ...]\nbenchmarks: ${Object.keys(benches).join(', ')}\nresults: JSON lines on stdout and in bench/results/<name>.json`);
@@ -16,7 +18,13 @@ if (unknown.length > 0) {
   console.error(`unknown benchmark(s): ${unknown.join(', ')}; available: ${Object.keys(benches).join(', ')}`);
   process.exit(2);
 }
-for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
+let names = wanted.length > 0 ? wanted : Object.keys(benches);
+const sdk = locateSdk();
+if (wanted.length === 0 && !sdk.ok) {
+  console.error(`sdk: not run (${sdk.reason})`);
+  names = names.filter((n) => n !== 'sdk');
+}
+for (const name of names) {
   const file = await benches[name]!();
   console.error(`${name}: results in ${file}`);
 }

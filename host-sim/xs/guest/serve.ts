@@ -14,6 +14,9 @@ export function serveJson(handler: (request: never) => unknown): void {
       reply = { ok: false, error: e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}` : String(e) };
     }
     const bytes = te.encode(JSON.stringify(reply));
-    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    // A buffer that is exactly the reply (the encoder's may be larger).
+    const out = new ArrayBuffer(bytes.byteLength);
+    new Uint8Array(out).set(bytes);
+    return out;
   };
 }

@@ -1,0 +1,5 @@
+// Host functions of the x-cli-lin programs (program.c). Types: sdk-host.d.ts.
+export function write(text) @ "xs_sdk_write";
+export function micros() @ "xs_sdk_micros";
+export function readFile(path) @ "xs_sdk_read_file";
+export function argument(index) @ "xs_sdk_argument";
