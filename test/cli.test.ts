@@ -13,7 +13,7 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
-import { CommandCode, createRecord, decodeRecord, EventType, RECORD_BYTES } from '../firmware/core/journal-record.js';
+import { CommandCode, createRecord, decodeRecord, EventType, RECORD_BYTES } from '../protocol/event-record.js';
 import { encodeEnvelope, KeyRing, openSigned, sealSigned } from '../protocol/envelope.js';
 import { nobleCrypto } from '../protocol/crypto-noble.js';
 import { bytesEqual, fromHex, toHex } from '../protocol/hex.js';

@@ -1,5 +1,5 @@
 // The event journal (firmware/core/journal.ts) and its record codec
-// (firmware/core/journal-record.ts) on the simulated NOR flash: appends, reads,
+// (protocol/event-record.ts) on the simulated NOR flash: appends, reads,
 // acks, maintain, full, wrap-around; recovery after a power cut at every
 // mutating operation of a scenario (also with flash encryption's no-rewrite
 // rule, and cuts during erases); recovery cost (logarithmic header reads);
@@ -10,6 +10,7 @@ import { throwsKind } from './helpers/assert.js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { NorFlash, PowerCutError, type CutMode } from '../host-sim/flash/nor-flash.js';
 import { Region } from '../firmware/core/region.js';
 import type { BlockStore } from '../firmware/ports.js';
@@ -30,7 +31,7 @@ import {
   recordCrc,
   validateRecord,
   type EventRecord,
-} from '../firmware/core/journal-record.js';
+} from '../protocol/event-record.js';
 import { Reason } from '../protocol/reasons.js';
 import { crc32 } from '../protocol/crc32.js';
 import {
@@ -187,6 +188,27 @@ rec('validateRecord refuses what the byte layout cannot hold', () => {
     [{ reason: 256 }, /reason/],
   ];
   for (const [patch, re] of bad) throwsKind(() => validateRecord({ ...makeRecord(1), ...patch }), RangeError, re);
+});
+rec('one home for the record format: protocol/event-record.ts, imported by the journal, the sync engine and the central; its size declared there only', () => {
+  const root = new URL('..', import.meta.url);
+  const sources: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(new URL(dir, root), { withFileTypes: true })) {
+      if (e.isDirectory()) walk(`${dir}${e.name}/`);
+      else if (e.name.endsWith('.ts')) sources.push(`${dir}${e.name}`);
+    }
+  };
+  for (const d of ['firmware/', 'protocol/', 'host-sim/']) walk(d);
+  const text = (f: string): string => readFileSync(new URL(f, root), 'utf8');
+  assert.ok(sources.includes('protocol/event-record.ts'));
+  assert.not.ok(existsSync(new URL('firmware/core/journal-record.ts', root)), 'no second copy in the firmware core');
+  for (const f of ['firmware/core/journal.ts', 'firmware/core/sync-engine.ts', 'firmware/core/gate-controller.ts', 'host-sim/central/event-store.ts', 'host-sim/central/event-decode.ts']) {
+    assert.match(text(f), /from '\.\.\/\.\.\/protocol\/event-record\.js'/, `${f} imports protocol/event-record.ts`);
+  }
+  // A size constant, or a literal 16 tied to a record, anywhere else would be a second declaration.
+  const sizeDecl = /RECORD_BYTES\s*=\s*\d|length\(record\)\s*=\s*\d|journal-record/;
+  for (const f of sources) if (f !== 'protocol/event-record.ts') assert.not.ok(sizeDecl.test(text(f).replace(/DELTA_RECORD_BYTES\s*=\s*\d+/g, '')), `${f} declares the event record size or imports the old module`);
+  assert.is(RECORD_BYTES, 16);
 });
 
 // ----------------------------------------------------------------- basics

@@ -10,7 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import mqtt from 'mqtt';
 import { decide, Decision } from '../firmware/core/decision.js';
-import { RECORD_BYTES } from '../firmware/core/journal-record.js';
+import { RECORD_BYTES } from '../protocol/event-record.js';
 import { Reason } from '../protocol/reasons.js';
 import { toHex } from '../protocol/hex.js';
 import { Topics } from '../protocol/topics.js';

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_POLICY } from '../firmware/core/decision.js';
-import { eventTypeName, RECORD_BYTES } from '../firmware/core/journal-record.js';
+import { eventTypeName, RECORD_BYTES } from '../protocol/event-record.js';
 import { partitionBytes, type LayoutOptions } from '../firmware/core/partition.js';
 import type { ProvisioningRecord } from '../protocol/provisioning.js';
 import { REASON_NAMES } from '../protocol/reasons.js';

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_POLICY } from '../firmware/core/decision.js';
-import { AlarmCode, eventTypeName } from '../firmware/core/journal-record.js';
+import { AlarmCode, eventTypeName } from '../protocol/event-record.js';
 import { encodeProvisioningImage, frameProvisioningRecord } from '../firmware/moddable/provisioning-image.js';
 import { mulberry32 } from '../host-sim/flash/nor-flash.js';
 import type { ProvisioningRecord } from '../protocol/provisioning.js';

@@ -6,7 +6,7 @@
 
 import { NorFlash } from '../../host-sim/flash/nor-flash.js';
 import { Journal, DEFAULT_JOURNAL_SECTORS } from '../../firmware/core/journal.js';
-import { EventType, createRecord } from '../../firmware/core/journal-record.js';
+import { EventType, createRecord } from '../../protocol/event-record.js';
 import { serveJson } from '../../host-sim/xs/guest/serve.js';
 
 export interface JournalBenchRequest {

@@ -19,7 +19,7 @@ import { Reason, type ReasonCode } from '../../protocol/reasons.js';
 import type { Clock, CredentialRead, InputName, Inputs, OutputName, Outputs, TimerHandle, Timers } from '../ports.js';
 import { decide, Decision, LEVEL_EMERGENCY, type GateConfig, type GateMode, type TapState } from './decision.js';
 import type { GateTime } from './gate-time.js';
-import { AlarmCode, createRecord, EventType, type EventRecord } from './journal-record.js';
+import { AlarmCode, createRecord, EventType, type EventRecord } from '../../protocol/event-record.js';
 import type { PassbackStore } from './passback.js';
 import type { Whitelist } from './whitelist.js';
 

@@ -14,7 +14,7 @@ import { GateController, type LaneTiming } from './gate-controller.js';
 import { GateState } from './gate-state.js';
 import { GateTime } from './gate-time.js';
 import { Journal } from './journal.js';
-import { CommandCode, EventType } from './journal-record.js';
+import { CommandCode, EventType } from '../../protocol/event-record.js';
 import { layoutPartition, type LayoutOptions, type Partition } from './partition.js';
 import { PassbackStore, PassbackTable } from './passback.js';
 import { RecordLog } from './record-log.js';

@@ -49,9 +49,7 @@
 
 import { crc32 } from '../../protocol/crc32.js';
 import type { BlockStore } from '../ports.js';
-import { RECORD_BYTES, GapReason, checkRecord, createRecord, decodeRecord, encodeRecord, encodeTombstone, getU32, putU32, setTombstone, validateRecord, type EventRecord } from './journal-record.js';
-
-export { RECORD_BYTES } from './journal-record.js';
+import { RECORD_BYTES, GapReason, checkRecord, createRecord, decodeRecord, encodeRecord, encodeTombstone, getU32, putU32, setTombstone, validateRecord, type EventRecord } from '../../protocol/event-record.js';
 
 const SECTOR_MAGIC = 0x534a_4c53; // "SLJS" little-endian
 const ACK_MAGIC = 0x414a_4c53; // "SLJA" little-endian

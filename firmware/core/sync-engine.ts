@@ -10,6 +10,7 @@
 
 import { KeyRing, openSigned } from '../../protocol/envelope.js';
 import { Delta, Head, decodeChunk, decodeEventAck, decodeManifest, encodeEventBatch, encodeGateStatus, encodeSyncRequest, LIMITS, type GateStatusMessage, type HeadMessage } from '../../protocol/messages.js';
+import { RECORD_BYTES } from '../../protocol/event-record.js';
 import { bytesEqual } from '../../protocol/hex.js';
 import { peekType } from '../../protocol/schema.js';
 import type { Topics } from '../../protocol/topics.js';
@@ -31,8 +32,6 @@ export interface EventSource {
   /** Durably records the central's ack; frees space up to seq. */
   ack(seq: number, chain: Uint8Array): void;
 }
-
-export const RECORD_BYTES = 16;
 
 export interface SyncConfig {
   readonly keepAliveSeconds: number;

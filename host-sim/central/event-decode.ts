@@ -1,7 +1,7 @@
-// Stored journal records (firmware/core/journal-record.ts) decoded for people
+// Stored journal records (protocol/event-record.ts) decoded for people
 // and exports: type and reason by name, level by name, times as ISO 8601.
 
-import { AlarmCode, BootCause, CommandCode, createRecord, decodeRecord, eventTypeName, EventType, GapReason, GrantLevel } from '../../firmware/core/journal-record.js';
+import { AlarmCode, BootCause, CommandCode, createRecord, decodeRecord, eventTypeName, EventType, GapReason, GrantLevel } from '../../protocol/event-record.js';
 import { toHex } from '../../protocol/hex.js';
 import { reasonName } from '../../protocol/reasons.js';
 import type { EventRow } from './event-store.js';

@@ -8,7 +8,7 @@
 // its own and every join is checked against an exact value.
 //
 // ingest(batch):
-//  1. records must be count × 16 bytes ('bad_length'), and the batch's own
+//  1. records must be count × RECORD_BYTES (16, protocol/event-record.ts) ('bad_length'), and the batch's own
 //     chain must run from prev to chain ('bad_chain'); otherwise nothing is stored.
 //  2. Where the batch meets stored rows it must agree with them: prev =
 //     chain(first − 1) when that is stored (or first = 1 and prev is zero),
@@ -28,10 +28,10 @@
 
 import Database from 'better-sqlite3';
 import type { EventBatchMessage } from '../../protocol/messages.js';
+import { RECORD_BYTES } from '../../protocol/event-record.js';
 import { bytesEqual } from '../../protocol/hex.js';
 import { sha256Pair } from '../node-crypto.js';
 
-export const EVENT_RECORD_BYTES = 16;
 const ZERO_CHAIN = new Uint8Array(32);
 
 export type IngestProblem = 'bad_length' | 'bad_chain' | 'chain_break' | 'overlap_mismatch' | 'gap_before';
@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS events (
   gate TEXT NOT NULL,
   epoch INTEGER NOT NULL,
   seq INTEGER NOT NULL,
-  record BLOB NOT NULL CHECK (length(record) = 16),
+  record BLOB NOT NULL CHECK (length(record) = ${RECORD_BYTES}),
   chain BLOB NOT NULL CHECK (length(chain) = 32),
   received_at INTEGER NOT NULL,
   PRIMARY KEY (gate, epoch, seq)) WITHOUT ROWID;
@@ -134,11 +134,11 @@ export class EventStore {
   /** Stores a decoded batch exactly once; see the file comment. Never throws for bad content. */
   ingest(b: EventBatchMessage): IngestResult {
     const n = b.count;
-    if (b.records.length !== n * EVENT_RECORD_BYTES || b.first + n - 1 > 0xffffffff) return { stored: 0, duplicates: 0, ack: this.ack(b.gate, b.epoch), problem: 'bad_length' };
+    if (b.records.length !== n * RECORD_BYTES || b.first + n - 1 > 0xffffffff) return { stored: 0, duplicates: 0, ack: this.ack(b.gate, b.epoch), problem: 'bad_length' };
     const chains: Uint8Array[] = new Array<Uint8Array>(n);
     let c = b.prev;
     for (let i = 0; i < n; i++) {
-      c = sha256Pair(c, b.records.subarray(i * EVENT_RECORD_BYTES, (i + 1) * EVENT_RECORD_BYTES));
+      c = sha256Pair(c, b.records.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES));
       chains[i] = c;
     }
     if (!bytesEqual(c, b.chain)) return { stored: 0, duplicates: 0, ack: this.ack(b.gate, b.epoch), problem: 'bad_chain' };
@@ -202,7 +202,7 @@ export class EventStore {
     const last = first + count - 1;
     const head = this.#readHead(gate, epoch);
     const now = this.#clock();
-    const rec = (i: number) => buf(b.records.subarray(i * EVENT_RECORD_BYTES, (i + 1) * EVENT_RECORD_BYTES));
+    const rec = (i: number) => buf(b.records.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES));
 
     // Hot path: the batch continues the contiguous chain and nothing is stored beyond it.
     if (first === head.contiguous + 1 && head.maxSeq <= head.contiguous) {

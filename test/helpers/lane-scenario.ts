@@ -5,7 +5,7 @@
 
 import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
 import { Gate } from '../../firmware/core/gate.js';
-import { EventType } from '../../firmware/core/journal-record.js';
+import { EventType } from '../../protocol/event-record.js';
 import type { InputName, Inputs, OutputName, Outputs } from '../../firmware/ports.js';
 import { NullNet } from '../../host-sim/adapters/null-net.js';
 import { credentialKey } from '../../protocol/credential-key.js';

@@ -19,7 +19,7 @@
 import { NorFlash, PowerCutError, FlashMisuseError, mulberry32, type CutMode } from '../../host-sim/flash/nor-flash.js';
 import type { BlockStore } from '../../firmware/ports.js';
 import { Journal } from '../../firmware/core/journal.js';
-import { EventType, RECORD_BYTES, createRecord, encodeRecord, type EventRecord } from '../../firmware/core/journal-record.js';
+import { EventType, RECORD_BYTES, createRecord, encodeRecord, type EventRecord } from '../../protocol/event-record.js';
 import { crc32 } from '../../protocol/crc32.js';
 import { serveJson } from '../../host-sim/xs/guest/serve.js';
 

@@ -1,6 +1,11 @@
-// The event journal's record: 16 bytes, fixed width, self-checking. Encoding
-// and decoding work on caller-provided buffers and objects, so the tap path
-// (encode, write, read back) allocates nothing. Device code: no Node APIs.
+// The event record: 16 bytes, fixed width, self-checking. One format from the
+// gate's flash to the central's store: the journal writes it (firmware/core/
+// journal.ts), event batches carry it byte for byte (protocol/messages.ts,
+// `records`), the central stores and decodes it (host-sim/central/). It lives
+// in protocol/ because it is a wire format: its size, layout, CRC and codes
+// are declared here only. Encoding and decoding work on caller-provided buffers
+// and objects, so the tap path (encode, write, read back) allocates nothing.
+// Runs on XS and Node: no Node APIs.
 //
 //   offset size  field
 //   0      4     time       u32 LE, UTC seconds (see `clockUntrusted`)
