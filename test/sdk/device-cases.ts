@@ -15,7 +15,7 @@ import { fromHex, toHex } from '../../protocol/hex.js';
 import { crc32 } from '../../protocol/crc32.js';
 import { runVector, type VectorFile } from '../../protocol/vectors.js';
 import { Journal } from '../../firmware/core/journal.js';
-import { createRecord, EventType } from '../../firmware/core/journal-record.js';
+import { createRecord, EventType } from '../../protocol/event-record.js';
 import { decide, Decision, DEFAULT_POLICY } from '../../firmware/core/decision.js';
 import { WhitelistStore } from '../../firmware/core/whitelist-store.js';
 import { buildImage, encodeDeltaRecords } from '../../host-sim/central/image-builder.js';
