@@ -1,5 +1,19 @@
 // Shared by the Node and XS protocol benchmarks: the same messages, the same loops.
 import { decodeEventBatch, decodeHead, encodeEventBatch, encodeHead, KeyRing, openSigned, Head, sealSigned, publicKeyOf, type Crypto } from '../protocol/index.js';
+import { EventAck, EventBatch } from '../protocol/messages.js';
+import { openMaced, sealMaced } from '../protocol/mac-envelope.js';
+
+/** The MAC cases (issue 12): sealing a full upload batch (256 records, the gate's batchMax) and opening an ack, with a 32-byte gate key. */
+export function macCases(crypto: Crypto): [string, () => unknown][] {
+  const key = new Uint8Array(32).fill(9);
+  const batch = { gate: 'fl-in-t01', epoch: 1, first: 1, count: 256, records: new Uint8Array(256 * 16).fill(7), prev: new Uint8Array(32), chain: new Uint8Array(32) };
+  const ackTopic = 'subline/v1/gates/fl-in-t01/ack';
+  const ack = sealMaced(EventAck, { gate: 'fl-in-t01', epoch: 1, seq: 256, chain: new Uint8Array(32).fill(1) }, ackTopic, key, 1, crypto);
+  return [
+    ['mac_batch', () => ({ ok: sealMaced(EventBatch, batch, 'subline/v1/gates/fl-in-t01/events', key, 1, crypto).length > 0 })],
+    ['mac_ack', () => openMaced(EventAck, ack, ackTopic, () => key, crypto)],
+  ];
+}
 
 export interface CaseTimes {
   name: string;
@@ -17,6 +31,7 @@ export function runProtocolCases(crypto: Crypto, now: () => number, iterations: 
     ['decode_head', () => decodeHead(headBytes), iterations],
     ['decode_event_batch_32k', () => decodeEventBatch(batch), Math.max(5, iterations / 10)],
     ['open_signed_head', () => openSigned(Head, signed, ring), Math.max(5, iterations / 50)],
+    ...macCases(crypto).map(([n, fn]): [string, () => unknown, number] => [n, fn, iterations]),
   ];
   return cases.map(([name, fn, n]) => {
     const samplesUs: number[] = [];

@@ -11,7 +11,7 @@
 // - Ed25519 signing: node:crypto. RFC 8032 signatures are deterministic, so
 //   the bytes are identical to noble's (checked by test/central.test.ts).
 
-import { createHash, createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { keyIdOf, type Crypto } from '../protocol/crypto.js';
 import { nobleCrypto } from '../protocol/crypto-noble.js';
 import { encodeEnvelope } from '../protocol/envelope.js';
@@ -22,6 +22,9 @@ const u8 = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.b
 export const nodeCrypto: Crypto = {
   sha256(data: Uint8Array): Uint8Array {
     return u8(createHash('sha256').update(data).digest());
+  },
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+    return u8(createHmac('sha256', key).update(data).digest());
   },
   verifyEd25519(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
     return nobleCrypto.verifyEd25519(signature, message, publicKey);

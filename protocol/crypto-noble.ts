@@ -4,6 +4,7 @@
 import * as ed from '@noble/ed25519';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import type { Crypto } from './crypto.js';
+import { hmacSha256With } from './hmac.js';
 
 // noble-ed25519 v3 needs a synchronous SHA-512 for its sync API.
 ed.hashes.sha512 = sha512;
@@ -11,6 +12,9 @@ ed.hashes.sha512 = sha512;
 export const nobleCrypto: Crypto = {
   sha256(data: Uint8Array): Uint8Array {
     return sha256(data);
+  },
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+    return hmacSha256With(sha256, key, data);
   },
   verifyEd25519(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
     if (signature.length !== 64 || publicKey.length !== 32) return false;

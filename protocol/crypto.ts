@@ -4,6 +4,8 @@
 
 export interface Crypto {
   sha256(data: Uint8Array): Uint8Array;
+  /** HMAC-SHA256 (RFC 2104): the MAC of gate <-> central messages (protocol/mac-envelope.ts). */
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
   /** RFC 8032 Ed25519 verification; false (never a throw) for malformed keys or signatures. */
   verifyEd25519(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
 }

@@ -4,6 +4,8 @@ export * from './result.js';
 export * from './schema.js';
 export * from './messages.js';
 export * from './envelope.js';
+export * from './mac-envelope.js';
+export { hmacSha256With } from './hmac.js';
 export * from './topics.js';
 export * from './crypto.js';
 export * from './hex.js';

@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'wrong_message_type' // the "t" field names another message type
   | 'bad_signature' // signature does not verify (or is malformed)
   | 'unknown_key' // the envelope names a key id the verifier does not trust
+  | 'bad_mac' // a MACed envelope whose MAC is not the sender's for this topic (mac-envelope.ts)
   | 'bad_topic'; // a topic that is not ours, or a segment outside its alphabet
 
 export interface ProtocolError {

@@ -15,6 +15,7 @@ import { buildHost, firmwareManifest, firmwareModules, locateSdk } from '../host
 import { CHECK_DIR, ENGINE_REASONS, runDeviceCheck } from './sdk/device-check.js';
 import { loadVectorFiles } from './helpers/vectors.js';
 import { REASON_NAMES } from '../protocol/reasons.js';
+import { HMAC_SHA256_VECTORS } from '../protocol/hmac-vectors.js';
 
 const sdk = locateSdk();
 if (!sdk.ok) {
@@ -49,6 +50,7 @@ if (!sdk.ok) {
     // What the lines cover: every golden vector, every engine reason code, the journal and the overlay.
     const vectors = loadVectorFiles().reduce((n, f) => n + f.vectors.length, 0);
     assert.is(r.sdk.filter((l) => l.startsWith('vector ')).length, vectors, 'one line per golden vector');
+    assert.equal(r.sdk.filter((l) => l.startsWith('hmac ')).map((l) => l.slice(l.lastIndexOf(' ') + 1)), HMAC_SHA256_VECTORS.map((v) => v.macHex), 'RFC 4231 HMACs with the native Digest');
     const reasons = new Set<number>();
     for (const l of r.sdk.filter((x) => x.startsWith('scenario '))) {
       for (const tap of (JSON.parse(l.slice(l.indexOf('{'))) as { taps: { reason: number }[] }).taps) reasons.add(tap.reason);

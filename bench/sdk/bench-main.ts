@@ -5,6 +5,7 @@
 //   bench-sdk decision FLASH IMAGE_BYTES TAPS COUNT
 //   bench-sdk journal APPENDS RECOVERIES
 //   bench-sdk tap FLASH CREDENTIALS IDS COUNT
+//   bench-sdk mac COUNT
 // Prints one JSON object. The tap uses the device's crypto: SHA-256 from the
 // SDK's native Digest, as on the gate.
 
@@ -14,6 +15,7 @@ import { DigestCrypto } from '../../firmware/moddable/digest-crypto.js';
 import { runStore } from '../store-cases.js';
 import { runTaps } from '../tap-cases.js';
 import { runJournalBench } from '../xs/journal.entry.js';
+import { macCases } from '../protocol-cases.js';
 
 const now = (): number => micros() / 1000;
 const arg = (i: number): string => {
@@ -36,6 +38,17 @@ switch (arg(0)) {
     break;
   case 'tap':
     result = runTaps(bytes(arg(1)), Number(arg(2)), bytes(arg(3)), Number(arg(4)), crypto, now);
+    break;
+  case 'mac':
+    result = macCases(crypto).map(([name, fn]) => {
+      const samplesUs: number[] = [];
+      for (let i = 0; i < Number(arg(1)); i++) {
+        const t0 = micros();
+        fn();
+        samplesUs.push(micros() - t0);
+      }
+      return { name, samplesUs };
+    });
     break;
   default:
     throw new Error(`bench-sdk: unknown workload ${arg(0)}`);

@@ -9,6 +9,7 @@
 import { Digest } from 'crypt';
 import type { Crypto } from '../../protocol/crypto.js';
 import { nobleCrypto } from '../../protocol/crypto-noble.js';
+import { hmacSha256With } from '../../protocol/hmac.js';
 
 type Verify = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean;
 
@@ -35,6 +36,11 @@ export class DigestCrypto implements Crypto {
     // so the view is passed without a copy.
     d.write(data as unknown as ArrayBuffer);
     return new Uint8Array(d.close());
+  }
+
+  /** HMAC-SHA256 from two native SHA-256 runs (protocol/hmac.ts). */
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+    return hmacSha256With((d) => this.sha256(d), key, data);
   }
 
   verifyEd25519(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {

@@ -4,7 +4,8 @@
 // byte-identical. No Node APIs here: this module is compiled by the SDK's tsc
 // and xsc.
 //
-// Cases: every protocol golden vector; whitelist images built, installed on
+// Cases: every protocol golden vector; the RFC 4231 HMAC-SHA256 vectors (the
+// SDK side computes them with the native Digest); whitelist images built, installed on
 // simulated NOR flash and decided on (scenarios chosen on the Node side so that
 // every reason code of the engine occurs); the event journal appended, read,
 // acknowledged and reopened after a simulated reboot; a delta applied to the
@@ -14,6 +15,7 @@ import type { Crypto } from '../../protocol/crypto.js';
 import { fromHex, toHex } from '../../protocol/hex.js';
 import { crc32 } from '../../protocol/crc32.js';
 import { runVector, type VectorFile } from '../../protocol/vectors.js';
+import { HMAC_SHA256_VECTORS } from '../../protocol/hmac-vectors.js';
 import { Journal } from '../../firmware/core/journal.js';
 import { createRecord, EventType } from '../../protocol/event-record.js';
 import { decide, Decision, DEFAULT_POLICY } from '../../firmware/core/decision.js';
@@ -37,6 +39,7 @@ export function runDeviceCases(input: DeviceCheckInput, crypto: Crypto): string[
   for (const file of input.vectorFiles) {
     for (const v of file.vectors) lines.push(`vector ${file.type} ${v.name} ${JSON.stringify(runVector(file, v, crypto, keys))}`);
   }
+  for (const v of HMAC_SHA256_VECTORS) lines.push(`hmac ${v.name} ${toHex(crypto.hmacSha256(fromHex(v.keyHex), fromHex(v.dataHex)))}`);
   input.scenarios.forEach((s, i) => lines.push(`scenario ${i} ${JSON.stringify(runScenario(s, crypto))}`));
   journalCase(input.journal, lines);
   overlayCase(crypto, lines);
