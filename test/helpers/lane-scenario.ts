@@ -18,6 +18,9 @@ import { buildImage, type GrantSpec } from '../../host-sim/central/image-builder
 import { NorFlash } from '../../host-sim/flash/nor-flash.js';
 import { VirtualTime } from '../../host-sim/adapters/virtual-time.js';
 import { installImage } from './whitelist-scenario.js';
+import { ReaderPoller } from '../../firmware/drivers/reader-poll.js';
+import { UhfFrameDecoder } from '../../firmware/drivers/uhf-frame.js';
+import { SimUhfReader } from '../../host-sim/sim-uhf-reader.js';
 
 export type Step =
   | { read: string; kind?: 'card' | 'uhf' } // raw id as text
@@ -35,6 +38,18 @@ export interface LaneScenario {
   fireAtBoot?: boolean;
   /** The gate's anti-passback window (default 60 s). */
   passbackSeconds?: number;
+  /**
+   * How reads reach the gate. 'polled' (default on vehicle and goods lanes): a
+   * tag enters the field of a simulated M100 reader (host-sim/sim-uhf-reader.ts)
+   * for `dwellMs`, the firmware's ReaderPoller writes inventory commands, the reader
+   * answers only those, the UHF frame decoder reads the answers. 'direct' (default
+   * on person lanes): the read goes to the controller as a decoded card read.
+   */
+  reader?: 'polled' | 'direct';
+  /** Polled reader: the poll interval (default: the UHF kind's, READER_POLL). */
+  pollIntervalMs?: number;
+  /** Polled reader: how long a tag stays in the field (default 1000 ms). */
+  dwellMs?: number;
 }
 
 export interface LaneResult {
@@ -46,6 +61,10 @@ export interface LaneResult {
    * `out <output>=<0|1>` when an output is driven.
    */
   trace: string[];
+  /** Polled reader: every write to its UART, `<virtual ms> <hex>`. */
+  readerWrites: string[];
+  /** Polled reader: what it saw (SimUhfReader stats). */
+  reader: { polls: number; reports: number; empty: number; ignored: number } | null;
 }
 
 const T0 = 1_795_000_000;
@@ -58,6 +77,16 @@ const everywhere: GrantSpec = { lines: ['first', 'second'], directions: ['in', '
  * Enrolled ids: "alice", "bob" (first line only), "dave" (individual grants), "carol" (passback
  * group 1), "truck-1".."truck-3", "crate-1".."crate-3"; anything else is unknown.
  */
+/** A UHF tag's EPC for a scenario id: the text, padded with a zero byte to whole 16-bit words. */
+export function epcOf(id: string): Uint8Array {
+  const b = te.encode(id);
+  if (b.length % 2 === 0) return b;
+  const out = new Uint8Array(b.length + 1);
+  out.set(b);
+  return out;
+}
+const isTag = (id: string): boolean => id.startsWith('truck') || id.startsWith('crate');
+
 const ENROLLED = ['alice', 'bob', 'truck-1', 'crate-1', 'crate-2', 'crate-3', 'carol', 'dave', 'truck-2', 'truck-3'];
 const grantOf = (id: string): GrantSpec => (id === 'bob' ? { ...everywhere, lines: ['first'] } : id === 'carol' ? { ...everywhere, passbackGroup: 1 } : everywhere);
 
@@ -100,7 +129,7 @@ export function runLaneScenario(s: LaneScenario, crypto: Crypto): LaneResult {
     return seq;
   };
   gate.open();
-  const key = (id: string) => credentialKey(crypto, DK, id.startsWith('truck') || id.startsWith('crate') ? 2 : 1, te.encode(id));
+  const key = (id: string) => (isTag(id) ? credentialKey(crypto, DK, 2, epcOf(id)) : credentialKey(crypto, DK, 1, te.encode(id)));
   const image = buildImage({
     epoch: 1, version: 1, industries: [], institutions: [],
     credentials: ENROLLED.map((id) => ({ key: key(id), grant: grantOf(id) })),
@@ -109,8 +138,29 @@ export function runLaneScenario(s: LaneScenario, crypto: Crypto): LaneResult {
   const e = installImage(gate.store, image, crypto, 512);
   if (e !== null) throw new Error(`install: ${e}`);
   if (gate.store.acceptHead({ epoch: 1, version: 1, issuedAt: T0, expires: T0 + 86400 }, T0, true) !== null) throw new Error('head');
+  // The reader: polled UHF through the firmware's poller and decoder, or reads handed over directly.
+  const polled = (s.reader ?? (s.lane === 'person' ? 'direct' : 'polled')) === 'polled';
+  const readerWrites: string[] = [];
+  const decoder = new UhfFrameDecoder({ onRead: (r) => gate.onRead(r) });
+  const sim = new SimUhfReader((bytes) => decoder.push(bytes, vt.monotonicMs()));
+  const poller = new ReaderPoller({
+    kind: 'uhf',
+    ...(s.pollIntervalMs !== undefined ? { intervalMs: s.pollIntervalMs } : {}),
+    timers: vt,
+    write: (bytes) => {
+      readerWrites.push(`${vt.monotonicMs()} ${Array.from(bytes, (x) => x.toString(16).padStart(2, '0')).join('')}`);
+      sim.write(bytes, vt.monotonicMs());
+      return true;
+    },
+    busy: () => gate.controller.outstandingGrants > 0,
+  });
+  if (polled) poller.start();
   for (const st of s.steps) {
-    if ('read' in st) gate.onRead({ kind: st.kind ?? (s.lane === 'person' ? 'card' : 'uhf'), id: te.encode(st.read), atMs: vt.monotonicMs() });
+    if ('read' in st) {
+      const kind = st.kind ?? (s.lane === 'person' ? 'card' : 'uhf');
+      if (polled && kind === 'uhf') sim.present(epcOf(st.read), vt.monotonicMs(), s.dwellMs ?? 1000);
+      else gate.onRead({ kind, id: kind === 'uhf' ? epcOf(st.read) : te.encode(st.read), atMs: vt.monotonicMs() });
+    }
     else if ('input' in st) {
       trace.push(`in ${st.input}=${st.value ? 1 : 0}`);
       inputValues[st.input] = st.value;
@@ -123,8 +173,9 @@ export function runLaneScenario(s: LaneScenario, crypto: Crypto): LaneResult {
       for (let i = 0; i < 100000 && append(rec) !== 'full'; i++);
     }
   }
+  poller.stop();
   gate.close();
-  return { events, outputs: outputsLog, trace };
+  return { events, outputs: outputsLog, trace, readerWrites, reader: polled ? { ...sim.stats } : null };
 }
 
 const G = 'granted';
@@ -183,8 +234,8 @@ export const CONTROLLER_SCENARIOS: LaneScenario[] = [
   { name: 'outstanding grants are bounded', line: 'first', lane: 'person', steps: [{ read: 'alice' }, { read: 'bob' }, { read: 'dave' }, ...rot(), { wait: 100 }, ...rot(), { wait: 3000 }, { read: 'dave' }, ...rot()] },
   { name: 'a later tap does not extend the pass timer', line: 'first', lane: 'person', steps: [{ read: 'alice' }, { wait: 5000 }, { read: 'bob' }, { wait: 4000 }, ...rot(), { wait: 9000 }] },
   { name: 'outstanding grants time out one by one', line: 'first', lane: 'person', steps: [{ read: 'alice' }, { wait: 1000 }, { read: 'bob' }, { wait: 7500 }, { read: 'dave' }, { wait: 8500 }, { read: 'alice' }, ...rot()] },
-  { name: 'vehicle: the same tag again while the barrier is up', line: 'first', lane: 'vehicle', steps: [{ input: 'presence', value: true }, { read: 'truck-1' }, { wait: 2500 }, { read: 'truck-1' }, { input: 'presence', value: false }] },
-  { name: 'vehicle: two vehicles queued, a third refused', line: 'first', lane: 'vehicle', steps: [{ input: 'presence', value: true }, { read: 'truck-1' }, { read: 'truck-2' }, { read: 'truck-3' }, { input: 'presence', value: false }, { input: 'presence', value: true }, { input: 'presence', value: false }] },
+  { name: 'vehicle: the same tag again while the barrier is up', line: 'first', lane: 'vehicle', reader: 'direct', steps: [{ input: 'presence', value: true }, { read: 'truck-1' }, { wait: 2500 }, { read: 'truck-1' }, { input: 'presence', value: false }] },
+  { name: 'vehicle: two vehicles queued, a third refused', line: 'first', lane: 'vehicle', reader: 'direct', steps: [{ input: 'presence', value: true }, { read: 'truck-1' }, { read: 'truck-2' }, { read: 'truck-3' }, { input: 'presence', value: false }, { input: 'presence', value: true }, { input: 'presence', value: false }] },
   { name: 'fire release: repeat taps are not refused, the lane stays open', line: 'second', lane: 'person', steps: [{ input: 'fire', value: true }, { read: 'carol' }, { read: 'carol' }, ...rot(), { input: 'fire', value: false }, { wait: 100 }, ...rot()] },
 ];
 
@@ -227,3 +278,33 @@ export function recordBeforeRelay(s: LaneScenario, r: LaneResult): string[] {
   if (credits !== 0) problems.push(`${s.name}: ${credits} durable grant(s) never opened the lane`);
   return problems;
 }
+
+/** Polled UHF readers (test/lane-readers.test.ts): the bytes the poller writes and when, and reads only in answer. */
+export const READER_SCENARIOS: LaneScenario[] = [
+  { name: 'vehicle: M100 single inventory every 100 ms, quiet while the barrier is up', line: 'first', lane: 'vehicle', steps: [{ input: 'presence', value: true }, { read: 'truck-1' }, { wait: 2000 }, { input: 'presence', value: false }, { wait: 450 }] },
+  { name: 'goods: a configured interval of 250 ms', line: 'first', lane: 'goods', pollIntervalMs: 250, steps: [{ read: 'crate-1' }, { read: 'crate-2' }, { wait: 2000 }, { input: 'rotation', value: true }, { input: 'rotation', value: false }, { wait: 600 }] },
+  { name: 'polling off: a tag in the field is never read', line: 'first', lane: 'vehicle', pollIntervalMs: 0, steps: [{ input: 'presence', value: true }, { read: 'truck-1' }, { wait: 16000 }] },
+  { name: 'a tag that leaves the field before the next poll is never read', line: 'first', lane: 'vehicle', pollIntervalMs: 500, dwellMs: 300, steps: [{ wait: 550 }, { read: 'truck-1' }, { wait: 1000 }] },
+];
+
+const POLL = 'bb00220000227e';
+export const READER_EXPECTED: Record<string, Pick<LaneResult, 'events' | 'readerWrites' | 'reader'>> = {
+  'vehicle: M100 single inventory every 100 ms, quiet while the barrier is up': {
+    events: ['decision_granted:0', 'passage_completed:0'],
+    // The first poll reads the tag and the barrier goes up: no poll until the loop clears at 2000.
+    readerWrites: [100, 2100, 2200, 2300, 2400].map((t) => `${t} ${POLL}`),
+    reader: { polls: 5, reports: 1, empty: 4, ignored: 0 },
+  },
+  'goods: a configured interval of 250 ms': {
+    events: ['decision_granted:0', 'decision_granted:0', 'passage_completed:0'],
+    // Tags reported at 250-750 (the decoder drops the repeats); the lot closes at 1750, the portal is busy until the passage at 2000.
+    readerWrites: [250, 500, 750, 1000, 1250, 1500, 1750, 2250, 2500].map((t) => `${t} ${POLL}`),
+    reader: { polls: 9, reports: 6, empty: 6, ignored: 0 },
+  },
+  'polling off: a tag in the field is never read': { events: ['vehicle_without_credential:0'], readerWrites: [], reader: { polls: 0, reports: 0, empty: 0, ignored: 0 } },
+  'a tag that leaves the field before the next poll is never read': {
+    events: [],
+    readerWrites: [500, 1000, 1500].map((t) => `${t} ${POLL}`),
+    reader: { polls: 3, reports: 0, empty: 3, ignored: 0 },
+  },
+};
