@@ -57,6 +57,8 @@ export interface BlockStore {
 /** Raw bytes from a reader's serial interface (UART). */
 export interface ByteSource {
   onBytes(callback: (bytes: Uint8Array) => void): void;
+  /** Sends bytes to the reader (commands, e.g. a UHF inventory poll); false if they were not taken. */
+  write(bytes: Uint8Array): boolean;
   close(): void;
 }
 

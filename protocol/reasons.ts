@@ -25,6 +25,10 @@ export const Reason = {
   level_not_allowed: 19,
   /** The lane's outputs or sensors are faulted and its line fails closed. */
   lane_fault: 20,
+  /** The same credential already holds a grant on this lane that is not used yet (a repeat tap); refused. */
+  already_pending: 21,
+  /** The lane already holds its maximum of outstanding grants (firmware/core/gate-controller.ts). */
+  lane_busy: 22,
 } as const;
 
 export type ReasonName = keyof typeof Reason;

@@ -40,9 +40,10 @@ t('decisions equal the reference model on random whitelists, overlays and taps',
 });
 
 t('the random scenarios reached every reason code', () => {
-  const missing = REASON_NAMES.filter((n) => !seen.has(Reason[n]) && n !== 'journal_full' && n !== 'lockdown' && n !== 'emergency_release' && n !== 'lane_fault');
+  const missing = REASON_NAMES.filter((n) => !seen.has(Reason[n]) && n !== 'journal_full' && n !== 'lockdown' && n !== 'emergency_release' && n !== 'lane_fault' && n !== 'already_pending' && n !== 'lane_busy');
   // Modes are drawn too, so those three must appear as well; check them separately for a clearer message.
-  // lane_fault comes from the controller (a faulted lane), not the engine: test/gate-controller.test.ts.
+  // lane_fault, already_pending and lane_busy come from the controller (its lane state), not the engine:
+  // test/gate-controller.test.ts, test/lane-controller.test.ts.
   assert.equal(missing, [], `never produced: ${missing.join(', ')}`);
   for (const n of ['journal_full', 'lockdown', 'emergency_release'] as const) assert.ok(seen.has(Reason[n]), `never produced ${n}`);
 });

@@ -12,6 +12,13 @@
 //           on the loop with no credential read = vehicle_without_credential.
 //   goods   portal: every tag of a consignment read within a window; any tag
 //           not granted denies the whole lot.
+//
+// The lane is a bounded state machine: at most MAX_OUTSTANDING_GRANTS grants
+// wait for their passage, in a fixed ring, first granted first used. A tap of a
+// credential that already holds an outstanding grant is refused and journaled
+// (passback_violation if its grant has a passback group, else already_pending),
+// a grant beyond the bound is refused (lane_busy), and only the oldest grant's
+// pass timer runs, so taps cannot keep the lane open.
 
 import { credentialKey, type CredentialKindCode } from '../../protocol/credential-key.js';
 import type { Crypto } from '../../protocol/crypto.js';
@@ -45,6 +52,15 @@ export interface LaneTiming {
   /** The rotation sensor active this long is stuck: alarm, and the lane counts as faulted. */
   readonly sensorStuckMs: number;
 }
+
+/**
+ * Grants a lane holds at most before their passages (docs/LANES.md): the subject
+ * passing the turnstile / barrier / portal now and the next one at the reader.
+ * One lane passes one subject at a time, so a third grant could not be used
+ * before the first two, and a lane that collects grants faster than it passes
+ * subjects is how one card gets handed back over the barrier.
+ */
+export const MAX_OUTSTANDING_GRANTS = 2;
 
 export const DEFAULT_TIMING: LaneTiming = { passTimeoutMs: 8000, doorHeldMs: 20000, vehicleNoCredentialMs: 15000, goodsWindowMs: 1500, goodsMaxTags: 64, tailgateWindowMs: 1500, sensorStuckMs: 5000 };
 
@@ -92,9 +108,14 @@ export class GateController {
   readonly #scratch = new Uint8Array(128);
   #mode: GateMode = 'normal';
   #fire = false;
-  // person / vehicle lane state
-  #pending = 0; // grants not yet used
-  #pendingKeys: { hi: number; lo: number; group: number }[] = [];
+  // Outstanding grants: a fixed ring (no allocation per tap), oldest at #gHead.
+  readonly #gHi = new Uint32Array(MAX_OUTSTANDING_GRANTS);
+  readonly #gLo = new Uint32Array(MAX_OUTSTANDING_GRANTS);
+  readonly #gGroup = new Uint8Array(MAX_OUTSTANDING_GRANTS);
+  /** 1: a credential's grant (key and group valid); 0: open-once or a goods lot. */
+  readonly #gKeyed = new Uint8Array(MAX_OUTSTANDING_GRANTS);
+  #gHead = 0;
+  #gCount = 0;
   #open = false;
   #passTimer: TimerHandle | null = null;
   #doorTimer: TimerHandle | null = null;
@@ -125,6 +146,10 @@ export class GateController {
   get isOpen(): boolean {
     return this.#open;
   }
+  /** Grants waiting for their passage (0..MAX_OUTSTANDING_GRANTS). */
+  get outstandingGrants(): number {
+    return this.#gCount;
+  }
 
   /** A config command changed the gate's settings. */
   setConfig(gate: GateConfig): void {
@@ -137,12 +162,17 @@ export class GateController {
     if (mode === 'lockdown' && !this.#fire) this.#close();
   }
 
-  /** Remote open-once: one passage without a credential, journaled. Returns the seq or 'full'. */
-  openOnce(reason: number): number | 'full' {
+  /**
+   * Remote open-once: one passage without a credential, journaled. Returns the
+   * seq, 'full' (no record, no passage) or 'busy' (the lane holds its maximum of
+   * outstanding grants: not executed, not journaled).
+   */
+  openOnce(reason: number): number | 'full' | 'busy' {
+    if (!this.#fire && this.#gCount >= MAX_OUTSTANDING_GRANTS) return 'busy';
     const seq = this.#journal(EventType.command, reason, 0, null);
-    if (seq === 'full' && !this.#fire) return 'full';
-    this.#pending++;
-    this.#pendingKeys.push({ hi: 0, lo: 0, group: 0 });
+    if (this.#fire) return seq; // the lane is open already
+    if (seq === 'full') return 'full';
+    this.#pushGrant(0, 0, 0, 0);
     this.#openLane();
     return seq;
   }
@@ -188,9 +218,24 @@ export class GateController {
     const d = this.#decide(hi, lo);
     let granted = d.granted;
     let reason: ReasonCode = d.reason;
-    if (granted && this.#faulted && !this.#fire && this.#o.gate.line === 'second') {
-      granted = false; // a faulted lane on the second line fails closed
-      reason = Reason.lane_fault;
+    // Refused because of the lane's own outstanding grants: the lamps keep showing them.
+    let laneRefusal = false;
+    if (granted && !this.#fire) {
+      if (this.#faulted && this.#o.gate.line === 'second') {
+        granted = false; // a faulted lane on the second line fails closed
+        reason = Reason.lane_fault;
+      } else if (this.#pendingIndex(hi, lo) >= 0) {
+        // A repeat tap of a credential whose grant is not used yet: refused, never merged,
+        // so the journal shows every tap and one grant gives one passage. With a passback
+        // group this is a passage in the same direction not yet completed: passback.
+        granted = false;
+        reason = d.passbackGroup !== 0 ? Reason.passback_violation : Reason.already_pending;
+        laneRefusal = true;
+      } else if (this.#gCount >= MAX_OUTSTANDING_GRANTS) {
+        granted = false;
+        reason = Reason.lane_busy;
+        laneRefusal = true;
+      }
     }
     const seq = this.#journal(granted ? EventType.decision_granted : EventType.decision_denied, reason, d.level === LEVEL_EMERGENCY ? 0 : d.level, key);
     if (seq === 'full' && !this.#fire) {
@@ -200,10 +245,43 @@ export class GateController {
       return;
     }
     this.#count(granted, reason);
-    if (!granted) return this.#signal(false);
-    this.#pending++;
-    this.#pendingKeys.push({ hi, lo, group: d.passbackGroup });
+    if (!granted) {
+      if (!laneRefusal) this.#signal(false);
+      return;
+    }
+    // Fire release: the lane is open and passages are not matched to grants.
+    if (this.#fire) return this.#signal(true);
+    this.#pushGrant(hi, lo, d.passbackGroup, 1);
     this.#openLane();
+  }
+
+  // ---- outstanding grants (fixed ring) ----
+
+  #pendingIndex(hi: number, lo: number): number {
+    for (let n = 0; n < this.#gCount; n++) {
+      const i = (this.#gHead + n) % MAX_OUTSTANDING_GRANTS;
+      if (this.#gKeyed[i] === 1 && this.#gHi[i] === hi && this.#gLo[i] === lo) return i;
+    }
+    return -1;
+  }
+
+  #pushGrant(hi: number, lo: number, group: number, keyed: number): void {
+    invariant(this.#gCount < MAX_OUTSTANDING_GRANTS, 'a grant pushed beyond MAX_OUTSTANDING_GRANTS');
+    const i = (this.#gHead + this.#gCount) % MAX_OUTSTANDING_GRANTS;
+    this.#gHi[i] = hi >>> 0;
+    this.#gLo[i] = lo >>> 0;
+    this.#gGroup[i] = group;
+    this.#gKeyed[i] = keyed;
+    this.#gCount++;
+  }
+
+  /** Removes the oldest grant; returns its slot (valid until the next push). */
+  #shiftGrant(): number {
+    invariant(this.#gCount > 0, 'no outstanding grant to use');
+    const i = this.#gHead;
+    this.#gHead = (i + 1) % MAX_OUTSTANDING_GRANTS;
+    this.#gCount--;
+    return i;
   }
 
   // ---- goods lots ----
@@ -236,12 +314,13 @@ export class GateController {
       }
       this.#count(d.granted, d.reason);
     }
+    if (denyReason === null && !this.#fire && this.#gCount >= MAX_OUTSTANDING_GRANTS) denyReason = Reason.lane_busy;
     if (denyReason !== null) {
       this.#journal(EventType.goods_lot_denied, denyReason, 0, null);
       return this.#signal(false);
     }
-    this.#pending++;
-    this.#pendingKeys.push({ hi: 0, lo: 0, group: 0 });
+    if (this.#fire) return this.#signal(true);
+    this.#pushGrant(0, 0, 0, 0);
     this.#openLane();
   }
 
@@ -258,14 +337,18 @@ export class GateController {
   }
 
   #openLane(): void {
+    invariant(this.#gCount > 0, 'the lane opens only for an outstanding grant');
     this.#signal(true);
     this.#set(this.#o.gate.lane === 'vehicle' ? 'barrier' : 'relay', true);
     this.#open = true;
-    this.#armPassTimer();
+    // Only the oldest grant's timer runs: a later grant does not extend it.
+    if (this.#passTimer === null) this.#armPassTimer();
   }
 
+  /** Closes the lane; grants still outstanding (lockdown, end of fire release) were not taken. */
   #close(): void {
     if (this.#fire) return;
+    while (this.#gCount > 0) this.#notTaken();
     this.#set(this.#o.gate.lane === 'vehicle' ? 'barrier' : 'relay', false);
     this.#set('lampGreen', false);
     this.#open = false;
@@ -278,15 +361,18 @@ export class GateController {
     this.#passTimer = this.#o.timers.set(() => this.#passTimeout(), this.#t.passTimeoutMs);
   }
 
+  /** The oldest grant's time ran out: it was not taken; the next one (if any) gets its full time. */
   #passTimeout(): void {
     this.#passTimer = null;
-    while (this.#pending > 0) {
-      this.#pending--;
-      this.#pendingKeys.shift();
-      this.stats.notTaken++;
-      this.#journal(EventType.passage_not_taken, Reason.granted, 0, null);
-    }
-    this.#close();
+    if (this.#gCount > 0) this.#notTaken();
+    if (this.#gCount > 0) this.#armPassTimer();
+    else this.#close();
+  }
+
+  #notTaken(): void {
+    this.#shiftGrant();
+    this.stats.notTaken++;
+    this.#journal(EventType.passage_not_taken, Reason.granted, 0, null);
   }
 
   // ---- inputs (supervision) ----
@@ -353,14 +439,14 @@ export class GateController {
       this.#journal(EventType.passage_completed, Reason.emergency_release, 0, null);
       return;
     }
-    if (this.#pending > 0) {
-      this.#pending--;
-      const k = this.#pendingKeys.shift();
+    if (this.#gCount > 0) {
+      const i = this.#shiftGrant();
       this.stats.passages++;
       this.#journal(EventType.passage_completed, Reason.granted, 0, null);
-      // Anti-passback counts passages, not grants.
-      if (k !== undefined && k.group !== 0) this.#o.passback?.record(k.hi, k.lo, k.group, this.#o.gate.direction, this.#o.time.read().now);
-      if (this.#pending === 0) {
+      // Anti-passback records passages, not grants (a pending grant is checked in #tap).
+      const group = this.#gGroup[i] as number;
+      if (this.#gKeyed[i] === 1 && group !== 0) this.#o.passback?.record(this.#gHi[i] as number, this.#gLo[i] as number, group, this.#o.gate.direction, this.#o.time.read().now);
+      if (this.#gCount === 0) {
         this.#close();
         this.#closedAfterPassageMs = this.#o.clock.monotonicMs();
       } else this.#armPassTimer();
@@ -410,4 +496,9 @@ export class GateController {
     this.#o.onEvent?.(r, seq);
     return seq;
   }
+}
+
+/** An invariant of the lane state machine; breaking it is a bug, never an input. */
+function invariant(ok: boolean, what: string): void {
+  if (!ok) throw new Error(`gate-controller: invariant broken: ${what}`);
 }

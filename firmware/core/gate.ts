@@ -220,7 +220,8 @@ export class Gate {
     switch (c.op) {
       case 'open': {
         const seq = this.controller.openOnce(code);
-        return this.#result(c.gate, c.nonce, seq === 'full' ? 'failed' : 'done', seq === 'full' ? 'journal_full' : 'opened');
+        if (seq === 'full' || seq === 'busy') return this.#result(c.gate, c.nonce, 'failed', seq === 'full' ? 'journal_full' : 'lane_busy');
+        return this.#result(c.gate, c.nonce, 'done', 'opened');
       }
       case 'lockdown':
       case 'release': {

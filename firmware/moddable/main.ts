@@ -8,7 +8,8 @@
 //     invalid record stops here, and says why on the console every 10 s;
 //  3. the data partition (FlashBlockStore, memory-mapped), the ports (pins,
 //     MQTT, crypto, clock, timers), `new Gate(...)`, open(), start();
-//  4. the reader UART -> frame decoder -> gate.onRead;
+//  4. the reader UART -> frame decoder -> gate.onRead; readers that answer only
+//     when asked (UHF) are polled through the same UART's write (ReaderPoller);
 //  5. Wi-Fi + SNTP in the background (the gate never waits for the network).
 //
 // Wiegand readers are connected through a Wiegand-to-UART interface
@@ -25,6 +26,7 @@ import { FIRMWARE_VERSION, Gate, type BootReport } from '../core/gate.js';
 import { partitionBytes } from '../core/partition.js';
 import { Em4100AsciiDecoder } from '../drivers/em4100-ascii.js';
 import type { FrameDecoder, FrameRejectReason } from '../drivers/frame.js';
+import { ReaderPoller } from '../drivers/reader-poll.js';
 import { UhfFrameDecoder } from '../drivers/uhf-frame.js';
 import { WiegandUartDecoder } from '../drivers/wiegand-uart.js';
 import type { CredentialRead } from '../ports.js';
@@ -90,7 +92,7 @@ function describeBoot(p: ProvisioningRecord, b: BootReport): string {
 }
 
 /** What is running, kept reachable from the module (and inspectable in xsbug). */
-export const running: { gate?: Gate; settings?: GateSettings } = {};
+export const running: { gate?: Gate; settings?: GateSettings; poller?: ReaderPoller } = {};
 
 export default function main(): void {
   const settings = parseSettings(config);
@@ -118,6 +120,7 @@ export default function main(): void {
   // ---- ports ----
   let gate: Gate;
   let clock: SystemClock;
+  let timers: ModdableTimers;
   try {
     const flash = new FlashBlockStore({ partition: s.partitions.data });
     const need = partitionBytes(s.layout, flash.blockSize);
@@ -128,7 +131,7 @@ export default function main(): void {
     clock = new SystemClock();
     // `fire` is held until the journal is open (see DigitalInputs.hold), then reported.
     const inputs = new DigitalInputs({ pins: s.inputs, clock, hold: ['fire'] });
-    const timers = new ModdableTimers();
+    timers = new ModdableTimers();
     const crypto = new DigestCrypto();
     // Seconds on the device, so before the lane opens rather than at the first signed message.
     const key = record.trustedKeys[0];
@@ -186,6 +189,21 @@ export default function main(): void {
       const uart = new SerialByteSource({ port: s.reader.port, receive: s.reader.receive, ...(s.reader.transmit !== undefined ? { transmit: s.reader.transmit } : {}), baud: s.reader.baud });
       uart.onBytes((bytes) => decoder.push(bytes, clock.monotonicMs()));
       log(`reader: ${s.reader.kind} on UART${s.reader.port} RX GPIO ${s.reader.receive} at ${s.reader.baud} baud`);
+      if (s.reader.kind !== 'none') {
+        // Quiet while a grant waits for its passage (READER_POLL): the passing tag would be read again.
+        const poller = new ReaderPoller({
+          kind: s.reader.kind,
+          ...(s.reader.pollIntervalMs !== undefined ? { intervalMs: s.reader.pollIntervalMs } : {}),
+          timers,
+          write: (bytes) => uart.write(bytes),
+          busy: () => gate.controller.outstandingGrants > 0,
+        });
+        if (poller.active) {
+          poller.start();
+          running.poller = poller;
+          log(`reader: polled every ${poller.intervalMs} ms on TX GPIO ${String(s.reader.transmit)}`);
+        }
+      }
     } catch (e) {
       // The lane still answers remote commands and fire release; say so loudly.
       log(`error: the reader UART did not open (${describe(e)}): no credential reads`);

@@ -11,6 +11,7 @@
 
 import type { LayoutOptions } from '../core/partition.js';
 import type { InputName, OutputName } from '../ports.js';
+import { MAX_POLL_INTERVAL_MS, READER_POLL } from '../drivers/reader-poll.js';
 
 export type ReaderKind = 'wiegand' | 'em4100' | 'uhf' | 'none';
 export type Pull = 'up' | 'down' | 'none';
@@ -24,6 +25,8 @@ export interface ReaderSettings {
   readonly baud: number;
   /** UHF only: see UhfFrameOptions.duplicateWindowMs. */
   readonly duplicateWindowMs?: number;
+  /** Readers that are polled (UHF): ms between inventory commands; default by kind (READER_POLL), 0 = never. */
+  readonly pollIntervalMs?: number;
 }
 
 export interface OutputPinSettings {
@@ -147,7 +150,12 @@ function parse(config: Obj): GateSettings {
     ...(r['transmit'] !== undefined ? { transmit: int(r['transmit'], 'subline.reader.transmit', 0, MAX_PIN) } : {}),
     baud: int(r['baud'], 'subline.reader.baud', 1200, 2_000_000, DEFAULT_BAUD[kind]),
     ...(r['duplicateWindowMs'] !== undefined ? { duplicateWindowMs: int(r['duplicateWindowMs'], 'subline.reader.duplicateWindowMs', 0, 86_400_000) } : {}),
+    ...(r['pollIntervalMs'] !== undefined ? { pollIntervalMs: int(r['pollIntervalMs'], 'subline.reader.pollIntervalMs', 0, MAX_POLL_INTERVAL_MS) } : {}),
   };
+  // A polled reader is asked on its RX pin's partner: without a TX pin it would never report a tag.
+  if (kind !== 'none' && READER_POLL[kind].command !== null && (reader.pollIntervalMs ?? READER_POLL[kind].intervalMs) > 0 && reader.transmit === undefined) {
+    throw new SettingsError(`subline.reader.transmit: a ${kind} reader answers only when polled, it needs the gate's TX pin (or pollIntervalMs 0)`);
+  }
 
   const used = new Map<number, string>();
   const claim = (pin: number, what: string): void => {

@@ -15,6 +15,8 @@ export type InEvent =
   | { readonly ev: 'pin'; readonly pin: number; readonly level: 0 | 1; readonly delayMs?: number }
   | { readonly ev: 'fault'; readonly pin: number; readonly on: boolean }
   | { readonly ev: 'uart'; readonly port: number; readonly blob: number; readonly delayMs?: number }
+  /** A UHF tag (EPC in the blob) enters the field of the simulated reader on `port` for dwellMs; reported only when polled. */
+  | { readonly ev: 'tag'; readonly port: number; readonly blob: number; readonly dwellMs: number; readonly delayMs?: number }
   | { readonly ev: 'wifi'; readonly up: boolean }
   | { readonly ev: 'resolved'; readonly req: number; readonly address: string | null }
   | NetEvent;
@@ -124,6 +126,12 @@ export interface PinWrite {
   readonly perf: number;
 }
 
+export interface UartWrite {
+  readonly port: number;
+  readonly atMs: number;
+  readonly hex: string;
+}
+
 export interface Reply {
   readonly ok: boolean;
   readonly error?: string;
@@ -131,6 +139,8 @@ export interface Reply {
   readonly pins: readonly PinWrite[];
   /** performance.now() inside the worker when UART bytes were put into the RX FIFO, in order. */
   readonly uartIn: readonly number[];
+  /** What the firmware wrote to its UARTs during the command (virtual ms, hex), in order. */
+  readonly uartOut: readonly UartWrite[];
   readonly lines: readonly string[];
   readonly status: GuestStatus;
   /** Extra values of some requests (memory). */

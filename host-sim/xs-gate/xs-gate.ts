@@ -30,7 +30,7 @@ import { bundleXsGate } from './bundle.js';
 import { levelFor, manifestConfig, mergeConfig, partitionTable, settingsOf, wiringOf, type ConfigObject, type Wiring } from './config.js';
 import { decodeFrame, encodeFrame } from './frame.js';
 import { MqttBridge, type MqttBridgeStats, type Pending } from './mqtt-bridge.js';
-import type { GuestStatus, InEvent, OutOp, PinWrite, Reply, Request } from './protocol.js';
+import type { GuestStatus, InEvent, OutOp, PinWrite, Reply, Request, UartWrite } from './protocol.js';
 import { em4100Frame, uhfFrame, wiegandFrame } from './reader-frames.js';
 
 export interface XsGateOptions {
@@ -61,6 +61,8 @@ export interface XsGateOptions {
   readonly onLog?: (line: string) => void;
   /** Console lines kept in `lines` (default 2000). */
   readonly keepLines?: number;
+  /** A UHF tap keeps the tag in the simulated reader's field this long (default 1000 ms). */
+  readonly tagDwellMs?: number;
 }
 
 export type XsTapKind = 'card' | 'uhf';
@@ -95,6 +97,8 @@ export class XsGate {
   readonly wiring: Wiring;
   /** Console lines of the firmware (the last keepLines). */
   readonly lines: string[] = [];
+  /** What the firmware wrote to its UARTs (the last 4096 writes), e.g. the UHF reader's inventory polls. */
+  readonly uartWrites: UartWrite[] = [];
   readonly outputs: Record<OutputName, boolean> = { relay: false, barrier: false, lampGreen: false, lampRed: false, buzzer: false };
   /** Logical input values as last driven. */
   readonly inputs: Record<InputName, boolean> = { rotation: false, door: false, presence: false, fire: false };
@@ -291,8 +295,17 @@ export class XsGate {
 
   // ---------------------------------------------------------------- the lane
 
-  /** A credential presented to the reader: its frame goes into the reader UART (delivered with the next advance). */
+  /**
+   * A credential presented to the reader (delivered with the next advance). A
+   * card reader sends its frame at once; a UHF tag enters the simulated M100's
+   * field for tagDwellMs and is reported only in answer to the firmware's polls.
+   */
   tap(rawId: Uint8Array, kind: XsTapKind = 'card', delayMs = 0): void {
+    if (kind === 'uhf') {
+      this.frameFor(rawId, kind); // checks the reader kind and that the EPC fits a frame
+      this.#queue.push({ event: { ev: 'tag', port: this.wiring.reader.port, dwellMs: this.#o.tagDwellMs ?? 1000, ...(delayMs > 0 ? { delayMs } : {}) }, payload: rawId });
+      return;
+    }
     this.feedReader(this.frameFor(rawId, kind), delayMs);
   }
 
@@ -409,6 +422,8 @@ export class XsGate {
   #absorb(reply: Reply, blobs: readonly Uint8Array[]): void {
     this.#status = reply.status;
     for (const line of reply.lines) this.#line(line);
+    for (const w of reply.uartOut) this.uartWrites.push(w);
+    if (this.uartWrites.length > 4096) this.uartWrites.splice(0, this.uartWrites.length - 4096);
     for (const p of reply.pins) {
       const name = this.#pinToOutput.get(p.pin);
       const w = name === undefined ? undefined : this.wiring.outputs[name];

@@ -15,7 +15,7 @@
 // left after onReadable returns, another onReadable follows on the next turn.
 // write() records nothing and never blocks (no reader module listens).
 
-import { later, pin, recordPinWrite, uart, type Pin, type Uart, type VTimer } from './runtime.js';
+import { later, pin, recordPinWrite, transmit, uart, type Pin, type Uart, type VTimer } from './runtime.js';
 
 const INPUT = 0;
 const INPUT_PULL_UP = 1;
@@ -124,6 +124,7 @@ class Serial {
   #format: 'number' | 'buffer';
   readonly #onReadable: ((this: Serial, count: number) => void) | undefined;
   #pending: VTimer | null = null;
+  readonly #port: number;
   /** Bytes written by the gate (for tests). */
   readonly transmitted: number[] = [];
 
@@ -134,6 +135,7 @@ class Serial {
     if (u.owner !== null) throw new Error('in use');
     for (const n of [o.receive, o.transmit]) if (n !== undefined && pin(n).owner !== null) throw new Error(`GPIO ${n} in use`);
     this.#format = o.format ?? 'buffer';
+    this.#port = o.port;
     this.#onReadable = o.onReadable;
     u.rx.length = 0;
     u.owner = { received: () => this.#schedule() };
@@ -151,12 +153,11 @@ class Serial {
 
   write(value: number | ArrayBuffer | ArrayBufferView): void {
     this.#open();
-    if (typeof value === 'number') this.transmitted.push(value & 0xff);
-    else {
-      const b = value instanceof ArrayBuffer ? new Uint8Array(value) : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-      for (const x of b) this.transmitted.push(x);
-    }
+    const b = typeof value === 'number' ? Uint8Array.of(value & 0xff) : value instanceof ArrayBuffer ? new Uint8Array(value) : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    for (const x of b) this.transmitted.push(x);
     if (this.transmitted.length > 4096) this.transmitted.splice(0, this.transmitted.length - 4096);
+    // On the wire: Node sees it (Reply.uartOut) and the simulated reader on this UART hears it.
+    transmit(this.#port, b);
   }
 
   flush(): void {

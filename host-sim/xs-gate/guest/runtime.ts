@@ -12,7 +12,8 @@
 // reach the debugger or abort) and the loop goes on.
 
 import { BlobList, decodeFrame, encodeFrame, toArrayBuffer } from '../frame.js';
-import type { GuestStatus, InEvent, InitRequest, OutOp, PinWrite, Reply, Request } from '../protocol.js';
+import type { GuestStatus, InEvent, InitRequest, OutOp, PinWrite, Reply, Request, UartWrite } from '../protocol.js';
+import { SimUhfReader } from '../../sim-uhf-reader.js';
 import { mulberry32, NorFlash } from '../../flash/nor-flash.js';
 
 declare const globalThis: {
@@ -112,6 +113,7 @@ const out = {
   blobs: new BlobList(),
   pins: [] as PinWrite[],
   uartIn: [] as number[],
+  uartOut: [] as UartWrite[],
   lines: [] as string[],
 };
 const faults: string[] = [];
@@ -200,17 +202,36 @@ export interface UartOwner {
 export interface Uart {
   rx: number[];
   owner: UartOwner | null;
+  /** The simulated UHF reader on this UART (config reader kind "uhf"): answers the firmware's polls only. */
+  reader: SimUhfReader | null;
 }
+
+/** The reader's answer reaches the RX FIFO this long after the poll (an M100 single inventory takes some ms). */
+const READER_ANSWER_MS = 5;
 
 export const uarts = new Map<number, Uart>();
 
 export function uart(port: number): Uart {
   let u = uarts.get(port);
   if (u === undefined) {
-    u = { rx: [], owner: null };
+    u = { rx: [], owner: null, reader: null };
     uarts.set(port, u);
   }
   return u;
+}
+
+function uhfReader(port: number): SimUhfReader {
+  const u = uart(port);
+  u.reader ??= new SimUhfReader((bytes) => {
+    later('uhf reader answer', () => receive(port, bytes), READER_ANSWER_MS);
+  });
+  return u.reader;
+}
+
+/** Bytes the firmware wrote to a UART (Serial.write): recorded for Node, and heard by the simulated reader. */
+export function transmit(port: number, bytes: Uint8Array): void {
+  if (out.uartOut.length < 4096) out.uartOut.push({ port, atMs: clock.now, hex: Array.from(bytes, (x) => x.toString(16).padStart(2, '0')).join('') });
+  uart(port).reader?.write(bytes, clock.now);
 }
 
 function receive(port: number, bytes: Uint8Array): void {
@@ -322,6 +343,9 @@ function init(r: InitRequest, blobs: readonly Uint8Array[]): void {
     const b = p.blob === undefined ? undefined : blobs[p.blob];
     partitions.set(p.name, new NorFlash({ size: p.size, blockSize: 4096, seed: (r.seed + i) >>> 0, ...(b !== undefined ? { initial: b } : {}) }));
   }
+  // A UHF reader answers only when polled, so it is there (silent) from power-up.
+  const reader = (config['subline'] as { reader?: { kind?: unknown; port?: unknown } } | undefined)?.reader;
+  if (reader?.kind === 'uhf') uhfReader(typeof reader.port === 'number' ? reader.port : 1);
   for (const p of r.pins) pin(p.pin).level = p.level;
   for (const n of r.faults ?? []) pin(n).fault = true;
 }
@@ -336,6 +360,11 @@ function deliver(e: InEvent, blobs: readonly Uint8Array[]): void {
     case 'uart': {
       const b = blobs[e.blob];
       if (b !== undefined) receive(e.port, b);
+      return;
+    }
+    case 'tag': {
+      const b = blobs[e.blob];
+      if (b !== undefined) uhfReader(e.port).present(b, clock.now, e.dwellMs);
       return;
     }
     case 'wifi':
@@ -419,12 +448,13 @@ function handleCommand(request: ArrayBuffer): ArrayBuffer {
     ok = false;
     error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   }
-  const reply: Reply = { ok, ...(error !== undefined ? { error } : {}), ops: out.ops, pins: out.pins, uartIn: out.uartIn, lines: out.lines, status: status(), value };
+  const reply: Reply = { ok, ...(error !== undefined ? { error } : {}), ops: out.ops, pins: out.pins, uartIn: out.uartIn, uartOut: out.uartOut, lines: out.lines, status: status(), value };
   const bytes = encodeFrame(reply as unknown as Record<string, unknown>, out.blobs.items);
   out.ops = [];
   out.blobs = new BlobList();
   out.pins = [];
   out.uartIn = [];
+  out.uartOut = [];
   out.lines = [];
   return toArrayBuffer(bytes);
 }
