@@ -30,12 +30,12 @@ const DK = new Uint8Array(32).fill(22);
 const topics = new Topics('subline');
 const grant = { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'], passbackGroup: 1 } as const;
 const key = (name: string) => credentialKey(nobleCrypto, DK, 1, te.encode(name));
-const NAMES = Array.from({ length: 300 }, (_, i) => `p${i}`);
+const NAMES = Array.from({ length: 120 }, (_, i) => `p${i}`);
 const layout = { credentials: 512, sideTableBytes: 4096, overlayBlocks: 10, passbackBlocks: 4, journalSectors: 8 };
 
 function makeGate(flash: EraseGuard, vt: VirtualTime, net: FakeNet, inputs: SimInputs) {
   return new Gate({
-    provisioning: { gate: 'g1', site: 's', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: 'mqtt://x', trustedKeys: [publicKeyOf(SK)], deploymentKey: DK, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 60 },
+    provisioning: { gate: 'g1', site: 's', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: 'mqtt://x', trustedKeys: [publicKeyOf(SK)], deploymentKey: DK, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 20 },
     flash, layout, clock: vt, timers: vt, net, crypto: nobleCrypto, outputs: new SimOutputs(), inputs, random: () => 0.5,
     sync: { tickMs: 50, requestTimeoutMs: 500, ackTimeoutMs: 1000, reconnectMinMs: 100, reconnectMaxMs: 1600 },
   });
@@ -150,12 +150,13 @@ t('a busy gate compacts every log, and only from the maintenance timer', () => {
     s.answer();
     s.vt.advance(250);
   }
+  if (process.env.DEBUG_MAINT) console.log(JSON.stringify({ rejected: s.gate.sync.stats.rejected, images: s.gate.sync.stats.imagesInstalled, steps: Array.from(s.gate.maintenance.stepsByTask), journalErases: s.gate.maintenance.journalErases, refused: s.gate.commandsRefused, unpersisted: s.gate.passback.unpersisted, erases: s.flash.erased.length }));
   assert.equal(s.flash.violations.slice(0, 5), [], `${s.flash.violations.length} erases inside taps or handlers`);
   const erasedIn = new Set(s.flash.erased.map((b) => regionOf(s.gate, b)));
   for (const r of ['state', 'overlay', 'passback', 'gateState', 'journal']) assert.ok(erasedIn.has(r), `the ${r} log was compacted or prepared (erased in ${[...erasedIn].join(', ')})`);
   assert.is(s.gate.store.version, s.version, 'the gate caught up with every delta');
   assert.is(s.gate.store.head?.issuedAt, s.issued, 'the newest head is accepted');
-  assert.ok(s.gate.controller.stats.granted > 300, `taps granted (${s.gate.controller.stats.granted})`);
+  assert.ok(s.gate.controller.stats.granted > 500, `taps granted (${s.gate.controller.stats.granted})`);
   // Everything survives a reboot from the same flash.
   const vt = new VirtualTime({ wallSeconds: T0 + 1000, trusted: true });
   const again = makeGate(new EraseGuard(s.flash.inner), vt, new FakeNet(vt), new SimInputs(() => 0));
