@@ -9,6 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DEFAULT_POLICY } from '../firmware/core/decision.js';
 import { Gate } from '../firmware/core/gate.js';
+import { MaintenanceScheduler, type CompactionTask } from '../firmware/core/maintenance.js';
 import { partitionBytes } from '../firmware/core/partition.js';
 import type { Region } from '../firmware/core/region.js';
 import { credentialKey } from '../protocol/credential-key.js';
@@ -150,7 +151,7 @@ t('a busy gate compacts every log, and only from the maintenance timer', () => {
     s.answer();
     s.vt.advance(250);
   }
-  if (process.env.DEBUG_MAINT) console.log(JSON.stringify({ rejected: s.gate.sync.stats.rejected, images: s.gate.sync.stats.imagesInstalled, steps: Array.from(s.gate.maintenance.stepsByTask), journalErases: s.gate.maintenance.journalErases, refused: s.gate.commandsRefused, unpersisted: s.gate.passback.unpersisted, erases: s.flash.erased.length }));
+  assert.ok((s.gate.sync.stats.rejected['delta_compacting'] ?? 0) >= 1, 'a delta met a full overlay log (refused, asked again)');
   assert.equal(s.flash.violations.slice(0, 5), [], `${s.flash.violations.length} erases inside taps or handlers`);
   const erasedIn = new Set(s.flash.erased.map((b) => regionOf(s.gate, b)));
   for (const r of ['state', 'overlay', 'passback', 'gateState', 'journal']) assert.ok(erasedIn.has(r), `the ${r} log was compacted or prepared (erased in ${[...erasedIn].join(', ')})`);
@@ -167,3 +168,56 @@ t('a busy gate compacts every log, and only from the maintenance timer', () => {
   assert.ok(again.state.ackSeq > 0);
 });
 t.run();
+
+/** A task needing `steps` steps; records when it ran. */
+function fakeTask(name: string, steps: number, log: string[], blocked = false): CompactionTask & { left: number; blocked: boolean } {
+  return {
+    name,
+    left: steps,
+    blocked,
+    get compactionDue() {
+      return this.left > 0;
+    },
+    get appendsBlocked() {
+      return this.blocked && this.left > 0;
+    },
+    compactStep(budget: number) {
+      const n = Math.min(budget, this.left);
+      this.left -= n;
+      for (let i = 0; i < n; i++) log.push(name);
+      return n;
+    },
+  };
+}
+
+const sch = suite('maintenance scheduler: budget and priority');
+sch('journal first, then blocked logs, then due logs in order; never more than the budget per tick', () => {
+  const log: string[] = [];
+  let journalWants = 2;
+  const journal = { maintain: (max: number) => { const erased = Math.min(max, journalWants); journalWants -= erased; for (let i = 0; i < erased; i++) log.push('journal'); return { erased }; } };
+  const passback = fakeTask('passback', 3, log);
+  const overlay = fakeTask('overlay', 2, log, true);
+  const state = fakeTask('state', 1, log);
+  const m = new MaintenanceScheduler({ journal, tasks: [passback, overlay, state] });
+  const perTick: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const before = log.length;
+    m.tick();
+    assert.ok(log.length - before <= 1, 'one block per tick by default');
+    perTick.push(log.slice(before).join('+') || '-');
+  }
+  assert.equal(perTick, ['journal', 'journal', 'overlay', 'overlay', 'passback', 'passback', 'passback', 'state', '-', '-', '-', '-']);
+  assert.ok(!m.due);
+  assert.equal(Array.from(m.stepsByTask), [3, 2, 1]);
+  assert.is(m.journalErases, 2);
+});
+sch('a larger budget is shared in the same order within one tick', () => {
+  const log: string[] = [];
+  const m = new MaintenanceScheduler({ journal: { maintain: (max) => ({ erased: Math.min(max, 1) }) }, tasks: [fakeTask('a', 2, log), fakeTask('b', 5, log)], blocksPerTick: 4 });
+  const r = m.tick();
+  assert.equal([r.journalErases, r.steps, log.join(',')], [1, 3, 'a,a,b']);
+  assert.throws(() => new MaintenanceScheduler({ journal: null, tasks: [], blocksPerTick: 0 }), /positive integer/);
+  const greedy: CompactionTask = { name: 'greedy', compactionDue: true, appendsBlocked: false, compactStep: () => 2 };
+  assert.throws(() => new MaintenanceScheduler({ journal: null, tasks: [greedy] }).tick(), /greedy: compaction used 2 steps of a budget of 1/);
+});
+sch.run();
