@@ -149,6 +149,9 @@ export function compactionMessages(version: number, count: number, crypto: Crypt
 export interface CompactionRun {
   taps: number;
   handlers: number;
+  /** Per round: the tap's time (us) and the handler's time (ms), for the max across repeated runs. */
+  tapUs: number[];
+  handlerMs: number[];
   tapUsMax: number;
   handlerMsMax: number;
   tapFlashMsModelMax: number;
@@ -176,7 +179,7 @@ export function runCompactionDue(flashBytes: Uint8Array, n: number, ids: Uint8Ar
   const rnd = mulberry32(11);
   const frames: Uint8Array[] = [];
   for (let i = 0; i < 64; i++) frames.push(em4100Frame(ids.subarray(Math.floor(rnd() * n) * 5).subarray(0, 5)));
-  const r: CompactionRun = { taps: 0, handlers: 0, tapUsMax: 0, handlerMsMax: 0, tapFlashMsModelMax: 0, handlerFlashMsModelMax: 0, erasesInTaps: 0, erasesInHandlers: 0, maintenanceErases: 0, compactionTicks: 0, stillDue: 0, deltasApplied: 0, rejected: {} };
+  const r: CompactionRun = { taps: 0, handlers: 0, tapUs: [], handlerMs: [], tapUsMax: 0, handlerMsMax: 0, tapFlashMsModelMax: 0, handlerFlashMsModelMax: 0, erasesInTaps: 0, erasesInHandlers: 0, maintenanceErases: 0, compactionTicks: 0, stillDue: 0, deltasApplied: 0, rejected: {} };
   const dv = new DataView(messages.buffer, messages.byteOffset, messages.byteLength);
   const erasesAtBoot = flash.erases;
   let at = 0;
@@ -192,6 +195,7 @@ export function runCompactionDue(flashBytes: Uint8Array, n: number, ids: Uint8Ar
     flash.erasesInside = 0;
     r.taps++;
     r.tapUsMax = Math.max(r.tapUsMax, dt * 1000);
+    r.tapUs.push(dt * 1000);
     r.tapFlashMsModelMax = Math.max(r.tapFlashMsModelMax, nor.stats.busyMs - busy);
     // One message handler.
     const len = dv.getUint32(at, true);
@@ -212,6 +216,7 @@ export function runCompactionDue(flashBytes: Uint8Array, n: number, ids: Uint8Ar
     flash.erasesInside = 0;
     r.handlers++;
     r.handlerMsMax = Math.max(r.handlerMsMax, dt);
+    r.handlerMs.push(dt);
     r.handlerFlashMsModelMax = Math.max(r.handlerFlashMsModelMax, nor.stats.busyMs - busy);
     // One maintenance tick (the gate's timer, not started here), then the lane closes.
     if (gate.maintenance.tick().steps > 0) r.compactionTicks++;
