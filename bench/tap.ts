@@ -6,6 +6,7 @@ import { bundleForXs } from '../host-sim/xs/bundle.js';
 import { XsWorker } from '../host-sim/xs/xs-worker.js';
 import { percentile, type BenchReport } from './lib.js';
 import { provisionTapFlash, rawIds, runTaps, type TapRun } from './tap-cases.js';
+import { benchCompactionDue } from './compaction.js';
 
 const round = (x: number) => Math.round(x * 100) / 100;
 
@@ -32,4 +33,6 @@ export async function benchTap(report: BenchReport, n = Number(process.env.BENCH
   } finally {
     await w.close();
   }
+  // The same gate while every log needs compaction: the longest tap and message handler.
+  await benchCompactionDue(report, flash, ids, n);
 }

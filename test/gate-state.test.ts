@@ -13,6 +13,11 @@ const open = (f: NorFlash, writeOnce = false) => {
   s.open();
   return s;
 };
+/** What the maintenance scheduler does between messages: compaction steps while due (bounded). */
+const maintain = (s: GateState) => {
+  for (let i = 0; i < 64 && s.compactionDue; i++) s.compactStep(1);
+  assert.ok(!s.compactionDue, 'compaction finishes');
+};
 
 t('everything survives a reboot; the boot counter counts boots', () => {
   const f = new NorFlash({ size: 2 * 4096, blockSize: 4096 });
@@ -34,10 +39,11 @@ t('many boots and nonces: compaction keeps the latest facts and a bounded nonce 
   const f = new NorFlash({ size: 2 * 4096, blockSize: 4096 });
   let s = open(f);
   for (let i = 0; i < 300; i++) {
-    s.markSeen(nonce(i), 10_000 + i, 5000);
+    assert.ok(s.markSeen(nonce(i), 10_000 + i, 5000), `nonce ${i} durable`);
+    maintain(s);
     if (i % 50 === 0) s = open(f);
   }
-  s.setAck(1, 999, new Uint8Array(32).fill(1));
+  assert.ok(s.setAck(1, 999, new Uint8Array(32).fill(1)));
   s = open(f);
   assert.ok(s.boot >= 7);
   assert.is(s.ackSeq, 999);
@@ -78,6 +84,83 @@ for (const writeOnce of [false, true]) {
       if (done.includes('lockdown')) assert.ok(r.lockdown, `cut ${n}`);
       if (done.includes('config')) assert.is(r.passbackSeconds, 20, `cut ${n}`);
       assert.ok(r.boot >= 1);
+    }
+  });
+}
+t('a full log refuses (nothing changes) and never erases; after compaction the same fact is taken', () => {
+  const f = new NorFlash({ size: 2 * 4096, blockSize: 4096 });
+  const s = open(f);
+  const erases = f.stats.erases;
+  let seq = 0;
+  while (s.setAck(1, ++seq, new Uint8Array(32).fill(seq & 0xff)));
+  assert.is(f.stats.erases, erases, 'setters only append');
+  assert.is(s.ackSeq, seq - 1, 'the refused ack changed nothing');
+  assert.ok(s.appendsBlocked && s.compactionDue);
+  assert.ok(!s.roomFor(2), 'a command would be refused');
+  assert.ok(!s.markSeen(nonce(1), 9999, 0));
+  assert.ok(!s.seen(nonce(1), 0), 'a nonce that was not durable is not remembered');
+  maintain(s);
+  assert.is(f.stats.erases - erases, 1, 'one block erased (the other half)');
+  assert.ok(s.setAck(1, seq, new Uint8Array(32).fill(seq & 0xff)));
+  assert.ok(s.roomFor(2));
+  assert.is(open(f).ackSeq, seq);
+});
+for (const writeOnce of [false, true]) {
+  t(`stepwise compaction: a cut at every write and erase, with facts recorded between the steps${writeOnce ? ' (write-once flash)' : ''}`, () => {
+    // Fill the log with superseded acks until compaction is due, then interleave
+    // single compaction steps with new facts; cut at each op of that script.
+    const prep = (s: GateState) => {
+      s.markSeen(nonce(9), 99_999, 0);
+      for (let i = 1; !s.compactionDue; i++) assert.ok(s.setAck(2, i, new Uint8Array(32).fill(i & 0xff)));
+    };
+    const script = (s: GateState, done: string[]) => {
+      const step = () => {
+        if (s.compactionDue) s.compactStep(1);
+        done.push('step');
+      };
+      step();
+      if (s.setAck(2, 5000, new Uint8Array(32).fill(7))) done.push('ack');
+      step();
+      if (s.markSeen(nonce(5), 99_999, 0)) done.push('nonce');
+      for (let i = 0; i < 4; i++) step();
+      s.setLockdown(true);
+      done.push('lockdown');
+      for (let i = 0; i < 4; i++) step();
+      assert.ok(!s.compactionDue, 'the script finishes the compaction');
+    };
+    const base = new NorFlash({ size: 2 * 4096, blockSize: 4096, noRewrite: writeOnce });
+    open(base, writeOnce);
+    const snap = base.snapshot();
+    const count = NorFlash.fromSnapshot(snap, { blockSize: 4096, noRewrite: writeOnce });
+    const c = open(count, writeOnce);
+    prep(c);
+    const before = count.opCount;
+    const cdone: string[] = [];
+    script(c, cdone);
+    assert.ok(cdone.includes('ack') && cdone.includes('nonce'), 'the facts fit while compaction runs');
+    const ops = count.opCount - before;
+    assert.ok(ops >= 4, `${ops} ops`);
+    for (let n = 1; n <= ops; n++) {
+      const f = NorFlash.fromSnapshot(snap, { blockSize: 4096, seed: n, noRewrite: writeOnce });
+      const s = open(f, writeOnce);
+      prep(s);
+      const done: string[] = [];
+      f.cutAfter(n);
+      try {
+        script(s, done);
+      } catch (e) {
+        if (!(e instanceof PowerCutError)) throw e;
+      }
+      f.cancelCut();
+      f.restore();
+      const r = open(f, writeOnce);
+      assert.ok(r.seen(nonce(9), 1), `cut ${n}: a nonce from before the compaction is kept`);
+      assert.ok(r.ackSeq >= 1, `cut ${n}: the latest ack survives compaction`);
+      if (done.includes('ack')) assert.is(r.ackSeq, 5000, `cut ${n}`);
+      if (done.includes('nonce')) assert.ok(r.seen(nonce(5), 1), `cut ${n}: an executed nonce is never forgotten`);
+      if (done.includes('lockdown')) assert.ok(r.lockdown, `cut ${n}`);
+      maintain(r);
+      assert.ok(r.setConfig(1, 2), `cut ${n}: the recovered log takes more`);
     }
   });
 }

@@ -10,9 +10,8 @@ import * as assert from 'uvu/assert';
 import { DEFAULT_POLICY } from '../firmware/core/decision.js';
 import { Gate } from '../firmware/core/gate.js';
 import { partitionBytes } from '../firmware/core/partition.js';
-import type { Net, NetConnectOptions } from '../firmware/ports.js';
 import { credentialKey } from '../protocol/credential-key.js';
-import { Delta, encodeChunk, encodeManifest, Head, decodeSyncRequest, decodeGateStatus, type SyncRequestMessage } from '../protocol/messages.js';
+import { Delta, encodeChunk, encodeManifest, Head, decodeGateStatus } from '../protocol/messages.js';
 import { sealSigned } from '../protocol/envelope.js';
 import { nobleCrypto, publicKeyOf } from '../protocol/index.js';
 import { Topics } from '../protocol/topics.js';
@@ -20,6 +19,7 @@ import { buildImage, chunkImage, encodeDeltaRecords } from '../host-sim/central/
 import { NorFlash } from '../host-sim/flash/nor-flash.js';
 import { VirtualTime } from '../host-sim/adapters/virtual-time.js';
 import { SimInputs, SimOutputs } from '../host-sim/sim-io.js';
+import { FakeNet } from './helpers/fake-net.js';
 
 const T0 = 1_795_000_000;
 const te = new TextEncoder();
@@ -29,60 +29,6 @@ const DK = new Uint8Array(32).fill(13);
 const topics = new Topics('subline');
 const everywhere = { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'] } as const;
 const key = (name: string) => credentialKey(nobleCrypto, DK, 1, te.encode(name));
-
-class FakeNet implements Net {
-  up = false;
-  refuse = 0; // connection attempts to refuse
-  attempts: number[] = [];
-  published: { topic: string; payload: Uint8Array }[] = [];
-  will: NetConnectOptions['will'] | null = null;
-  #id = 1;
-  msg: (t: string, p: Uint8Array) => void = () => {};
-  pub: (id: number) => void = () => {};
-  conn: (up: boolean) => void = () => {};
-  constructor(private readonly vt: VirtualTime) {}
-  connect(o: NetConnectOptions): void {
-    this.attempts.push(this.vt.monotonicMs());
-    this.will = o.will;
-    this.vt.set(() => {
-      if (this.refuse > 0) {
-        this.refuse--;
-        this.conn(false);
-      } else {
-        this.up = true;
-        this.conn(true);
-      }
-    }, 5);
-  }
-  publish(topic: string, payload: Uint8Array): number {
-    if (!this.up) return -1;
-    this.published.push({ topic, payload: payload.slice() });
-    const id = this.#id++;
-    this.vt.set(() => this.pub(id), 1);
-    return id;
-  }
-  subscribe(): void {}
-  disconnect(): void {
-    this.up = false;
-  }
-  onMessage(cb: (t: string, p: Uint8Array) => void): void {
-    this.msg = cb;
-  }
-  onPublished(cb: (id: number) => void): void {
-    this.pub = cb;
-  }
-  onConnectionChange(cb: (up: boolean) => void): void {
-    this.conn = cb;
-  }
-  /** The broker drops the connection. */
-  drop(): void {
-    this.up = false;
-    this.conn(false);
-  }
-  requests(): SyncRequestMessage[] {
-    return this.published.filter((p) => p.topic.endsWith('/sync')).map((p) => decodeSyncRequest(p.payload)).filter((r) => r.ok).map((r) => r.value);
-  }
-}
 
 function setup() {
   const vt = new VirtualTime({ wallSeconds: T0, trusted: true });

@@ -13,7 +13,7 @@ import { Reason } from '../protocol/reasons.js';
 import { buildImage, encodeDeltaRecords, type ImageModel } from '../host-sim/central/image-builder.js';
 import { mulberry32, NorFlash, PowerCutError } from '../host-sim/flash/nor-flash.js';
 import { BLOCK, installImage, makeRegions, regionsBlocks } from './helpers/whitelist-scenario.js';
-import { sweepSlotSwitch } from './helpers/powercut-scenario.js';
+import { sweepSlotSwitch, sweepStepwiseCompaction } from './helpers/powercut-scenario.js';
 import { startXs } from './helpers/xs.js';
 
 const T0 = 1_795_000_000;
@@ -136,23 +136,54 @@ for (const noRewrite of [false, true]) {
   });
 }
 
-t('overlay compaction keeps exactly the state', () => {
-  // Fill the overlay log, then install a newer image so those deltas are stale;
-  // the next delta finds no room and must compact first (erase the other half,
-  // rewrite, switch). Cut everywhere in that append.
-  const setup: Op = (s) => {
-    install(10, 30)(s);
-    let v = 11;
-    while (s.overlayFill < 0.97) assert.is(delta(v++, Array.from({ length: 40 }, (_, i) => ({ op: 'resumeSubject' as const, key: keys[i % 30]! })))(s), null);
-    assert.is(install(v, 32)(s), null);
-    return v + 1;
-  };
-  const base = new NorFlash({ size: regionsBlocks(SLOT_BLOCKS) * BLOCK, blockSize: BLOCK });
-  const next = setup(openStore(base)) as number;
-  // The store compacts stale deltas at boot already; compact explicitly too, then append.
-  const op: Op = (st) => (st.compactOverlay() ? delta(next, Array.from({ length: 60 }, (_, i) => ({ op: i === 0 ? ('revoke' as const) : ('resumeSubject' as const), key: keys[i % 30]! })))(st) : 'compaction failed');
-  const r = everyCut('compaction', setup, op);
-  assert.ok(r.cuts > 5, `compaction performs erases and writes (${r.cuts} ops)`);
+for (const noRewrite of [false, true]) {
+  t(`stepwise compaction of the overlay and state logs, with deltas and heads between the steps${noRewrite ? ' (flash encryption: no rewrite)' : ''}`, () => {
+    const r = sweepStepwiseCompaction(crypto, noRewrite);
+    assert.equal(r.violations, []);
+    assert.ok(r.ops >= 12, `the script erases and writes (${r.ops} ops)`);
+    // Both outcomes of a cut step occur: the state before it (a cut erase, a torn append) and after it.
+    assert.ok(new Set(r.picks).size > 3, `cuts land in many steps: ${r.picks.join(',')}`);
+  });
+}
+
+t('applyDelta and acceptHead never erase: a full log refuses with compacting, then takes it once compaction ran', () => {
+  const size = regionsBlocks(SLOT_BLOCKS) * BLOCK;
+  const flash = new NorFlash({ size, blockSize: BLOCK });
+  const s = openStore(flash);
+  assert.is(install(10, 30)(s), null);
+  let v = 11;
+  const filler = () => Array.from({ length: 40 }, (_, i) => ({ op: 'resumeSubject' as const, key: keys[(v + i) % 30]! }));
+  while (s.overlayFill < 0.9) assert.is(delta(v++, filler())(s), null);
+  assert.is(install(v, 32)(s), null); // every delta so far is dead now
+  const erases = flash.stats.erases;
+  // Append until the log refuses: no erase on the way, and the refusal changes nothing.
+  let refused: string | null = null;
+  for (let i = 0; i < 100 && refused === null; i++) {
+    const e = delta(v + 1, filler())(s) as string | null;
+    if (e === null) v++;
+    else refused = e;
+  }
+  assert.is(refused, 'compacting', 'out of room, but compaction can make room');
+  assert.is(flash.stats.erases, erases, 'applyDelta never erased');
+  assert.ok(s.overlayBlocked && s.overlayCompaction.appendsBlocked && s.overlayCompaction.compactionDue);
+  const stateBefore = probe(s);
+  assert.is(probe(openStore(NorFlash.fromSnapshot(flash.snapshot(), { blockSize: BLOCK }))), stateBefore, 'the refused delta left nothing on flash');
+  // The same delta after the compaction ran (stepwise, as the scheduler does).
+  let steps = 0;
+  while (s.overlayCompaction.compactionDue && steps < 100) steps += s.overlayCompaction.compactStep(1);
+  assert.ok(steps >= 5, `compaction took ${steps} steps (one block each)`);
+  assert.is(flash.stats.erases - erases, 5, 'one half erased, block by block');
+  assert.ok(!s.overlayBlocked);
+  assert.is(delta(v + 1, filler())(s), null);
+  // A head on a full state log: refused the same way, accepted after compaction.
+  let at = T0 - 5000;
+  let e: string | null = null;
+  for (let i = 0; i < 300 && e === null; i++) e = s.acceptHead({ epoch: 1, version: s.version, issuedAt: ++at, expires: at + 86400 }, T0, true);
+  assert.is(e, 'compacting');
+  assert.is(s.head?.issuedAt, at - 1, 'the refused head is not accepted');
+  while (s.stateCompaction.compactionDue && steps < 200) steps += s.stateCompaction.compactStep(1);
+  assert.is(s.acceptHead({ epoch: 1, version: s.version, issuedAt: at, expires: at + 86400 }, T0, true), null);
+  assert.is(openStore(flash).head?.issuedAt, at);
 });
 
 t('a revocation reported durable survives every later cut', () => {
@@ -198,6 +229,19 @@ xs('slot switch sweep: every cut recovers to the same state on both engines', as
   const x = await startXs('powercut.entry.ts');
   try {
     assert.equal((await x.call<typeof node>({})).value, node);
+  } finally {
+    await x.close();
+  }
+});
+xs('stepwise compaction sweep: every cut recovers to the same state on both engines (and write-once)', async () => {
+  const x = await startXs('powercut.entry.ts');
+  try {
+    for (const noRewrite of [false, true]) {
+      const node = sweepStepwiseCompaction(crypto, noRewrite);
+      const got = (await x.call<typeof node>({ stepwise: true, noRewrite })).value;
+      assert.equal(got.violations, []);
+      assert.equal(got, node);
+    }
   } finally {
     await x.close();
   }

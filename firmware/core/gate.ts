@@ -15,6 +15,7 @@ import { GateState } from './gate-state.js';
 import { GateTime } from './gate-time.js';
 import { Journal } from './journal.js';
 import { CommandCode, EventType } from '../../protocol/event-record.js';
+import { MaintenanceScheduler } from './maintenance.js';
 import { layoutPartition, type LayoutOptions, type Partition } from './partition.js';
 import { PassbackStore, PassbackTable } from './passback.js';
 import { RecordLog } from './record-log.js';
@@ -38,6 +39,8 @@ export interface GateOptions {
   readonly sync?: Partial<SyncConfig>;
   readonly timing?: Partial<LaneTiming>;
   readonly maintenanceMs?: number;
+  /** Flash work per maintenance tick, in blocks (the erase budget; default 1). */
+  readonly maintenanceBlocksPerTick?: number;
   /** Every journaled event (for displays and tests). */
   readonly onEvent?: (type: number, reason: number, seq: number | 'full') => void;
   /** The whitelist version or the connection changed (for displays and benchmarks). */
@@ -64,6 +67,8 @@ export class Gate {
   readonly controller: GateController;
   readonly sync: SyncEngine;
   readonly topics: Topics;
+  /** Every erase while the gate runs: journal spares, then the logs' compactions (docs/decisions/0010). */
+  readonly maintenance: MaintenanceScheduler;
   readonly #o: GateOptions;
   #maintenance: TimerHandle | null = null;
   commandsRefused: Record<string, number> = {};
@@ -81,6 +86,11 @@ export class Gate {
     this.passback = new PassbackStore(new RecordLog(this.partition.passback, { kind: 0x41504221, maxPayload: 16, writeOnce }), new PassbackTable(2048));
     this.state = new GateState(this.partition.gateState, { writeOnce });
     this.time = new GateTime(o.clock, () => this.store.timeFloor);
+    this.maintenance = new MaintenanceScheduler({
+      journal: this.journal,
+      tasks: [this.passback, this.store.overlayCompaction, this.store.stateCompaction, this.state],
+      ...(o.maintenanceBlocksPerTick !== undefined ? { blocksPerTick: o.maintenanceBlocksPerTick } : {}),
+    });
     const keys = new KeyRing(o.crypto, p.trustedKeys);
     this.controller = new GateController({
       gate: this.config,
@@ -144,10 +154,9 @@ export class Gate {
     this.#maintenance = this.#o.timers.repeat(() => this.maintain(), this.#o.maintenanceMs ?? 200);
   }
 
-  /** Background work: spare journal sectors, persisted acks, passback compaction. Bounded per call. */
+  /** Background work (the maintenance timer): at most the erase budget of flash work per call. */
   maintain(): void {
-    this.journal.maintain(1);
-    if (this.passback.needsCompaction) this.passback.compact();
+    this.maintenance.tick();
   }
 
   onRead(read: CredentialRead): void {
@@ -180,8 +189,9 @@ export class Gate {
       },
       readBatch: (from, max, out) => j.readBatch(from, max, out).count,
       ack: (seq, chain) => {
-        s().setAck(j.epoch, seq, chain); // the chain first: it must be known for whatever the journal persists
-        j.ack(seq);
+        // The chain first: it must be known for whatever the journal persists. No room yet: the ack
+        // is not taken (acked stays), the central acks again after the resend.
+        if (s().setAck(j.epoch, seq, chain)) j.ack(seq);
       },
     };
   }
@@ -214,8 +224,10 @@ export class Gate {
     if (t.trusted && c.issuedAt > t.now + 300) return this.#refuse('not_yet_valid', c.gate, c.nonce);
     if (!t.trusted && c.expires <= this.store.timeFloor) return this.#refuse('expired', c.gate, c.nonce);
     if (this.state.seen(c.nonce, t.now)) return this.#refuse('replayed', c.gate, c.nonce);
+    // The nonce and the command's own record must both fit; if not, refuse without acting (send again later).
+    if (!this.state.roomFor(2)) return this.#refuse('busy', c.gate, c.nonce);
     // Remember the nonce durably before acting: a cut after this never runs it twice.
-    this.state.markSeen(c.nonce, c.expires, t.now);
+    if (!this.state.markSeen(c.nonce, c.expires, t.now)) return this.#refuse('busy', c.gate, c.nonce);
     const code = c.op === 'open' ? CommandCode.open_once : c.op === 'lockdown' ? CommandCode.lockdown : c.op === 'release' ? CommandCode.release : CommandCode.config;
     switch (c.op) {
       case 'open': {

@@ -4,10 +4,11 @@
 // a run is full of live entries the oldest is evicted (an evicted entry only
 // weakens passback for that credential, it never blocks anyone wrongly).
 // Persistence: the owner appends each record() to a RecordLog and replays it
-// at boot (PassbackStore below).
+// at boot (PassbackStore below); the maintenance scheduler compacts the log.
 
 import type { Direction } from '../../protocol/whitelist-format.js';
-import type { RecordLog } from './record-log.js';
+import type { CompactionTask } from './maintenance.js';
+import { RecordLog } from './record-log.js';
 
 const PROBES = 8;
 const DIR_IN = 1;
@@ -21,6 +22,7 @@ export class PassbackTable {
   readonly #dir: Uint8Array;
   readonly #time: Uint32Array;
   readonly #mask: number;
+  #count = 0;
 
   constructor(capacity = 2048) {
     let size = 16;
@@ -47,6 +49,17 @@ export class PassbackTable {
     return -1;
   }
 
+  /** Live entries. */
+  get size(): number {
+    return this.#count;
+  }
+
+  /** True if the table holds exactly this passage (a persisted entry still live). */
+  holds(hi: number, lo: number, group: number, direction: Direction, time: number): boolean {
+    const i = this.#find(hi, lo, group);
+    return i >= 0 && this.#dir[i] === (direction === 'in' ? DIR_IN : DIR_OUT) && this.#time[i] === time;
+  }
+
   violates(hi: number, lo: number, group: number, direction: Direction, now: number, windowSeconds: number): boolean {
     const i = this.#find(hi, lo, group);
     if (i < 0) return false;
@@ -68,6 +81,7 @@ export class PassbackTable {
         i = (i + 1) & this.#mask;
       }
       slot = oldest;
+      if (this.#group[slot] === 0) this.#count++;
     }
     this.#hi[slot] = hi;
     this.#lo[slot] = lo;
@@ -83,26 +97,41 @@ export class PassbackTable {
 
   clear(): void {
     this.#group.fill(0);
+    this.#count = 0;
   }
 }
 
 const ENTRY = 1;
 
-/** PassbackTable persisted in a RecordLog: each record() is durable before it returns. */
-export class PassbackStore {
+/**
+ * PassbackTable persisted in a RecordLog: each record() is appended before it
+ * returns (durable unless the log is out of room, see `unpersisted`). The log
+ * is compacted by the maintenance scheduler, never here.
+ */
+export class PassbackStore implements CompactionTask {
+  readonly name = 'passback';
   readonly table: PassbackTable;
   readonly #log: RecordLog;
   readonly #buf = new Uint8Array(16);
   readonly #v = new DataView(this.#buf.buffer);
-  /** Records that could not be persisted (log full until the next compaction). */
+  /**
+   * Records that could not be persisted: the log ran out before its
+   * compaction finished. The decision was taken and the passage recorded in
+   * RAM; only a power cut before the next record of that card forgets it.
+   */
   unpersisted = 0;
+  readonly #keep = (type: number, p: Uint8Array): boolean => {
+    if (type !== ENTRY || p.length !== 16) return false;
+    const v = new DataView(p.buffer, p.byteOffset, 16);
+    return this.table.holds(v.getUint32(0, false), v.getUint32(4, false), v.getUint8(8), v.getUint8(9) === DIR_IN ? 'in' : 'out', v.getUint32(12, true));
+  };
 
   constructor(log: RecordLog, table = new PassbackTable()) {
     this.#log = log;
     this.table = table;
   }
 
-  /** Replays the log into the table (boot). Compacts first if the log is sealed. */
+  /** Replays the log into the table (boot). A sealed log is compacted at once: nothing could be appended to it. */
   open(): void {
     this.table.clear();
     const r = this.#log.open((type, p) => {
@@ -110,9 +139,10 @@ export class PassbackStore {
       const v = new DataView(p.buffer, p.byteOffset, 16);
       this.table.record(v.getUint32(0, false), v.getUint32(4, false), v.getUint8(8), v.getUint8(9) === DIR_IN ? 'in' : 'out', v.getUint32(12, true));
     });
-    if (r.sealed) this.compact();
+    if (r.sealed) this.#log.compactNow(this.#keep);
   }
 
+  /** On the tap path: one append, never an erase. */
   record(hi: number, lo: number, group: number, direction: Direction, now: number): void {
     if (group === 0) return;
     this.table.record(hi, lo, group, direction, now);
@@ -120,18 +150,15 @@ export class PassbackStore {
     if (!this.#log.append(ENTRY, this.#buf)) this.unpersisted++;
   }
 
-  /** Background work: rewrite live entries (erases, so never on the tap path). */
-  compact(): boolean {
-    return this.#log.compact((emit) => {
-      this.table.forEach((hi, lo, group, dir, time) => {
-        this.#encode(hi, lo, group, dir, time);
-        emit(ENTRY, this.#buf);
-      });
-    });
+  get compactionDue(): boolean {
+    return this.#log.compactionDue(this.table.size * RecordLog.entryBytes(16));
   }
-
-  get needsCompaction(): boolean {
-    return this.#log.sealed || this.#log.freeBytes < this.#log.halfBytes / 4;
+  get appendsBlocked(): boolean {
+    return this.#log.blocked;
+  }
+  /** Background work (the maintenance scheduler): copies the entries the table still holds. */
+  compactStep(budget: number): number {
+    return this.#log.compactStep(budget, this.#keep);
   }
 
   #encode(hi: number, lo: number, group: number, direction: Direction, time: number): void {

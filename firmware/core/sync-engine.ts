@@ -130,6 +130,7 @@ export class SyncEngine {
   #closed = false;
   #head: HeadMessage | null = null;
   #pull: Pull | null = null;
+  #headRetry: HeadMessage | null = null; // verified, refused only for lack of room: offered again each tick
   #deltaAsk: { from: number; at: number; tries: number } | null = null;
   // uploads
   readonly #inflight = new Map<number, { kind: 'batch'; last: number } | { kind: 'other' }>();
@@ -300,8 +301,13 @@ export class SyncEngine {
     if (!r.ok) return this.#reject(`head_${r.error.code}`);
     const h = r.value;
     if (h.list !== this.#o.list) return this.#reject('head_other_list');
+    this.#acceptHead(h);
+  }
+
+  #acceptHead(h: HeadMessage): void {
     const time = this.#o.time.read();
     const e = this.#o.store.acceptHead(h, time.now, time.trusted);
+    this.#headRetry = e === 'compacting' ? h : null;
     if (e !== null && e !== 'not_newer') return this.#reject(`head_${e}`);
     if (e === null) this.#o.time.learnSignedTime(h.issuedAt);
     if (this.#head === null || e === null) this.#head = h;
@@ -326,6 +332,12 @@ export class SyncEngine {
     if (e === 'old_version') return; // duplicate delivery
     if (e === 'version_gap' || e === 'no_base' || e === 'wrong_epoch') {
       this.#plan();
+      return;
+    }
+    if (e === 'compacting') {
+      // The overlay log makes room in the background; #plan asks for this range again once it has.
+      this.#reject('delta_compacting');
+      this.#deltaAsk = null;
       return;
     }
     if (e === 'overlay_full') {
@@ -364,17 +376,19 @@ export class SyncEngine {
     if (e !== null) return this.#reject(`chunk_${e}`);
     this.stats.chunksWritten++;
     pull.progressAt = this.#o.clock.monotonicMs();
-    if (this.#o.store.missingChunks(1).length === 0) {
-      const done = this.#o.store.commitInstall();
-      this.#pull = null;
-      if (done !== null) return this.#reject(`image_${done}`);
-      this.stats.imagesInstalled++;
-      this.#statusDirty = true;
-      this.#o.onChange?.();
-      this.#plan();
-      return;
-    }
+    if (this.#o.store.missingChunks(1).length === 0) return this.#commit();
     this.#askChunks();
+  }
+
+  #commit(): void {
+    const done = this.#o.store.commitInstall();
+    if (done === 'compacting') return this.#reject('image_compacting'); // the pull stays: the tick commits again
+    this.#pull = null;
+    if (done !== null) return this.#reject(`image_${done}`);
+    this.stats.imagesInstalled++;
+    this.#statusDirty = true;
+    this.#o.onChange?.();
+    this.#plan();
   }
 
   #onAck(payload: Uint8Array): void {
@@ -386,6 +400,7 @@ export class SyncEngine {
     if (a.seq > ev.lastSeq) return this.#reject('ack_beyond_journal');
     if (a.seq <= ev.acked) return; // old or duplicate
     ev.ack(a.seq, a.chain);
+    if (ev.acked < a.seq) return this.#reject('ack_compacting'); // not durable yet: the resend brings it again
     this.stats.batchesAcked++;
     this.#ackWaitSince = this.#nextSeq - 1 > a.seq ? this.#o.clock.monotonicMs() : -1;
     if (this.#nextSeq <= a.seq) {
@@ -422,6 +437,7 @@ export class SyncEngine {
       this.#deltaAsk = null;
       return;
     }
+    if (store.overlayBlocked) return; // deltas would be refused until the overlay log has room
     const from = store.version + 1;
     const now = this.#o.clock.monotonicMs();
     const ask = this.#deltaAsk;
@@ -466,6 +482,7 @@ export class SyncEngine {
   }
 
   #onTick(): void {
+    if (this.#headRetry !== null) this.#acceptHead(this.#headRetry);
     const pull = this.#pull;
     if (pull !== null) {
       const now = this.#o.clock.monotonicMs();
@@ -479,7 +496,10 @@ export class SyncEngine {
       } else if (pull.phase === 'manifest' && this.#connected && now - pull.requestedAt > this.#c.requestTimeoutMs) {
         pull.requestedAt = now;
         this.#request('manifest', pull.version, 0, 1);
-      } else if (pull.phase === 'chunks') this.#askChunks();
+      } else if (pull.phase === 'chunks') {
+        if (this.#o.store.missingChunks(1).length === 0) this.#commit();
+        else this.#askChunks();
+      }
     } else this.#plan();
     const now = this.#o.clock.monotonicMs();
     if (this.#connected && ((this.#statusDirty && now - this.#statusAt >= 1000) || now - this.#statusAt >= this.#c.statusIntervalMs)) {

@@ -7,10 +7,16 @@
 //                  chunk after checking its hash -> COMMIT record (the switch)
 //   delta:         check -> append to overlay log (durable) -> apply in RAM
 //   head:          checks -> append HEAD record (freshness and time floor)
+//
+// Deltas, heads and commits only append (they arrive in message handlers);
+// the maintenance scheduler compacts both logs through `overlayCompaction`
+// and `stateCompaction`. A log that has no room yet refuses the change with
+// 'compacting' (nothing changed; ask again once compaction has made room).
 
 import type { Crypto } from '../../protocol/crypto.js';
 import { bytesEqual } from '../../protocol/hex.js';
 import type { BlockStore } from '../ports.js';
+import type { CompactionTask } from './maintenance.js';
 import { DEFAULT_OVERLAY_CAPACITY, OverlayIndex, type OverlayApplyError, type OverlayCapacity } from './overlay.js';
 import { RecordLog } from './record-log.js';
 import { Whitelist } from './whitelist.js';
@@ -40,7 +46,8 @@ export type StoreError =
   | 'no_base' // deltas need a base image of their epoch
   | 'wrong_epoch'
   | 'version_gap' // a delta that does not follow the current version
-  | 'overlay_full'
+  | 'overlay_full' // the live deltas and this one do not fit even after compaction: pull a new base
+  | 'compacting' // the log has no room until its compaction (in the background) finishes: ask again later
   | OverlayApplyError
   | 'no_install' // chunk or commit without beginInstall
   | 'too_large' // image larger than a slot
@@ -96,6 +103,13 @@ export class WhitelistStore {
   #version = 0;
   #install: Install | null = null;
   #buf = new Uint8Array(64);
+  // Seq of the newest COMMIT and HEAD records (older ones are dead at compaction).
+  #latestCommit = 0;
+  #latestHead = 0;
+  /** Bytes the live deltas (those continuing the base) take in the overlay log. */
+  #overlayLive = 0;
+  readonly overlayCompaction: CompactionTask;
+  readonly stateCompaction: CompactionTask;
 
   constructor(regions: WhitelistRegions, crypto: Crypto, options: { overlayCapacity?: OverlayCapacity; writeOnce?: boolean } = {}) {
     this.#slots = [regions.slotA, regions.slotB];
@@ -104,6 +118,47 @@ export class WhitelistStore {
     this.#overlayLog = new RecordLog(regions.overlay, { kind: OVERLAY_KIND, maxPayload: DELTA_HEADER + 16384, writeOnce });
     this.#crypto = crypto;
     this.whitelist = new Whitelist(null, new OverlayIndex(options.overlayCapacity ?? DEFAULT_OVERLAY_CAPACITY));
+    const overlay = this.#overlayLog;
+    const state = this.#state;
+    const overlayKeep = this.#overlayKeep;
+    const stateKeep = this.#stateKeep;
+    const overlayLive = (): number => this.#overlayLive;
+    const stateLive = (): number => (this.#latestCommit > 0 ? RecordLog.entryBytes(16) : 0) + (this.#latestHead > 0 ? RecordLog.entryBytes(16) : 0);
+    this.overlayCompaction = {
+      name: 'overlay',
+      get compactionDue() {
+        return overlay.compactionDue(overlayLive());
+      },
+      get appendsBlocked() {
+        return overlay.blocked;
+      },
+      compactStep: (budget) => overlay.compactStep(budget, overlayKeep),
+    };
+    this.stateCompaction = {
+      name: 'store state',
+      get compactionDue() {
+        return state.compactionDue(stateLive());
+      },
+      get appendsBlocked() {
+        return state.blocked;
+      },
+      compactStep: (budget) => state.compactStep(budget, stateKeep),
+    };
+  }
+
+  /** Live overlay entries: deltas that continue the current base. */
+  readonly #overlayKeep = (type: number, p: Uint8Array): boolean => {
+    if (type !== T_DELTA || p.length < DELTA_HEADER + 16 || this.whitelist.base === null) return false;
+    const v = new DataView(p.buffer, p.byteOffset, DELTA_HEADER);
+    const version = v.getUint32(4, true);
+    return v.getUint32(0, true) === this.#epoch && version > this.whitelist.base.version && version <= this.#version;
+  };
+  /** Live state entries: the newest COMMIT and the newest HEAD. */
+  readonly #stateKeep = (type: number, _p: Uint8Array, seq: number): boolean => (type === T_COMMIT ? seq === this.#latestCommit : type === T_HEAD && seq === this.#latestHead);
+
+  /** Deltas are refused ('compacting') until the overlay log's compaction has made room. */
+  get overlayBlocked(): boolean {
+    return this.#overlayLog.blocked;
   }
 
   /** The version decisions are made against (base + applied deltas); 0 without a base. */
@@ -133,15 +188,21 @@ export class WhitelistStore {
     this.#head = null;
     this.#floor = 0;
     this.#install = null;
-    const st = this.#state.open((type, p) => {
+    this.#latestCommit = 0;
+    this.#latestHead = 0;
+    const st = this.#state.open((type, p, seq) => {
       const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
-      if (type === T_COMMIT && p.length >= 16) this.#commit = { slot: v.getUint8(0), epoch: v.getUint32(4, true), version: v.getUint32(8, true), size: v.getUint32(12, true) };
-      else if (type === T_HEAD && p.length >= 16) {
+      if (type === T_COMMIT && p.length >= 16) {
+        this.#commit = { slot: v.getUint8(0), epoch: v.getUint32(4, true), version: v.getUint32(8, true), size: v.getUint32(12, true) };
+        this.#latestCommit = seq;
+      } else if (type === T_HEAD && p.length >= 16) {
         this.#head = { epoch: v.getUint32(0, true), version: v.getUint32(4, true), issuedAt: v.getUint32(8, true), expires: v.getUint32(12, true) };
+        this.#latestHead = seq;
         if (this.#head.issuedAt > this.#floor) this.#floor = this.#head.issuedAt;
       }
     });
-    if (st.sealed) this.#compactState();
+    // Boot may erase (neither a tap nor a handler): a sealed log could take nothing more.
+    if (st.sealed) this.#state.compactNow(this.#stateKeep);
 
     const report: RecoveryReport = { activeSlot: -1, imageError: null, overlayDeltas: 0, overlaySkipped: 0, stateSealed: st.sealed, overlaySealed: false };
     this.whitelist.base = null;
@@ -161,7 +222,7 @@ export class WhitelistStore {
         report.activeSlot = c.slot;
       }
     }
-    this.#replayOverlay(report);
+    this.#replayOverlay(report, true);
     return report;
   }
 
@@ -179,11 +240,15 @@ export class WhitelistStore {
     return WhitelistImage.open(bytes);
   }
 
-  #replayOverlay(report: RecoveryReport): void {
+  /**
+   * Rebuilds the RAM overlay from the log: at boot (`atBoot`: recovers the log;
+   * a sealed one is compacted at once) or after a commit (reads only).
+   */
+  #replayOverlay(report: RecoveryReport, atBoot: boolean): void {
     const overlay = this.whitelist.overlay;
     overlay.reset();
-    const applied: Uint8Array[] = []; // the live deltas, kept for a compaction right after (no second scan)
-    const r = this.#overlayLog.open((type, p) => {
+    this.#overlayLive = 0;
+    const visit = (type: number, p: Uint8Array): void => {
       if (type !== T_DELTA || p.length < DELTA_HEADER + 16) return;
       const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
       const epoch = v.getUint32(0, true);
@@ -199,11 +264,17 @@ export class WhitelistStore {
         return;
       }
       this.#version = version;
+      this.#overlayLive += RecordLog.entryBytes(p.length);
       report.overlayDeltas++;
-      applied.push(p.slice());
-    });
+    };
+    if (!atBoot) {
+      this.#overlayLog.forEach(visit);
+      return;
+    }
+    const r = this.#overlayLog.open(visit);
     report.overlaySealed = r.sealed;
-    if (r.sealed || report.overlaySkipped > 0) this.#compactOverlayWith(applied);
+    // Stale deltas (report.overlaySkipped) wait for the scheduler; a sealed log cannot wait.
+    if (r.sealed) this.#overlayLog.compactNow(this.#overlayKeep);
   }
 
   // ---- heads ----
@@ -224,40 +295,18 @@ export class WhitelistStore {
     v.setUint32(4, h.version, true);
     v.setUint32(8, h.issuedAt, true);
     v.setUint32(12, h.expires, true);
-    this.#appendState(T_HEAD, this.#buf.subarray(0, 16));
+    if (!this.#appendState(T_HEAD, this.#buf.subarray(0, 16))) return 'compacting';
     this.#head = { epoch: h.epoch, version: h.version, issuedAt: h.issuedAt, expires: h.expires };
     if (h.issuedAt > this.#floor) this.#floor = h.issuedAt;
     return null;
   }
 
-  #appendState(type: number, payload: Uint8Array): void {
-    if (this.#state.append(type, payload)) return;
-    this.#compactState();
-    if (!this.#state.append(type, payload)) throw new Error('state log: append failed after compaction');
-  }
-
-  #compactState(): void {
-    const commit = this.#commit;
-    const head = this.#head;
-    const ok = this.#state.compact((emit) => {
-      const b = new Uint8Array(16);
-      const v = new DataView(b.buffer);
-      if (commit !== null) {
-        v.setUint8(0, commit.slot);
-        v.setUint32(4, commit.epoch, true);
-        v.setUint32(8, commit.version, true);
-        v.setUint32(12, commit.size, true);
-        emit(T_COMMIT, b.slice());
-      }
-      if (head !== null) {
-        v.setUint32(0, head.epoch, true);
-        v.setUint32(4, head.version, true);
-        v.setUint32(8, head.issuedAt, true);
-        v.setUint32(12, head.expires, true);
-        emit(T_HEAD, b.slice());
-      }
-    });
-    if (!ok) throw new Error('state log: compaction failed');
+  /** One append; false when the state log has no room until its compaction finishes. */
+  #appendState(type: number, payload: Uint8Array): boolean {
+    if (!this.#state.append(type, payload)) return false;
+    if (type === T_COMMIT) this.#latestCommit = this.#state.lastSeq;
+    else this.#latestHead = this.#state.lastSeq;
+    return true;
   }
 
   // ---- deltas ----
@@ -277,36 +326,13 @@ export class WhitelistStore {
     v.setUint32(4, version, true);
     payload.set(records, DELTA_HEADER);
     if (!this.#overlayLog.append(T_DELTA, payload)) {
-      this.compactOverlay();
-      if (!this.#overlayLog.append(T_DELTA, payload)) return 'overlay_full';
+      // No erase here (a message handler): either compaction will make room, or nothing can.
+      return this.#overlayLive + RecordLog.entryBytes(payload.length) > this.#overlayLog.capacityBytes ? 'overlay_full' : 'compacting';
     }
     overlay.applyChecked(records); // effective now: the record is durable
     this.#version = version;
+    this.#overlayLive += RecordLog.entryBytes(payload.length);
     return null;
-  }
-
-  /**
-   * Rewrites the overlay log with only the deltas that continue the current
-   * base. Erases: background work, never on the tap path.
-   */
-  compactOverlay(): boolean {
-    const keep: Uint8Array[] = [];
-    this.#overlayLog.open((type, p) => {
-      if (type !== T_DELTA || p.length < DELTA_HEADER) return;
-      const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
-      const epoch = v.getUint32(0, true);
-      const version = v.getUint32(4, true);
-      if (this.whitelist.base !== null && epoch === this.#epoch && version > this.whitelist.base.version && version <= this.#version) keep.push(p.slice());
-    });
-    keep.sort((a, b) => new DataView(a.buffer).getUint32(4, true) - new DataView(b.buffer).getUint32(4, true));
-    return this.#compactOverlayWith(keep);
-  }
-
-  /** Rewrites the overlay log with exactly these delta payloads, in order. */
-  #compactOverlayWith(live: readonly Uint8Array[]): boolean {
-    return this.#overlayLog.compact((emit) => {
-      for (const p of live) if (!emit(T_DELTA, p)) return;
-    });
   }
 
   /** Fraction of the overlay log half in use (the sync engine pulls a new base when it grows). */
@@ -393,7 +419,7 @@ export class WhitelistStore {
     v.setUint32(4, i.epoch, true);
     v.setUint32(8, i.version, true);
     v.setUint32(12, i.size, true);
-    this.#appendState(T_COMMIT, this.#buf.subarray(0, 16));
+    if (!this.#appendState(T_COMMIT, this.#buf.subarray(0, 16))) return 'compacting'; // the install stays: commit again later
     this.#commit = { slot: i.slot, epoch: i.epoch, version: i.version, size: i.size };
     this.#install = null;
     // Switch in RAM: the new base, then the overlay deltas that continue it (if any).
@@ -404,8 +430,12 @@ export class WhitelistStore {
     this.#epoch = img.epoch;
     this.#version = img.version;
     const report: RecoveryReport = { activeSlot: i.slot, imageError: null, overlayDeltas: 0, overlaySkipped: 0, stateSealed: false, overlaySealed: false };
-    if (previousEpoch === img.epoch && previousVersion > img.version) this.#replayOverlay(report);
-    else this.whitelist.overlay.reset();
+    // The deltas before it are now dead in the overlay log: the scheduler compacts them away in time.
+    if (previousEpoch === img.epoch && previousVersion > img.version) this.#replayOverlay(report, false);
+    else {
+      this.whitelist.overlay.reset();
+      this.#overlayLive = 0;
+    }
     return null;
   }
 
