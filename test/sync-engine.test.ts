@@ -11,7 +11,7 @@ import { DEFAULT_POLICY } from '../firmware/core/decision.js';
 import { Gate } from '../firmware/core/gate.js';
 import { partitionBytes } from '../firmware/core/partition.js';
 import { credentialKey } from '../protocol/credential-key.js';
-import { Delta, encodeChunk, encodeManifest, Head, decodeGateStatus } from '../protocol/messages.js';
+import { Delta, encodeChunk, encodeManifest, Head, decodeGateStatus, decodeEventBatch, encodeEventAck } from '../protocol/messages.js';
 import { sealSigned } from '../protocol/envelope.js';
 import { nobleCrypto, publicKeyOf } from '../protocol/index.js';
 import { Topics } from '../protocol/topics.js';
@@ -172,4 +172,35 @@ t('reconnects with exponential backoff and jitter, capped; birth and will carry 
   assert.ok(will.ok && will.value.state === 'offline' && will.value.boot === 1);
   assert.ok(births.length >= 2 && births.every((b) => b.ok && b.value.state === 'online' && b.value.boot === 1));
 });
+// Acks free journal space, so the gate believes one only if its chain is the
+// chain of its own journal at that seq (issue 12): seq within the journal is
+// not enough. The events a forged ack would free are still uploaded.
+t('an ack whose chain is not the journal\'s chain(seq) frees nothing and is counted; the true one frees', () => {
+  const s = setup();
+  for (let i = 0; i < 5; i++) s.tap(`nobody-${i}`);
+  s.vt.advance(200);
+  const batches = s.net.published.filter((p) => p.topic === topics.gate('g1', 'events')).map((p) => decodeEventBatch(p.payload)).filter((r) => r.ok).map((r) => r.value);
+  assert.ok(batches.length >= 1, 'the gate uploaded');
+  const last = s.gate.journal.lastSeq;
+  const b = batches[batches.length - 1]!;
+  assert.is(b.first + b.count - 1, last, 'the last batch ends at the last seq');
+  const ackTopic = topics.gate('g1', 'ack');
+  // Forged: the right gate, epoch and seq, a chain that is not the gate's (e.g. read off an earlier ack).
+  s.deliver(ackTopic, encodeEventAck({ gate: 'g1', epoch: 1, seq: last, chain: new Uint8Array(32).fill(0xab) }));
+  assert.is(s.gate.journal.acked, 0, 'nothing freed by a forged ack');
+  assert.is(s.gate.sync.stats.rejected['ack_bad_chain'], 1);
+  // Mid-batch, forged and then true: the gate recomputes chain(seq) from its journal.
+  const mid = last - 2;
+  s.deliver(ackTopic, encodeEventAck({ gate: 'g1', epoch: 1, seq: mid, chain: b.chain }));
+  assert.is(s.gate.journal.acked, 0, 'the chain of another seq does not free this one');
+  const records = b.records.subarray(0, (mid - b.first + 1) * 16);
+  let chain = b.prev;
+  for (let at = 0; at < records.length; at += 16) chain = nobleCrypto.sha256(Uint8Array.from([...chain, ...records.subarray(at, at + 16)]));
+  s.deliver(ackTopic, encodeEventAck({ gate: 'g1', epoch: 1, seq: mid, chain }));
+  assert.is(s.gate.journal.acked, mid, 'the true mid-batch ack frees up to its seq');
+  s.deliver(ackTopic, encodeEventAck({ gate: 'g1', epoch: 1, seq: last, chain: b.chain }));
+  assert.is(s.gate.journal.acked, last, 'the true ack of the batch end frees the rest');
+  assert.is(s.gate.sync.stats.rejected['ack_bad_chain'], 2);
+});
+
 t.run();

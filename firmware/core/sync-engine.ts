@@ -56,6 +56,9 @@ export interface SyncConfig {
   readonly ackTimeoutMs: number;
 }
 
+/** Sent batches remembered for checking acks (at least maxBatchesInFlight, with room for resends). */
+const SENT_RING = 8;
+
 export const DEFAULT_SYNC: SyncConfig = {
   keepAliveSeconds: 30,
   reconnectMinMs: 500,
@@ -139,6 +142,11 @@ export class SyncEngine {
   #ackWaitSince = -1; // monotonic ms since when sent batches wait for an ack (-1: none outstanding)
   readonly #batchBuf: Uint8Array;
   readonly #chainBuf = new Uint8Array(32 + RECORD_BYTES);
+  // The last SENT_RING batches sent (first, last, chain before and after): an ack
+  // at a batch end is checked against its chain, one inside a batch recomputed
+  // from the batch's prev. Fixed capacity, reused entries.
+  readonly #sent: { first: number; last: number; prev: Uint8Array; chain: Uint8Array }[] = [];
+  #sentNext = 0;
 
   constructor(options: SyncOptions) {
     this.#o = options;
@@ -399,6 +407,10 @@ export class SyncEngine {
     if (ev === null || a.gate !== this.#o.gate || a.epoch !== ev.epoch) return this.#reject('ack_other_epoch');
     if (a.seq > ev.lastSeq) return this.#reject('ack_beyond_journal');
     if (a.seq <= ev.acked) return; // old or duplicate
+    // An ack frees journal space: believe it only if its chain is our own chain(seq).
+    const expected = this.#chainAt(a.seq);
+    if (expected === null) return this.#reject('ack_unverifiable'); // too far past what we can recompute: the resend brings a checkable one
+    if (!bytesEqual(expected, a.chain)) return this.#reject('ack_bad_chain');
     ev.ack(a.seq, a.chain);
     if (ev.acked < a.seq) return this.#reject('ack_compacting'); // not durable yet: the resend brings it again
     this.stats.batchesAcked++;
@@ -543,11 +555,53 @@ export class SyncEngine {
       const ok = this.#publish(this.#o.topics.gate(this.#o.gate, 'events'), encodeEventBatch({ gate: this.#o.gate, epoch: ev.epoch, first, count, records, prev, chain }), false, { kind: 'batch', last: first + count - 1 });
       if (!ok) return;
       this.stats.batchesSent++;
+      this.#remember(first, first + count - 1, prev, chain);
       this.#nextSeq = first + count;
       this.#prevChain = chain;
       if (this.#ackWaitSince < 0) this.#ackWaitSince = this.#o.clock.monotonicMs();
       transport++;
     }
+  }
+
+  #remember(first: number, last: number, prev: Uint8Array, chain: Uint8Array): void {
+    let e = this.#sent[this.#sentNext];
+    if (e === undefined) {
+      e = { first: 0, last: 0, prev: new Uint8Array(32), chain: new Uint8Array(32) };
+      this.#sent[this.#sentNext] = e;
+    }
+    e.first = first;
+    e.last = last;
+    e.prev.set(prev);
+    e.chain.set(chain);
+    this.#sentNext = (this.#sentNext + 1) % SENT_RING;
+  }
+
+  /**
+   * chain(seq) of our own journal, for acked < seq <= lastSeq: from a sent
+   * batch that holds seq (its end, or recomputed from its prev), else from the
+   * durable ack's chain. At most one upload window of records is rehashed;
+   * null when seq lies further than that from any known chain value.
+   */
+  #chainAt(seq: number): Uint8Array | null {
+    const ev = this.#o.events;
+    if (ev === null) return null;
+    let baseSeq = ev.acked;
+    let base = ev.ackedChain;
+    for (const e of this.#sent) {
+      if (e.first > seq || e.last < seq || e.first - 1 < baseSeq) continue;
+      if (e.last === seq) return e.chain;
+      baseSeq = e.first - 1;
+      base = e.prev;
+    }
+    if (seq - baseSeq > this.#c.maxBatchesInFlight * this.#c.batchMax) return null;
+    let chain = base;
+    for (let from = baseSeq + 1; from <= seq; ) {
+      const n = ev.readBatch(from, Math.min(this.#c.batchMax, seq - from + 1), this.#batchBuf);
+      if (n <= 0) return null;
+      chain = this.#chainOver(chain, this.#batchBuf.subarray(0, n * RECORD_BYTES));
+      from += n;
+    }
+    return chain;
   }
 
   /** chain(i) = SHA-256(chain(i-1) ‖ record i), over a batch. Sealing happens here, off the tap path. */
