@@ -30,7 +30,7 @@ if (!sdk.ok) {
     try {
       const r = await buildHost(out);
       assert.ok(existsSync(r.so), 'mc.so linked');
-      const modules = join(out, 'tmp', 'lin', 'mc', 'release', 'main', 'modules');
+      const modules = r.modules;
       // mcconfig stores "embedded:x/y" as "~.embedded/x/y".
       const missing = Object.keys(firmwareManifest().modules).filter((k) => !existsSync(join(modules, `${k.replace(/^embedded:/, '~.embedded/')}.xsb`)));
       assert.equal(missing, [], `modules not compiled by xsc: ${missing.join(', ')}`);

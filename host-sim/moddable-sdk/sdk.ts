@@ -5,7 +5,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -200,6 +200,8 @@ export async function buildProgram(o: ProgramOptions): Promise<BuiltProgram> {
 
 export interface HostBuild {
   readonly so: string;
+  /** The folder of the compiled modules (.xsb), under outDir/tmp. */
+  readonly modules: string;
   readonly ms: number;
   readonly output: string;
 }
@@ -208,9 +210,11 @@ export interface HostBuild {
 export async function buildHost(outDir: string, log?: (chunk: string) => void): Promise<HostBuild> {
   mkdirSync(outDir, { recursive: true });
   const r = await mcconfig(['-m', '-p', 'lin', '-o', outDir, join(ROOT, 'manifest.json')], log);
-  const so = join(outDir, 'bin', 'lin', 'mc', 'release', 'main', 'mc.so');
-  if (r.code !== 0 || !existsSync(so)) throw new SdkError(`mcconfig -m -p lin manifest.json failed (exit ${r.code}):\n${tail(r.stdout + r.stderr)}`);
-  return { so, ms: r.ms, output: r.stdout + r.stderr };
+  // mcconfig names the app after the manifest's folder (the clone's directory name).
+  const name = basename(ROOT.replace(/[\\/]+$/, ''));
+  const so = join(outDir, 'bin', 'lin', 'mc', 'release', name, 'mc.so');
+  if (r.code !== 0 || !existsSync(so)) throw new SdkError(`mcconfig -m -p lin manifest.json failed (exit ${r.code}; expected ${so}):\n${tail(r.stdout + r.stderr)}`);
+  return { so, modules: join(outDir, 'tmp', 'lin', 'mc', 'release', name, 'modules'), ms: r.ms, output: r.stdout + r.stderr };
 }
 
 function tail(text: string, lines = 40): string {

@@ -25,8 +25,9 @@ export const CHECK_INCLUDES = [
   '$(MODDABLE)/modules/data/text/decoder/manifest.json',
 ] as const;
 
-/** Reasons the decision engine itself gives (lane_fault comes from the lane controller). */
-export const ENGINE_REASONS = REASON_NAMES.filter((n) => n !== 'lane_fault').map((n) => Reason[n]);
+/** Reasons the decision engine itself gives (lane_fault, already_pending and lane_busy come from the lane controller's state). */
+const LANE_REASONS: readonly string[] = ['lane_fault', 'already_pending', 'lane_busy'];
+export const ENGINE_REASONS = REASON_NAMES.filter((n) => !LANE_REASONS.includes(n)).map((n) => Reason[n]);
 
 /** Seeded scenarios, taken until every engine reason has occurred on Node (at most `max`). */
 export function scenariosForEveryReason(seed = 20261202, max = 400): { scenarios: Scenario[]; missing: string[] } {
