@@ -13,7 +13,7 @@ import { MaintenanceScheduler, type CompactionTask } from '../firmware/core/main
 import { partitionBytes } from '../firmware/core/partition.js';
 import type { Region } from '../firmware/core/region.js';
 import { credentialKey } from '../protocol/credential-key.js';
-import { Command, Delta, encodeChunk, encodeEventAck, encodeManifest, Head } from '../protocol/messages.js';
+import { Command, Delta, decodeEventBatch, encodeChunk, encodeEventAck, encodeManifest, Head } from '../protocol/messages.js';
 import { sealSigned } from '../protocol/envelope.js';
 import { nobleCrypto, publicKeyOf } from '../protocol/index.js';
 import { Topics } from '../protocol/topics.js';
@@ -116,7 +116,14 @@ function busyGate() {
     nonce++;
     net.msg(topics.gate('g1', 'cmd'), sealSigned(Command, { gate: 'g1', nonce: n, issuedAt: issued, expires: issued + 600, op: 'config', params: undefined }, SK, nobleCrypto));
   };
-  const ack = () => net.msg(topics.gate('g1', 'ack'), encodeEventAck({ gate: 'g1', epoch: 1, seq: gate.journal.lastSeq, chain: new Uint8Array(32).fill(gate.journal.lastSeq & 0xff) }));
+  // An honest central: acks the end of the newest batch the gate uploaded, with that batch's chain
+  // (the gate frees nothing for an ack whose chain is not its own).
+  const ack = () => {
+    const sent = net.published.filter((p) => p.topic === topics.gate('g1', 'events')).map((p) => decodeEventBatch(p.payload));
+    const b = sent.reverse().find((r) => r.ok);
+    if (b === undefined || !b.ok) return;
+    net.msg(topics.gate('g1', 'ack'), encodeEventAck({ gate: 'g1', epoch: 1, seq: b.value.first + b.value.count - 1, chain: b.value.chain }));
+  };
   return { vt, net, flash, gate, inputs, head, answer, publishDelta, tap, command, ack, get version() { return version; }, get issued() { return issued; } };
 }
 
