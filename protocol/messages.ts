@@ -20,6 +20,8 @@ export const LIMITS = {
   hashBytes: 32,
   nonceBytes: 16,
   maxLists: 8,
+  /** Refusal causes a gate reports in its status (the most frequent). */
+  maxRefusalCauses: 16,
 } as const;
 
 const line = oneOf('first', 'second');
@@ -107,13 +109,20 @@ export const SyncRequest = {
 export const GateStatus = {
   type: 'status',
   version: PROTOCOL_VERSION,
-  maxSize: 512,
+  maxSize: 2048,
   fields: {
     gate: req(id()),
     state: req(oneOf('online', 'offline')),
     /** Journal epoch: new on every reflash or reprovision, so it orders statuses across reflashes. */
     journal: req(uint()),
     boot: req(uint()),
+    /**
+     * Connection counter within this boot (RAM, 1 on the boot's first
+     * connect): the birth and the will of one connection carry the same
+     * value, so presence orders statuses by (journal, boot, conn) without a
+     * flash write per message, and a replayed older status loses.
+     */
+    conn: req(uint()),
     at: req(uint()),
     firmware: req(printable(32)),
     line: req(line),
@@ -125,6 +134,8 @@ export const GateStatus = {
       of: { kind: 'map', fields: { list: req(id()), epoch: req(uint()), version: req(uint()) } },
     }),
     backlog: req(uint()),
+    /** Messages this gate refused since boot, by cause (the most frequent 16): forged or stale heads, deltas, commands, chunks, acks. */
+    refused: req({ kind: 'array', max: LIMITS.maxRefusalCauses, of: { kind: 'map', fields: { cause: req(id(48)), count: req(uint()) } } }),
   },
 } as const satisfies MessageSchema;
 

@@ -29,6 +29,14 @@ export const Provisioning = {
     trustedKeys: req({ kind: 'array', min: 1, max: 8, of: bytes(32, 32) }),
     /** 32 secret bytes for credential keys (protocol/credential-key.ts). */
     deploymentKey: req(bytes(32, 32)),
+    /**
+     * This gate's own 32-byte secret: the HMAC-SHA256 key of every message it
+     * exchanges with the central (protocol/mac-envelope.ts). The central
+     * derives it from its master key, the gate id and gateKeyId (docs/decisions/0011).
+     */
+    gateKey: req(bytes(32, 32)),
+    /** The generation of gateKey (the `kid` of its MACed envelopes). */
+    gateKeyId: req(uint(0xffff)),
     /** Journal epoch: changes on every reflash or reprovision. */
     journalEpoch: req(uint()),
     policy: req({
