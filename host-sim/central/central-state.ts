@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS gates (
   state TEXT NOT NULL,
   journal INTEGER NOT NULL DEFAULT 0,
   boot INTEGER NOT NULL,
+  conn INTEGER NOT NULL DEFAULT 0,
   at INTEGER NOT NULL,
   firmware TEXT NOT NULL,
   line TEXT NOT NULL,
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS gates (
   lane TEXT NOT NULL,
   lists TEXT NOT NULL,
   backlog INTEGER NOT NULL,
+  refused TEXT NOT NULL DEFAULT '[]',
   received_at INTEGER NOT NULL,
   last_seen INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS published (
@@ -54,6 +56,7 @@ interface GateRow {
   state: 'online' | 'offline';
   journal: number;
   boot: number;
+  conn: number;
   at: number;
   firmware: string;
   line: 'first' | 'second';
@@ -61,14 +64,15 @@ interface GateRow {
   lane: 'person' | 'vehicle' | 'goods';
   lists: string;
   backlog: number;
+  refused: string;
   received_at: number;
   last_seen: number;
 }
 
-function parseLists(text: string): GateStatusMessage['lists'] {
+function parseArray<T>(text: string): T[] {
   try {
     const v = JSON.parse(text) as unknown;
-    return Array.isArray(v) ? (v as GateStatusMessage['lists']) : [];
+    return Array.isArray(v) ? (v as T[]) : [];
   } catch {
     return [];
   }
@@ -90,10 +94,13 @@ export class CentralState {
     // Databases made before statuses carried the journal epoch.
     const cols = db.prepare('PRAGMA table_info(gates)').all() as { name: string }[];
     if (!cols.some((c) => c.name === 'journal')) db.exec('ALTER TABLE gates ADD COLUMN journal INTEGER NOT NULL DEFAULT 0');
-    this.#put = db.prepare(`INSERT INTO gates (gate, state, journal, boot, at, firmware, line, direction, lane, lists, backlog, received_at, last_seen)
-      VALUES (@gate, @state, @journal, @boot, @at, @firmware, @line, @direction, @lane, @lists, @backlog, @received_at, @last_seen)
-      ON CONFLICT (gate) DO UPDATE SET state = excluded.state, journal = excluded.journal, boot = excluded.boot, at = excluded.at, firmware = excluded.firmware, line = excluded.line,
-        direction = excluded.direction, lane = excluded.lane, lists = excluded.lists, backlog = excluded.backlog, received_at = excluded.received_at,
+    // ... and before they carried the connection counter and refusal counts.
+    if (!cols.some((c) => c.name === 'conn')) db.exec('ALTER TABLE gates ADD COLUMN conn INTEGER NOT NULL DEFAULT 0');
+    if (!cols.some((c) => c.name === 'refused')) db.exec("ALTER TABLE gates ADD COLUMN refused TEXT NOT NULL DEFAULT '[]'");
+    this.#put = db.prepare(`INSERT INTO gates (gate, state, journal, boot, conn, at, firmware, line, direction, lane, lists, backlog, refused, received_at, last_seen)
+      VALUES (@gate, @state, @journal, @boot, @conn, @at, @firmware, @line, @direction, @lane, @lists, @backlog, @refused, @received_at, @last_seen)
+      ON CONFLICT (gate) DO UPDATE SET state = excluded.state, journal = excluded.journal, boot = excluded.boot, conn = excluded.conn, at = excluded.at, firmware = excluded.firmware, line = excluded.line,
+        direction = excluded.direction, lane = excluded.lane, lists = excluded.lists, backlog = excluded.backlog, refused = excluded.refused, received_at = excluded.received_at,
         last_seen = MAX(gates.last_seen, excluded.last_seen)`);
     this.#touch = db.prepare('UPDATE gates SET last_seen = MAX(last_seen, ?) WHERE gate = ?');
     this.#all = db.prepare('SELECT * FROM gates ORDER BY gate');
@@ -113,6 +120,7 @@ export class CentralState {
       state: s.state,
       journal: s.journal,
       boot: s.boot,
+      conn: s.conn,
       at: s.at,
       firmware: s.firmware,
       line: s.line,
@@ -120,6 +128,7 @@ export class CentralState {
       lane: s.lane,
       lists: JSON.stringify(s.lists),
       backlog: s.backlog,
+      refused: JSON.stringify(s.refused),
       received_at: receivedAt,
       last_seen: receivedAt,
     });
@@ -149,7 +158,10 @@ export class CentralState {
 
   #record(r: GateRow): GateRecord {
     return {
-      status: { gate: r.gate, state: r.state, journal: r.journal, boot: r.boot, at: r.at, firmware: r.firmware, line: r.line, direction: r.direction, lane: r.lane, lists: parseLists(r.lists), backlog: r.backlog },
+      status: {
+        gate: r.gate, state: r.state, journal: r.journal, boot: r.boot, conn: r.conn, at: r.at, firmware: r.firmware, line: r.line, direction: r.direction, lane: r.lane,
+        lists: parseArray(r.lists), backlog: r.backlog, refused: parseArray(r.refused),
+      },
       receivedAt: r.received_at,
       lastSeen: r.last_seen,
     };

@@ -18,7 +18,9 @@
 // sends exactly what is missing. Presence is kept there too, for the CLI.
 
 import mqtt, { type MqttClient } from 'mqtt';
-import { Head, LIMITS, decodeCommandResult, type CommandMessage, decodeEventBatch, decodeGateStatus, decodeSyncRequest, encodeChunk, encodeEventAck, encodeManifest, type CommandResultMessage, type GateStatusMessage, type HeadMessage, type SyncRequestMessage } from '../../protocol/messages.js';
+import { CommandResult, EventAck, EventBatch, GateStatus, Head, LIMITS, SyncRequest, type CommandMessage, decodeCommandResult, encodeChunk, encodeManifest, type CommandResultMessage, type EventBatchMessage, type GateStatusMessage, type HeadMessage, type SyncRequestMessage } from '../../protocol/messages.js';
+import { Maced } from '../../protocol/mac-envelope.js';
+import { decodeMessage } from '../../protocol/schema.js';
 import { toHex } from '../../protocol/hex.js';
 import { Topics } from '../../protocol/topics.js';
 import { Ed25519Signer, nodeCrypto } from '../node-crypto.js';
@@ -28,6 +30,10 @@ import { generateKeys, type CentralKeys } from './keys.js';
 import { Registry, type CommitInfo, type ListInfo, type StoredDelta } from './registry.js';
 import { CentralState, type PublishedMark } from './central-state.js';
 import { sealCommand, type CommandOp, type CommandOptions } from './commands.js';
+import { GateAuthenticator } from './gate-authenticator.js';
+import { GateRegistry, type GateIdentity, type GateIdentityInput } from './gate-registry.js';
+import { RefusalLog } from './refusal-log.js';
+import { SyncBudget, type SyncBudgetOptions } from './sync-budget.js';
 
 /** Images kept for gates still pulling an older version (chunks of a superseded image stay valid). */
 const RECENT_IMAGES = 4;
@@ -39,6 +45,10 @@ export interface CentralOptions {
   readonly signingKey: Uint8Array;
   /** 32 bytes: credential keys (protocol/credential-key.ts). */
   readonly deploymentKey: Uint8Array;
+  /** 32 bytes: every gate's MAC key is derived from it (gate-keys.ts); nothing from a gate is accepted without it. */
+  readonly gateMasterKey: Uint8Array;
+  /** Per-gate sync request budget (default: DEFAULT_SYNC_BUDGET). */
+  readonly syncBudget?: SyncBudgetOptions;
   /** mqtt://host:port */
   readonly brokerUrl: string;
   readonly topicRoot?: string;
@@ -71,14 +81,16 @@ export interface CentralOptions {
 export interface SentCommand {
   readonly command: CommandMessage;
   readonly envelope: Uint8Array;
-  /** The gate's answer, or null when none came within waitMs. */
+  /** The gate's answer (MACed by that gate for this nonce), or null when none came within waitMs. */
   readonly result: CommandResultMessage | null;
+  /** Results for this nonce that were refused (not MACed by the gate): forgeries, never taken as the answer. */
+  readonly refusedResults: number;
 }
 
 export interface CentralStats {
   /** Messages received, per topic kind (events, sync, status, cmdres). */
   readonly received: Record<string, number>;
-  /** Messages refused, per `<kind>.<reason>` (decoder error codes, gate_mismatch, unknown_list, ...). */
+  /** Messages refused, per `<kind>.<reason>` (unknown_gate, decommissioned, bad_mac, decoder error codes, gate_mismatch, ...); per gate in `refusals`. */
   readonly rejected: Record<string, number>;
   readonly ingest: { batches: number; stored: number; duplicates: number; readonly problems: Record<string, number> };
   readonly published: { heads: number; deltas: number; deltaReplies: number; manifests: number; chunks: number; acks: number; errors: number };
@@ -133,6 +145,10 @@ export class Central {
   };
   /** The latest command results, by nonce (hex). */
   readonly commandResults = new Map<string, CommandResultMessage>();
+  /** The gate identities (id, site, list, lane, state, key id). */
+  readonly identities: GateRegistry;
+  /** Every refusal, per gate and cause. */
+  readonly refusals: RefusalLog;
 
   readonly #o: CentralOptions;
   readonly #signer: Ed25519Signer;
@@ -146,7 +162,10 @@ export class Central {
   readonly #unlisten: () => void;
   readonly #state: CentralState;
   readonly #lastTouch = new Map<string, number>();
-  readonly #waiters = new Map<string, (r: CommandResultMessage | null) => void>();
+  readonly #waiters = new Map<string, { finish: (r: CommandResultMessage | null) => void; refused: number }>();
+  readonly #auth: GateAuthenticator;
+  readonly #budget: SyncBudget;
+  #refusalTimer: ReturnType<typeof setInterval> | null = null;
   readonly #idle = new Set<() => void>();
   /** The list version whose deltas this central has published (or seen published). */
   #known: { epoch: number; version: number };
@@ -193,6 +212,10 @@ export class Central {
     // Presence is written to the database for the CLI, but not read back: after a
     // restart the broker's retained statuses (the latest of each gate) set it again.
     this.#state = new CentralState(this.registry.db);
+    this.identities = new GateRegistry(this.registry.db);
+    this.#auth = new GateAuthenticator({ gates: this.identities, masterKey: options.gateMasterKey, crypto: nodeCrypto });
+    this.#budget = new SyncBudget(options.syncBudget);
+    this.refusals = new RefusalLog({ db: this.registry.db, clock: this.#clock, ...(options.log !== undefined ? { log: options.log } : {}) });
     this.#published = this.#state.published(this.list);
     const l = this.registry.list(this.list);
     this.#known = { epoch: l.epoch, version: l.version };
@@ -207,6 +230,15 @@ export class Central {
   /** The highest delta version the broker has acknowledged for this list (persisted). */
   get publishedMark(): PublishedMark | undefined {
     return this.#published;
+  }
+
+  /**
+   * Registers a gate (or re-provisions it with a new key id) and returns the
+   * key its provisioning record must carry. `subline provision` does this.
+   */
+  provisionGate(gate: GateIdentityInput): { readonly identity: GateIdentity; readonly gateKey: Uint8Array; readonly gateKeyId: number } {
+    const identity = this.identities.register(gate, this.#clock());
+    return { identity, gateKey: this.#auth.keyFor(gate.gate, identity.keyId), gateKeyId: identity.keyId };
   }
 
   static generateKeys(): CentralKeys {
@@ -280,6 +312,8 @@ export class Central {
       client.once('connect', ok);
     });
     this.#headTimer = setInterval(() => this.#publishHead(), this.#headInterval * 1000);
+    this.#refusalTimer = setInterval(() => this.#flushRefusals(), 1000);
+    this.#refusalTimer.unref?.();
     const poll = this.#o.pollIntervalMs ?? 0;
     if (poll > 0) this.#pollTimer = setInterval(() => this.checkForChanges(), poll);
   }
@@ -338,17 +372,19 @@ export class Central {
     if (this.#client === null || this.#closed) throw new Error('central: not started');
     const sealed = sealCommand(this.#o.signingKey, gate, op, { ...options, issuedAt: options.issuedAt ?? this.#clock() });
     const key = toHex(sealed.command.nonce);
+    const waiter = { finish: (_r: CommandResultMessage | null): void => undefined, refused: 0 };
     const result = new Promise<CommandResultMessage | null>((resolve) => {
-      const timer = setTimeout(() => finish(null), options.waitMs ?? 10_000);
-      const finish = (r: CommandResultMessage | null) => {
+      const timer = setTimeout(() => waiter.finish(null), options.waitMs ?? 10_000);
+      waiter.finish = (r) => {
         clearTimeout(timer);
         this.#waiters.delete(key);
         resolve(r);
       };
-      this.#waiters.set(key, finish);
+      this.#waiters.set(key, waiter);
     });
     this.#publish(this.topics.gate(gate, 'cmd'), sealed.envelope);
-    return { ...sealed, result: await result };
+    const r = await result;
+    return { ...sealed, result: r, refusedResults: waiter.refused };
   }
 
   /** Stops the timers and the MQTT client; closes the databases it opened. */
@@ -357,7 +393,9 @@ export class Central {
     this.#closed = true;
     this.#abortStart?.();
     this.#unlisten();
-    for (const w of [...this.#waiters.values()]) w(null);
+    for (const w of [...this.#waiters.values()]) w.finish(null);
+    if (this.#refusalTimer !== null) clearInterval(this.#refusalTimer);
+    this.#refusalTimer = null;
     if (this.#pollTimer !== null) clearInterval(this.#pollTimer);
     this.#pollTimer = null;
     if (this.#headTimer !== null) clearInterval(this.#headTimer);
@@ -378,6 +416,7 @@ export class Central {
     if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
     this.#flushTimer = null;
     this.#flushPublished();
+    this.#flushRefusals();
     if (this.#ownEvents) this.events.close();
     if (this.#ownRegistry) this.registry.close();
   }
@@ -438,6 +477,14 @@ export class Central {
       this.#flushTimer = null;
       this.#flushPublished();
     }, 250);
+  }
+
+  #flushRefusals(): void {
+    try {
+      this.refusals.flush();
+    } catch (e) {
+      this.#log(`refusal counts: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   #flushPublished(): void {
@@ -542,6 +589,12 @@ export class Central {
 
   // ---------------------------------------------------------------- incoming
 
+  /** Counts a refusal of a message from `gate` (stats by kind, log and table per gate). */
+  #refuse(gate: string, kind: string, cause: string): void {
+    this.#count(this.stats.rejected, `${kind}.${cause}`);
+    this.refusals.count(gate, `${kind}.${cause}`);
+  }
+
   #onMessage(topic: string, payload: Buffer): void {
     try {
       const parsed = this.topics.parse(topic);
@@ -549,17 +602,37 @@ export class Central {
       const p = parsed.value;
       if (p.scope !== 'gate') return this.#count(this.stats.rejected, 'topic.unexpected');
       this.#count(this.stats.received, p.kind);
-      this.#touch(p.gate);
       const bytes = u8(payload);
+      const gate = p.gate;
+      // Nothing is stored, answered or shown before the sender is verified as this gate.
       switch (p.kind) {
-        case 'sync':
-          return this.#onSync(p.gate, bytes);
-        case 'events':
-          return this.#onEvents(p.gate, bytes);
-        case 'status':
-          return this.#onStatus(p.gate, bytes);
-        case 'cmdres':
-          return this.#onCommandResult(p.gate, bytes);
+        case 'sync': {
+          const r = this.#auth.open(gate, topic, SyncRequest, bytes);
+          if (!r.ok) return this.#refuse(gate, 'sync', r.cause);
+          this.#touch(gate);
+          return this.#onSync(gate, r.value);
+        }
+        case 'events': {
+          const r = this.#auth.open(gate, topic, EventBatch, bytes);
+          if (!r.ok) return this.#refuse(gate, 'events', r.cause);
+          this.#touch(gate);
+          return this.#onEvents(gate, r.value);
+        }
+        case 'status': {
+          if (bytes.length === 0) return this.#refuse(gate, 'status', 'empty'); // a cleared retained status
+          const r = this.#auth.open(gate, topic, GateStatus, bytes);
+          if (!r.ok) return this.#refuse(gate, 'status', r.cause);
+          return this.#onStatus(gate, r.value);
+        }
+        case 'cmdres': {
+          const r = this.#auth.open(gate, topic, CommandResult, bytes);
+          if (!r.ok) {
+            this.#refusedResult(bytes);
+            return this.#refuse(gate, 'cmdres', r.cause);
+          }
+          this.#touch(gate);
+          return this.#onCommandResult(gate, r.value);
+        }
         default:
           return this.#count(this.stats.rejected, `${p.kind}.unexpected`);
       }
@@ -570,31 +643,41 @@ export class Central {
     }
   }
 
-  #onSync(gate: string, bytes: Uint8Array): void {
-    const r = decodeSyncRequest(bytes);
-    if (!r.ok) return this.#count(this.stats.rejected, `sync.${r.error.code}`);
-    const q: SyncRequestMessage = r.value;
-    if (q.gate !== gate) return this.#count(this.stats.rejected, 'sync.gate_mismatch');
-    if (q.list !== this.list) return this.#count(this.stats.rejected, 'sync.unknown_list');
+  /** A refused command result still names its nonce (untrusted): the waiting command learns it drew a forgery. */
+  #refusedResult(bytes: Uint8Array): void {
+    if (this.#waiters.size === 0) return;
+    const env = decodeMessage({ ...Maced, maxSize: 1024 }, bytes);
+    const body = env.ok ? env.value.body : bytes;
+    const r = decodeCommandResult(body);
+    if (!r.ok) return;
+    const w = this.#waiters.get(toHex(r.value.nonce));
+    if (w !== undefined) w.refused++;
+  }
+
+  #onSync(gate: string, q: SyncRequestMessage): void {
+    if (q.gate !== gate) return this.#refuse(gate, 'sync', 'gate_mismatch');
+    if (q.list !== this.list) return this.#refuse(gate, 'sync', 'unknown_list');
+    if (!this.#budget.take(gate, this.#clock())) return this.#refuse(gate, 'sync', 'over_budget');
     const data = this.topics.gate(gate, 'data');
+    const send = (m: Uint8Array): boolean => this.#budget.charge(gate, m.length) && this.#publish(data, m);
     if (q.want === 'deltas') {
       const l = this.registry.list(this.list);
-      if (q.epoch !== l.epoch) return this.#count(this.stats.rejected, 'sync.wrong_epoch');
+      if (q.epoch !== l.epoch) return this.#refuse(gate, 'sync', 'wrong_epoch');
       const from = Math.max(1, q.from);
       const count = q.count - (from - q.from);
       if (count <= 0) return;
-      for (const d of this.registry.deltas(this.list, l.epoch, from, count)) if (this.#publish(data, d.envelope)) this.stats.published.deltaReplies++;
+      for (const d of this.registry.deltas(this.list, l.epoch, from, count)) if (send(d.envelope)) this.stats.published.deltaReplies++;
       return;
     }
     const latest = this.#image;
-    if (latest === null) return this.#count(this.stats.rejected, 'sync.no_image');
+    if (latest === null) return this.#refuse(gate, 'sync', 'no_image');
     const asked = this.#recent.find((i) => i.epoch === q.epoch && i.version === q.version);
     if (q.want === 'manifest') {
       // The version asked for while it is recent, else the latest (the gate then follows the newer head).
-      if (this.#publish(data, (asked ?? latest).manifest)) this.stats.published.manifests++;
+      if (send((asked ?? latest).manifest)) this.stats.published.manifests++;
       return;
     }
-    if (asked === undefined) return this.#count(this.stats.rejected, 'sync.not_recent');
+    if (asked === undefined) return this.#refuse(gate, 'sync', 'not_recent');
     const img = asked;
     const end = Math.min(img.chunked.chunks.length, q.from + q.count);
     for (let i = q.from; i < end; i++) {
@@ -603,36 +686,32 @@ export class Central {
         m = encodeChunk({ list: this.list, epoch: img.epoch, version: img.version, index: i, data: img.chunked.chunks[i] as Uint8Array });
         img.chunkMessages[i] = m;
       }
-      if (this.#publish(data, m)) this.stats.published.chunks++;
+      if (send(m)) this.stats.published.chunks++;
     }
-    if (q.from >= img.chunked.chunks.length) this.#count(this.stats.rejected, 'sync.chunk_range');
+    if (q.from >= img.chunked.chunks.length) this.#refuse(gate, 'sync', 'chunk_range');
   }
 
-  #onEvents(gate: string, bytes: Uint8Array): void {
-    const r = decodeEventBatch(bytes);
-    if (!r.ok) return this.#count(this.stats.rejected, `events.${r.error.code}`);
-    const b = r.value;
-    if (b.gate !== gate) return this.#count(this.stats.rejected, 'events.gate_mismatch');
+  #onEvents(gate: string, b: EventBatchMessage): void {
+    if (b.gate !== gate) return this.#refuse(gate, 'events', 'gate_mismatch');
     const res = this.events.ingest(b);
     const s = this.stats.ingest;
     s.batches++;
     s.stored += res.stored;
     s.duplicates += res.duplicates;
-    if (res.problem !== undefined) this.#count(s.problems, res.problem);
-    if (res.ack !== null && this.#publish(this.topics.gate(gate, 'ack'), encodeEventAck({ gate, epoch: res.ack.epoch, seq: res.ack.seq, chain: res.ack.chain }))) this.stats.published.acks++;
+    if (res.problem !== undefined) {
+      this.#count(s.problems, res.problem);
+      this.refusals.count(gate, `events.${res.problem}`);
+    }
+    if (res.ack === null) return;
+    const topic = this.topics.gate(gate, 'ack');
+    const ack = this.#auth.seal(gate, topic, EventAck, { gate, epoch: res.ack.epoch, seq: res.ack.seq, chain: res.ack.chain });
+    if (ack !== null && this.#publish(topic, ack)) this.stats.published.acks++;
   }
 
-  #onStatus(gate: string, bytes: Uint8Array): void {
-    if (bytes.length === 0) return this.#count(this.stats.rejected, 'status.empty'); // a cleared retained status
-    const r = decodeGateStatus(bytes);
-    if (!r.ok) return this.#count(this.stats.rejected, `status.${r.error.code}`);
-    const s = r.value;
-    if (s.gate !== gate) return this.#count(this.stats.rejected, 'status.gate_mismatch');
+  #onStatus(gate: string, s: GateStatusMessage): void {
+    if (s.gate !== gate) return this.#refuse(gate, 'status', 'gate_mismatch');
     const cur = this.#presence.get(gate)?.status;
-    // Ordered by (journal epoch, boot, at): a reflashed gate (new journal epoch) wins over its
-    // old self; within an epoch the highest boot; equal boot: the later `at`, and for the same
-    // `at` the later arrival (a will carries its birth's `at`).
-    if (cur !== undefined && (s.journal < cur.journal || (s.journal === cur.journal && (s.boot < cur.boot || (s.boot === cur.boot && s.at < cur.at))))) {
+    if (cur !== undefined && !supersedes(s, cur)) {
       this.stats.presenceIgnored++;
       return;
     }
@@ -651,17 +730,31 @@ export class Central {
     this.#state.touch(gate, now);
   }
 
-  #onCommandResult(gate: string, bytes: Uint8Array): void {
-    const r = decodeCommandResult(bytes);
-    if (!r.ok) return this.#count(this.stats.rejected, `cmdres.${r.error.code}`);
-    if (r.value.gate !== gate) return this.#count(this.stats.rejected, 'cmdres.gate_mismatch');
-    const k = toHex(r.value.nonce);
-    this.#waiters.get(k)?.(r.value);
+  #onCommandResult(gate: string, res: CommandResultMessage): void {
+    if (res.gate !== gate) return this.#refuse(gate, 'cmdres', 'gate_mismatch');
+    const k = toHex(res.nonce);
+    this.#waiters.get(k)?.finish(res);
     this.commandResults.delete(k);
-    this.commandResults.set(k, r.value);
+    this.commandResults.set(k, res);
     if (this.commandResults.size > COMMAND_RESULTS_KEPT) {
       const oldest = this.commandResults.keys().next().value;
       if (oldest !== undefined) this.commandResults.delete(oldest);
     }
   }
+}
+
+/**
+ * The presence rule (docs/SYNC.md): a status replaces the one held when its
+ * (journal epoch, boot, conn) is higher; for the same connection, the will
+ * (offline) replaces the birth (online) and never the other way round, and
+ * refreshes of the birth replace it in order of `at`. The will is fixed at
+ * CONNECT and may be replayed, but a replay never beats a newer connection.
+ */
+export function supersedes(s: GateStatusMessage, cur: GateStatusMessage): boolean {
+  if (s.journal !== cur.journal) return s.journal > cur.journal;
+  if (s.boot !== cur.boot) return s.boot > cur.boot;
+  if (s.conn !== cur.conn) return s.conn > cur.conn;
+  if (cur.state === 'offline') return false;
+  if (s.state === 'offline') return true;
+  return s.at >= cur.at;
 }

@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { sealSigned } from '../../protocol/envelope.js';
 import { Command, decodeCommandResult, LIMITS, type CommandMessage, type CommandResultMessage } from '../../protocol/messages.js';
+import { Maced } from '../../protocol/mac-envelope.js';
+import { decodeMessage } from '../../protocol/schema.js';
 import { bytesEqual, toHex } from '../../protocol/hex.js';
 import { isValidId, type Topics } from '../../protocol/topics.js';
 import { nodeCrypto } from '../node-crypto.js';
@@ -49,22 +51,47 @@ export function sealCommand(signingKey: Uint8Array, gate: string, op: CommandOp,
   return { command, envelope: sealSigned(Command, command, signingKey, nodeCrypto) };
 }
 
+/** Opens a command result received on a topic: the gate's MAC checked (gate-authenticator.ts). */
+export type OpenResult = (topic: string, bytes: Uint8Array) => { readonly ok: true; readonly value: CommandResultMessage } | { readonly ok: false; readonly cause: string };
+
+export interface CommandAnswer {
+  /** The gate's verified answer, or null when none came within waitMs. */
+  readonly result: CommandResultMessage | null;
+  /** Answers for this nonce that failed verification (forgeries), by cause. */
+  readonly refused: Readonly<Record<string, number>>;
+}
+
+/** The nonce a command result claims, read without trusting it (to report forgeries against the command they target). */
+function claimedNonce(bytes: Uint8Array): Uint8Array | null {
+  const env = decodeMessage({ ...Maced, maxSize: 1024 }, bytes);
+  const r = decodeCommandResult(env.ok ? env.value.body : bytes);
+  return r.ok ? r.value.nonce : null;
+}
+
 /**
  * Publishes a sealed command on a connected client and waits for the gate's
- * answer with the same nonce. Resolves null when nothing came within waitMs.
- * Subscribes to the gate's cmdres topic first (and unsubscribes after).
+ * answer with the same nonce, verified by `open`; results that fail it are
+ * counted, never taken. Resolves with result null when nothing verified came
+ * within waitMs. Subscribes to the gate's cmdres topic first (and unsubscribes after).
  */
-export async function sendCommandOver(client: MqttClient, topics: Topics, sealed: SealedCommand, waitMs: number): Promise<CommandResultMessage | null> {
+export async function sendCommandOver(client: MqttClient, topics: Topics, sealed: SealedCommand, waitMs: number, open: OpenResult): Promise<CommandAnswer> {
   const gate = sealed.command.gate;
   const resTopic = topics.gate(gate, 'cmdres');
+  const refused: Record<string, number> = {};
   let done: (r: CommandResultMessage | null) => void = () => {};
   const answer = new Promise<CommandResultMessage | null>((resolve) => {
     done = resolve;
   });
   const onMessage = (topic: string, payload: Buffer): void => {
     if (topic !== resTopic) return;
-    const r = decodeCommandResult(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
-    if (r.ok && r.value.gate === gate && bytesEqual(r.value.nonce, sealed.command.nonce)) done(r.value);
+    const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+    const r = open(topic, bytes);
+    if (!r.ok) {
+      const n = claimedNonce(bytes);
+      if (n !== null && bytesEqual(n, sealed.command.nonce)) refused[r.cause] = (refused[r.cause] ?? 0) + 1;
+      return;
+    }
+    if (r.value.gate === gate && bytesEqual(r.value.nonce, sealed.command.nonce)) done(r.value);
   };
   client.on('message', onMessage);
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -72,7 +99,7 @@ export async function sendCommandOver(client: MqttClient, topics: Topics, sealed
     await client.subscribeAsync(resTopic, { qos: 1 });
     await client.publishAsync(topics.gate(gate, 'cmd'), Buffer.from(sealed.envelope), { qos: 1 });
     timer = setTimeout(() => done(null), waitMs);
-    return await answer;
+    return { result: await answer, refused };
   } finally {
     if (timer !== undefined) clearTimeout(timer);
     client.off('message', onMessage);

@@ -1,5 +1,6 @@
-// The central's secrets: the Ed25519 signing key (heads, deltas, commands) and
-// the deployment key (credential keys). Kept in a JSON file with hex values,
+// The central's secrets: the Ed25519 signing key (heads, deltas, commands),
+// the deployment key (credential keys) and the gate master key (every gate's
+// MAC key is derived from it: gate-keys.ts). Kept in a JSON file with hex values,
 // readable by its owner only (mode 0600). Gates get the public key and the
 // deployment key through provisioning.
 
@@ -15,10 +16,12 @@ export interface CentralKeys {
   readonly publicKey: Uint8Array;
   /** 32 secret bytes for credential keys (protocol/credential-key.ts). */
   readonly deploymentKey: Uint8Array;
+  /** 32 secret bytes: gate MAC keys are HKDF(gateMasterKey, gate id, key id) (docs/decisions/0011). */
+  readonly gateMasterKey: Uint8Array;
 }
 
 export const KEY_FILE_FORMAT = 'subline-central-keys';
-export const KEY_FILE_VERSION = 1;
+export const KEY_FILE_VERSION = 2;
 
 export class KeyFileError extends Error {
   readonly path: string;
@@ -35,7 +38,7 @@ export function publicKeyOf(signingKey: Uint8Array): Uint8Array {
 
 export function generateKeys(): CentralKeys {
   const signingKey = randomKey(32);
-  return { signingKey, publicKey: publicKeyOf(signingKey), deploymentKey: randomKey(32) };
+  return { signingKey, publicKey: publicKeyOf(signingKey), deploymentKey: randomKey(32), gateMasterKey: randomKey(32) };
 }
 
 /** Writes the keys (mode 0600, atomically through a temporary file). Refuses to replace an existing file unless `overwrite`. */
@@ -47,11 +50,13 @@ export function writeKeyFile(path: string, keys: CentralKeys, options: { readonl
       signingKey: toHex(keys.signingKey),
       publicKey: toHex(publicKeyOf(keys.signingKey)),
       deploymentKey: toHex(keys.deploymentKey),
+      gateMasterKey: toHex(keys.gateMasterKey),
     },
     null,
     2,
   )}\n`;
   if (keys.deploymentKey.length !== 32) throw new KeyFileError(path, 'deploymentKey must be 32 bytes');
+  if (keys.gateMasterKey.length !== 32) throw new KeyFileError(path, 'gateMasterKey must be 32 bytes');
   if (options.overwrite !== true && existsSync(path)) throw new KeyFileError(path, 'already exists (not replaced: pass overwrite to replace the keys)');
   writeFileAtomic(path, new TextEncoder().encode(body), { mode: 0o600 });
 }
@@ -80,10 +85,12 @@ export function readKeyFile(path: string): CentralKeys {
   if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new KeyFileError(path, 'must hold a JSON object');
   const rec = o as Record<string, unknown>;
   if (rec.format !== KEY_FILE_FORMAT) throw new KeyFileError(path, `field 'format' must be '${KEY_FILE_FORMAT}'`);
+  if (rec.version === 1) throw new KeyFileError(path, "is version 1, from before gate authentication: it has no 'gateMasterKey', so no gate could be verified (create a new data directory with `subline central init`, then provision the gates again)");
   if (rec.version !== KEY_FILE_VERSION) throw new KeyFileError(path, `field 'version' must be ${KEY_FILE_VERSION}`);
   const signingKey = hexField(path, rec, 'signingKey');
   const deploymentKey = hexField(path, rec, 'deploymentKey');
+  const gateMasterKey = hexField(path, rec, 'gateMasterKey');
   const publicKey = publicKeyOf(signingKey);
   if (rec.publicKey !== undefined && !bytesEqual(hexField(path, rec, 'publicKey'), publicKey)) throw new KeyFileError(path, "field 'publicKey' does not belong to 'signingKey' (corrupt?)");
-  return { signingKey, publicKey, deploymentKey };
+  return { signingKey, publicKey, deploymentKey, gateMasterKey };
 }

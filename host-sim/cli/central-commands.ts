@@ -16,6 +16,8 @@ import { Central } from '../central/central.js';
 import { CentralState, type GateRecord } from '../central/central-state.js';
 import { decodeEvent, type DecodedEvent } from '../central/event-decode.js';
 import { EventStore } from '../central/event-store.js';
+import { GateRegistry, type GateIdentity } from '../central/gate-registry.js';
+import { RefusalLog, type RefusalCount } from '../central/refusal-log.js';
 import type { GrantSpec } from '../central/image-builder.js';
 import { generateKeys, writeKeyFile } from '../central/keys.js';
 import { Registry, type CredentialRef, type GrantLevel, type SuspensionLevel } from '../central/registry.js';
@@ -123,11 +125,13 @@ export function registerCentral(program: Command): void {
 
   central
     .command('gates')
-    .description('the gates the central has heard from: presence, lane, whitelist version, backlog, last seen')
+    .description('the provisioned gates and those heard from: identity, presence, lane, whitelist version, backlog, refused messages, last seen; --decommission G ends an identity')
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
+    .option('--json', 'same as --format json')
+    .option('--decommission <gate>', "end this gate's identity: the central refuses everything from it at once (it cannot be provisioned again under this id)")
     .addOption(dataOption())
     .addOption(listOption())
-    .action((o: { data: string; list: string; format: 'table' | 'json' }) => gates(o));
+    .action((o: GatesOptions) => (o.decommission !== undefined ? decommission(o) : gates(o)));
 }
 
 // ---------------------------------------------------------------- init
@@ -327,7 +331,7 @@ function openCentral(o: { data: string; broker: string; topicRoot: string; list:
   const registry = openRegistry(p, keys);
   try {
     requireList(registry, o.list);
-    const central = new Central({ db: registry, signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, brokerUrl: o.broker, topicRoot: o.topicRoot, list: o.list, ...extra });
+    const central = new Central({ db: registry, signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: o.broker, topicRoot: o.topicRoot, list: o.list, ...extra });
     return { central, registry };
   } catch (e) {
     registry.close();
@@ -474,48 +478,98 @@ async function events(o: EventsOptions): Promise<void> {
   }
 }
 
-function gates(o: { data: string; list: string; format: 'table' | 'json' }): void {
+interface GatesOptions {
+  readonly data: string;
+  readonly list: string;
+  readonly format: 'table' | 'json';
+  readonly json?: boolean;
+  readonly decommission?: string;
+}
+
+function decommission(o: GatesOptions): void {
+  const gate = checkId(o.decommission as string, '--decommission');
+  const { db } = openDb(o.data);
+  try {
+    const reg = new GateRegistry(db);
+    const cur = reg.get(gate);
+    if (cur === undefined) throw new CliError(`gate ${gate} is not provisioned here (see \`subline central gates\`)`, 3);
+    if (cur.state === 'decommissioned') throw new CliError(`gate ${gate} was already decommissioned at ${isoSeconds(cur.decommissionedAt ?? 0)}`, 3);
+    const at = Math.floor(Date.now() / 1000);
+    reg.decommission(gate, at);
+    if (o.json === true || o.format === 'json') out(JSON.stringify({ gate, state: 'decommissioned', keyId: cur.keyId, at: isoSeconds(at) }, null, 2));
+    else out(`gate ${gate} decommissioned: the central refuses its messages from now on (a running \`central serve\` too); provision a replacement under a new id`);
+  } finally {
+    db.close();
+  }
+}
+
+function gates(o: GatesOptions): void {
   const list = checkId(o.list, '--list');
   const { db } = openDb(o.data);
   let rows: GateRecord[];
+  let identities: GateIdentity[];
+  let refusals: RefusalCount[];
   let current: { epoch: number; version: number } | undefined;
   try {
     rows = new CentralState(db).gates();
+    identities = new GateRegistry(db).all();
+    refusals = RefusalLog.read(db);
     current = db.prepare('SELECT epoch, version FROM lists WHERE name = ?').get(list) as { epoch: number; version: number } | undefined;
   } finally {
     db.close();
   }
-  const view = rows.map((g) => {
-    const held = g.status.lists.find((l) => l.list === list);
+  const byId = new Map(identities.map((g) => [g.gate, g]));
+  const presence = new Map(rows.map((g) => [g.status.gate, g]));
+  const refusedBy = new Map<string, Record<string, number>>();
+  for (const r of refusals) {
+    const m = refusedBy.get(r.gate) ?? {};
+    m[r.cause] = r.count;
+    refusedBy.set(r.gate, m);
+  }
+  const ids = [...new Set([...byId.keys(), ...presence.keys()])].sort();
+  const view = ids.map((id) => {
+    const g = presence.get(id);
+    const held = g?.status.lists.find((l) => l.list === list);
     const behind = held !== undefined && current !== undefined && held.epoch === current.epoch ? Math.max(0, current.version - held.version) : null;
-    return { g, held, behind };
+    const atGate: Record<string, number> = {};
+    for (const r of g?.status.refused ?? []) atGate[r.cause] = r.count;
+    return { id, identity: byId.get(id), g, held, behind, atCentral: refusedBy.get(id) ?? {}, atGate };
   });
-  if (o.format === 'json') {
+  // Refusals from ids that are not provisioned gates (impostors, decommissioned or mistyped ids).
+  const strangers = [...refusedBy.entries()].filter(([id]) => !byId.has(id) && !presence.has(id));
+  const sum = (m: Record<string, number>): number => Object.values(m).reduce((a, b) => a + b, 0);
+  if (o.json === true || o.format === 'json') {
     out(
       JSON.stringify(
-        view.map(({ g, held, behind }) => ({
-          gate: g.status.gate,
-          state: g.status.state,
-          boot: g.status.boot,
-          at: isoSeconds(g.status.at),
-          firmware: g.status.firmware,
-          line: g.status.line,
-          direction: g.status.direction,
-          lane: g.status.lane,
-          lists: g.status.lists,
-          whitelist: held === undefined ? null : { list, epoch: held.epoch, version: held.version, behind },
-          backlog: g.status.backlog,
-          receivedAt: isoSeconds(g.receivedAt),
-          lastSeen: isoSeconds(g.lastSeen),
-        })),
+        {
+          gates: view.map(({ id, identity, g, held, behind, atCentral, atGate }) => ({
+            gate: id,
+            identity: identity === undefined ? null : { state: identity.state, site: identity.site, list: identity.list, keyId: identity.keyId, provisionedAt: isoSeconds(identity.provisionedAt), decommissionedAt: identity.decommissionedAt === null ? null : isoSeconds(identity.decommissionedAt) },
+            state: g?.status.state ?? 'never seen',
+            boot: g?.status.boot ?? null,
+            conn: g?.status.conn ?? null,
+            at: g === undefined ? null : isoSeconds(g.status.at),
+            firmware: g?.status.firmware ?? null,
+            line: g?.status.line ?? identity?.line ?? null,
+            direction: g?.status.direction ?? identity?.direction ?? null,
+            lane: g?.status.lane ?? identity?.lane ?? null,
+            lists: g?.status.lists ?? [],
+            whitelist: held === undefined ? null : { list, epoch: held.epoch, version: held.version, behind },
+            backlog: g?.status.backlog ?? null,
+            refused: { atCentral, atGate },
+            receivedAt: g === undefined ? null : isoSeconds(g.receivedAt),
+            lastSeen: g === undefined ? null : isoSeconds(g.lastSeen),
+          })),
+          refusedFromUnknownIds: Object.fromEntries(strangers),
+        },
         null,
         2,
       ),
     );
     return;
   }
-  if (view.length === 0) {
-    note('no gate has been heard from yet (presence is recorded by `subline central serve`)');
+  if (view.length === 0 && strangers.length === 0) {
+    note('no gate is provisioned and none has been heard from yet (`subline provision` registers a gate; presence is recorded by `subline central serve`)');
     return;
   }
   const whitelist = (held: (typeof view)[number]['held'], behind: number | null): string => {
@@ -525,9 +579,26 @@ function gates(o: { data: string; list: string; format: 'table' | 'json' }): voi
   };
   out(
     formatTable(
-      ['GATE', 'STATE', 'BOOT', 'LINE', 'DIRECTION', 'LANE', 'WHITELIST', 'BACKLOG', 'LAST SEEN'],
-      view.map(({ g, held, behind }) => [g.status.gate, g.status.state, String(g.status.boot), g.status.line, g.status.direction, g.status.lane, whitelist(held, behind), String(g.status.backlog), isoSeconds(g.lastSeen)]),
+      ['GATE', 'IDENTITY', 'STATE', 'BOOT', 'LINE', 'DIRECTION', 'LANE', 'WHITELIST', 'BACKLOG', 'REFUSED (CENTRAL/GATE)', 'LAST SEEN'],
+      view.map(({ id, identity, g, held, behind, atCentral, atGate }) => [
+        id,
+        identity === undefined ? 'not provisioned' : `${identity.state} (key ${identity.keyId})`,
+        g?.status.state ?? 'never seen',
+        g === undefined ? '-' : String(g.status.boot),
+        g?.status.line ?? identity?.line ?? '-',
+        g?.status.direction ?? identity?.direction ?? '-',
+        g?.status.lane ?? identity?.lane ?? '-',
+        g === undefined ? '-' : whitelist(held, behind),
+        g === undefined ? '-' : String(g.status.backlog),
+        `${sum(atCentral)}/${sum(atGate)}`,
+        g === undefined ? '-' : isoSeconds(g.lastSeen),
+      ]),
     ),
   );
-  note("(state, boot, whitelist and backlog are those of each gate's last status message, which a gate sends when it connects; last seen: any message)");
+  for (const { id, atCentral, atGate } of view) {
+    const parts = [...Object.entries(atCentral).map(([c, n]) => `central ${c} ${n}`), ...Object.entries(atGate).map(([c, n]) => `gate ${c} ${n}`)];
+    if (parts.length > 0) out(`  ${id} refused: ${parts.join(', ')}`);
+  }
+  for (const [id, m] of strangers) out(`  refused from ${id} (not a provisioned gate): ${Object.entries(m).map(([c, n]) => `${c} ${n}`).join(', ')}`);
+  note("(state, boot, whitelist, backlog and the gate's refusals are those of each gate's last verified status message; refused at the central: messages that failed verification or checks, per cause; last seen: any verified message)");
 }

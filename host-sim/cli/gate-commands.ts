@@ -1,8 +1,11 @@
 // `subline gate open|lockdown|release|config <gate>`: a remote command,
 // signed with the central's key (keys.json in --data), with a fresh nonce and
 // an expiry, published on gates/<gate>/cmd (QoS 1); the answer with that
-// nonce is awaited on gates/<gate>/cmdres. Exit 0: done; 3: refused or
-// failed (the reason is printed); 4: no answer within --wait.
+// nonce is awaited on gates/<gate>/cmdres and taken only when it is MACed by
+// that gate (its key derived from keys.json's master key). Exit 0: done; 3:
+// refused or failed (the reason is printed), or the gate is not provisioned
+// or decommissioned; 4: no verified answer within --wait (forged answers are
+// reported as such).
 
 import { existsSync } from 'node:fs';
 import { encodeConfigParams } from '../../protocol/messages.js';
@@ -10,8 +13,11 @@ import Database from 'better-sqlite3';
 import type { Command } from 'commander';
 import { fromHex, toHex } from '../../protocol/hex.js';
 import { Topics } from '../../protocol/topics.js';
-import { CentralState } from '../central/central-state.js';
+import { CommandResult } from '../../protocol/messages.js';
+import { nodeCrypto } from '../node-crypto.js';
 import { COMMAND_OPS, sealCommand, sendCommandOver, type CommandOp } from '../central/commands.js';
+import { GateAuthenticator } from '../central/gate-authenticator.js';
+import { GateRegistry } from '../central/gate-registry.js';
 import { CliError } from './cli-error.js';
 import { addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, connectBroker, dataOption, dataPaths, isoSeconds, loadKeys, note, out, parseHex, parseInteger, topicRootOption, type DataPaths } from './common.js';
 
@@ -24,7 +30,7 @@ interface GateCommandOptions {
   readonly params?: string;
   readonly passback?: string;
   readonly staleAfter?: string;
-  readonly force?: boolean;
+  readonly json?: boolean;
 }
 
 const DESCRIPTIONS: Record<CommandOp, string> = {
@@ -43,7 +49,7 @@ export function registerGate(program: Command): void {
       .argument('<gate>', 'gate id')
       .option('--expires <seconds>', 'the command expires this many seconds after it is issued (0 or less: already expired, to test a gate)', '60')
       .option('--wait <seconds>', 'how long to wait for the answer', '10')
-      .option('--force', 'send even if the central has never heard from this gate');
+      .option('--json', 'print the outcome as JSON');
     if (op === 'config') {
       c.option('--passback <seconds>', 'anti-passback window, 0-86400 s');
       c.option('--stale-after <seconds>', 'whitelist staleness threshold of the freshness policy, 60-604800 s');
@@ -56,15 +62,16 @@ export function registerGate(program: Command): void {
   }
 }
 
-/** True when the central's gates table (central serve) knows the gate. */
-function knownGate(p: DataPaths, gate: string): boolean {
-  if (!existsSync(p.db)) return false;
+/** The database with the gate identities; the gate must be provisioned and active. */
+function openIdentities(p: DataPaths, gate: string): Database.Database {
+  if (!existsSync(p.db)) bad(`no database at ${p.db}: run \`subline central init --data ${p.dir}\` first (or pass --data)`);
   const db = new Database(p.db, { fileMustExist: true });
-  try {
-    return new CentralState(db).gate(gate) !== undefined;
-  } finally {
+  const g = new GateRegistry(db).get(gate);
+  if (g === undefined || g.state !== 'active') {
     db.close();
+    throw new CliError(g === undefined ? `unknown gate '${gate}': not provisioned in ${p.db} (check the id with \`subline central gates\`)` : `gate '${gate}' is decommissioned: no answer from it could be verified`, 3);
   }
+  return db;
 }
 
 async function send(op: CommandOp, gateArg: string, o: GateCommandOptions): Promise<void> {
@@ -84,22 +91,34 @@ async function send(op: CommandOp, gateArg: string, o: GateCommandOptions): Prom
   const topics = new Topics(checkTopicRoot(o.topicRoot));
   const p = dataPaths(o.data);
   const keys = loadKeys(p);
-  if (o.force !== true && !knownGate(p, gate)) throw new CliError(`unknown gate '${gate}': the central (${p.db}) has never heard from it (check the id, run \`subline central gates\`, or pass --force)`, 3);
-
-  const sealed = sealCommand(keys.signingKey, gate, op, { expiresInSeconds: expiresIn, ...(params !== undefined ? { params } : {}) });
-  const nonce = toHex(sealed.command.nonce);
-  const client = await connectBroker(o.broker, Math.min(waitSeconds, 10) * 1000, 'subline-cmd');
-  let result;
+  const db = openIdentities(p, gate);
   try {
-    result = await sendCommandOver(client, topics, sealed, waitSeconds * 1000);
+    const auth = new GateAuthenticator({ gates: new GateRegistry(db), masterKey: keys.gateMasterKey, crypto: nodeCrypto });
+    const sealed = sealCommand(keys.signingKey, gate, op, { expiresInSeconds: expiresIn, ...(params !== undefined ? { params } : {}) });
+    const nonce = toHex(sealed.command.nonce);
+    const client = await connectBroker(o.broker, Math.min(waitSeconds, 10) * 1000, 'subline-cmd');
+    let answer;
+    try {
+      answer = await sendCommandOver(client, topics, sealed, waitSeconds * 1000, (topic, bytes) => auth.open(gate, topic, CommandResult, bytes));
+    } finally {
+      await client.endAsync().catch(() => undefined);
+    }
+    const { result, refused } = answer;
+    const forged = Object.entries(refused).map(([c, n]) => `${n} ${c}`).join(', ');
+    if (forged !== '') note(`refused ${Object.values(refused).reduce((a, b) => a + b, 0)} answer(s) for this nonce that were not MACed by gate ${gate} (${forged}): forged, ignored`);
+    const report = (status: string, extra: Record<string, unknown>) => {
+      if (o.json === true) out(JSON.stringify({ gate, op, nonce, status, refusedAnswers: refused, ...extra }, null, 2));
+    };
+    if (result === null) {
+      const c = sealed.command;
+      report('unanswered', { validUntil: isoSeconds(c.expires) });
+      throw new CliError(`no ${forged !== '' ? 'verified ' : ''}answer from gate ${gate} within ${waitSeconds} s (nonce ${nonce}): the command is unanswered; it stays valid until ${isoSeconds(c.expires)}, so the gate may still run it if it receives it before then`, 4);
+    }
+    report(result.status, { reason: result.reason, gateTime: isoSeconds(result.at) });
+    if (result.status !== 'done') throw new CliError(`gate ${gate} ${result.status === 'refused' ? 'refused' : 'failed'} ${op}: ${result.reason} (nonce ${nonce})`, 3);
+    if (o.json !== true) out(`gate ${gate}: ${op} done: ${result.reason} (nonce ${nonce}, gate time ${isoSeconds(result.at)})`);
+    if (op === 'lockdown') note(`the lockdown stays until \`subline gate release ${gate}\``);
   } finally {
-    await client.endAsync().catch(() => undefined);
+    db.close();
   }
-  if (result === null) {
-    const c = sealed.command;
-    throw new CliError(`no answer from gate ${gate} within ${waitSeconds} s (nonce ${nonce}); the command stays valid until ${isoSeconds(c.expires)}, so the gate may still run it if it receives it before then`, 4);
-  }
-  if (result.status !== 'done') throw new CliError(`gate ${gate} ${result.status === 'refused' ? 'refused' : 'failed'} ${op}: ${result.reason} (nonce ${nonce})`, 3);
-  out(`gate ${gate}: ${op} done: ${result.reason} (nonce ${nonce}, gate time ${isoSeconds(result.at)})`);
-  if (op === 'lockdown') note(`the lockdown stays until \`subline gate release ${gate}\``);
 }

@@ -1,7 +1,11 @@
-// `subline provision`: writes a gate's provisioning record
+// `subline provision`: registers the gate's identity in the central's
+// database (gate-registry.ts; a re-provisioned gate gets the next key id and
+// its old record stops working) and writes its provisioning record
 // (protocol/provisioning.ts, strict CBOR) with the central's public key as
-// the trusted key and the deployment key, both from the data directory's key
-// file; reads it back and decodes it before saying it is done.
+// the trusted key, the deployment key and the gate's own MAC key (derived
+// from the master key: gate-keys.ts); reads it back and decodes it before
+// saying it is done. The registration is committed only once the record is
+// written.
 // `subline provision --check FILE` validates a record and prints it (never
 // the deployment key or the password).
 
@@ -12,8 +16,10 @@ import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
 import { bytesEqual, toHex } from '../../protocol/hex.js';
 import { decodeProvisioning, encodeProvisioning, type ProvisioningRecord } from '../../protocol/provisioning.js';
 import { readKeyFile } from '../central/keys.js';
+import { deriveGateKey } from '../central/gate-keys.js';
+import { GateRegistry, GateRegistryError } from '../central/gate-registry.js';
 import { CliError } from './cli-error.js';
-import { addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, isoSeconds, listOption, loadKeys, nowSeconds, out, parseInteger, topicRootOption } from './common.js';
+import { addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, isoSeconds, listOption, loadKeys, nowSeconds, openRegistry, out, parseInteger, requireList, topicRootOption } from './common.js';
 
 type Action = ProvisioningRecord['policy']['fresh'];
 const ACTIONS: readonly Action[] = ['normal', 'individual_only', 'deny'];
@@ -112,14 +118,41 @@ function provision(o: ProvisionOptions): void {
   const policy = policyOf(line, o.staleAfter, o.policy);
   const file = o.out as string;
   if (existsSync(file) && o.force !== true) throw new CliError(`--out ${file} already exists (pass --force to replace it)`, 3);
-  const keys = loadKeys(dataPaths(o.data));
+  const paths = dataPaths(o.data);
+  const keys = loadKeys(paths);
+  const registry = openRegistry(paths, keys);
+  try {
+    requireList(registry, list);
+    const identities = new GateRegistry(registry.db);
+    const direction = o.direction as 'in' | 'out';
+    const lane = o.lane as 'person' | 'vehicle' | 'goods';
+    // One transaction: the identity is registered only if the record is written.
+    registry.db.transaction(() => {
+      let identity;
+      try {
+        identity = identities.register({ gate, site, list, line, direction, lane }, nowSeconds());
+      } catch (e) {
+        if (e instanceof GateRegistryError) throw new CliError(e.message, 3);
+        throw e;
+      }
+      const record: ProvisioningRecord = {
+        gate, site, line, direction, lane, list, topicRoot, broker,
+        ...(o.username !== undefined ? { username: o.username } : {}),
+        ...(password !== undefined ? { password } : {}),
+        trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey,
+        gateKey: deriveGateKey(keys.gateMasterKey, gate, identity.keyId), gateKeyId: identity.keyId,
+        journalEpoch, policy, passbackSeconds,
+      };
+      writeRecord(file, record);
+      out(`gate identity: ${gate} ${identity.keyId === 1 ? 'registered' : `re-provisioned (key id ${identity.keyId}; records written before this one no longer work)`}`);
+    })();
+  } finally {
+    registry.close();
+  }
+}
 
-  const record: ProvisioningRecord = {
-    gate, site, line, direction: o.direction as 'in' | 'out', lane: o.lane as 'person' | 'vehicle' | 'goods', list, topicRoot, broker,
-    ...(o.username !== undefined ? { username: o.username } : {}),
-    ...(password !== undefined ? { password } : {}),
-    trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, journalEpoch, policy, passbackSeconds,
-  };
+function writeRecord(file: string, record: ProvisioningRecord): void {
+  const { gate, site, line, list, journalEpoch } = record;
   let bytes: Uint8Array;
   try {
     bytes = encodeProvisioning(record);
@@ -143,7 +176,7 @@ function provision(o: ProvisionOptions): void {
     throw new CliError(`--out ${file}: cannot be written (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 2);
   }
   out(`wrote ${file} (${bytes.length} bytes): gate ${gate} at ${site}, ${line} line, ${record.direction}, ${record.lane} lane, list ${list}, journal epoch ${journalEpoch}`);
-  out(`trusted key: ${toHex(keys.publicKey)}`);
+  out(`trusted key: ${toHex(record.trustedKeys[0] as Uint8Array)}; gate key id ${record.gateKeyId}`);
 }
 
 /** The record without its secrets, for printing. */
@@ -161,6 +194,8 @@ function describe(p: ProvisioningRecord, centralKey: Uint8Array | undefined): Re
     ...(p.password !== undefined ? { password: `(${p.password.length} bytes, not shown)` } : {}),
     trustedKeys: p.trustedKeys.map((k) => `${toHex(k)}${centralKey !== undefined && bytesEqual(k, centralKey) ? ' (this central)' : ''}`),
     deploymentKey: '(32 bytes, not shown)',
+    gateKey: '(32 bytes, not shown)',
+    gateKeyId: p.gateKeyId,
     journalEpoch: p.journalEpoch,
     policy: p.policy,
     passbackSeconds: p.passbackSeconds,

@@ -32,14 +32,16 @@ function render(sim: FleetSimulator, duration: number | null): string {
   const t = sim.elapsedSeconds.toFixed(0);
   lines.push(`subline-gate fleet simulator  t=${t}s${duration !== null ? `/${duration}s` : ''}  broker ${sim.broker !== null ? 'embedded' : sim.brokerUrl}  central v${v.totals.version}  (Ctrl-C to stop)`);
   lines.push('');
-  lines.push(`${pad('gate', 28)} ${pad('state', 7)} ${pad('line/dir', 10)} ${pad('lane', 7)} ${lpad('wl ver', 6)} ${lpad('taps/s', 6)} ${lpad('granted', 7)} ${lpad('denied', 6)} ${lpad('backlog', 7)}`);
+  lines.push(`${pad('gate', 28)} ${pad('state', 7)} ${pad('line/dir', 10)} ${pad('lane', 7)} ${lpad('wl ver', 6)} ${lpad('taps/s', 6)} ${lpad('granted', 7)} ${lpad('denied', 6)} ${lpad('backlog', 7)} ${lpad('refused c/g', 11)}`);
   for (const g of v.gates) {
-    lines.push(`${pad(g.engine === 'xs' ? `${g.id} xs` : g.id, 28)} ${pad(g.online ? 'online' : 'OFFLINE', 7)} ${pad(`${g.line}/${g.direction}`, 10)} ${pad(g.lane, 7)} ${lpad(g.version, 6)} ${lpad(g.tapsPerSecond.toFixed(1), 6)} ${lpad(g.granted, 7)} ${lpad(g.denied, 6)} ${lpad(g.backlog, 7)}`);
+    lines.push(`${pad(g.engine === 'xs' ? `${g.id} xs` : g.id, 28)} ${pad(g.online ? 'online' : 'OFFLINE', 7)} ${pad(`${g.line}/${g.direction}`, 10)} ${pad(g.lane, 7)} ${lpad(g.version, 6)} ${lpad(g.tapsPerSecond.toFixed(1), 6)} ${lpad(g.granted, 7)} ${lpad(g.denied, 6)} ${lpad(g.backlog, 7)} ${lpad(`${g.refusedAtCentral}/${g.refusedAtGate}`, 11)}`);
   }
   lines.push('');
   lines.push(`fleet: ${v.totals.taps} taps, ${v.totals.granted} granted, ${v.totals.taps - v.totals.granted} denied; events stored at the central: ${v.totals.stored}`);
   const reasons = Object.entries(v.totals.denied).sort((a, b) => b[1] - a[1]);
   lines.push(`denied by reason: ${reasons.length === 0 ? '-' : reasons.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  const refused = Object.entries(v.totals.refusedAtCentral).sort((a, b) => b[1] - a[1]);
+  lines.push(`refused at the central: ${refused.length === 0 ? '-' : refused.map(([k, n]) => `${k} ${n}`).join(', ')}`);
   if (sim.moments.length > 0) lines.push(`moments: ${sim.moments.join('; ')}`);
   return lines.join('\n');
 }

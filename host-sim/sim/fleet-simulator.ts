@@ -86,6 +86,9 @@ export interface GateView {
   denied: number;
   backlog: number;
   journaled: number;
+  /** Messages to this gate it refused (from its last verified status), and messages in its name the central refused. */
+  refusedAtGate: number;
+  refusedAtCentral: number;
 }
 
 export interface SimReport {
@@ -157,7 +160,7 @@ export class FleetSimulator {
       this.brokerUrl = this.broker.url;
     } else this.brokerUrl = this.#o.brokerUrl;
     const keys = generateKeys();
-    this.central = new Central({ db: join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, brokerUrl: this.brokerUrl, headIntervalSeconds: 10, chunkSize: 16384 });
+    this.central = new Central({ db: join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, headIntervalSeconds: 10, chunkSize: 16384 });
     await this.central.start();
     const size = this.#o.population ?? DEMO_SIZE;
     this.population = seedPopulation(this.central.registry, this.#o.seed, size);
@@ -167,9 +170,11 @@ export class FleetSimulator {
     const credentials = size.people + size.vehicles + size.consignments;
     const xsStarts: Promise<unknown>[] = [];
     for (const [i, s] of this.specs.entries()) {
+      // Registered like `subline provision` does: the gate's key is derived from the central's master key.
+      const id = this.central.provisionGate({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane });
       const p: ProvisioningRecord = {
         gate: s.id, site: s.site, line: s.line, direction: s.direction, lane: s.lane, list: 'main', topicRoot: 'subline', broker: this.brokerUrl,
-        trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, journalEpoch: Math.floor(Date.now() / 1000), policy: DEFAULT_POLICY[s.line], passbackSeconds: 120,
+        trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId, journalEpoch: Math.floor(Date.now() / 1000), policy: DEFAULT_POLICY[s.line], passbackSeconds: 120,
       };
       if (i < xsCount) {
         // The device's own config (manifest.json), with the reader this lane has.
@@ -318,7 +323,7 @@ export class FleetSimulator {
     });
   }
 
-  view(): { gates: GateView[]; totals: { taps: number; granted: number; denied: Record<string, number>; stored: number; version: number; brokerUp: boolean } } {
+  view(): { gates: GateView[]; totals: { taps: number; granted: number; denied: Record<string, number>; stored: number; version: number; brokerUp: boolean; refusedAtCentral: Record<string, number> } } {
     const cutoff = Date.now() - 5000;
     const denied: Record<string, number> = {};
     let taps = 0;
@@ -331,7 +336,12 @@ export class FleetSimulator {
       const w = this.#tapsWindow[i]!;
       while (w.length > 0 && w[0]! < cutoff) w.shift();
       const spec = this.specs[i]!;
-      const common = { line: spec.line, direction: spec.direction, lane: spec.lane, tapsPerSecond: w.length / 5 };
+      const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+      const common = {
+        line: spec.line, direction: spec.direction, lane: spec.lane, tapsPerSecond: w.length / 5,
+        refusedAtGate: sum((this.central.presence(spec.id)?.status.refused ?? []).map((r) => r.count)),
+        refusedAtCentral: sum(Object.values(this.central.refusals.forGate(spec.id))),
+      };
       if (slot.engine === 'xs') {
         const s = slot.g.status();
         taps += s.taps;
@@ -346,7 +356,9 @@ export class FleetSimulator {
       count(s.byReason);
       return { id: g.gate.id, engine: 'node', ...common, online: g.gate.sync.connected, version: g.gate.store.version, granted: s.granted, denied: s.denied, backlog: g.gate.journal.backlog, journaled: g.gate.journal.lastSeq };
     });
-    return { gates, totals: { taps, granted, denied, stored: this.central.events.count(), version: this.central.registry.version(), brokerUp: this.broker !== null } };
+    const refusedAtCentral: Record<string, number> = {};
+    for (const r of this.central.refusals.all()) refusedAtCentral[r.cause] = (refusedAtCentral[r.cause] ?? 0) + r.count;
+    return { gates, totals: { taps, granted, denied, stored: this.central.events.count(), version: this.central.registry.version(), brokerUp: this.broker !== null, refusedAtCentral } };
   }
 
   /** Journal position of a gate: epoch, last seq, acked. */
