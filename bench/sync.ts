@@ -11,7 +11,13 @@ import type { ProvisioningRecord } from '../protocol/provisioning.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { findMosquitto, startEmbeddedBroker, startMosquitto, type BrokerHandle } from '../host-sim/broker.js';
 import { Central } from '../host-sim/central/central.js';
+import Database from 'better-sqlite3';
 import { EventStore } from '../host-sim/central/event-store.js';
+import { GateAuthenticator } from '../host-sim/central/gate-authenticator.js';
+import { GateRegistry } from '../host-sim/central/gate-registry.js';
+import { sealMaced } from '../protocol/mac-envelope.js';
+import { EventAck, EventBatch } from '../protocol/messages.js';
+import { Topics } from '../protocol/topics.js';
 import { generateKeys } from '../host-sim/central/keys.js';
 import { NorFlash } from '../host-sim/flash/nor-flash.js';
 import { NodeGate } from '../host-sim/node-gate.js';
@@ -51,8 +57,10 @@ async function broker(): Promise<{ b: BrokerHandle; kind: string }> {
   return { b: await startEmbeddedBroker(), kind: 'aedes' };
 }
 
-function provisioning(gate: string, url: string, keys: ReturnType<typeof generateKeys>): ProvisioningRecord {
-  return { gate, site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: url, trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0 };
+/** A gate's record, registered with the central (as `subline provision` does). */
+function provisioning(gate: string, url: string, keys: ReturnType<typeof generateKeys>, central: Central): ProvisioningRecord {
+  const { gateKey, gateKeyId } = central.provisionGate({ gate, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' });
+  return { gate, site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: url, trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey, gateKeyId, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0 };
 }
 
 export async function benchSync(): Promise<string> {
@@ -62,7 +70,7 @@ export async function benchSync(): Promise<string> {
   try {
     const keys = generateKeys();
     // ---- revocation over a fleet ----
-    const central = new Central({ db: join(dir, 'fleet.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, brokerUrl: b.url, headIntervalSeconds: 30 });
+    const central = new Central({ db: join(dir, 'fleet.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: b.url, headIntervalSeconds: 30 });
     await central.start();
     let t0 = performance.now();
     populate(central, PER_GATE);
@@ -70,7 +78,7 @@ export async function benchSync(): Promise<string> {
     console.error(`sync: registry of ${PER_GATE} in ${Math.round(performance.now() - t0)} ms`);
     const layout = { credentials: PER_GATE, journalSectors: 8 };
     // One gate pulls the image; the others start from a copy of its flash (the fleet is provisioned).
-    const first = new NodeGate({ provisioning: provisioning('g0000', b.url, keys), crypto: nodeCrypto, layout, sync: { tickMs: 20 } });
+    const first = new NodeGate({ provisioning: provisioning('g0000', b.url, keys, central), crypto: nodeCrypto, layout, sync: { tickMs: 20 } });
     first.start();
     await until('first gate image', () => first.gate.store.version === central.registry.version(), 120000);
     first.stop();
@@ -81,7 +89,7 @@ export async function benchSync(): Promise<string> {
     for (let i = 0; i < GATES; i++) {
       const id = `g${String(i).padStart(4, '0')}`;
       const g: NodeGate = new NodeGate({
-        provisioning: provisioning(id, b.url, keys), crypto: nodeCrypto, layout, seed: i + 1,
+        provisioning: provisioning(id, b.url, keys, central), crypto: nodeCrypto, layout, seed: i + 1,
         flash: NorFlash.fromSnapshot(snapshot, { blockSize: 4096 }),
         sync: { tickMs: 50, keepAliveSeconds: 60 },
         onSyncChange: () => {
@@ -110,13 +118,13 @@ export async function benchSync(): Promise<string> {
     await central.close();
 
     // ---- resync of one gate from empty ----
-    const c2 = new Central({ db: join(dir, 'resync.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, brokerUrl: b.url, headIntervalSeconds: 30 });
+    const c2 = new Central({ db: join(dir, 'resync.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: b.url, headIntervalSeconds: 30 });
     await c2.start();
     t0 = performance.now();
     populate(c2, RESYNC);
     c2.publishHead();
     console.error(`sync: registry of ${RESYNC} in ${Math.round(performance.now() - t0)} ms`);
-    const fresh = new NodeGate({ provisioning: provisioning('resync', b.url, keys), crypto: nodeCrypto, layout: { credentials: RESYNC, journalSectors: 8 }, sync: { tickMs: 5 } });
+    const fresh = new NodeGate({ provisioning: provisioning('resync', b.url, keys, c2), crypto: nodeCrypto, layout: { credentials: RESYNC, journalSectors: 8 }, sync: { tickMs: 5 } });
     t0 = performance.now();
     fresh.start();
     await until('resync', () => fresh.gate.store.version === c2.registry.version(), 120000);
@@ -126,34 +134,7 @@ export async function benchSync(): Promise<string> {
     await c2.close();
 
     // ---- central ingest ----
-    const store = new EventStore(join(dir, 'events.db'));
-    const total = 200_000;
-    const batches = [];
-    let prev: Uint8Array = new Uint8Array(32);
-    const rec = new Uint8Array(16);
-    for (let first = 1; first <= total; first += 256) {
-      const records = new Uint8Array(256 * 16);
-      for (let i = 0; i < 256; i++) {
-        rec.fill((first + i) & 0xff);
-        records.set(rec, i * 16);
-      }
-      let chain = prev;
-      for (let i = 0; i < 256; i++) {
-        const buf = new Uint8Array(48);
-        buf.set(chain, 0);
-        buf.set(records.subarray(i * 16, i * 16 + 16), 32);
-        chain = sha256(buf);
-      }
-      batches.push({ gate: `g${first % 8}`, epoch: 1, first, count: 256, records, prev, chain });
-      prev = chain;
-    }
-    // One gate's stream (chained); spread over one gate so every batch joins the previous.
-    for (const x of batches) x.gate = 'ingest-gate';
-    t0 = performance.now();
-    for (const x of batches) store.ingest(x);
-    const ms = performance.now() - t0;
-    store.close();
-    report.add({ metric: 'central_ingest_events_per_s', value: Math.round((batches.length * 256 * 1000) / ms), unit: 'events/s', engine: 'node', entries: 0, events: batches.length * 256, note: 'EventStore.ingest of 256-record batches (chain verified, exactly-once insert) into SQLite, WAL, synchronous=FULL, one file' });
+    benchIngest(report, keys, dir);
   } finally {
     await b.close();
     rmSync(dir, { recursive: true, force: true });
@@ -161,3 +142,62 @@ export async function benchSync(): Promise<string> {
   return report.write();
 }
 
+
+/** Central ingest in-process, without and with MAC verification (exported for a quick run). */
+export function benchIngest(report: BenchReport, keys: ReturnType<typeof generateKeys>, dir: string): void {
+  let t0: number;
+  const total = 200_000;
+  const batches = [];
+  let prev: Uint8Array = new Uint8Array(32);
+  const rec = new Uint8Array(16);
+  for (let first = 1; first <= total; first += 256) {
+    const records = new Uint8Array(256 * 16);
+    for (let i = 0; i < 256; i++) {
+      rec.fill((first + i) & 0xff);
+      records.set(rec, i * 16);
+    }
+    let chain = prev;
+    for (let i = 0; i < 256; i++) {
+      const buf = new Uint8Array(48);
+      buf.set(chain, 0);
+      buf.set(records.subarray(i * 16, i * 16 + 16), 32);
+      chain = sha256(buf);
+    }
+    batches.push({ gate: `g${first % 8}`, epoch: 1, first, count: 256, records, prev, chain });
+    prev = chain;
+  }
+  // One gate's stream (chained); spread over one gate so every batch joins the previous.
+  for (const x of batches) x.gate = 'ingest-gate';
+  for (const verified of [false, true]) {
+    const path = join(dir, `events-${verified ? 'verified' : 'plain'}.db`);
+    const store = new EventStore(path);
+    const db = new Database(path);
+    const auth = new GateAuthenticator({ gates: new GateRegistry(db), masterKey: keys.gateMasterKey, crypto: nodeCrypto });
+    const topics = new Topics('subline');
+    const topic = topics.gate('ingest-gate', 'events');
+    const ackTopic = topics.gate('ingest-gate', 'ack');
+    const { keyId } = new GateRegistry(db).register({ gate: 'ingest-gate', site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' }, 1);
+    // What the gate sends: the batch MACed with its key for its topic (sealed outside the timed loop).
+    const wire = verified ? batches.map((x) => sealMaced(EventBatch, x, topic, auth.keyFor('ingest-gate', keyId), keyId, nodeCrypto)) : [];
+    t0 = performance.now();
+    if (verified) {
+      // The central's path per batch: identity lookup, MAC check, decode, chain check and insert, MACed ack.
+      for (const bytes of wire) {
+        const r = auth.open('ingest-gate', topic, EventBatch, bytes);
+        if (!r.ok) throw new Error(`bench: batch refused (${r.cause})`);
+        const res = store.ingest(r.value);
+        if (res.ack === null || auth.seal('ingest-gate', ackTopic, EventAck, { gate: 'ingest-gate', epoch: res.ack.epoch, seq: res.ack.seq, chain: res.ack.chain }) === null) throw new Error('bench: no ack');
+      }
+    } else for (const x of batches) store.ingest(x);
+    const ms = performance.now() - t0;
+    if (store.count('ingest-gate') !== batches.length * 256) throw new Error('bench: not every event stored');
+    store.close();
+    db.close();
+    report.add({
+      metric: 'central_ingest_events_per_s', value: Math.round((batches.length * 256 * 1000) / ms), unit: 'events/s', engine: 'node', entries: 0, events: batches.length * 256, verified,
+      note: verified
+        ? 'MACed 256-record batches: gate identity looked up, HMAC-SHA256 checked, decoded, chain verified, exactly-once insert into SQLite (WAL, synchronous=FULL), ack MACed'
+        : 'EventStore.ingest of 256-record batches (chain verified, exactly-once insert) into SQLite, WAL, synchronous=FULL, one file; no MAC',
+    });
+  }
+}

@@ -18,9 +18,10 @@ import { KeyRing, openSigned, sealSigned } from '../protocol/envelope.js';
 import { nobleCrypto, signEd25519 } from '../protocol/crypto-noble.js';
 import { bytesEqual, toHex } from '../protocol/hex.js';
 import {
-  Delta, Head, decodeEventAck, decodeManifest, decodeChunk, encodeEventBatch, encodeGateStatus, encodeSyncRequest, type GateStatusMessage, type HeadMessage, type SyncRequestMessage,
+  Delta, EventAck, EventBatch, GateStatus, Head, SyncRequest, decodeManifest, decodeChunk, encodeEventBatch, type EventBatchMessage, type GateStatusMessage, type HeadMessage, type SyncRequestMessage,
 } from '../protocol/messages.js';
-import { peekType } from '../protocol/schema.js';
+import { peekType, type MessageOf, type MessageSchema } from '../protocol/schema.js';
+import { openMaced, sealMaced } from '../protocol/mac-envelope.js';
 import { Topics } from '../protocol/topics.js';
 import { Reason } from '../protocol/reasons.js';
 import { DELTA_RECORD_BYTES, NONE16, type Direction, type Line } from '../protocol/whitelist-format.js';
@@ -722,10 +723,15 @@ ks('key file: round trip, mode 0600, refuses to overwrite, clear errors when mis
     assert.match(err(() => readKeyFile(join(dir, 'missing.json'))), /not found/);
     writeFileSync(path, '{"format": "subline-central-keys", "vers');
     assert.match(err(() => readKeyFile(path)), /not valid JSON/);
-    writeFileSync(path, JSON.stringify({ format: 'subline-central-keys', version: 1, signingKey: 'zz', deploymentKey: toHex(KEYS.deploymentKey) }));
+    writeFileSync(path, JSON.stringify({ format: 'subline-central-keys', version: 2, signingKey: 'zz', deploymentKey: toHex(KEYS.deploymentKey), gateMasterKey: toHex(KEYS.gateMasterKey) }));
     assert.match(err(() => readKeyFile(path)), /signingKey/);
-    writeFileSync(path, JSON.stringify({ format: 'subline-central-keys', version: 1, signingKey: toHex(KEYS.signingKey), publicKey: toHex(new Uint8Array(32)), deploymentKey: toHex(KEYS.deploymentKey) }));
+    writeFileSync(path, JSON.stringify({ format: 'subline-central-keys', version: 2, signingKey: toHex(KEYS.signingKey), publicKey: toHex(new Uint8Array(32)), deploymentKey: toHex(KEYS.deploymentKey), gateMasterKey: toHex(KEYS.gateMasterKey) }));
     assert.match(err(() => readKeyFile(path)), /publicKey/);
+    writeFileSync(path, JSON.stringify({ format: 'subline-central-keys', version: 2, signingKey: toHex(KEYS.signingKey), deploymentKey: toHex(KEYS.deploymentKey) }));
+    assert.match(err(() => readKeyFile(path)), /gateMasterKey/);
+    // A key file from before gate authentication: refused with what to do, never a silent new master key.
+    writeFileSync(path, JSON.stringify({ format: 'subline-central-keys', version: 1, signingKey: toHex(KEYS.signingKey), deploymentKey: toHex(KEYS.deploymentKey) }));
+    assert.match(err(() => readKeyFile(path)), /version 1, from before gate authentication.*central init/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -752,6 +758,8 @@ class FakeGate {
     readonly url: string,
     readonly topics: Topics,
     readonly gate: string,
+    /** The gate's MAC key and kid (from Central.provisionGate), or none for an impostor. */
+    readonly id: { readonly gateKey: Uint8Array; readonly gateKeyId: number } = { gateKey: new Uint8Array(32), gateKeyId: 1 },
   ) {
     this.client = mqtt.connect(url, { clientId: `fake-${gate}-${Math.random().toString(16).slice(2)}`, clean: true, reconnectPeriod: 0 });
     this.client.on('message', (topic, payload) => {
@@ -786,8 +794,19 @@ class FakeGate {
   publish(topic: string, payload: Uint8Array, retain = false): Promise<unknown> {
     return this.client.publishAsync(topic, Buffer.from(payload), { qos: 1, retain });
   }
+  /** Publishes a message MACed with this gate's key for its topic. */
+  send<M extends MessageSchema>(kind: 'sync' | 'events' | 'status' | 'cmdres', schema: M, value: MessageOf<M>, retain = false): Promise<unknown> {
+    const topic = this.topics.gate(this.gate, kind);
+    return this.publish(topic, sealMaced(schema, value, topic, this.id.gateKey, this.id.gateKeyId, nodeCrypto), retain);
+  }
+  /** Opens an ack MACed for this gate. */
+  ack(payload: Uint8Array): MessageOf<typeof EventAck> {
+    const r = openMaced(EventAck, payload, this.topics.gate(this.gate, 'ack'), (kid) => (kid === this.id.gateKeyId ? this.id.gateKey : null), nodeCrypto);
+    if (!r.ok) throw new Error(`ack: ${r.error.code} ${r.error.field}`);
+    return r.value;
+  }
   request(q: Omit<SyncRequestMessage, 'gate' | 'list'>): Promise<unknown> {
-    return this.publish(this.topics.gate(this.gate, 'sync'), encodeSyncRequest({ gate: this.gate, list: 'main', ...q }));
+    return this.send('sync', SyncRequest, { gate: this.gate, list: 'main', ...q });
   }
   close(): Promise<void> {
     return this.client.endAsync(true);
@@ -808,9 +827,8 @@ function headOf(payload: Uint8Array): HeadMessage {
   return r.value;
 }
 
-function status(gate: string, state: 'online' | 'offline', boot: number, at: number, journal = 1): Uint8Array {
-  const s: GateStatusMessage = { gate, state, journal, boot, at, firmware: 'test', line: 'first', direction: 'in', lane: 'person', lists: [], backlog: 0 };
-  return encodeGateStatus(s);
+function status(gate: string, state: 'online' | 'offline', boot: number, at: number, journal = 1, conn = 1): GateStatusMessage {
+  return { gate, state, journal, boot, conn, at, firmware: 'test', line: 'first', direction: 'in', lane: 'person', lists: [], backlog: 0, refused: [] };
 }
 
 function seed(r: Registry): void {
@@ -830,8 +848,8 @@ async function endToEnd(broker: BrokerHandle): Promise<void> {
   const topics = new Topics(root);
   const r = registry();
   seed(r);
-  const central = new Central({ db: r, signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, brokerUrl: broker.url, topicRoot: root, headIntervalSeconds: 0.25, chunkSize: 256 });
-  const gate = new FakeGate(broker.url, topics, 'g-1');
+  const central = new Central({ db: r, signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, gateMasterKey: KEYS.gateMasterKey, brokerUrl: broker.url, topicRoot: root, headIntervalSeconds: 0.25, chunkSize: 256 });
+  const gate = new FakeGate(broker.url, topics, 'g-1', central.provisionGate({ gate: 'g-1', site: 's', list: 'main', line: 'first', direction: 'in', lane: 'person' }));
   try {
     await central.start();
     await gate.ready();
@@ -891,10 +909,8 @@ async function endToEnd(broker: BrokerHandle): Promise<void> {
     const recs = records(12, 77);
     const ackOf = async (b: ReturnType<typeof batch>) => {
       const from = gate.log.length;
-      await gate.publish(topics.gate('g-1', 'events'), encodeEventBatch(b));
-      const a = decodeEventAck((await gate.next((m) => m.topic === topics.gate('g-1', 'ack'), from)).payload);
-      assert.ok(a.ok);
-      return a.ok ? a.value : null;
+      await gate.send('events', EventBatch, b);
+      return gate.ack((await gate.next((m) => m.topic === topics.gate('g-1', 'ack'), from)).payload);
     };
     let a = await ackOf(batch(recs, 1, 5, { gate: 'g-1', epoch: 3 }));
     assert.equal([a?.gate, a?.epoch, a?.seq], ['g-1', 3, 5]);
@@ -906,24 +922,30 @@ async function endToEnd(broker: BrokerHandle): Promise<void> {
     assert.ok(bytesEqual(a!.chain, chainTo(recs, 12)));
     assert.is(central.events.count('g-1'), 12);
     assert.equal([central.stats.ingest.stored, central.stats.ingest.duplicates], [12, 7]);
-    // 6. presence: highest boot wins; equal boot, later (or same) `at`
-    const st = topics.gate('g-1', 'status');
-    await gate.publish(st, status('g-1', 'online', 5, T0 + 100), true);
+    // 6. presence: ordered by (journal epoch, boot, conn); for one connection the will beats its birth, never the reverse
+    const st = (v: GateStatusMessage) => gate.send('status', GateStatus, v, true);
+    await st(status('g-1', 'online', 5, T0 + 100));
     await until(() => central.presence('g-1')?.status.boot === 5, 'birth');
-    await gate.publish(st, status('g-1', 'offline', 4, T0 + 500), true);
+    await st(status('g-1', 'offline', 4, T0 + 500));
     await until(() => central.stats.presenceIgnored === 1, 'late death ignored');
     assert.equal([central.presence('g-1')?.status.state, central.presence('g-1')?.status.boot], ['online', 5], 'a late death with an older boot is ignored');
-    await gate.publish(st, status('g-1', 'offline', 5, T0 + 100), true);
-    await until(() => central.presence('g-1')?.status.state === 'offline', 'the will of the same boot');
-    await gate.publish(st, status('g-1', 'online', 5, T0 + 99), true);
-    await until(() => central.stats.presenceIgnored === 2, 'older at ignored');
-    await gate.publish(st, status('g-1', 'online', 6, T0 + 1), true);
+    await st(status('g-1', 'offline', 5, T0 + 100));
+    await until(() => central.presence('g-1')?.status.state === 'offline', 'the will of the same connection');
+    await st(status('g-1', 'online', 5, T0 + 200));
+    await until(() => central.stats.presenceIgnored === 2, 'a replayed birth after its will ignored');
+    assert.is(central.presence('g-1')?.status.state, 'offline', 'death after birth: a replay of the birth does not revive the gate');
+    await st(status('g-1', 'online', 5, T0 + 50, 1, 2));
+    await until(() => central.presence('g-1')?.status.conn === 2, 'a reconnect within the boot');
+    await st(status('g-1', 'offline', 5, T0 + 100, 1, 1));
+    await until(() => central.stats.presenceIgnored === 3, 'a replayed will of the earlier connection ignored');
+    assert.is(central.presence('g-1')?.status.state, 'online');
+    await st(status('g-1', 'online', 6, T0 + 1));
     await until(() => central.presence('g-1')?.status.boot === 6, 'a reboot');
     // A reflashed gate starts its boot counter again, in a newer journal epoch: it wins.
-    await gate.publish(st, status('g-1', 'online', 1, T0 + 2, 2), true);
+    await st(status('g-1', 'online', 1, T0 + 2, 2));
     await until(() => central.presence('g-1')?.status.journal === 2, 'a reflash');
-    await gate.publish(st, status('g-1', 'offline', 6, T0 + 900, 1), true);
-    await until(() => central.stats.presenceIgnored === 3, 'the old epoch ignored');
+    await st(status('g-1', 'offline', 6, T0 + 900, 1));
+    await until(() => central.stats.presenceIgnored === 4, 'the old epoch ignored');
     assert.equal([central.presence('g-1')?.status.state, central.presence('g-1')?.status.boot], ['online', 1]);
     // 7. garbage never stops it, and is counted
     const rejectedBefore = Object.values(central.stats.rejected).reduce((x, y) => x + y, 0);
@@ -938,6 +960,9 @@ async function endToEnd(broker: BrokerHandle): Promise<void> {
     await gate.publish(topics.gate('x', 'status'), new Uint8Array(0), true); // clear the retained junk
     sent++;
     await gate.publish(topics.gate('g-2', 'events'), encodeEventBatch(batch(recs, 1, 2, { gate: 'g-1' })));
+    sent++;
+    // MACed by g-1 but naming g-2 in the body: the body's gate must be the topic's.
+    await gate.send('events', EventBatch, batch(recs, 1, 2, { gate: 'g-2' }));
     sent++;
     await until(() => Object.values(central.stats.rejected).reduce((x, y) => x + y, 0) >= rejectedBefore + sent, 'garbage counted');
     assert.ok((central.stats.rejected['topic.bad_topic'] ?? 0) >= 1);
@@ -982,7 +1007,7 @@ e2e('broker stop and restart: the central reconnects and publishes its head agai
   let broker = await startEmbeddedBroker({ port: 0 });
   const port = broker.port;
   const root = 'restart';
-  const central = new Central({ db: ':memory:', signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, brokerUrl: broker.url, topicRoot: root });
+  const central = new Central({ db: ':memory:', signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, gateMasterKey: KEYS.gateMasterKey, brokerUrl: broker.url, topicRoot: root });
   try {
     await central.start();
     central.registry.addSubject({ id: 'p-1', kind: 'person', name: 'A' }); // a change while connected
@@ -1012,7 +1037,7 @@ e2e('start fails clearly without a broker; close is idempotent', async () => {
   const probe = await startEmbeddedBroker();
   const url = probe.url;
   await probe.close();
-  const central = new Central({ db: ':memory:', signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, brokerUrl: url, connectTimeoutMs: 500 });
+  const central = new Central({ db: ':memory:', signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, gateMasterKey: KEYS.gateMasterKey, brokerUrl: url, connectTimeoutMs: 500 });
   try {
     await central.start();
     assert.unreachable('no broker');
@@ -1021,7 +1046,7 @@ e2e('start fails clearly without a broker; close is idempotent', async () => {
   }
   await central.close();
   await central.close();
-  const closing = new Central({ db: ':memory:', signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, brokerUrl: url, connectTimeoutMs: 60_000 });
+  const closing = new Central({ db: ':memory:', signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, gateMasterKey: KEYS.gateMasterKey, brokerUrl: url, connectTimeoutMs: 60_000 });
   const started = closing.start().then(
     () => 'started',
     (e: Error) => e.message,

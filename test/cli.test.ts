@@ -17,12 +17,14 @@ import { CommandCode, createRecord, decodeRecord, EventType, RECORD_BYTES } from
 import { encodeEnvelope, KeyRing, openSigned, sealSigned } from '../protocol/envelope.js';
 import { nobleCrypto } from '../protocol/crypto-noble.js';
 import { bytesEqual, fromHex, toHex } from '../protocol/hex.js';
-import { Command, Head, decodeCommandResult, encodeCommand, type CommandResultMessage } from '../protocol/messages.js';
+import { Command, CommandResult, Head, encodeCommand, type CommandResultMessage } from '../protocol/messages.js';
+import { openMaced } from '../protocol/mac-envelope.js';
 import { decodeProvisioning, type ProvisioningRecord } from '../protocol/provisioning.js';
 import { Topics } from '../protocol/topics.js';
 import { startEmbeddedBroker, type BrokerHandle } from '../host-sim/broker.js';
 import { Central } from '../host-sim/central/central.js';
 import { CentralState } from '../host-sim/central/central-state.js';
+import { deriveGateKey } from '../host-sim/central/gate-keys.js';
 import { generateKeys, readKeyFile, type CentralKeys } from '../host-sim/central/keys.js';
 import { Registry } from '../host-sim/central/registry.js';
 import { NodeGate } from '../host-sim/node-gate.js';
@@ -265,6 +267,9 @@ prov('writes a record with the central keys, verifies it, --check prints it with
     assert.equal([p.value.site, p.value.line, p.value.direction, p.value.lane, p.value.list, p.value.topicRoot, p.value.broker, p.value.username], ['huanggang', 'second', 'out', 'vehicle', 'main', 'subline', 'mqtts://broker.example:8883', 'gate7']);
     assert.ok(bytesEqual(p.value.trustedKeys[0] as Uint8Array, keys.publicKey));
     assert.ok(bytesEqual(p.value.deploymentKey, keys.deploymentKey));
+    assert.ok(bytesEqual(p.value.gateKey, deriveGateKey(keys.gateMasterKey, 'sl-out-t07', 1)), "the gate's MAC key is derived from the master key, the id and the key id");
+    assert.is(p.value.gateKeyId, 1);
+    assert.match(r.stdout, /gate identity: sl-out-t07 registered/);
     assert.is(p.value.journalEpoch, 42);
     assert.equal(p.value.policy, { staleAfterSeconds: 600, fresh: 'normal', stale: 'deny', expired: 'deny', unsynced: 'individual_only' });
     assert.is(p.value.passbackSeconds, 30);
@@ -301,6 +306,8 @@ prov('writes a record with the central keys, verifies it, --check prints it with
         assert.match(c.stdout, /valid provisioning record/);
         assert.ok(c.stdout.includes(`trusted key 1: ${toHex(keys.publicKey)} (this central)`), c.stdout);
         assert.not.ok(c.stdout.includes(toHex(keys.deploymentKey)), 'deployment key not shown');
+        assert.not.ok(c.stdout.includes(toHex(p.value.gateKey)), 'gate key not shown');
+        assert.match(c.stdout, /gateKeyId: 1/);
         assert.not.ok(c.stdout.includes('s3cret'), 'password not shown');
       },
       async () => assert.is((JSON.parse((await cli(['provision', '--data', data, '--check', file, '--json'], 0)).stdout) as { gate: string }).gate, 'sl-out-t07'),
@@ -316,6 +323,23 @@ prov('writes a record with the central keys, verifies it, --check prints it with
       await job();
     });
     assert.not.ok(existsSync(other), 'no record written by a refused call');
+    // Re-provisioning: the next key id, and the old record's key no longer matches; a refused write registers nothing.
+    const again = await cli([...base, '--out', file, '--force'], 0);
+    assert.match(again.stdout, /re-provisioned \(key id 2; records written before this one no longer work\)/);
+    const p2 = decodeProvisioning(new Uint8Array(readFileSync(file)));
+    assert.ok(p2.ok && p2.value.gateKeyId === 2 && !bytesEqual(p2.value.gateKey, p.value.gateKey));
+    await cli([...base, '--out', file], 3, /already exists/);
+    const listed = JSON.parse((await cli(['central', 'gates', '--data', data, '--json'], 0)).stdout) as { gates: { gate: string; identity: { state: string; keyId: number } | null; state: string }[] };
+    assert.equal(listed.gates.map((g) => [g.gate, g.identity?.state, g.identity?.keyId, g.state]), [['fl-in-t01', 'active', 1, 'never seen'], ['sl-out-t07', 'active', 2, 'never seen']]);
+    // Decommissioning ends the identity: listed as such, and it cannot be provisioned again.
+    const dec = await cli(['central', 'gates', '--data', data, '--decommission', 'sl-out-t07'], 0);
+    assert.match(dec.stdout, /gate sl-out-t07 decommissioned/);
+    await cli(['central', 'gates', '--data', data, '--decommission', 'sl-out-t07'], 3, /already decommissioned/);
+    await cli(['central', 'gates', '--data', data, '--decommission', 'nope'], 3, /not provisioned here/);
+    await cli([...base, '--out', join(data, 'again.cbor')], 3, /decommissioned.*identity has ended/);
+    assert.not.ok(existsSync(join(data, 'again.cbor')));
+    const table = (await cli(['central', 'gates', '--data', data], 0)).stdout;
+    assert.match(table, /^sl-out-t07\s+decommissioned \(key 2\)\s+never seen/m);
   } finally {
     rmSync(data, { recursive: true, force: true });
   }
@@ -348,11 +372,14 @@ async function listen(url: string, topics: string[]): Promise<{ client: MqttClie
   return { client, messages };
 }
 
+/** Command results on the wire that open with the gate's own key (MACed for their topic). */
 function resultsFor(messages: { topic: string; payload: Uint8Array }[], nonce: Uint8Array): CommandResultMessage[] {
   const out: CommandResultMessage[] = [];
+  const rec = L.record;
+  if (rec === null) throw new Error('no gate record (an earlier test failed)');
   for (const m of messages) {
     if (!m.topic.endsWith('/cmdres')) continue;
-    const r = decodeCommandResult(m.payload);
+    const r = openMaced(CommandResult, m.payload, m.topic, (kid) => (kid === rec.gateKeyId ? rec.gateKey : null), nodeCrypto);
     if (r.ok && bytesEqual(r.value.nonce, nonce)) out.push(r.value);
   }
   return out;
@@ -436,11 +463,11 @@ live('central serve + a gate provisioned by `subline provision`: central gates l
     db.close();
   }
   const [gj, table] = await Promise.all([cli(['central', 'gates', '--data', L.data, '--format', 'json'], 0), cli(['central', 'gates', '--data', L.data], 0)]);
-  const listed = JSON.parse(gj.stdout) as { gate: string; state: string; line: string; direction: string; lane: string; boot: number }[];
+  const listed = (JSON.parse(gj.stdout) as { gates: { gate: string; state: string; line: string; direction: string; lane: string; boot: number; conn: number; identity: { state: string } }[] }).gates;
   assert.is(listed.length, 1);
-  assert.equal([listed[0]?.gate, listed[0]?.state, listed[0]?.boot, listed[0]?.line, listed[0]?.direction, listed[0]?.lane], [GATE, 'online', 1, 'first', 'in', 'person']);
-  assert.match(table.stdout, /^GATE\s+STATE\s+BOOT\s+LINE\s+DIRECTION\s+LANE\s+WHITELIST\s+BACKLOG\s+LAST SEEN$/m);
-  assert.match(table.stdout, new RegExp(`^${GATE}\\s+online\\s+1\\s+first\\s+in\\s+person\\s+(main v\\d+|none)\\s+\\d+\\s+\\d{4}-`, 'm'));
+  assert.equal([listed[0]?.gate, listed[0]?.identity.state, listed[0]?.state, listed[0]?.boot, listed[0]?.conn, listed[0]?.line, listed[0]?.direction, listed[0]?.lane], [GATE, 'active', 'online', 1, 1, 'first', 'in', 'person']);
+  assert.match(table.stdout, /^GATE\s+IDENTITY\s+STATE\s+BOOT\s+LINE\s+DIRECTION\s+LANE\s+WHITELIST\s+BACKLOG\s+REFUSED \(CENTRAL\/GATE\)\s+LAST SEEN$/m);
+  assert.match(table.stdout, new RegExp(`^${GATE}\\s+active \\(key 1\\)\\s+online\\s+1\\s+first\\s+in\\s+person\\s+(main v\\d+|none)\\s+\\d+\\s+0/0\\s+\\d{4}-`, 'm'));
 });
 
 live('central events exports the gate\'s events after taps, decoded (JSON and CSV)', async () => {
@@ -533,10 +560,9 @@ live('expired commands are refused and reported (exit 3); forged and unsigned on
   assert.is(L.opens, 1);
 });
 
-live('gate commands: unknown gate refused (3) unless --force, no answer (4), bad config params refused (3), config applied', async () => {
+live('gate commands: unprovisioned gate refused (3), bad config params refused (3), config applied', async () => {
   await Promise.all([
-    cli(['gate', 'open', 'fl-in-t99', '--data', L.data, '--broker', L.broker.url], 3, /unknown gate 'fl-in-t99'/),
-    cli(['gate', 'open', 'fl-in-t99', '--data', L.data, '--broker', L.broker.url, '--force', '--wait', '1'], 4, /no answer from gate fl-in-t99 within 1 s/),
+    cli(['gate', 'open', 'fl-in-t99', '--data', L.data, '--broker', L.broker.url], 3, /unknown gate 'fl-in-t99': not provisioned/),
     cli(['gate', 'config', GATE, '--data', L.data, '--broker', L.broker.url, '--params', '0102'], 3, /refused config: bad_params/),
   ]);
   const configured = await cli(['gate', 'config', GATE, '--data', L.data, '--broker', L.broker.url, '--passback', '30', '--stale-after', '600'], 0);
@@ -548,7 +574,8 @@ live('gate commands: unknown gate refused (3) unless --force, no answer (4), bad
 live('Central.sendCommand: lockdown, release, and an expired command refused', async () => {
   const g = gateOf();
   // A second central on another list with the same key (it publishes no head the gate follows).
-  const api = new Central({ db: ':memory:', signingKey: L.keys.signingKey, deploymentKey: L.keys.deploymentKey, brokerUrl: L.broker.url, list: 'api' });
+  // Sharing the data directory's database: it knows the gate's identity, so it can verify the answers.
+  const api = new Central({ db: join(L.data, 'central.db'), signingKey: L.keys.signingKey, deploymentKey: L.keys.deploymentKey, gateMasterKey: L.keys.gateMasterKey, brokerUrl: L.broker.url, list: 'api' });
   try {
     await api.start();
     const down = await api.sendCommand(GATE, 'lockdown', { waitMs: 5000 });
@@ -572,7 +599,7 @@ live('central serve stops cleanly on SIGTERM; presence stays readable', async ()
   assert.match(serve.stdout(), /central: stopped/);
   L.serve = null;
   const after = await cli(['central', 'gates', '--data', L.data, '--format', 'json'], 0);
-  assert.is((JSON.parse(after.stdout) as unknown[]).length, 1);
+  assert.is((JSON.parse(after.stdout) as { gates: unknown[] }).gates.length, 1);
 });
 
 usage.run();

@@ -10,13 +10,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import mqtt from 'mqtt';
 import { decide, Decision } from '../firmware/core/decision.js';
-import { RECORD_BYTES } from '../protocol/event-record.js';
 import { Reason } from '../protocol/reasons.js';
-import { toHex } from '../protocol/hex.js';
 import { Topics } from '../protocol/topics.js';
 import { Central } from '../host-sim/central/central.js';
 import { findMosquitto } from '../host-sim/broker.js';
-import { Fleet, waitFor, type BrokerKind } from './helpers/fleet.js';
+import { assertEventsExactlyOnce, Fleet, waitFor, type BrokerKind } from './helpers/fleet.js';
 import type { NodeGate } from '../host-sim/node-gate.js';
 
 const te = new TextEncoder();
@@ -46,29 +44,6 @@ function reasonFor(c: () => Central, g: NodeGate, i: number): number {
 function tap(g: NodeGate, i: number): void {
   g.gate.onRead({ kind: 'card', id: card(i), atMs: 0 });
   g.inputs.pulse('rotation');
-}
-
-/** Every record the gate journaled equals what the central stored, exactly once. */
-function assertEventsExactlyOnce(f: Fleet, g: NodeGate): number {
-  const j = g.gate.journal;
-  const rows = f.central.events.export(g.gate.id, j.epoch);
-  const seqs = new Set(rows.map((r) => r.seq));
-  assert.is(seqs.size, rows.length, 'no duplicates');
-  assert.is(rows.length, j.lastSeq, `${g.gate.id}: central holds every seq 1..${j.lastSeq}`);
-  const bySeq = new Map(rows.map((r) => [r.seq, r]));
-  const buf = new Uint8Array(RECORD_BYTES * 64);
-  let compared = 0;
-  for (let from = 1; from <= j.lastSeq; from += 64) {
-    const n = j.readBatch(from, 64, buf).count;
-    for (let k = 0; k < n; k++) {
-      const record = buf.subarray(k * RECORD_BYTES, (k + 1) * RECORD_BYTES);
-      if (record[12] === 31) continue; // a sector freed after the ack reads back as tombstones
-      assert.is(toHex(bySeq.get(from + k)!.record), toHex(record), `${g.gate.id} seq ${from + k}`);
-      compared++;
-    }
-  }
-  assert.ok(compared > 0, 'records compared byte for byte');
-  return rows.length;
 }
 
 async function scenario(kind: BrokerKind): Promise<void> {

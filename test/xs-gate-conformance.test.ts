@@ -63,7 +63,7 @@ async function world(): Promise<World> {
   const broker = await startEmbeddedBroker({ port: 0 });
   const keys = generateKeys();
   // Every head carries the same issuedAt: both gates then hold the same time floor whatever head they saw last.
-  const central = new Central({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 1024, clock: () => T0 - 30 });
+  const central = new Central({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 1024, clock: () => T0 - 30 });
   await central.start();
   const institution = central.registry.bulk((r) => {
     const inst = r.addInstitution({ name: 'Quantum Science Centre' });
@@ -81,7 +81,7 @@ async function world(): Promise<World> {
 function provisioning(w: World, gate: string): ProvisioningRecord {
   return {
     gate, site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: w.broker.url,
-    trustedKeys: [w.keys.publicKey], deploymentKey: w.keys.deploymentKey, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0,
+    trustedKeys: [w.keys.publicKey], deploymentKey: w.keys.deploymentKey, ...w.central.provisionGate({ gate, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' }), journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0,
   };
 }
 

@@ -26,10 +26,13 @@ const keys = generateKeys();
 const SMALL = { subline: { layout: { credentials: 4000, journalSectors: 16 } } };
 const card = (i: number) => Uint8Array.of(0x4e, 0x02, 0x00, (i >> 8) & 0xff, i & 0xff);
 
-function record(over: Partial<ProvisioningRecord> = {}): ProvisioningRecord {
+/** A record; with a central, the gate is registered there (as `subline provision` does) and gets its key. */
+function record(over: Partial<ProvisioningRecord> = {}, central?: Central): ProvisioningRecord {
+  const base = { gate: 'bad-input', site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', ...over } as const;
+  const id = central?.provisionGate({ gate: base.gate, site: base.site, list: base.list, line: base.line, direction: base.direction, lane: base.lane }) ?? { gateKey: new Uint8Array(32).fill(7), gateKeyId: 1 };
   return {
-    gate: 'bad-input', site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: 'mqtt://127.0.0.1:1',
-    trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0, ...over,
+    ...base, topicRoot: 'subline', broker: 'mqtt://127.0.0.1:1',
+    trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0, ...over,
   };
 }
 
@@ -148,7 +151,7 @@ interface World {
 async function world(): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'subline-xs-faults-'));
   const broker = await startEmbeddedBroker({ port: 0 });
-  const central = new Central({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 1024 });
+  const central = new Central({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 1024 });
   await central.start();
   central.registry.bulk((r) => {
     const inst = r.addInstitution({ name: 'Materials Lab' });
@@ -177,7 +180,7 @@ lane('relay driver fault: alarm, then the first line fails open and the second c
   const gates: XsGate[] = [];
   try {
     const mk = (gate: string, line: 'first' | 'second') => {
-      const g = new XsGate({ provisioning: record({ gate, line, policy: DEFAULT_POLICY[line], broker: w.broker.url }), config: { ...SMALL, subline: { ...SMALL.subline, reader: { kind: 'em4100' } } }, partitionBytes: { data: 2 * 1024 * 1024 } });
+      const g = new XsGate({ provisioning: record({ gate, line, policy: DEFAULT_POLICY[line], broker: w.broker.url }, w.central), config: { ...SMALL, subline: { ...SMALL.subline, reader: { kind: 'em4100' } } }, partitionBytes: { data: 2 * 1024 * 1024 } });
       gates.push(g);
       return g;
     };
@@ -233,7 +236,7 @@ lane('a power cut in the middle of a journal write: no relay, the device stops; 
   const w = await world();
   let g: XsGate | null = null;
   try {
-    g = new XsGate({ provisioning: record({ gate: 'torn', broker: w.broker.url }), config: { ...SMALL, subline: { ...SMALL.subline, reader: { kind: 'em4100' } } }, partitionBytes: { data: 2 * 1024 * 1024 } });
+    g = new XsGate({ provisioning: record({ gate: 'torn', broker: w.broker.url }, w.central), config: { ...SMALL, subline: { ...SMALL.subline, reader: { kind: 'em4100' } } }, partitionBytes: { data: 2 * 1024 * 1024 } });
     await g.start();
     const v = w.central.registry.version();
     await g.runUntil('online with the whitelist', (s) => s.online && s.version === v && s.clockTrusted);

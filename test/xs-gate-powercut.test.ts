@@ -39,7 +39,7 @@ const t = suite('xs gate: power cut at random points of a sync');
 t('three seeded cuts: XS and Node recover the same state from the same flash; the XS gate then converges', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'subline-xs-cut-'));
   const broker = await startEmbeddedBroker({ port: 0 });
-  const central = new Central({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 4096 });
+  const central = new Central({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 4096 });
   await central.start();
   central.registry.bulk((r) => {
     const inst = r.addInstitution({ name: 'Future Networks Institute' });
@@ -57,6 +57,7 @@ t('three seeded cuts: XS and Node recover the same state from the same flash; th
       const p: ProvisioningRecord = {
         gate: `cut-${seed}`, site: 'futian', line: seed === 2 ? 'second' : 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: broker.url,
         trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, journalEpoch: 1, policy: DEFAULT_POLICY[seed === 2 ? 'second' : 'first'], passbackSeconds: 0,
+        ...central.provisionGate({ gate: `cut-${seed}`, site: 'futian', list: 'main', line: seed === 2 ? 'second' : 'first', direction: 'in', lane: 'person' }),
       };
       const g = new XsGate({ provisioning: p, config: CONFIG, partitionBytes: { data: 2 * 1024 * 1024 }, seed });
       gates.push(g);
