@@ -67,7 +67,8 @@ export class RefusalLog {
   count(gate: string, cause: string, detail = ''): void {
     let causes = this.#byGate.get(gate);
     if (causes === undefined) {
-      if (this.#byGate.size >= GATE_CAPACITY) return this.count(OTHER_GATES, cause, detail);
+      // The overflow bucket itself is always admitted (one slot beyond the capacity).
+      if (gate !== OTHER_GATES && this.#byGate.size >= GATE_CAPACITY) return this.count(OTHER_GATES, cause, detail);
       causes = new Map();
       this.#byGate.set(gate, causes);
     }
