@@ -41,7 +41,7 @@ for (const schema of [...MESSAGE_SCHEMAS, ...ENVELOPES]) {
       assert.ok(el, `${schema.type}.${k}: no '[* rule]' in schema.cddl`);
       const er = rule(el[1] as string);
       assert.ok(er, `schema.cddl has no rule '${el[1]}'`);
-      const ef = Object.entries(d.spec.of.fields as Fields);
+      const ef = Object.entries(d.spec.of.fields);
       assert.equal(er.required.sort(), ef.filter(([, x]) => x.optional !== true).map(([n]) => n).sort(), `${el[1]} required fields`);
       assert.equal(er.optional.sort(), ef.filter(([, x]) => x.optional === true).map(([n]) => n).sort(), `${el[1]} optional fields`);
     }
