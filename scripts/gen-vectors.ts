@@ -15,6 +15,19 @@ const te = new TextEncoder();
 export const TEST_SECRET = sha256(te.encode('subline-gate golden vector signing key (test only)'));
 const OTHER_SECRET = sha256(te.encode('subline-gate unknown key (test only)'));
 const TEST_PUBLIC = P.publicKeyOf(TEST_SECRET);
+/** The gate MAC key of the mac-* vectors (test only), its kid, and another gate's key. */
+export const TEST_GATE_KEY = sha256(te.encode('subline-gate golden vector gate MAC key (test only)'));
+const TEST_GATE_KID = 1;
+const OTHER_GATE_KEY = sha256(te.encode('subline-gate another gate MAC key (test only)'));
+const TOPICS = new P.Topics('subline');
+/** MACed kinds and the gate topic each travels on. */
+const MACED: readonly [MessageSchema, P.GateTopicKind][] = [
+  [P.EventBatch, 'events'],
+  [P.GateStatus, 'status'],
+  [P.SyncRequest, 'sync'],
+  [P.CommandResult, 'cmdres'],
+  [P.EventAck, 'ack'],
+];
 
 const b = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 
@@ -29,8 +42,16 @@ const examples: Record<string, Record<string, unknown>[]> = {
     { gate: 'sl-out-v01', list: 'vehicles', epoch: 1, want: 'chunks', version: 44, from: 0, count: 3 },
   ],
   status: [
-    { gate: 'fl-in-t01', state: 'online', journal: 1795000000, boot: 17, at: 1795000100, firmware: 'subline-gate 0.1.0', line: 'first', direction: 'in', lane: 'person', lists: [{ list: 'people', epoch: 3, version: 1207 }], backlog: 12 },
-    { gate: 'sl-out-g01', state: 'offline', journal: 0, boot: 4, at: 0, firmware: '', line: 'second', direction: 'out', lane: 'goods', lists: [], backlog: 0 },
+    {
+      gate: 'fl-in-t01', state: 'online', journal: 1795000000, boot: 17, conn: 3, at: 1795000100, firmware: 'subline-gate 0.1.0', line: 'first', direction: 'in', lane: 'person',
+      lists: [{ list: 'people', epoch: 3, version: 1207 }], backlog: 12, refused: [{ cause: 'ack_bad_mac', count: 4 }, { cause: 'head_bad_signature', count: 1 }],
+    },
+    { gate: 'sl-out-g01', state: 'offline', journal: 0, boot: 4, conn: 1, at: 0, firmware: '', line: 'second', direction: 'out', lane: 'goods', lists: [], backlog: 0, refused: [] },
+    // At the limits: 16 refusal causes, one of 48 characters, counts up to 2^32 - 1.
+    {
+      gate: 'sl-in-v02', state: 'online', journal: 4294967295, boot: 4294967295, conn: 4294967295, at: 1795000100, firmware: 'subline-gate 0.1.0', line: 'second', direction: 'in', lane: 'vehicle',
+      lists: [], backlog: 0, refused: Array.from({ length: 16 }, (_, i) => ({ cause: i === 0 ? 'c'.repeat(48) : `cause_${String(i).padStart(2, '0')}`, count: i === 0 ? 4294967295 : i })),
+    },
   ],
   events: [{ gate: 'fl-in-t01', epoch: 2, first: 101, count: 2, records: b(64, 0x11), prev: b(32, 0), chain: b(32, 0xcc) }],
   ack: [{ gate: 'fl-in-t01', epoch: 2, seq: 102, chain: b(32, 0xcc) }, { gate: 'g', epoch: 0, seq: 0, chain: b(32, 0) }],
@@ -137,7 +158,25 @@ function vectorsFor(schema: MessageSchema): VectorFile {
     if (spec.max + 300 < schema.maxSize) vs.push(invalid(`${y} too long`, enc({ ...base, [y]: new Uint8Array(spec.max + 1) }), 'too_long', y));
     vs.push(invalid(`${y} as text`, enc({ ...base, [y]: 'abc' }), 'wrong_type', y));
   }
+  if (schema === P.GateStatus) vs.push(...refusalVectors(enc, base));
   return { type: schema.type, vectors: vs };
+}
+
+/** Status: the refusal counts by cause. */
+function refusalVectors(enc: (fields: Record<string, unknown>) => Uint8Array, base: Record<string, unknown>): Vector[] {
+  const causes = (n: number) => Array.from({ length: n }, (_, i) => ({ cause: `cause_${i}`, count: 1 }));
+  return [
+    invalid('refused: more than 16 causes', enc({ ...base, refused: causes(P.LIMITS.maxRefusalCauses + 1) }), 'too_long', 'refused'),
+    invalid('refused: a cause over 48 characters', enc({ ...base, refused: [{ cause: 'ack_bad_mac', count: 1 }, { cause: 'c'.repeat(49), count: 1 }] }), 'too_long', 'refused.1.cause'),
+    invalid('refused: a cause outside the id alphabet', enc({ ...base, refused: [{ cause: 'ack.bad_mac', count: 1 }] }), 'bad_value', 'refused.0.cause'),
+    invalid('refused: an empty cause', enc({ ...base, refused: [{ cause: '', count: 1 }] }), 'too_short', 'refused.0.cause'),
+    invalid('refused: a negative count', enc({ ...base, refused: [{ cause: 'ack_bad_mac', count: -1 }] }), 'out_of_range', 'refused.0.count'),
+    invalid('refused: an entry without its count', enc({ ...base, refused: [{ cause: 'ack_bad_mac' }] }), 'missing_field', 'refused.0.count'),
+    invalid('refused: an entry with an unknown field', enc({ ...base, refused: [{ cause: 'ack_bad_mac', count: 1, at: 5 }] }), 'unknown_field', 'refused.0.at'),
+    invalid('refused as a map', enc({ ...base, refused: { ack_bad_mac: 4 } }), 'wrong_type', 'refused'),
+    invalid('missing field conn', enc(Object.fromEntries(Object.entries(base).filter(([k]) => k !== 'conn'))), 'missing_field', 'conn'),
+    invalid('conn above 2^32 - 1', enc({ ...base, conn: 2n ** 32n }), 'out_of_range', 'conn'),
+  ];
 }
 
 /** The canonical example with "v" encoded as a float (0xf9 half-float 1.0). */
@@ -174,8 +213,72 @@ function signedVectors(schema: MessageSchema): VectorFile {
   return { type: `signed:${schema.type}`, vectors: vs };
 }
 
+/**
+ * MACed envelopes of one kind, opened with the test gate key on its topic
+ * (`<root>/v1/gates/<gate>/<kind>` of the example's gate). A vector with its
+ * own `topic` is received there instead.
+ */
+function macVectors(schema: MessageSchema, kind: P.GateTopicKind): VectorFile {
+  const base = (examples[schema.type] as Record<string, unknown>[])[0] as Record<string, unknown>;
+  const gate = base['gate'] as string;
+  const topic = TOPICS.gate(gate, kind);
+  const kid = TEST_GATE_KID;
+  const macOf = (body: Uint8Array, key = TEST_GATE_KEY, on = topic) => P.nobleCrypto.hmacSha256(key, P.macInput(on, body));
+  // Envelopes are built field by field, so invalid ones can be written too.
+  const env = (fields: { kid: unknown; body: unknown; mac: unknown }) => encodeCbor(withTV(P.Maced, fields));
+  const sealed = P.sealMaced(schema, base as never, topic, TEST_GATE_KEY, kid, P.nobleCrypto);
+  const body = P.encodeMessage(schema, base as never);
+  const mac = macOf(body);
+  if (P.toHex(env({ kid, body, mac })) !== P.toHex(sealed)) throw new Error('sealMaced is not the envelope of body and mac');
+  const tampered = body.slice();
+  tampered[tampered.length - 1] = (tampered[tampered.length - 1] as number) ^ 0x01;
+  const other = schema === P.EventAck ? P.CommandResult : P.EventAck;
+  const otherBody = P.encodeMessage(other, (examples[other.type] as Record<string, unknown>[])[0] as never);
+  const text = firstField(schema, (s) => s.kind === 'text') as string;
+  const badField = encodeCbor(withTV(schema, { ...base, [text]: 'Gate+#' }));
+  const notMap = Uint8Array.from([0x01]);
+  const otherGate = TOPICS.gate(gate === 'fl-in-t02' ? 'fl-in-t03' : 'fl-in-t02', kind);
+  const otherKind = TOPICS.gate(gate, kind === 'ack' ? 'cmdres' : 'ack');
+  const at = (v: Vector, on: string): Vector => ({ name: v.name, hex: v.hex, topic: on, expect: v.expect });
+  const vs: Vector[] = [
+    valid('valid sealed message', sealed, base),
+    invalid('MAC by another gate key', P.sealMaced(schema, base as never, topic, OTHER_GATE_KEY, kid, P.nobleCrypto), 'bad_mac', 'mac'),
+    at(invalid("MACed for this topic, received on another gate's topic", sealed, 'bad_mac', 'mac'), otherGate),
+    at(invalid("MACed for this topic, received on another kind's topic", sealed, 'bad_mac', 'mac'), otherKind),
+    invalid("MACed for another gate's topic", env({ kid, body, mac: macOf(body, TEST_GATE_KEY, otherGate) }), 'bad_mac', 'mac'),
+    invalid('unknown kid', P.sealMaced(schema, base as never, topic, TEST_GATE_KEY, kid + 1, P.nobleCrypto), 'unknown_key', 'kid'),
+    invalid('body changed after MACing (one bit)', env({ kid, body: tampered, mac }), 'bad_mac', 'mac'),
+    invalid('MAC changed (one bit)', env({ kid, body, mac: Uint8Array.from(mac, (x, i) => (i === 7 ? x ^ 0x80 : x)) }), 'bad_mac', 'mac'),
+    invalid('MAC of zeros', env({ kid, body, mac: new Uint8Array(32) }), 'bad_mac', 'mac'),
+    invalid('truncated MAC', env({ kid, body, mac: mac.slice(0, 31) }), 'too_short', 'mac'),
+    invalid('MAC too long', env({ kid, body, mac: Uint8Array.from([...mac, 0]) }), 'too_long', 'mac'),
+    invalid('missing MAC', encodeCbor(new Map([...withTV(P.Maced, { kid, body, mac })].filter(([k]) => k !== 'mac'))), 'missing_field', 'mac'),
+    invalid('kid as bytes', env({ kid: Uint8Array.from([kid]), body, mac }), 'wrong_type', 'kid'),
+    invalid('body as a map, not a byte string', env({ kid, body: withTV(schema, base), mac }), 'wrong_type', 'body'),
+    invalid('validly MACed message of another type', env({ kid, body: otherBody, mac: macOf(otherBody) }), 'wrong_message_type', 'body.t'),
+    invalid(`validly MACed body with an invalid ${text}`, env({ kid, body: badField, mac: macOf(badField) }), 'bad_value', `body.${text}`),
+    invalid('validly MACed body that is not a map', env({ kid, body: notMap, mac: macOf(notMap) }), 'wrong_type', 'body'),
+    invalid('a signed envelope instead of a MACed one', encodeCbor(withTV(P.Signed, { kid: b(8, 1), sig: b(64, 2), payload: notMap })), 'wrong_message_type', 't'),
+    invalid('truncated envelope', sealed.slice(0, sealed.length - 5), 'truncated'),
+    invalid('trailing byte', Uint8Array.from([...sealed, 0]), 'trailing_bytes'),
+  ];
+  // Size limits: the body at most the kind's maxSize, the envelope at most 64 bytes more.
+  const big = new Uint8Array(schema.maxSize + 1).fill(0xa0);
+  const overBody = env({ kid, body: big, mac: macOf(big) });
+  if (overBody.length > schema.maxSize + 64) throw new Error(`${schema.type}: no room for a body one byte over its limit`);
+  vs.push(invalid("validly MACed body one byte over its kind's limit", overBody, 'too_large', 'body'));
+  vs.push(invalid("envelope over its kind's limit", new Uint8Array(schema.maxSize + 65).fill(0xa0), 'too_large'));
+  return { type: `mac:${schema.type}`, mac: { key: hex(TEST_GATE_KEY), kid, topic }, vectors: vs };
+}
+
 const files: VectorFile[] = P.MESSAGE_SCHEMAS.map(vectorsFor);
 for (const s of [P.Head, P.Delta, P.Command]) files.push(signedVectors(s));
+for (const [s, kind] of MACED) files.push(macVectors(s, kind));
 for (const f of files) writeFileSync(new URL(`${f.type.replace(':', '-')}.json`, OUT), JSON.stringify(f, null, 1) + '\n');
-writeFileSync(new URL('keys.json', OUT), JSON.stringify({ note: 'Test-only key; the secret is derived in scripts/gen-vectors.ts and never used outside tests.', trustedPublicKeys: [hex(TEST_PUBLIC)] }, null, 1) + '\n');
+const keys = {
+  note: 'Test-only keys; the secrets are derived in scripts/gen-vectors.ts and never used outside tests.',
+  trustedPublicKeys: [hex(TEST_PUBLIC)],
+  gateMacKey: { note: 'Test-only gate MAC key of the mac-*.json vectors (HMAC-SHA256); real gate keys come from provisioning.', kid: TEST_GATE_KID, key: hex(TEST_GATE_KEY) },
+};
+writeFileSync(new URL('keys.json', OUT), JSON.stringify(keys, null, 1) + '\n');
 console.log(`wrote ${files.length} vector files, ${files.reduce((n, f) => n + f.vectors.length, 0)} vectors`);

@@ -15,6 +15,8 @@ import { decodeMessage } from '../protocol/schema.js';
 import { Maced } from '../protocol/mac-envelope.js';
 import { nodeCrypto } from '../host-sim/node-crypto.js';
 import { startXs } from './helpers/xs.js';
+import { loadVectorFiles } from './helpers/vectors.js';
+import { runVector } from '../protocol/vectors.js';
 
 const t = suite('protocol: HMAC-SHA256 and MACed envelopes');
 const KEY = new Uint8Array(32).map((_, i) => i * 7 + 1);
@@ -84,6 +86,12 @@ t('hostile bytes never throw and give a documented code', () => {
     }),
     { seed: 12, numRuns: 3000 },
   );
+});
+
+t('the MACed golden vectors give the same outcomes with the node:crypto HMAC (the central) as with noble (the gate)', () => {
+  const macFiles = loadVectorFiles().filter((f) => f.type.startsWith('mac:'));
+  assert.is(macFiles.length, 5);
+  for (const f of macFiles) for (const v of f.vectors) assert.equal(runVector(f, v, nodeCrypto, []), runVector(f, v, nobleCrypto, []), `${f.type}: ${v.name}`);
 });
 
 t('XS computes the same HMACs and envelopes, and refuses the same', async () => {
