@@ -4,7 +4,7 @@
 // topic ‖ 0 ‖ body): the topic names the gate and the message kind, so a MAC
 // made for one gate or one kind is worthless on another. `kid` is the key's
 // generation (the central derives gate keys from its master key, the gate id
-// and kid: docs/decisions/0010). The MAC is checked before the body is parsed,
+// and kid: docs/decisions/0011). The MAC is checked before the body is parsed,
 // and the body's own "t" stops one type being taken for another.
 // Heads, deltas and commands stay Ed25519-signed (envelope.ts): one signer,
 // many verifiers.
