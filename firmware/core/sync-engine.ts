@@ -447,7 +447,7 @@ export class SyncEngine {
   #onAck(payload: Uint8Array): void {
     // MACed by the central for this gate's ack topic under the gate's kid, or
     // nothing: a plain ack, a forged MAC, another kid or another topic's MAC
-    // (ack_unsupported_type / ack_bad_mac / ack_unknown_key). Nothing is freed.
+    // (ack_wrong_message_type / ack_bad_mac / ack_unknown_key). Nothing is freed.
     const r = openMaced(EventAck, payload, this.#topic.ack, this.#keyFor, this.#o.crypto);
     if (!r.ok) return this.#reject(`ack_${r.error.code}`);
     const a = r.value;
