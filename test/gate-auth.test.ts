@@ -216,6 +216,15 @@ t('refused counts by cause appear in the next status; commands refused at the ga
   assert.is(st.refused[0]!.cause, 'ack_bad_mac', 'most frequent first');
 });
 
+t('no refusal alarm while the journal is half full: the room is for decisions; the refusal is still counted', () => {
+  const s = setup();
+  let i = 0;
+  while (s.gate.journal.backlog * 2 < s.gate.journal.capacityEvents) s.tap(`nobody-${i++}`);
+  s.deliver(ACK, sealAck(topics, { gate: 'g1', epoch: 1, seq: 1, chain: new Uint8Array(32) }, OTHER_KEY));
+  assert.is(s.gate.refusals.count('ack_bad_mac'), 1);
+  assert.is(s.alarms.length, 0, 'no alarm journaled');
+});
+
 t('the refusal table is bounded: causes past its capacity are counted as "other"; causes are status ids', () => {
   let now = 0;
   const alarms: string[] = [];
