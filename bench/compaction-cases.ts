@@ -12,7 +12,8 @@
 import { Gate } from '../firmware/core/gate.js';
 import { Em4100AsciiDecoder } from '../firmware/drivers/em4100-ascii.js';
 import type { BlockStore, InputName, Inputs, Net } from '../firmware/ports.js';
-import { Delta, encodeEventAck, Head } from '../protocol/messages.js';
+import { Delta, EventAck, Head } from '../protocol/messages.js';
+import { sealMaced } from '../protocol/mac-envelope.js';
 import { sealSigned } from '../protocol/envelope.js';
 import { publicKeyOf } from '../protocol/index.js';
 import { Topics } from '../protocol/topics.js';
@@ -22,7 +23,7 @@ import { mulberry32, NorFlash } from '../host-sim/flash/nor-flash.js';
 import { VirtualTime } from '../host-sim/adapters/virtual-time.js';
 import { em4100Frame } from '../host-sim/xs-gate/reader-frames.js';
 import { credentialKey } from '../protocol/credential-key.js';
-import { provisioning, T0, tapLayout } from './tap-cases.js';
+import { BENCH_GATE_KEY, BENCH_GATE_KEY_ID, provisioning, T0, tapLayout } from './tap-cases.js';
 
 const SK = new Uint8Array(32).fill(5);
 const DK = provisioning().deploymentKey;
@@ -230,7 +231,8 @@ export function runCompactionDue(flashBytes: Uint8Array, n: number, ids: Uint8Ar
     let topic = i % 3 === 0 ? topics.list('main', 'delta') : topics.list('main', 'head');
     if (len === 0) {
       topic = topics.gate('bench-gate', 'ack');
-      payload = encodeEventAck({ gate: 'bench-gate', epoch: 1, seq: gate.journal.lastSeq, chain: journalChain(gate, gate.journal.lastSeq, crypto) });
+      // MACed as the central sends it (sealed here, before the timed handler).
+      payload = sealMaced(EventAck, { gate: 'bench-gate', epoch: 1, seq: gate.journal.lastSeq, chain: journalChain(gate, gate.journal.lastSeq, crypto) }, topic, BENCH_GATE_KEY, BENCH_GATE_KEY_ID, crypto);
     }
     busy = nor.stats.busyMs;
     flash.inside = true;

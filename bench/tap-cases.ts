@@ -20,6 +20,9 @@ import { em4100Frame } from '../host-sim/xs-gate/reader-frames.js';
 
 export const T0 = 1_795_000_000;
 const DK = new Uint8Array(32).fill(9);
+/** The bench gate's MAC key (fixed): the benches' central seals acks with it. */
+export const BENCH_GATE_KEY = new Uint8Array(32).fill(0x5a);
+export const BENCH_GATE_KEY_ID = 1;
 
 export function tapLayout(credentials: number): LayoutOptions {
   return { credentials, journalSectors: 400 };
@@ -28,7 +31,7 @@ export function tapLayout(credentials: number): LayoutOptions {
 export function provisioning(): ProvisioningRecord {
   return {
     gate: 'bench-gate', site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: 'mqtt://127.0.0.1:1',
-    trustedKeys: [new Uint8Array(32).fill(1)], deploymentKey: DK, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0,
+    trustedKeys: [new Uint8Array(32).fill(1)], deploymentKey: DK, gateKey: BENCH_GATE_KEY, gateKeyId: BENCH_GATE_KEY_ID, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0,
   };
 }
 

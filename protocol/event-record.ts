@@ -84,6 +84,13 @@ export const AlarmCode = {
   journal_full: 7,
   clock_unsynced: 8,
   alarm_cleared: 9,
+  /**
+   * The gate refused a message (forged or stale head, delta, command, chunk,
+   * ack; issue 12). key: the first 8 bytes of SHA-256 of the cause (the
+   * status `refused` names the causes and counts them). At most once per
+   * cause per 10 minutes, so a flood cannot fill the journal.
+   */
+  message_refused: 10,
 } as const;
 
 /** Command codes (reason byte of EventType.command). */

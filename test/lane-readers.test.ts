@@ -19,6 +19,7 @@ import { manifestConfig, mergeConfig, type ConfigObject } from '../host-sim/xs-g
 import { XsGate } from '../host-sim/xs-gate/xs-gate.js';
 import { nobleCrypto, toHex } from '../protocol/index.js';
 import type { ProvisioningRecord } from '../protocol/provisioning.js';
+import { TEST_GATE_KEYS } from './helpers/gate-key.js';
 import { READER_EXPECTED, READER_SCENARIOS, runLaneScenario, type LaneResult } from './helpers/lane-scenario.js';
 import { startXs } from './helpers/xs.js';
 
@@ -157,7 +158,7 @@ const keys = generateKeys();
 function record(gate: string): ProvisioningRecord {
   return {
     gate, site: 'futian', line: 'first', direction: 'in', lane: 'vehicle', list: 'main', topicRoot: 'subline', broker: 'mqtt://127.0.0.1:1',
-    trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0,
+    trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, ...TEST_GATE_KEYS, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0,
   };
 }
 const SMALL = { layout: { credentials: 4000, journalSectors: 16 } };

@@ -13,7 +13,7 @@ import { MaintenanceScheduler, type CompactionTask } from '../firmware/core/main
 import { partitionBytes } from '../firmware/core/partition.js';
 import type { Region } from '../firmware/core/region.js';
 import { credentialKey } from '../protocol/credential-key.js';
-import { Command, Delta, decodeEventBatch, encodeChunk, encodeEventAck, encodeManifest, Head } from '../protocol/messages.js';
+import { Command, Delta, encodeChunk, encodeManifest, EventBatch, Head } from '../protocol/messages.js';
 import { sealSigned } from '../protocol/envelope.js';
 import { nobleCrypto, publicKeyOf } from '../protocol/index.js';
 import { Topics } from '../protocol/topics.js';
@@ -22,6 +22,7 @@ import { NorFlash } from '../host-sim/flash/nor-flash.js';
 import { VirtualTime } from '../host-sim/adapters/virtual-time.js';
 import { SimInputs, SimOutputs } from '../host-sim/sim-io.js';
 import { FakeNet } from './helpers/fake-net.js';
+import { openUp, sealAck, TEST_GATE_KEYS } from './helpers/gate-key.js';
 import { EraseGuard } from './helpers/erase-guard.js';
 
 const T0 = 1_795_000_000;
@@ -36,7 +37,7 @@ const layout = { credentials: 512, sideTableBytes: 4096, overlayBlocks: 10, pass
 
 function makeGate(flash: EraseGuard, vt: VirtualTime, net: FakeNet, inputs: SimInputs) {
   return new Gate({
-    provisioning: { gate: 'g1', site: 's', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: 'mqtt://x', trustedKeys: [publicKeyOf(SK)], deploymentKey: DK, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 20 },
+    provisioning: { gate: 'g1', site: 's', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: 'mqtt://x', trustedKeys: [publicKeyOf(SK)], deploymentKey: DK, ...TEST_GATE_KEYS, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 20 },
     flash, layout, clock: vt, timers: vt, net, crypto: nobleCrypto, outputs: new SimOutputs(), inputs, random: () => 0.5,
     sync: { tickMs: 50, requestTimeoutMs: 500, ackTimeoutMs: 1000, reconnectMinMs: 100, reconnectMaxMs: 1600 },
   });
@@ -119,10 +120,10 @@ function busyGate() {
   // An honest central: acks the end of the newest batch the gate uploaded, with that batch's chain
   // (the gate frees nothing for an ack whose chain is not its own).
   const ack = () => {
-    const sent = net.published.filter((p) => p.topic === topics.gate('g1', 'events')).map((p) => decodeEventBatch(p.payload));
+    const sent = net.published.filter((p) => p.topic === topics.gate('g1', 'events')).map((p) => openUp(EventBatch, p.topic, p.payload));
     const b = sent.reverse().find((r) => r.ok);
     if (b === undefined || !b.ok) return;
-    net.msg(topics.gate('g1', 'ack'), encodeEventAck({ gate: 'g1', epoch: 1, seq: b.value.first + b.value.count - 1, chain: b.value.chain }));
+    net.msg(topics.gate('g1', 'ack'), sealAck(topics, { gate: 'g1', epoch: 1, seq: b.value.first + b.value.count - 1, chain: b.value.chain }));
   };
   return { vt, net, flash, gate, inputs, head, answer, publishDelta, tap, command, ack, get version() { return version; }, get issued() { return issued; } };
 }

@@ -198,6 +198,8 @@ const record: ProvisioningRecord = {
   broker: 'mqtt://10.1.0.5:1883',
   trustedKeys: [new Uint8Array(32).fill(7)],
   deploymentKey: new Uint8Array(32).fill(9),
+  gateKey: new Uint8Array(32).fill(0x5a),
+  gateKeyId: 1,
   journalEpoch: 3,
   policy: { staleAfterSeconds: 86400, fresh: 'normal', stale: 'individual_only', expired: 'deny', unsynced: 'deny' },
   passbackSeconds: 600,

@@ -11,7 +11,7 @@ import { DEFAULT_POLICY } from '../firmware/core/decision.js';
 import { Gate } from '../firmware/core/gate.js';
 import { partitionBytes } from '../firmware/core/partition.js';
 import { credentialKey } from '../protocol/credential-key.js';
-import { Delta, encodeChunk, encodeManifest, Head, decodeGateStatus, decodeEventBatch, encodeEventAck } from '../protocol/messages.js';
+import { Delta, encodeChunk, encodeManifest, Head, EventBatch, GateStatus } from '../protocol/messages.js';
 import { sealSigned } from '../protocol/envelope.js';
 import { nobleCrypto, publicKeyOf } from '../protocol/index.js';
 import { Topics } from '../protocol/topics.js';
@@ -20,6 +20,7 @@ import { NorFlash } from '../host-sim/flash/nor-flash.js';
 import { VirtualTime } from '../host-sim/adapters/virtual-time.js';
 import { SimInputs, SimOutputs } from '../host-sim/sim-io.js';
 import { FakeNet } from './helpers/fake-net.js';
+import { openUp, sealAck, TEST_GATE_KEYS } from './helpers/gate-key.js';
 
 const T0 = 1_795_000_000;
 const te = new TextEncoder();
@@ -38,7 +39,7 @@ function setup() {
   const outputs = new SimOutputs();
   const inputs = new SimInputs(() => vt.monotonicMs());
   const gate = new Gate({
-    provisioning: { gate: 'g1', site: 's', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: 'mqtt://x', trustedKeys: [publicKeyOf(SK)], deploymentKey: DK, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0 },
+    provisioning: { gate: 'g1', site: 's', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: 'mqtt://x', trustedKeys: [publicKeyOf(SK)], deploymentKey: DK, ...TEST_GATE_KEYS, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0 },
     flash, layout, clock: vt, timers: vt, net, crypto: nobleCrypto, outputs, inputs, random: () => 0.5,
     sync: { tickMs: 10, requestTimeoutMs: 500, ackTimeoutMs: 1000, reconnectMinMs: 100, reconnectMaxMs: 1600 },
   });
@@ -167,8 +168,8 @@ t('reconnects with exponential backoff and jitter, capped; birth and will carry 
   assert.ok(gaps.length >= 7, `attempts ${s.net.attempts.join(',')}`);
   for (let i = 2; i < gaps.length - 1; i++) assert.ok(gaps[i + 1]! >= gaps[i]! || gaps[i + 1]! >= 1600 * 0.5, `backoff grows: ${gaps.join(',')}`);
   assert.ok(Math.max(...gaps) <= 1600 + 100, 'capped');
-  const will = decodeGateStatus(s.net.will!.payload);
-  const births = s.net.published.filter((p) => p.topic.endsWith('/status')).map((p) => decodeGateStatus(p.payload));
+  const will = openUp(GateStatus, s.net.will!.topic, s.net.will!.payload);
+  const births = s.net.published.filter((p) => p.topic.endsWith('/status')).map((p) => openUp(GateStatus, p.topic, p.payload));
   assert.ok(will.ok && will.value.state === 'offline' && will.value.boot === 1);
   assert.ok(births.length >= 2 && births.every((b) => b.ok && b.value.state === 'online' && b.value.boot === 1));
 });
@@ -179,26 +180,26 @@ t('an ack whose chain is not the journal\'s chain(seq) frees nothing and is coun
   const s = setup();
   for (let i = 0; i < 5; i++) s.tap(`nobody-${i}`);
   s.vt.advance(200);
-  const batches = s.net.published.filter((p) => p.topic === topics.gate('g1', 'events')).map((p) => decodeEventBatch(p.payload)).filter((r) => r.ok).map((r) => r.value);
+  const batches = s.net.published.filter((p) => p.topic === topics.gate('g1', 'events')).map((p) => openUp(EventBatch, p.topic, p.payload)).filter((r) => r.ok).map((r) => r.value);
   assert.ok(batches.length >= 1, 'the gate uploaded');
   const last = s.gate.journal.lastSeq;
   const b = batches[batches.length - 1]!;
   assert.is(b.first + b.count - 1, last, 'the last batch ends at the last seq');
   const ackTopic = topics.gate('g1', 'ack');
   // Forged: the right gate, epoch and seq, a chain that is not the gate's (e.g. read off an earlier ack).
-  s.deliver(ackTopic, encodeEventAck({ gate: 'g1', epoch: 1, seq: last, chain: new Uint8Array(32).fill(0xab) }));
+  s.deliver(ackTopic, sealAck(topics, { gate: 'g1', epoch: 1, seq: last, chain: new Uint8Array(32).fill(0xab) }));
   assert.is(s.gate.journal.acked, 0, 'nothing freed by a forged ack');
   assert.is(s.gate.sync.stats.rejected['ack_bad_chain'], 1);
   // Mid-batch, forged and then true: the gate recomputes chain(seq) from its journal.
   const mid = last - 2;
-  s.deliver(ackTopic, encodeEventAck({ gate: 'g1', epoch: 1, seq: mid, chain: b.chain }));
+  s.deliver(ackTopic, sealAck(topics, { gate: 'g1', epoch: 1, seq: mid, chain: b.chain }));
   assert.is(s.gate.journal.acked, 0, 'the chain of another seq does not free this one');
   const records = b.records.subarray(0, (mid - b.first + 1) * 16);
   let chain = b.prev;
   for (let at = 0; at < records.length; at += 16) chain = nobleCrypto.sha256(Uint8Array.from([...chain, ...records.subarray(at, at + 16)]));
-  s.deliver(ackTopic, encodeEventAck({ gate: 'g1', epoch: 1, seq: mid, chain }));
+  s.deliver(ackTopic, sealAck(topics, { gate: 'g1', epoch: 1, seq: mid, chain }));
   assert.is(s.gate.journal.acked, mid, 'the true mid-batch ack frees up to its seq');
-  s.deliver(ackTopic, encodeEventAck({ gate: 'g1', epoch: 1, seq: last, chain: b.chain }));
+  s.deliver(ackTopic, sealAck(topics, { gate: 'g1', epoch: 1, seq: last, chain: b.chain }));
   assert.is(s.gate.journal.acked, last, 'the true ack of the batch end frees the rest');
   assert.is(s.gate.sync.stats.rejected['ack_bad_chain'], 2);
 });

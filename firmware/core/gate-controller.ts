@@ -477,6 +477,12 @@ export class GateController {
     this.#alarm(code);
   }
 
+  /** Journals an alarm raised outside the lane (e.g. a refused message, key: its cause tag). */
+  raiseAlarm(code: number, key: Uint8Array | null): number | 'full' {
+    this.stats.alarms++;
+    return this.#journal(EventType.alarm, code, 0, key);
+  }
+
   #alarm(code: number): void {
     this.stats.alarms++;
     this.#journal(EventType.alarm, code, 0, null);

@@ -4,7 +4,7 @@
 // device entry (firmware/moddable/main.ts) and by the simulator.
 
 import { KeyRing, openSigned } from '../../protocol/envelope.js';
-import { Command, decodeConfigParams, encodeCommandResult } from '../../protocol/messages.js';
+import { Command, decodeConfigParams } from '../../protocol/messages.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { Topics } from '../../protocol/topics.js';
 import type { Crypto } from '../../protocol/crypto.js';
@@ -14,15 +14,18 @@ import { GateController, type LaneTiming } from './gate-controller.js';
 import { GateState } from './gate-state.js';
 import { GateTime } from './gate-time.js';
 import { Journal } from './journal.js';
-import { CommandCode, EventType } from '../../protocol/event-record.js';
+import { AlarmCode, CommandCode, EventType } from '../../protocol/event-record.js';
 import { MaintenanceScheduler } from './maintenance.js';
 import { layoutPartition, type LayoutOptions, type Partition } from './partition.js';
 import { PassbackStore, PassbackTable } from './passback.js';
 import { RecordLog } from './record-log.js';
+import { RefusalLog } from './refusal-log.js';
 import { SyncEngine, type EventSource, type SyncConfig } from './sync-engine.js';
 import { WhitelistStore, type RecoveryReport } from './whitelist-store.js';
 
 export const FIRMWARE_VERSION = 'subline-gate 0.1.0';
+
+const te = new TextEncoder();
 
 export interface GateOptions {
   readonly provisioning: ProvisioningRecord;
@@ -67,6 +70,8 @@ export class Gate {
   readonly controller: GateController;
   readonly sync: SyncEngine;
   readonly topics: Topics;
+  /** Every refused message by cause (sync and commands): the status `refused`, throttled alarms. */
+  readonly refusals: RefusalLog;
   /** Every erase while the gate runs: journal spares, then the logs' compactions (docs/decisions/0010). */
   readonly maintenance: MaintenanceScheduler;
   readonly #o: GateOptions;
@@ -92,6 +97,7 @@ export class Gate {
       ...(o.maintenanceBlocksPerTick !== undefined ? { blocksPerTick: o.maintenanceBlocksPerTick } : {}),
     });
     const keys = new KeyRing(o.crypto, p.trustedKeys);
+    this.refusals = new RefusalLog({ clock: o.clock, onAlarm: (cause) => this.#refusalAlarm(cause) });
     this.controller = new GateController({
       gate: this.config,
       whitelist: this.store.whitelist,
@@ -117,6 +123,9 @@ export class Gate {
       clock: o.clock,
       crypto: o.crypto,
       keys,
+      gateKey: p.gateKey,
+      gateKeyId: p.gateKeyId,
+      refusals: this.refusals,
       topics: this.topics,
       store: this.store,
       time: this.time,
@@ -201,20 +210,35 @@ export class Gate {
     this.controller.setConfig(this.config);
   }
 
-  #refuse(reason: string, gate: string, nonce: Uint8Array): void {
+  /**
+   * One alarm for a refusal cause (the refusal log calls this at most once per
+   * cause per 10 minutes). Skipped while the journal is half full: refusals
+   * must never take the room that decisions need; the status still counts them.
+   */
+  #refusalAlarm(cause: string): void {
+    if (this.journal.backlog * 2 >= this.journal.capacityEvents) return;
+    this.controller.raiseAlarm(AlarmCode.message_refused, this.#o.crypto.sha256(te.encode(cause)));
+  }
+
+  #countCommandRefusal(reason: string): void {
     this.commandsRefused[reason] = (this.commandsRefused[reason] ?? 0) + 1;
+    this.refusals.refuse(`cmd_${reason}`);
+  }
+
+  #refuse(reason: string, gate: string, nonce: Uint8Array): void {
+    this.#countCommandRefusal(reason);
     this.#result(gate, nonce, 'refused', reason);
   }
 
   #result(_gate: string, nonce: Uint8Array, status: 'done' | 'refused' | 'failed', reason: string): void {
     if (nonce.length !== 16) return;
-    this.sync.publishResult(encodeCommandResult({ gate: this.id, nonce, status, reason, at: this.time.read().now }));
+    this.sync.publishResult({ gate: this.id, nonce, status, reason, at: this.time.read().now });
   }
 
   #onCommand(payload: Uint8Array, keys: KeyRing): void {
     const r = openSigned(Command, payload, keys);
     if (!r.ok) {
-      this.commandsRefused[r.error.code] = (this.commandsRefused[r.error.code] ?? 0) + 1;
+      this.#countCommandRefusal(r.error.code);
       return; // unsigned or forged: no answer to a stranger
     }
     const c = r.value;

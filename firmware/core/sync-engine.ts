@@ -7,16 +7,26 @@
 //
 // It never blocks a decision: every callback and every tick does bounded
 // work (one erase step, a window of requests, one batch).
+//
+// Every message between the gate and the central is MACed with the gate's own
+// key (issue 12, protocol/mac-envelope.ts): everything published up (status,
+// the will, event batches, sync requests, command results) is sealed for its
+// exact topic, and an ack is believed only if it opens under that key for
+// the gate's ack topic. Heads, deltas and commands stay Ed25519-signed.
+// Every refusal is counted by cause in a RefusalLog (status `refused`, and a
+// throttled journal alarm when the gate owns one).
 
 import { KeyRing, openSigned } from '../../protocol/envelope.js';
-import { Delta, Head, decodeChunk, decodeEventAck, decodeManifest, encodeEventBatch, encodeGateStatus, encodeSyncRequest, LIMITS, type GateStatusMessage, type HeadMessage } from '../../protocol/messages.js';
+import { openMaced, sealMaced } from '../../protocol/mac-envelope.js';
+import { CommandResult, Delta, EventAck, EventBatch, GateStatus, Head, SyncRequest, decodeChunk, decodeManifest, LIMITS, type CommandResultMessage, type GateStatusMessage, type HeadMessage } from '../../protocol/messages.js';
 import { RECORD_BYTES } from '../../protocol/event-record.js';
 import { bytesEqual } from '../../protocol/hex.js';
-import { peekType } from '../../protocol/schema.js';
+import { peekType, type MessageOf, type MessageSchema } from '../../protocol/schema.js';
 import type { Topics } from '../../protocol/topics.js';
 import type { Crypto } from '../../protocol/crypto.js';
 import type { Clock, Net, Timers, TimerHandle } from '../ports.js';
 import type { GateTime } from './gate-time.js';
+import { RefusalLog } from './refusal-log.js';
 import type { WhitelistStore } from './whitelist-store.js';
 
 /** What the sync engine needs from the journal. */
@@ -81,12 +91,18 @@ export interface SyncOptions {
   readonly clock: Clock;
   readonly crypto: Crypto;
   readonly keys: KeyRing;
+  /** The gate's own MAC key (provisioning gateKey): seals everything up, opens acks. */
+  readonly gateKey: Uint8Array;
+  /** Its generation (provisioning gateKeyId): the kid of sealed messages, the only kid an ack may carry. */
+  readonly gateKeyId: number;
+  /** Where refusals are counted (the gate shares one with its command handler); default: a log of its own that journals nothing. */
+  readonly refusals?: RefusalLog;
   readonly topics: Topics;
   readonly store: WhitelistStore;
   readonly time: GateTime;
   readonly events: EventSource | null;
   /** Fields of the birth/death status that only the gate knows. */
-  readonly status: () => Omit<GateStatusMessage, 'gate' | 'state' | 'lists' | 'at'>;
+  readonly status: () => Omit<GateStatusMessage, 'gate' | 'state' | 'lists' | 'at' | 'conn' | 'refused'>;
   readonly config?: Partial<SyncConfig>;
   /** Jitter source in [0, 1): seeded in simulation. */
   readonly random: () => number;
@@ -125,6 +141,9 @@ export class SyncEngine {
   readonly stats: SyncStats = { connects: 0, disconnects: 0, rejected: {}, deltasApplied: 0, imagesInstalled: 0, chunksWritten: 0, batchesSent: 0, batchesAcked: 0, requests: 0, resends: 0 };
   readonly #o: SyncOptions;
   readonly #c: SyncConfig;
+  readonly refusals: RefusalLog;
+  readonly #keyFor: (kid: number) => Uint8Array | null;
+  readonly #topic: { status: string; events: string; sync: string; cmdres: string; ack: string };
   #connected = false;
   #connecting = false;
   #attempts = 0;
@@ -152,6 +171,13 @@ export class SyncEngine {
     this.#o = options;
     this.#c = { ...DEFAULT_SYNC, ...options.config };
     this.#batchBuf = new Uint8Array(this.#c.batchMax * RECORD_BYTES);
+    this.refusals = options.refusals ?? new RefusalLog({ clock: options.clock });
+    const key = options.gateKey;
+    const kid = options.gateKeyId;
+    this.#keyFor = (k) => (k === kid ? key : null);
+    const t = options.topics;
+    const g = options.gate;
+    this.#topic = { status: t.gate(g, 'status'), events: t.gate(g, 'events'), sync: t.gate(g, 'sync'), cmdres: t.gate(g, 'cmdres'), ack: t.gate(g, 'ack') };
     options.net.onMessage((topic, payload) => this.#onMessage(topic, payload));
     options.net.onPublished((id) => this.#onPublished(id));
     options.net.onConnectionChange((up) => this.#onConnection(up));
@@ -170,9 +196,10 @@ export class SyncEngine {
     return this.#inflight.size;
   }
 
-  /** Publishes a command result (QoS 1); false when offline (the command is then reported by its journal record). */
-  publishResult(payload: Uint8Array): boolean {
-    return this.#publish(this.#o.topics.gate(this.#o.gate, 'cmdres'), payload, false, { kind: 'other' });
+  /** Seals and publishes a command result (QoS 1); false when offline (the command is then reported by its journal record). */
+  publishResult(result: CommandResultMessage): boolean {
+    if (!this.#connected) return false;
+    return this.#publish(this.#topic.cmdres, this.#seal(CommandResult, result, this.#topic.cmdres), false, { kind: 'other' });
   }
 
   start(): void {
@@ -192,8 +219,19 @@ export class SyncEngine {
     this.#connecting = false;
   }
 
+  /** A refused message: counted here and in the refusal log (status `refused`, throttled alarm). */
   #reject(code: string): void {
     this.stats.rejected[code] = (this.stats.rejected[code] ?? 0) + 1;
+    this.refusals.refuse(code);
+  }
+
+  /** A good message put off for lack of room (compaction running): counted here only, it is not a forgery. */
+  #defer(code: string): void {
+    this.stats.rejected[code] = (this.stats.rejected[code] ?? 0) + 1;
+  }
+
+  #seal<M extends MessageSchema>(schema: M, value: MessageOf<M>, topic: string): Uint8Array {
+    return sealMaced(schema, value, topic, this.#o.gateKey, this.#o.gateKeyId, this.#o.crypto);
   }
 
   // ---- connection ----
@@ -202,6 +240,10 @@ export class SyncEngine {
   // boot counters the central orders them by arrival, so the death that
   // follows a birth always wins, and a stale one never does (docs/SYNC.md).
   #connectAt = 0;
+  // Connections within this boot (RAM): the will set at CONNECT and the birth
+  // that follows carry the same value, so the central orders statuses by
+  // (journal, boot, conn) and a replayed older one loses; no flash per message.
+  #conn = 0;
   // Status is re-published (retained) when the whitelist version changes, at most once a
   // second, and every statusIntervalMs for the backlog.
   #statusDirty = false;
@@ -210,17 +252,19 @@ export class SyncEngine {
   #status(state: 'online' | 'offline'): Uint8Array {
     const s = this.#o.status();
     const lists = this.#o.store.activeSlot < 0 ? [] : [{ list: this.#o.list, epoch: this.#o.store.epoch, version: this.#o.store.version }];
-    return encodeGateStatus({ ...s, gate: this.#o.gate, state, lists, at: this.#connectAt });
+    const value: GateStatusMessage = { ...s, gate: this.#o.gate, state, lists, at: this.#connectAt, conn: this.#conn, refused: this.refusals.top(LIMITS.maxRefusalCauses) };
+    return this.#seal(GateStatus, value, this.#topic.status);
   }
 
   #connect(): void {
     if (this.#closed || this.#connected || this.#connecting) return;
     this.#connecting = true;
     this.#connectAt = this.#o.time.read().now;
+    this.#conn++;
     this.#o.net.connect({
       clientId: this.#o.gate,
       keepAliveSeconds: this.#c.keepAliveSeconds,
-      will: { topic: this.#o.topics.gate(this.#o.gate, 'status'), payload: this.#status('offline'), qos: 1, retain: true },
+      will: { topic: this.#topic.status, payload: this.#status('offline'), qos: 1, retain: true },
     });
   }
 
@@ -232,7 +276,7 @@ export class SyncEngine {
       this.stats.connects++;
       const t = this.#o.topics;
       this.#o.net.subscribe([t.list(this.#o.list, 'head'), t.list(this.#o.list, 'delta'), t.gate(this.#o.gate, 'data'), t.gate(this.#o.gate, 'ack'), t.gate(this.#o.gate, 'cmd')]);
-      this.#publish(t.gate(this.#o.gate, 'status'), this.#status('online'), true, { kind: 'other' });
+      this.#publish(this.#topic.status, this.#status('online'), true, { kind: 'other' });
       this.#statusAt = this.#o.clock.monotonicMs();
       this.#statusDirty = false;
       // Everything unacknowledged is sent again from the last ack.
@@ -316,6 +360,7 @@ export class SyncEngine {
     const time = this.#o.time.read();
     const e = this.#o.store.acceptHead(h, time.now, time.trusted);
     this.#headRetry = e === 'compacting' ? h : null;
+    if (e === 'compacting') return this.#defer('head_compacting');
     if (e !== null && e !== 'not_newer') return this.#reject(`head_${e}`);
     if (e === null) this.#o.time.learnSignedTime(h.issuedAt);
     if (this.#head === null || e === null) this.#head = h;
@@ -344,12 +389,12 @@ export class SyncEngine {
     }
     if (e === 'compacting') {
       // The overlay log makes room in the background; #plan asks for this range again once it has.
-      this.#reject('delta_compacting');
+      this.#defer('delta_compacting');
       this.#deltaAsk = null;
       return;
     }
     if (e === 'overlay_full') {
-      this.#reject('delta_overlay_full');
+      this.#defer('delta_overlay_full');
       this.#startPull(true);
       return;
     }
@@ -390,7 +435,7 @@ export class SyncEngine {
 
   #commit(): void {
     const done = this.#o.store.commitInstall();
-    if (done === 'compacting') return this.#reject('image_compacting'); // the pull stays: the tick commits again
+    if (done === 'compacting') return this.#defer('image_compacting'); // the pull stays: the tick commits again
     this.#pull = null;
     if (done !== null) return this.#reject(`image_${done}`);
     this.stats.imagesInstalled++;
@@ -400,7 +445,10 @@ export class SyncEngine {
   }
 
   #onAck(payload: Uint8Array): void {
-    const r = decodeEventAck(payload);
+    // MACed by the central for this gate's ack topic under the gate's kid, or
+    // nothing: a plain ack, a forged MAC, another kid or another topic's MAC
+    // (ack_wrong_message_type / ack_bad_mac / ack_unknown_key). Nothing is freed.
+    const r = openMaced(EventAck, payload, this.#topic.ack, this.#keyFor, this.#o.crypto);
     if (!r.ok) return this.#reject(`ack_${r.error.code}`);
     const a = r.value;
     const ev = this.#o.events;
@@ -412,7 +460,7 @@ export class SyncEngine {
     if (expected === null) return this.#reject('ack_unverifiable'); // too far past what we can recompute: the resend brings a checkable one
     if (!bytesEqual(expected, a.chain)) return this.#reject('ack_bad_chain');
     ev.ack(a.seq, a.chain);
-    if (ev.acked < a.seq) return this.#reject('ack_compacting'); // not durable yet: the resend brings it again
+    if (ev.acked < a.seq) return this.#defer('ack_compacting'); // not durable yet: the resend brings it again
     this.stats.batchesAcked++;
     this.#ackWaitSince = this.#nextSeq - 1 > a.seq ? this.#o.clock.monotonicMs() : -1;
     if (this.#nextSeq <= a.seq) {
@@ -490,7 +538,8 @@ export class SyncEngine {
     const h = this.#head;
     if (h === null) return;
     this.stats.requests++;
-    this.#publish(this.#o.topics.gate(this.#o.gate, 'sync'), encodeSyncRequest({ gate: this.#o.gate, list: this.#o.list, epoch: h.epoch, want, version, from, count }), false, { kind: 'other' });
+    if (!this.#connected) return; // not sealed for nothing
+    this.#publish(this.#topic.sync, this.#seal(SyncRequest, { gate: this.#o.gate, list: this.#o.list, epoch: h.epoch, want, version, from, count }, this.#topic.sync), false, { kind: 'other' });
   }
 
   #onTick(): void {
@@ -515,7 +564,7 @@ export class SyncEngine {
     } else this.#plan();
     const now = this.#o.clock.monotonicMs();
     if (this.#connected && ((this.#statusDirty && now - this.#statusAt >= 1000) || now - this.#statusAt >= this.#c.statusIntervalMs)) {
-      if (this.#publish(this.#o.topics.gate(this.#o.gate, 'status'), this.#status('online'), true, { kind: 'other' })) {
+      if (this.#publish(this.#topic.status, this.#status('online'), true, { kind: 'other' })) {
         this.#statusAt = now;
         this.#statusDirty = false;
       }
@@ -552,7 +601,7 @@ export class SyncEngine {
       const prev = this.#prevChain;
       const chain = this.#chainOver(prev, records);
       const first = this.#nextSeq;
-      const ok = this.#publish(this.#o.topics.gate(this.#o.gate, 'events'), encodeEventBatch({ gate: this.#o.gate, epoch: ev.epoch, first, count, records, prev, chain }), false, { kind: 'batch', last: first + count - 1 });
+      const ok = this.#publish(this.#topic.events, this.#seal(EventBatch, { gate: this.#o.gate, epoch: ev.epoch, first, count, records, prev, chain }, this.#topic.events), false, { kind: 'batch', last: first + count - 1 });
       if (!ok) return;
       this.stats.batchesSent++;
       this.#remember(first, first + count - 1, prev, chain);

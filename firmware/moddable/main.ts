@@ -87,7 +87,7 @@ function describeBoot(p: ProvisioningRecord, b: BootReport): string {
   const image = s.activeSlot < 0 ? 'no whitelist image' : `image in slot ${s.activeSlot === 0 ? 'A' : 'B'}`;
   return (
     `${FIRMWARE_VERSION} gate ${p.gate} (${p.line} line, ${p.direction}, ${p.lane}) boot ${b.boot}: ${image}` +
-    `${s.imageError !== null ? ` (refused: ${s.imageError})` : ''}, ${s.overlayDeltas} overlay deltas, journal ${b.journalLastSeq} (acked ${b.journalAcked})`
+    `${s.imageError !== null ? ` (refused: ${s.imageError})` : ''}, ${s.overlayDeltas} overlay deltas, journal ${b.journalLastSeq} (acked ${b.journalAcked}), MAC key id ${p.gateKeyId}`
   );
 }
 

@@ -3,7 +3,8 @@
 // what the gate published.
 
 import type { Net, NetConnectOptions } from '../../firmware/ports.js';
-import { decodeSyncRequest, type SyncRequestMessage } from '../../protocol/messages.js';
+import { SyncRequest, type SyncRequestMessage } from '../../protocol/messages.js';
+import { openUp } from './gate-key.js';
 import type { VirtualTime } from '../../host-sim/adapters/virtual-time.js';
 
 export class FakeNet implements Net {
@@ -56,6 +57,6 @@ export class FakeNet implements Net {
     this.conn(false);
   }
   requests(): SyncRequestMessage[] {
-    return this.published.filter((p) => p.topic.endsWith('/sync')).map((p) => decodeSyncRequest(p.payload)).filter((r) => r.ok).map((r) => r.value);
+    return this.published.filter((p) => p.topic.endsWith('/sync')).map((p) => openUp(SyncRequest, p.topic, p.payload)).filter((r) => r.ok).map((r) => r.value);
   }
 }

@@ -111,7 +111,7 @@ export function runLaneScenario(s: LaneScenario, crypto: Crypto): LaneResult {
   const inputs: Inputs = { read: (i) => inputValues[i], onChange: (cb) => (inputCb = cb) };
   const provisioning: ProvisioningRecord = {
     gate: 'g1', site: 'futian', line: s.line, direction: 'in', lane: s.lane, list: 'main', topicRoot: 'subline', broker: 'mqtt://127.0.0.1:1',
-    trustedKeys: [new Uint8Array(32).fill(1)], deploymentKey: DK, journalEpoch: 1, policy: DEFAULT_POLICY[s.line], passbackSeconds: s.passbackSeconds ?? 60,
+    trustedKeys: [new Uint8Array(32).fill(1)], deploymentKey: DK, gateKey: new Uint8Array(32).fill(0x5a), gateKeyId: 1, journalEpoch: 1, policy: DEFAULT_POLICY[s.line], passbackSeconds: s.passbackSeconds ?? 60,
   };
   const gate = new Gate({
     provisioning, flash, layout, clock: vt, timers: vt, net: new NullNet(), crypto, outputs, inputs, random: () => 0.5,
