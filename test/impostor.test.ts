@@ -184,9 +184,12 @@ async function scenario(kind: BrokerKind): Promise<void> {
     // The gate's real birth restores the retained status the impostor overwrote.
 
     // ---- a replayed old status after a reconnect: harmless
-    const oldBirth = spy.seen.filter((m) => m.topic === bTopic && decodeGateStatus(bodyOf(m.payload)).ok).find((m) => {
-      const s = decodeGateStatus(bodyOf(m.payload));
-      return s.ok && s.value.state === 'online' && s.value.conn === 1;
+    // The spy also saw the forgeries above on this topic: the gate's own birth is the one that is MACed and online at conn 1.
+    const oldBirth = spy.seen.find((m) => {
+      if (m.topic !== bTopic) return false;
+      const env = decodeMessage(BIG, m.payload);
+      const st = env.ok ? decodeGateStatus(env.value.body) : null;
+      return st !== null && st.ok && st.value.state === 'online' && st.value.conn === 1 && st.value.boot === bStatus.boot;
     });
     if (oldBirth === undefined) throw new Error('the spy saw no birth of g-b');
     await f.broker.close(); // every client drops; the gates reconnect: conn 2

@@ -22,7 +22,7 @@ import { nodeCrypto } from '../../host-sim/node-crypto.js';
 
 export type BrokerKind = 'aedes' | 'mosquitto';
 
-export const FAST_SYNC = { tickMs: 20, requestTimeoutMs: 600, ackTimeoutMs: 1000, reconnectMinMs: 100, reconnectMaxMs: 800, keepAliveSeconds: 5 };
+export const FAST_SYNC = { tickMs: 20, requestTimeoutMs: 600, ackTimeoutMs: 1000, reconnectMinMs: 100, reconnectMaxMs: 800, keepAliveSeconds: 5, statusIntervalMs: 2000 };
 
 export async function waitFor(what: string, cond: () => boolean, timeoutMs = 15000): Promise<void> {
   const end = Date.now() + timeoutMs;
