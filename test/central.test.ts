@@ -18,7 +18,7 @@ import { KeyRing, openSigned, sealSigned } from '../protocol/envelope.js';
 import { nobleCrypto, signEd25519 } from '../protocol/crypto-noble.js';
 import { bytesEqual, toHex } from '../protocol/hex.js';
 import {
-  Delta, EventAck, EventBatch, GateStatus, Head, SyncRequest, decodeManifest, decodeChunk, encodeEventBatch, type EventBatchMessage, type GateStatusMessage, type HeadMessage, type SyncRequestMessage,
+  Delta, EventAck, EventBatch, GateStatus, Head, SyncRequest, decodeManifest, decodeChunk, encodeEventBatch, type GateStatusMessage, type HeadMessage, type SyncRequestMessage,
 } from '../protocol/messages.js';
 import { peekType, type MessageOf, type MessageSchema } from '../protocol/schema.js';
 import { openMaced, sealMaced } from '../protocol/mac-envelope.js';
@@ -914,12 +914,12 @@ async function endToEnd(broker: BrokerHandle): Promise<void> {
     };
     let a = await ackOf(batch(recs, 1, 5, { gate: 'g-1', epoch: 3 }));
     assert.equal([a?.gate, a?.epoch, a?.seq], ['g-1', 3, 5]);
-    assert.ok(bytesEqual(a!.chain, chainTo(recs, 5)));
+    assert.ok(bytesEqual(a.chain, chainTo(recs, 5)));
     a = await ackOf(batch(recs, 1, 5, { gate: 'g-1', epoch: 3 }));
     assert.is(a?.seq, 5);
     a = await ackOf(batch(recs, 4, 9, { gate: 'g-1', epoch: 3 }));
     assert.is(a?.seq, 12);
-    assert.ok(bytesEqual(a!.chain, chainTo(recs, 12)));
+    assert.ok(bytesEqual(a.chain, chainTo(recs, 12)));
     assert.is(central.events.count('g-1'), 12);
     assert.equal([central.stats.ingest.stored, central.stats.ingest.duplicates], [12, 7]);
     // 6. presence: ordered by (journal epoch, boot, conn); for one connection the will beats its birth, never the reverse
