@@ -25,6 +25,11 @@ import { NorFlash } from '../../host-sim/flash/nor-flash.js';
 import { BLOCK, installImage, makeRegions, regionsBlocks, runScenario, type Scenario } from '../helpers/whitelist-scenario.js';
 
 export interface DeviceCheckInput {
+  /**
+   * The golden vector files. The SDK program gets them as separate files and
+   * reads one at a time (all of them at once exceed the device's 2 MiB chunk
+   * heap, which the program keeps), so here it is empty there.
+   */
   readonly vectorFiles: readonly VectorFile[];
   /** Trusted public keys of the signed vectors, hex. */
   readonly trustedKeys: readonly string[];
@@ -32,13 +37,16 @@ export interface DeviceCheckInput {
   readonly journal: { readonly sectors: number; readonly sectorSize: number; readonly appends: number };
 }
 
-/** Every case's line, in order. */
+/** The lines of one vector file's cases. */
+export function vectorLines(file: VectorFile, trustedKeys: readonly string[], crypto: Crypto): string[] {
+  const keys = trustedKeys.map(fromHex);
+  return file.vectors.map((v) => `vector ${file.type} ${v.name} ${JSON.stringify(runVector(file, v, crypto, keys))}`);
+}
+
+/** Every case's line, in order: the vectors of input.vectorFiles, then the rest. */
 export function runDeviceCases(input: DeviceCheckInput, crypto: Crypto): string[] {
   const lines: string[] = [];
-  const keys = input.trustedKeys.map(fromHex);
-  for (const file of input.vectorFiles) {
-    for (const v of file.vectors) lines.push(`vector ${file.type} ${v.name} ${JSON.stringify(runVector(file, v, crypto, keys))}`);
-  }
+  for (const file of input.vectorFiles) lines.push(...vectorLines(file, input.trustedKeys, crypto));
   for (const v of HMAC_SHA256_VECTORS) lines.push(`hmac ${v.name} ${toHex(crypto.hmacSha256(fromHex(v.keyHex), fromHex(v.dataHex)))}`);
   input.scenarios.forEach((s, i) => lines.push(`scenario ${i} ${JSON.stringify(runScenario(s, crypto))}`));
   journalCase(input.journal, lines);

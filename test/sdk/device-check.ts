@@ -73,8 +73,14 @@ export async function runDeviceCheck(log?: (chunk: string) => void): Promise<Dev
   const input = checkInput();
   mkdirSync(CHECK_DIR, { recursive: true });
   const inputPath = join(CHECK_DIR, 'input.json');
-  writeFileSync(inputPath, JSON.stringify(input));
-  const r = await run(built.binary, [inputPath]);
+  writeFileSync(inputPath, JSON.stringify({ ...input, vectorFiles: [] }));
+  // Each vector file separately, in the order Node runs them.
+  const vectorPaths = input.vectorFiles.map((f, i) => {
+    const p = join(CHECK_DIR, `vectors-${String(i).padStart(2, '0')}.json`);
+    writeFileSync(p, JSON.stringify(f));
+    return p;
+  });
+  const r = await run(built.binary, [inputPath, ...vectorPaths]);
   const sdk = r.stdout.split('\n');
   if (sdk[sdk.length - 1] === '') sdk.pop();
   const node = runDeviceCases(input, nobleCrypto);
