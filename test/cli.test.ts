@@ -240,6 +240,9 @@ reg('grant, revoke, suspend, resume: one version each; bad targets and values na
     [['central', 'suspend', '--subject', 'p-404'], 2, /--subject: subject 'p-404' does not exist/],
     [['central', 'events', '--epoch', 'x'], 2, /--epoch 'x' must be an integer/],
     [['gate', 'open', 'Bad Gate'], 2, /gate 'Bad Gate' must be/],
+    [['central', 'serve', '--sync-budget', '5/x/1'], 2, /--sync-budget '5\/x\/1' must be REQUESTS\/BYTES\/SECONDS/],
+    [['central', 'serve', '--sync-budget', '0/1048576/10'], 2, /--sync-budget requests must be in 1\.\.1000000/],
+    [['gate', 'open', 'fl-in-t42'], 3, /unknown gate 'fl-in-t42': not provisioned/],
   ];
   await parallel(bad, 4, async ([args, code, re]) => {
     await cli([...args, '--data', data], code, re);

@@ -18,6 +18,7 @@ import { decodeEvent, type DecodedEvent } from '../central/event-decode.js';
 import { EventStore } from '../central/event-store.js';
 import { GateRegistry, type GateIdentity } from '../central/gate-registry.js';
 import { RefusalLog, type RefusalCount } from '../central/refusal-log.js';
+import { DEFAULT_SYNC_BUDGET, type SyncBudgetOptions } from '../central/sync-budget.js';
 import type { GrantSpec } from '../central/image-builder.js';
 import { generateKeys, writeKeyFile } from '../central/keys.js';
 import { Registry, type CredentialRef, type GrantLevel, type SuspensionLevel } from '../central/registry.js';
@@ -100,6 +101,7 @@ export function registerCentral(program: Command): void {
     .option('--head-interval <seconds>', 're-sign the head this often', '60')
     .option('--poll <seconds>', 'check the database for changes this often (0.1-60)', '1')
     .option('--connect-timeout <seconds>', 'give up when the broker cannot be reached at start for this long', '10')
+    .option('--sync-budget <requests/bytes/seconds>', "each verified gate's sync requests answered per window: at most REQUESTS requests and BYTES of answers per SECONDS", `${DEFAULT_SYNC_BUDGET.requests}/${DEFAULT_SYNC_BUDGET.bytes}/${DEFAULT_SYNC_BUDGET.windowSeconds}`)
     .option('--quiet', 'no diagnostics on stderr')
     .action((o: ServeOptions) => serve(o));
 
@@ -313,7 +315,15 @@ interface ServeOptions {
   readonly headInterval: string;
   readonly poll: string;
   readonly connectTimeout: string;
+  readonly syncBudget: string;
   readonly quiet?: boolean;
+}
+
+function parseBudget(value: string): SyncBudgetOptions {
+  const m = /^(\d+)\/(\d+)\/(\d+(?:\.\d+)?)$/.exec(value.trim());
+  if (m === null) bad(`--sync-budget '${value}' must be REQUESTS/BYTES/SECONDS, e.g. 600/16777216/10`);
+  const [, r, b, w] = m as unknown as [string, string, string, string];
+  return { requests: parseInteger(r, '--sync-budget requests', 1, 1_000_000), bytes: parseInteger(b, '--sync-budget bytes', 1024, 2 ** 40), windowSeconds: parseSeconds(w, '--sync-budget seconds', 1, 86400) };
 }
 
 function parseSeconds(value: string, what: string, min: number, max: number): number {
@@ -322,7 +332,7 @@ function parseSeconds(value: string, what: string, min: number, max: number): nu
   return n;
 }
 
-function openCentral(o: { data: string; broker: string; topicRoot: string; list: string }, extra: { headIntervalSeconds?: number; pollIntervalMs?: number; subscribe?: boolean; connectTimeoutMs?: number; log?: (l: string) => void }): { central: Central; registry: Registry } {
+function openCentral(o: { data: string; broker: string; topicRoot: string; list: string }, extra: { headIntervalSeconds?: number; pollIntervalMs?: number; subscribe?: boolean; connectTimeoutMs?: number; syncBudget?: SyncBudgetOptions; log?: (l: string) => void }): { central: Central; registry: Registry } {
   const p = dataPaths(o.data);
   checkBrokerUrl(o.broker);
   checkTopicRoot(o.topicRoot);
@@ -354,7 +364,8 @@ async function serve(o: ServeOptions): Promise<void> {
   const poll = parseSeconds(o.poll, '--poll', 0.1, 60);
   const log = o.quiet === true ? undefined : (line: string) => note(`${new Date().toISOString()} ${line}`);
   const connectTimeoutMs = Math.round(parseSeconds(o.connectTimeout, '--connect-timeout', 0.1, 3600) * 1000);
-  const { central, registry } = openCentral(o, { headIntervalSeconds, pollIntervalMs: Math.round(poll * 1000), connectTimeoutMs, ...(log !== undefined ? { log } : {}) });
+  const syncBudget = parseBudget(o.syncBudget);
+  const { central, registry } = openCentral(o, { headIntervalSeconds, pollIntervalMs: Math.round(poll * 1000), connectTimeoutMs, syncBudget, ...(log !== undefined ? { log } : {}) });
   await startCentral(central, registry, o.broker);
   const h = central.head;
   out(`central: serving list ${central.list} (epoch ${h?.epoch ?? '?'}, version ${h?.version ?? '?'}) on ${o.broker} under '${o.topicRoot}', public key ${toHex(central.publicKey)}; Ctrl-C stops`);
