@@ -11,7 +11,7 @@ const action = oneOf('normal', 'individual_only', 'deny');
 export const Provisioning = {
   type: 'provision',
   version: 1,
-  maxSize: 2048,
+  maxSize: 8192,
   fields: {
     gate: req(id()),
     site: req(id()),
@@ -37,6 +37,13 @@ export const Provisioning = {
     gateKey: req(bytes(32, 32)),
     /** The generation of gateKey (the `kid` of its MACed envelopes). */
     gateKeyId: req(uint(0xffff)),
+    /**
+     * The gate's TLS client identity from the deployment PKI (host-sim/pki/):
+     * its X.509 certificate (CN = gate id), its RSA-2048 key (PKCS#8) and the
+     * deployment CA that the broker's certificate must chain to, all DER.
+     * Absent in records for plain-MQTT labs.
+     */
+    tls: opt({ kind: 'map', fields: { cert: req(bytes(1, 2048)), key: req(bytes(1, 2048)), ca: req(bytes(1, 2048)) } }),
     /** Journal epoch: changes on every reflash or reprovision. */
     journalEpoch: req(uint()),
     policy: req({

@@ -9,6 +9,7 @@
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -25,6 +26,7 @@ import { startEmbeddedBroker, type BrokerHandle } from '../host-sim/broker.js';
 import { Central } from '../host-sim/central/central.js';
 import { CentralState } from '../host-sim/central/central-state.js';
 import { deriveGateKey } from '../host-sim/central/gate-keys.js';
+import { commonName } from '../host-sim/pki/deployment-pki.js';
 import { generateKeys, readKeyFile, type CentralKeys } from '../host-sim/central/keys.js';
 import { Registry } from '../host-sim/central/registry.js';
 import { NodeGate } from '../host-sim/node-gate.js';
@@ -273,6 +275,13 @@ prov('writes a record with the central keys, verifies it, --check prints it with
     assert.ok(bytesEqual(p.value.gateKey, deriveGateKey(keys.gateMasterKey, 'sl-out-t07', 1)), "the gate's MAC key is derived from the master key, the id and the key id");
     assert.is(p.value.gateKeyId, 1);
     assert.match(r.stdout, /gate identity: sl-out-t07 registered/);
+    // Its TLS client identity from the deployment PKI: certificate CN = gate id, chained to the data directory's CA.
+    const tls = p.value.tls;
+    if (tls === undefined) throw new Error('no TLS identity in the record');
+    assert.is(commonName(tls.cert), 'sl-out-t07');
+    assert.ok(new X509Certificate(Buffer.from(tls.cert)).verify(new X509Certificate(Buffer.from(tls.ca)).publicKey), 'signed by the CA in the record');
+    assert.equal(new X509Certificate(Buffer.from(tls.ca)).raw.toString('base64'), new X509Certificate(readFileSync(join(data, 'pki', 'ca.crt.pem'))).raw.toString('base64'), "the record's CA is the data directory's");
+    createPrivateKey({ key: Buffer.from(tls.key), format: 'der', type: 'pkcs8' });
     assert.is(p.value.journalEpoch, 42);
     assert.equal(p.value.policy, { staleAfterSeconds: 600, fresh: 'normal', stale: 'deny', expired: 'deny', unsynced: 'individual_only' });
     assert.is(p.value.passbackSeconds, 30);
@@ -329,6 +338,7 @@ prov('writes a record with the central keys, verifies it, --check prints it with
     // Re-provisioning: the next key id, and the old record's key no longer matches; a refused write registers nothing.
     const again = await cli([...base, '--out', file, '--force'], 0);
     assert.match(again.stdout, /re-provisioned \(key id 2; records written before this one no longer work\)/);
+    assert.match(again.stdout, /1 earlier certificate\(s\) of this gate revoked/);
     const p2 = decodeProvisioning(new Uint8Array(readFileSync(file)));
     assert.ok(p2.ok && p2.value.gateKeyId === 2 && !bytesEqual(p2.value.gateKey, p.value.gateKey));
     await cli([...base, '--out', file], 3, /already exists/);
@@ -337,6 +347,9 @@ prov('writes a record with the central keys, verifies it, --check prints it with
     // Decommissioning ends the identity: listed as such, and it cannot be provisioned again.
     const dec = await cli(['central', 'gates', '--data', data, '--decommission', 'sl-out-t07'], 0);
     assert.match(dec.stdout, /gate sl-out-t07 decommissioned/);
+    assert.match(dec.stdout, /1 TLS certificate\(s\) of sl-out-t07 revoked/, 'the current one (the earlier one was revoked at re-provisioning)');
+    const issued = JSON.parse(readFileSync(join(data, 'pki', 'issued.json'), 'utf8')) as { cn: string; revokedAt?: string }[];
+    assert.ok(issued.filter((c) => c.cn === 'sl-out-t07').every((c) => c.revokedAt !== undefined), 'every certificate of the gate is on the CRL');
     await cli(['central', 'gates', '--data', data, '--decommission', 'sl-out-t07'], 3, /already decommissioned/);
     await cli(['central', 'gates', '--data', data, '--decommission', 'nope'], 3, /not provisioned here/);
     await cli([...base, '--out', join(data, 'again.cbor')], 3, /decommissioned.*identity has ended/);

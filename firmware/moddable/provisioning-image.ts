@@ -3,7 +3,7 @@
 // partition is told apart from a record that is merely invalid.
 //
 //   offset 0   4 bytes  magic "SGP1" (0x53 0x47 0x50 0x31)
-//   offset 4   4 bytes  n = length of the CBOR record, u32 little-endian (1 .. 2048)
+//   offset 4   4 bytes  n = length of the CBOR record, u32 little-endian (1 .. Provisioning.maxSize, 8192)
 //   offset 8   n bytes  the provisioning record, strict CBOR
 //   offset 8+n 4 bytes  CRC-32 (IEEE, protocol/crc32.ts) of bytes [0, 8+n), u32 little-endian
 //

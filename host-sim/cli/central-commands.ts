@@ -19,6 +19,7 @@ import { EventStore } from '../central/event-store.js';
 import { GateRegistry, type GateIdentity } from '../central/gate-registry.js';
 import { RefusalLog, type RefusalCount } from '../central/refusal-log.js';
 import { DEFAULT_SYNC_BUDGET, type SyncBudgetOptions } from '../central/sync-budget.js';
+import { DeploymentPki } from '../pki/deployment-pki.js';
 import type { GrantSpec } from '../central/image-builder.js';
 import { generateKeys, writeKeyFile } from '../central/keys.js';
 import { Registry, type CredentialRef, type GrantLevel, type SuspensionLevel } from '../central/registry.js';
@@ -38,11 +39,12 @@ export function registerCentral(program: Command): void {
 
   central
     .command('init')
-    .description('create the data directory, the key file (mode 0600) and the database with a list; prints the public key')
+    .description('create the data directory, the key file (mode 0600), the database with a list and the deployment PKI (CA, broker and central certificates); prints the public key')
     .addOption(dataOption())
     .addOption(listOption())
-    .option('--force', 'replace existing keys (every list gets a new epoch: gates must be provisioned again)')
-    .action((o: { data: string; list: string; force?: boolean }) => init(o));
+    .option('--broker-host <name...>', "more names or addresses in the broker's server certificate (localhost, 127.0.0.1 and ::1 are always there)")
+    .option('--force', 'replace existing keys (every list gets a new epoch: gates must be provisioned again); the deployment CA is kept')
+    .action((o: InitOptions) => init(o));
 
   central
     .command('import')
@@ -138,7 +140,29 @@ export function registerCentral(program: Command): void {
 
 // ---------------------------------------------------------------- init
 
-function init(o: { data: string; list: string; force?: boolean }): void {
+interface InitOptions {
+  readonly data: string;
+  readonly list: string;
+  readonly force?: boolean;
+  readonly brokerHost?: string[];
+}
+
+/** Creates the deployment PKI unless the data directory has one (it is never replaced: gates and brokers trust it). */
+async function ensurePki(p: DataPaths, hosts: readonly string[]): Promise<void> {
+  if (DeploymentPki.exists(p.pki)) {
+    out(`deployment CA: ${p.pki} (existing, kept)`);
+    return;
+  }
+  await DeploymentPki.create(p.pki, { brokerHosts: hosts });
+  out(`deployment CA: ${p.pki}/ca.crt.pem (broker and central certificates issued; \`subline broker config\` writes a broker configuration)`);
+}
+
+async function init(o: InitOptions): Promise<void> {
+  await initKeysAndDb(o);
+  await ensurePki(dataPaths(o.data), o.brokerHost ?? []);
+}
+
+function initKeysAndDb(o: InitOptions): void {
   const p = dataPaths(o.data);
   const list = checkId(o.list, '--list');
   const hadKeys = existsSync(p.keys);
@@ -148,7 +172,7 @@ function init(o: { data: string; list: string; force?: boolean }): void {
     if (hadDb) {
       const r = new Registry(p.db);
       try {
-        if (r.lists().some((l) => l.name === list)) throw new CliError(`${p.dir} is already initialised (keys.json and list '${list}' exist; public key ${toHex(keys.publicKey)}); --force replaces the keys`, 3);
+        if (r.lists().some((l) => l.name === list) && DeploymentPki.exists(p.pki)) throw new CliError(`${p.dir} is already initialised (keys.json, list '${list}' and the deployment CA exist; public key ${toHex(keys.publicKey)}); --force replaces the keys`, 3);
       } finally {
         r.close();
       }
@@ -497,7 +521,7 @@ interface GatesOptions {
   readonly decommission?: string;
 }
 
-function decommission(o: GatesOptions): void {
+async function decommission(o: GatesOptions): Promise<void> {
   const gate = checkId(o.decommission as string, '--decommission');
   const { db } = openDb(o.data);
   try {
@@ -507,8 +531,14 @@ function decommission(o: GatesOptions): void {
     if (cur.state === 'decommissioned') throw new CliError(`gate ${gate} was already decommissioned at ${isoSeconds(cur.decommissionedAt ?? 0)}`, 3);
     const at = Math.floor(Date.now() / 1000);
     reg.decommission(gate, at);
-    if (o.json === true || o.format === 'json') out(JSON.stringify({ gate, state: 'decommissioned', keyId: cur.keyId, at: isoSeconds(at) }, null, 2));
-    else out(`gate ${gate} decommissioned: the central refuses its messages from now on (a running \`central serve\` too); provision a replacement under a new id`);
+    // Its TLS certificates go on the CRL: the broker refuses the gate once it reloads it.
+    const pkiDir = dataPaths(o.data).pki;
+    const revoked = DeploymentPki.exists(pkiDir) ? await (await DeploymentPki.load(pkiDir)).revoke(gate) : 0;
+    if (o.json === true || o.format === 'json') out(JSON.stringify({ gate, state: 'decommissioned', keyId: cur.keyId, at: isoSeconds(at), certificatesRevoked: revoked }, null, 2));
+    else {
+      out(`gate ${gate} decommissioned: the central refuses its messages from now on (a running \`central serve\` too); provision a replacement under a new id`);
+      out(`${revoked} TLS certificate(s) of ${gate} revoked (${pkiDir}/crl.pem): run \`subline broker config\` again and reload the broker (SIGHUP) so that it refuses the gate too`);
+    }
   } finally {
     db.close();
   }

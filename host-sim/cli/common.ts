@@ -142,11 +142,13 @@ export interface DataPaths {
   readonly dir: string;
   readonly db: string;
   readonly keys: string;
+  /** The deployment PKI (host-sim/pki/deployment-pki.ts). */
+  readonly pki: string;
 }
 
 export function dataPaths(dir: string): DataPaths {
   const d = resolve(dir);
-  return { dir: d, db: join(d, 'central.db'), keys: join(d, 'keys.json') };
+  return { dir: d, db: join(d, 'central.db'), keys: join(d, 'keys.json'), pki: join(d, 'pki') };
 }
 
 export function loadKeys(p: DataPaths): CentralKeys {

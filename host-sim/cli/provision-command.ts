@@ -18,6 +18,7 @@ import { decodeProvisioning, encodeProvisioning, type ProvisioningRecord } from 
 import { readKeyFile } from '../central/keys.js';
 import { deriveGateKey } from '../central/gate-keys.js';
 import { GateRegistry, GateRegistryError } from '../central/gate-registry.js';
+import { commonName, DeploymentPki, type GateCredentials } from '../pki/deployment-pki.js';
 import { CliError } from './cli-error.js';
 import { addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, isoSeconds, listOption, loadKeys, nowSeconds, openRegistry, out, parseInteger, requireList, topicRootOption } from './common.js';
 
@@ -90,7 +91,7 @@ function policyOf(line: 'first' | 'second', staleAfter: string | undefined, spec
   return p;
 }
 
-function provision(o: ProvisionOptions): void {
+async function provision(o: ProvisionOptions): Promise<void> {
   for (const [k, flag] of [
     ['gate', '--gate'],
     ['site', '--site'],
@@ -121,11 +122,20 @@ function provision(o: ProvisionOptions): void {
   const paths = dataPaths(o.data);
   const keys = loadKeys(paths);
   const registry = openRegistry(paths, keys);
+  let issued: GateCredentials | null = null;
+  let pki: DeploymentPki | null = null;
+  let written = false;
   try {
     requireList(registry, list);
     const identities = new GateRegistry(registry.db);
+    const cur = identities.get(gate);
+    if (cur?.state === 'decommissioned') throw new CliError(`gate ${gate} was decommissioned: its identity has ended (provision the gate under a new id)`, 3);
     const direction = o.direction as 'in' | 'out';
     const lane = o.lane as 'person' | 'vehicle' | 'goods';
+    // The TLS client certificate first (signing is asynchronous); revoked again below if the record is not written.
+    pki = await openPki(paths.pki);
+    issued = await pki.issueGate(gate);
+    const tls = { cert: issued.certDer, key: issued.keyDer, ca: issued.caDer };
     // One transaction: the identity is registered only if the record is written.
     registry.db.transaction(() => {
       let identity;
@@ -140,14 +150,29 @@ function provision(o: ProvisionOptions): void {
         ...(o.username !== undefined ? { username: o.username } : {}),
         ...(password !== undefined ? { password } : {}),
         trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey,
-        gateKey: deriveGateKey(keys.gateMasterKey, gate, identity.keyId), gateKeyId: identity.keyId,
+        gateKey: deriveGateKey(keys.gateMasterKey, gate, identity.keyId), gateKeyId: identity.keyId, tls,
         journalEpoch, policy, passbackSeconds,
       };
       writeRecord(file, record);
+      written = true;
       out(`gate identity: ${gate} ${identity.keyId === 1 ? 'registered' : `re-provisioned (key id ${identity.keyId}; records written before this one no longer work)`}`);
     })();
+    // A re-provisioned gate's earlier certificates end with its earlier records.
+    const old = await pki.revokeOthers(gate, issued.serial);
+    out(`TLS client certificate: CN ${gate}, serial ${issued.serial}${old > 0 ? ` (${old} earlier certificate(s) of this gate revoked: reload the broker to apply the CRL)` : ''}`);
   } finally {
+    if (!written && issued !== null && pki !== null) await pki.revokeSerial(issued.serial);
     registry.close();
+  }
+}
+
+/** The deployment PKI of the data directory (exit 3 when there is none). */
+async function openPki(dir: string): Promise<DeploymentPki> {
+  if (!DeploymentPki.exists(dir)) throw new CliError(`no deployment PKI in ${dir}: run \`subline central init\` on this data directory (it creates the CA and keeps the existing keys)`, 3);
+  try {
+    return await DeploymentPki.load(dir);
+  } catch (e) {
+    throw new CliError(e instanceof Error ? e.message : String(e), 3);
   }
 }
 
@@ -196,6 +221,7 @@ function describe(p: ProvisioningRecord, centralKey: Uint8Array | undefined): Re
     deploymentKey: '(32 bytes, not shown)',
     gateKey: '(32 bytes, not shown)',
     gateKeyId: p.gateKeyId,
+    tls: p.tls === undefined ? 'none (plain MQTT only)' : `client certificate ${commonName(p.tls.cert) ?? '(unreadable)'} (${p.tls.cert.length} bytes), key (${p.tls.key.length} bytes, not shown), CA ${commonName(p.tls.ca) ?? '(unreadable)'}`,
     journalEpoch: p.journalEpoch,
     policy: p.policy,
     passbackSeconds: p.passbackSeconds,

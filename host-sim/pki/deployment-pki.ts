@@ -200,15 +200,30 @@ export class DeploymentPki {
   }
 
   /** Revokes every unrevoked certificate of `cn` and re-signs the CRL. Returns how many were revoked. */
-  async revoke(cn: string): Promise<number> {
+  revoke(cn: string): Promise<number> {
+    return this.#revokeWhere((c) => c.cn === cn);
+  }
+
+  /** Revokes the certificates of `cn` other than `keep` (a re-provisioned gate's earlier ones). */
+  revokeOthers(cn: string, keep: string): Promise<number> {
+    return this.#revokeWhere((c) => c.cn === cn && c.serial !== keep);
+  }
+
+  /** Revokes one certificate by serial (one issued for a record that was never written). */
+  revokeSerial(serial: string): Promise<number> {
+    return this.#revokeWhere((c) => c.serial === serial);
+  }
+
+  async #revokeWhere(pred: (c: IssuedCertificate) => boolean): Promise<number> {
     const list = this.issued();
     const at = new Date().toISOString();
     let n = 0;
     const next = list.map((c) => {
-      if (c.cn !== cn || c.revokedAt !== undefined) return c;
+      if (!pred(c) || c.revokedAt !== undefined) return c;
       n++;
       return { ...c, revokedAt: at };
     });
+    if (n === 0) return 0;
     this.#writeIssued(next);
     await this.writeCrl();
     return n;
