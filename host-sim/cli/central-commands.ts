@@ -158,7 +158,7 @@ async function ensurePki(p: DataPaths, hosts: readonly string[]): Promise<void> 
 }
 
 async function init(o: InitOptions): Promise<void> {
-  await initKeysAndDb(o);
+  initKeysAndDb(o);
   await ensurePki(dataPaths(o.data), o.brokerHost ?? []);
 }
 
