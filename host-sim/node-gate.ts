@@ -8,6 +8,7 @@ import { partitionBytes, type LayoutOptions } from '../firmware/core/partition.j
 import type { Clock, Timers } from '../firmware/ports.js';
 import type { Crypto } from '../protocol/crypto.js';
 import type { ProvisioningRecord } from '../protocol/provisioning.js';
+import { gateBrokerAuth, type BrokerAuth } from './broker-auth.js';
 import { MqttNet } from './adapters/mqtt-net.js';
 import { nodeTimers, SystemClock } from './adapters/node-timers.js';
 import { mulberry32, NorFlash } from './flash/nor-flash.js';
@@ -19,6 +20,8 @@ export interface NodeGateOptions {
   readonly crypto: Crypto;
   /** Broker URL (defaults to the provisioning record's). */
   readonly brokerUrl?: string;
+  /** Its identity at the broker (default: the TLS certificate in its provisioning record, if any). */
+  readonly brokerAuth?: BrokerAuth;
   readonly layout?: LayoutOptions;
   /** Reuse a flash (after a simulated power cut) instead of a blank one. */
   readonly flash?: NorFlash;
@@ -43,7 +46,7 @@ export class NodeGate {
     this.flash = o.flash ?? new NorFlash({ size: partitionBytes(layout), blockSize: 4096, seed: o.seed ?? 1 });
     const clock = o.clock ?? new SystemClock(true);
     this.inputs = new SimInputs(() => clock.monotonicMs());
-    this.net = new MqttNet(o.brokerUrl ?? o.provisioning.broker);
+    this.net = new MqttNet(o.brokerUrl ?? o.provisioning.broker, o.brokerAuth ?? gateBrokerAuth(o.provisioning));
     this.gate = new Gate({
       provisioning: o.provisioning,
       flash: this.flash,

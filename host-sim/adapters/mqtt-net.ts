@@ -6,6 +6,7 @@
 
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Net, NetConnectOptions } from '../../firmware/ports.js';
+import { mqttAuthOptions, type BrokerAuth } from '../broker-auth.js';
 
 export class MqttNet implements Net {
   readonly url: string;
@@ -16,8 +17,12 @@ export class MqttNet implements Net {
   #onPublished: (id: number) => void = () => {};
   #onConnection: (up: boolean) => void = () => {};
 
-  constructor(url: string) {
+  readonly #auth: BrokerAuth | undefined;
+
+  /** `auth`: TLS client certificate (mqtts://); a username/password in the connect options wins over its own. */
+  constructor(url: string, auth?: BrokerAuth) {
     this.url = url;
+    this.#auth = auth;
   }
 
   onMessage(cb: (topic: string, payload: Uint8Array) => void): void {
@@ -40,6 +45,7 @@ export class MqttNet implements Net {
       resubscribe: false,
       queueQoSZero: false,
       connectTimeout: 5000,
+      ...mqttAuthOptions(this.#auth),
       ...(o.username !== undefined ? { username: o.username } : {}),
       ...(o.password !== undefined ? { password: Buffer.from(o.password) } : {}),
       will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: o.will.qos, retain: o.will.retain },

@@ -34,6 +34,7 @@ import { GateAuthenticator } from './gate-authenticator.js';
 import { GateRegistry, type GateIdentity, type GateIdentityInput } from './gate-registry.js';
 import { RefusalLog } from './refusal-log.js';
 import { SyncBudget, type SyncBudgetOptions } from './sync-budget.js';
+import { mqttAuthOptions, type BrokerAuth } from '../broker-auth.js';
 
 /** Images kept for gates still pulling an older version (chunks of a superseded image stay valid). */
 const RECENT_IMAGES = 4;
@@ -49,8 +50,10 @@ export interface CentralOptions {
   readonly gateMasterKey: Uint8Array;
   /** Per-gate sync request budget (default: DEFAULT_SYNC_BUDGET). */
   readonly syncBudget?: SyncBudgetOptions;
-  /** mqtt://host:port */
+  /** mqtt://host:port or mqtts://host:port */
   readonly brokerUrl: string;
+  /** The central's identity at the broker: TLS client certificate and CA, or username and password (host-sim/broker-auth.ts). */
+  readonly brokerAuth?: BrokerAuth;
   readonly topicRoot?: string;
   /** The list this central serves (default 'main'). */
   readonly list?: string;
@@ -284,6 +287,7 @@ export class Central {
       resubscribe: false,
       connectTimeout: 10_000,
       keepalive: 30,
+      ...mqttAuthOptions(this.#o.brokerAuth),
     });
     this.#client = client;
     client.on('connect', () => this.#onConnect(client));

@@ -25,8 +25,8 @@ import { generateKeys, writeKeyFile } from '../central/keys.js';
 import { Registry, type CredentialRef, type GrantLevel, type SuspensionLevel } from '../central/registry.js';
 import { CliError } from './cli-error.js';
 import {
-  addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, formatTable, isoSeconds, listOption, loadKeys, note, openRegistry, out, parseHex, parseInteger,
-  parseSet, parseTime, registryErrors, requireList, topicRootOption, type DataPaths,
+  addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, formatTable, isoSeconds, listOption, loadKeys, note, openRegistry, out, parseHex, parseInteger,
+  parseSet, parseTime, registryErrors, requireList, resolveBrokerAuth, topicRootOption, type BrokerAuthFlags, type DataPaths,
 } from './common.js';
 import { applyImport, IMPORT_TYPES, readImportFiles, type ImportType } from './import.js';
 
@@ -93,7 +93,7 @@ export function registerCentral(program: Command): void {
       .action((o: { data: string; subject?: string; institution?: string; industry?: string }) => suspension(on, o));
   }
 
-  central
+  addBrokerAuthOptions(central
     .command('serve')
     .description('run the central against the broker until Ctrl-C: sync, events, acks, presence, heads; publishes changes other processes commit')
     .addOption(dataOption())
@@ -104,17 +104,17 @@ export function registerCentral(program: Command): void {
     .option('--poll <seconds>', 'check the database for changes this often (0.1-60)', '1')
     .option('--connect-timeout <seconds>', 'give up when the broker cannot be reached at start for this long', '10')
     .option('--sync-budget <requests/bytes/seconds>', "each verified gate's sync requests answered per window: at most REQUESTS requests and BYTES of answers per SECONDS", `${DEFAULT_SYNC_BUDGET.requests}/${DEFAULT_SYNC_BUDGET.bytes}/${DEFAULT_SYNC_BUDGET.windowSeconds}`)
-    .option('--quiet', 'no diagnostics on stderr')
+    .option('--quiet', 'no diagnostics on stderr'))
     .action((o: ServeOptions) => serve(o));
 
-  central
+  addBrokerAuthOptions(central
     .command('publish')
     .description('one shot: publish the current head (retained) and the deltas not published yet, then disconnect')
     .addOption(dataOption())
     .addOption(brokerOption())
     .addOption(topicRootOption())
     .addOption(listOption())
-    .option('--wait <seconds>', 'how long to wait for the broker', '10')
+    .option('--wait <seconds>', 'how long to wait for the broker', '10'))
     .action((o: PublishOptions) => publish(o));
 
   central
@@ -331,7 +331,7 @@ function suspension(on: boolean, o: { data: string; subject?: string; institutio
 
 // ---------------------------------------------------------------- serve, publish
 
-interface ServeOptions {
+interface ServeOptions extends BrokerAuthFlags {
   readonly data: string;
   readonly broker: string;
   readonly topicRoot: string;
@@ -356,16 +356,17 @@ function parseSeconds(value: string, what: string, min: number, max: number): nu
   return n;
 }
 
-function openCentral(o: { data: string; broker: string; topicRoot: string; list: string }, extra: { headIntervalSeconds?: number; pollIntervalMs?: number; subscribe?: boolean; connectTimeoutMs?: number; syncBudget?: SyncBudgetOptions; log?: (l: string) => void }): { central: Central; registry: Registry } {
+function openCentral(o: BrokerAuthFlags & { data: string; broker: string; topicRoot: string; list: string }, extra: { headIntervalSeconds?: number; pollIntervalMs?: number; subscribe?: boolean; connectTimeoutMs?: number; syncBudget?: SyncBudgetOptions; log?: (l: string) => void }): { central: Central; registry: Registry } {
   const p = dataPaths(o.data);
   checkBrokerUrl(o.broker);
   checkTopicRoot(o.topicRoot);
   checkId(o.list, '--list');
   const keys = loadKeys(p);
+  const brokerAuth = resolveBrokerAuth(o, o.broker, p);
   const registry = openRegistry(p, keys);
   try {
     requireList(registry, o.list);
-    const central = new Central({ db: registry, signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: o.broker, topicRoot: o.topicRoot, list: o.list, ...extra });
+    const central = new Central({ ...(brokerAuth !== undefined ? { brokerAuth } : {}), db: registry, signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: o.broker, topicRoot: o.topicRoot, list: o.list, ...extra });
     return { central, registry };
   } catch (e) {
     registry.close();
@@ -410,7 +411,7 @@ async function serve(o: ServeOptions): Promise<void> {
   out('central: stopped');
 }
 
-interface PublishOptions {
+interface PublishOptions extends BrokerAuthFlags {
   readonly data: string;
   readonly broker: string;
   readonly topicRoot: string;

@@ -3,7 +3,7 @@
 // they refuse, the data directory (keys.json + central.db), a broker
 // connection with a deadline, and plain-text tables.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option, type ErrorOptions } from 'commander';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -11,6 +11,8 @@ import { isValidId, isValidRoot } from '../../protocol/topics.js';
 import { KeyFileError, readKeyFile, type CentralKeys } from '../central/keys.js';
 import { Registry, RegistryError } from '../central/registry.js';
 import { CliError } from './cli-error.js';
+import { mqttAuthOptions, type BrokerAuth } from '../broker-auth.js';
+import { CENTRAL_IDENTITY } from '../pki/deployment-pki.js';
 
 /** A commander Command whose usage errors (unknown option, missing argument, bad choice) exit with 2, not 1. */
 export class SublineCommand extends Command {
@@ -79,6 +81,85 @@ export function checkBrokerUrl(value: string, what = '--broker'): string {
   if ((u.pathname !== '' && u.pathname !== '/') || u.search !== '' || u.hash !== '') bad(`${what} '${value}' must be mqtt://host:port without a path`);
   if (value.length > 200) bad(`${what} is longer than 200 characters`);
   return value;
+}
+
+// ---------------------------------------------------------------- broker identity
+
+/** Options naming the client's identity at the broker (every command that connects to one). */
+export interface BrokerAuthFlags {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly username?: string;
+  readonly password?: string;
+}
+
+export function addBrokerAuthOptions<C extends Command>(c: C): C {
+  c.addOption(new Option('--ca <file>', "CA certificate (PEM) the broker's certificate must chain to (default for mqtts://: the data directory's deployment CA)").env('SUBLINE_BROKER_CA'));
+  c.addOption(new Option('--cert <file>', 'TLS client certificate (PEM) (default for mqtts://: the central certificate of the data directory)').env('SUBLINE_BROKER_CERT'));
+  c.addOption(new Option('--key <file>', 'its private key (PEM)').env('SUBLINE_BROKER_KEY'));
+  c.addOption(new Option('--username <user>', "MQTT username (the broker's password listener; default: the data directory's own, from `subline broker config`)").env('SUBLINE_BROKER_USERNAME'));
+  c.addOption(new Option('--password <password>', 'MQTT password (better from the environment than on the command line)').env('SUBLINE_BROKER_PASSWORD'));
+  return c;
+}
+
+function readPem(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    return bad(`${flag} ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+/** Passwords `subline broker config` generated for the data directory's identities (none when it never ran). */
+function brokerPasswords(p: DataPaths): Record<string, string> {
+  const file = join(p.pki, 'broker-passwords.json');
+  if (!existsSync(file)) return {};
+  try {
+    const v = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    const m = v !== null && typeof v === 'object' && 'passwords' in v ? (v).passwords : v;
+    return m !== null && typeof m === 'object' ? (m as Record<string, string>) : {};
+  } catch {
+    return bad(`${file}: not valid JSON (run \`subline broker config\` again)`);
+  }
+}
+
+/**
+ * The identity a command presents to the broker at `url`: the flags when
+ * given; otherwise, for mqtts://, the data directory's CA and the
+ * certificate of `identity` (the central's); for mqtt://, the password
+ * `subline broker config` generated for `identity`, if any (else anonymous,
+ * which a secured broker refuses).
+ */
+export function resolveBrokerAuth(f: BrokerAuthFlags, url: string, p: DataPaths, identity = CENTRAL_IDENTITY): BrokerAuth | undefined {
+  if ((f.cert === undefined) !== (f.key === undefined)) bad('--cert and --key go together');
+  if (f.password !== undefined && f.username === undefined) bad('--password needs --username');
+  const tls = url.startsWith('mqtts:');
+  const auth: { ca?: string; cert?: string; key?: string; username?: string; password?: string } = {};
+  if (f.ca !== undefined) auth.ca = readPem(f.ca, '--ca');
+  else if (tls) {
+    const ca = join(p.pki, 'ca.crt.pem');
+    if (!existsSync(ca)) throw new CliError(`${url} is TLS but ${p.pki} has no deployment CA: pass --ca (and --cert/--key), or run \`subline central init\``, 3);
+    auth.ca = readFileSync(ca, 'utf8');
+  }
+  if (f.cert !== undefined) {
+    auth.cert = readPem(f.cert, '--cert');
+    auth.key = readPem(f.key as string, '--key');
+  } else if (tls && identity === CENTRAL_IDENTITY && existsSync(join(p.pki, 'central.crt.pem'))) {
+    auth.cert = readFileSync(join(p.pki, 'central.crt.pem'), 'utf8');
+    auth.key = readFileSync(join(p.pki, 'central.key.pem'), 'utf8');
+  }
+  if (f.username !== undefined) {
+    auth.username = f.username;
+    if (f.password !== undefined) auth.password = f.password;
+  } else if (!tls) {
+    const pw = brokerPasswords(p)[identity];
+    if (pw !== undefined) {
+      auth.username = identity;
+      auth.password = pw;
+    }
+  }
+  return Object.keys(auth).length === 0 ? undefined : auth;
 }
 
 /** A decimal integer in min..max. */
@@ -188,8 +269,8 @@ export function requireList(registry: Registry, list: string): void {
 // ---------------------------------------------------------------- broker
 
 /** Connects (no automatic reconnect) or throws CliError 4 when the broker cannot be reached in time. */
-export async function connectBroker(url: string, timeoutMs: number, clientPrefix: string): Promise<MqttClient> {
-  const client = mqtt.connect(url, { clientId: `${clientPrefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs, keepalive: 30 });
+export async function connectBroker(url: string, timeoutMs: number, clientPrefix: string, auth?: BrokerAuth): Promise<MqttClient> {
+  const client = mqtt.connect(url, { clientId: `${clientPrefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs, keepalive: 30, ...mqttAuthOptions(auth) });
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new CliError(`no connection to the broker ${url} within ${Math.round(timeoutMs / 1000)} s`, 4)), timeoutMs);

@@ -19,9 +19,9 @@ import { COMMAND_OPS, sealCommand, sendCommandOver, type CommandOp } from '../ce
 import { GateAuthenticator } from '../central/gate-authenticator.js';
 import { GateRegistry } from '../central/gate-registry.js';
 import { CliError } from './cli-error.js';
-import { addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, connectBroker, dataOption, dataPaths, isoSeconds, loadKeys, note, out, parseHex, parseInteger, topicRootOption, type DataPaths } from './common.js';
+import { addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, connectBroker, dataOption, dataPaths, isoSeconds, loadKeys, note, out, parseHex, parseInteger, resolveBrokerAuth, topicRootOption, type BrokerAuthFlags, type DataPaths } from './common.js';
 
-interface GateCommandOptions {
+interface GateCommandOptions extends BrokerAuthFlags {
   readonly data: string;
   readonly broker: string;
   readonly topicRoot: string;
@@ -55,9 +55,7 @@ export function registerGate(program: Command): void {
       c.option('--stale-after <seconds>', 'whitelist staleness threshold of the freshness policy, 60-604800 s');
       c.option('--params <hex>', 'raw parameters (a CBOR config map, protocol/schema.cddl), 1-256 bytes in hex');
     }
-    c.addOption(dataOption())
-      .addOption(brokerOption())
-      .addOption(topicRootOption())
+    addBrokerAuthOptions(c.addOption(dataOption()).addOption(brokerOption()).addOption(topicRootOption()))
       .action((g: string, o: GateCommandOptions) => send(op, g, o));
   }
 }
@@ -96,7 +94,7 @@ async function send(op: CommandOp, gateArg: string, o: GateCommandOptions): Prom
     const auth = new GateAuthenticator({ gates: new GateRegistry(db), masterKey: keys.gateMasterKey, crypto: nodeCrypto });
     const sealed = sealCommand(keys.signingKey, gate, op, { expiresInSeconds: expiresIn, ...(params !== undefined ? { params } : {}) });
     const nonce = toHex(sealed.command.nonce);
-    const client = await connectBroker(o.broker, Math.min(waitSeconds, 10) * 1000, 'subline-cmd');
+    const client = await connectBroker(o.broker, Math.min(waitSeconds, 10) * 1000, 'subline-cmd', resolveBrokerAuth(o, o.broker, p));
     let answer;
     try {
       answer = await sendCommandOver(client, topics, sealed, waitSeconds * 1000, (topic, bytes) => auth.open(gate, topic, CommandResult, bytes));

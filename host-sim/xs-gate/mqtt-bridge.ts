@@ -11,6 +11,7 @@
 // connection and is reported once as `lost`; the firmware's sync engine
 // decides what happens next.
 
+import { mqttAuthOptions, type BrokerAuth } from '../broker-auth.js';
 import { lookup } from 'node:dns/promises';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { NetEvent, OutOp } from './protocol.js';
@@ -21,6 +22,12 @@ export type Pending = { readonly event: Exclude<NetEvent, { ev: 'message' }> | {
 export interface MqttBridgeOptions {
   /** Connect here instead of the host:port the device asked for (e.g. a broker the record does not name). */
   readonly brokerUrl?: string;
+  /**
+   * The gate's identity at the broker on the Node side of the bridge (its TLS
+   * certificate from the provisioning record). Until the device adapter opens
+   * TLS itself (issue 14), the bridge does the TLS for it.
+   */
+  readonly brokerAuth?: BrokerAuth;
   readonly onEvent: (p: Pending) => void;
   /** Diagnostics. */
   readonly log?: (line: string) => void;
@@ -110,6 +117,7 @@ export class MqttBridge {
       resubscribe: false,
       queueQoSZero: false,
       connectTimeout: 30_000,
+      ...mqttAuthOptions(this.#o.brokerAuth),
       ...(op.user !== undefined ? { username: op.user } : {}),
       ...(password !== undefined ? { password: Buffer.from(password) } : {}),
       ...(op.will !== undefined && willMessage !== undefined ? { will: { topic: op.will.topic, payload: Buffer.from(willMessage), qos: op.will.qos === 1 ? 1 : 0, retain: op.will.retain } } : {}),

@@ -21,6 +21,7 @@
 // Bridge: Node -> guest events are batched into the next advance command;
 // guest -> Node operations come back in its reply (protocol.ts).
 
+import { gateBrokerAuth } from '../broker-auth.js';
 import { performance } from 'node:perf_hooks';
 import { encodeProvisioningImage } from '../../firmware/moddable/provisioning-image.js';
 import type { InputName, OutputName } from '../../firmware/ports.js';
@@ -151,7 +152,9 @@ export class XsGate {
     this.#queue = [];
     this.#status = EMPTY_STATUS;
     for (const k of OUTPUT_NAMES) this.outputs[k] = false;
-    this.#bridge = new MqttBridge({ ...(this.#o.brokerUrl !== undefined ? { brokerUrl: this.#o.brokerUrl } : {}), onEvent: (p: Pending) => this.#queue.push(p) });
+    const rec = this.#o.provisioning;
+    const auth = rec instanceof Uint8Array ? undefined : gateBrokerAuth(rec); // raw record bytes (tests of bad records): no identity
+    this.#bridge = new MqttBridge({ ...(this.#o.brokerUrl !== undefined ? { brokerUrl: this.#o.brokerUrl } : {}), ...(auth !== undefined ? { brokerAuth: auth } : {}), onEvent: (p: Pending) => this.#queue.push(p) });
     await worker.evaluate(script);
     const partitions: { name: string; size: number; blob?: number }[] = [];
     const blobs: Uint8Array[] = [];

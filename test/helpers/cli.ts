@@ -26,6 +26,7 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   delete env.SUBLINE_DATA;
   delete env.SUBLINE_BROKER;
   delete env.SUBLINE_GATE_PASSWORD;
+  for (const k of ['SUBLINE_BROKER_CA', 'SUBLINE_BROKER_CERT', 'SUBLINE_BROKER_KEY', 'SUBLINE_BROKER_USERNAME', 'SUBLINE_BROKER_PASSWORD']) delete env[k];
   return env;
 }
 
