@@ -354,6 +354,13 @@ prov('writes a record with the central keys, verifies it, --check prints it with
     await cli(['central', 'gates', '--data', data, '--decommission', 'nope'], 3, /not provisioned here/);
     await cli([...base, '--out', join(data, 'again.cbor')], 3, /decommissioned.*identity has ended/);
     assert.not.ok(existsSync(join(data, 'again.cbor')));
+    // Operators' certificates, and the list of every certificate with its revocation.
+    await cli(['central', 'certs', '--data', data, '--operator', 'alice'], 0);
+    await cli(['central', 'certs', '--data', data, '--operator', 'alice'], 3, /already has a certificate/);
+    await cli(['central', 'certs', '--data', data, '--operator', 'Alice'], 2, /--operator 'Alice'/);
+    const certs = JSON.parse((await cli(['central', 'certs', '--data', data, '--json'], 0)).stdout) as { cn: string; role: string; revokedAt?: string }[];
+    assert.equal(certs.filter((c) => c.role !== 'gate').map((c) => [c.cn, c.role]), [['subline.broker', 'broker'], ['subline.central', 'central'], ['subline.operator.alice', 'operator']]);
+    assert.is(statSync(join(data, 'pki', 'operators', 'alice.key.pem')).mode & 0o777, 0o600);
     const table = (await cli(['central', 'gates', '--data', data], 0)).stdout;
     assert.match(table, /^sl-out-t07\s+decommissioned \(key 2\)\s+never seen/m);
   } finally {

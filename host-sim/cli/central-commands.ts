@@ -7,6 +7,7 @@
 
 import { once } from 'node:events';
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Option, type Command } from 'commander';
 import { stringify } from 'csv-stringify/sync';
@@ -19,7 +20,7 @@ import { EventStore } from '../central/event-store.js';
 import { GateRegistry, type GateIdentity } from '../central/gate-registry.js';
 import { RefusalLog, type RefusalCount } from '../central/refusal-log.js';
 import { DEFAULT_SYNC_BUDGET, type SyncBudgetOptions } from '../central/sync-budget.js';
-import { DeploymentPki } from '../pki/deployment-pki.js';
+import { DeploymentPki, operatorIdentity } from '../pki/deployment-pki.js';
 import type { GrantSpec } from '../central/image-builder.js';
 import { generateKeys, writeKeyFile } from '../central/keys.js';
 import { Registry, type CredentialRef, type GrantLevel, type SuspensionLevel } from '../central/registry.js';
@@ -126,6 +127,14 @@ export function registerCentral(program: Command): void {
     .option('--out <file>', 'write to this file (default: standard output)')
     .addOption(dataOption())
     .action((o: EventsOptions) => events(o));
+
+  central
+    .command('certs')
+    .description("the deployment PKI's certificates (serial, identity, role, validity, revoked); --operator NAME issues an operator's client certificate")
+    .option('--operator <name>', "issue a client certificate for this operator (CN subline.operator.NAME) into the data directory's pki/operators/")
+    .option('--json', 'print JSON')
+    .addOption(dataOption())
+    .action((o: { data: string; operator?: string; json?: boolean }) => certs(o));
 
   central
     .command('gates')
@@ -643,4 +652,25 @@ function gates(o: GatesOptions): void {
   }
   for (const [id, m] of strangers) out(`  refused from ${id} (not a provisioned gate): ${Object.entries(m).map(([c, n]) => `${c} ${n}`).join(', ')}`);
   note("(state, boot, whitelist, backlog and the gate's refusals are those of each gate's last verified status message; refused at the central: messages that failed verification or checks, per cause; last seen: any verified message)");
+}
+
+async function certs(o: { data: string; operator?: string; json?: boolean }): Promise<void> {
+  const p = dataPaths(o.data);
+  if (!DeploymentPki.exists(p.pki)) throw new CliError(`no deployment PKI in ${p.pki}: run \`subline central init --data ${p.dir}\``, 3);
+  const pki = await DeploymentPki.load(p.pki);
+  if (o.operator !== undefined) {
+    const name = checkId(o.operator, '--operator');
+    const dir = join(p.pki, 'operators');
+    if (existsSync(join(dir, `${name}.crt.pem`))) throw new CliError(`operator ${name} already has a certificate in ${dir} (revoke it first, or choose another name)`, 3);
+    await pki.issueOperator(name);
+    if (o.json === true) out(JSON.stringify({ operator: name, identity: operatorIdentity(name), cert: join(dir, `${name}.crt.pem`), key: join(dir, `${name}.key.pem`), ca: join(p.pki, 'ca.crt.pem') }, null, 2));
+    else out(`operator ${name}: ${join(dir, `${name}.crt.pem`)} and its key ${join(dir, `${name}.key.pem`)} (mode 0600); identity ${operatorIdentity(name)}; use with --cert/--key (run \`subline broker config\` again so the broker's ACL knows the operator)`);
+    return;
+  }
+  const list = pki.issued();
+  if (o.json === true) {
+    out(JSON.stringify(list, null, 2));
+    return;
+  }
+  out(formatTable(['SERIAL', 'IDENTITY', 'ROLE', 'NOT AFTER', 'REVOKED'], list.map((c) => [c.serial, c.cn, c.role, c.notAfter.replace(/\.\d{3}Z$/, 'Z'), c.revokedAt?.replace(/\.\d{3}Z$/, 'Z') ?? '-'])));
 }
