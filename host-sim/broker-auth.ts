@@ -24,15 +24,23 @@ function pem(v: string | Uint8Array, label: 'CERTIFICATE' | 'PRIVATE KEY'): stri
   return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
 }
 
-/** MQTT.js options for `auth` (nothing for none). The broker's certificate is always verified. */
-export function mqttAuthOptions(auth: BrokerAuth | undefined): Partial<IClientOptions> {
+/**
+ * MQTT.js options for `auth` at `url` (nothing for none). TLS material only for
+ * mqtts:// — MQTT.js would otherwise switch a mqtt:// connection to TLS when
+ * it sees a certificate. The broker's certificate is always verified.
+ */
+export function mqttAuthOptions(auth: BrokerAuth | undefined, url: string): Partial<IClientOptions> {
   if (auth === undefined) return {};
+  const creds = {
+    ...(auth.username !== undefined ? { username: auth.username } : {}),
+    ...(auth.password !== undefined ? { password: typeof auth.password === 'string' ? auth.password : Buffer.from(auth.password) } : {}),
+  };
+  if (!url.startsWith('mqtts:')) return creds;
   return {
+    ...creds,
     ...(auth.ca !== undefined ? { ca: pem(auth.ca, 'CERTIFICATE') } : {}),
     ...(auth.cert !== undefined ? { cert: pem(auth.cert, 'CERTIFICATE') } : {}),
     ...(auth.key !== undefined ? { key: pem(auth.key, 'PRIVATE KEY') } : {}),
-    ...(auth.username !== undefined ? { username: auth.username } : {}),
-    ...(auth.password !== undefined ? { password: typeof auth.password === 'string' ? auth.password : Buffer.from(auth.password) } : {}),
     rejectUnauthorized: true,
   };
 }

@@ -10,7 +10,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -168,6 +168,52 @@ reg.before(async () => {
 });
 reg.after(() => {
   if (shared !== '') rmSync(shared, { recursive: true, force: true });
+});
+
+reg('a database init did not make, or that another key file made, is refused (3, nothing changed, before any broker); key files readable by others are warned about', async () => {
+  const a = tempDir();
+  const b = tempDir();
+  try {
+    await Promise.all([cli(['central', 'init', '--data', a], 0), cli(['central', 'init', '--data', b], 0)]);
+    // An empty central.db next to real keys (the disk was wiped, a file was truncated, a path was mistyped).
+    const empty = tempDir();
+    copyFileSync(join(a, 'keys.json'), join(empty, 'keys.json'));
+    writeFileSync(join(empty, 'central.db'), new Uint8Array(0));
+    const dead = 'mqtt://127.0.0.1:9'; // nothing listens: a command that got as far as the broker would exit 4
+    const everyCommand: string[][] = [
+      ['central', 'serve', '--broker', dead, '--connect-timeout', '1'],
+      ['central', 'publish', '--broker', dead, '--wait', '1'],
+      ['central', 'revoke', '--card', '04000001'],
+      ['central', 'suspend', '--subject', 'p-1'],
+      ['central', 'grant', '--level', 'individual', '--target', 'p-1', '--remove'],
+      ['central', 'gates'],
+      ['central', 'events'],
+      ['central', 'gates', '--decommission', 'g1'],
+      ['provision', '--gate', 'g1', '--site', 's', '--line', 'first', '--direction', 'in', '--lane', 'person', '--out', join(empty, 'g1.cbor')],
+      ['gate', 'open', 'g1', '--broker', dead, '--wait', '1'],
+      ['central', 'init'],
+    ];
+    await parallel(everyCommand, 4, async (args) => {
+      await cli([...args, '--data', empty], 3, new RegExp(`${join(empty, 'central.db').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is an empty file, not a database made by \`subline central init\``));
+    });
+    assert.is(statSync(join(empty, 'central.db')).size, 0, 'the empty file is left as it was');
+    assert.not.ok(existsSync(join(empty, 'g1.cbor')));
+    // A key file from another data directory next to this database.
+    const foreign = tempDir();
+    copyFileSync(join(a, 'central.db'), join(foreign, 'central.db'));
+    copyFileSync(join(b, 'keys.json'), join(foreign, 'keys.json'));
+    await cli(['central', 'revoke', '--card', '04000001', '--data', foreign], 3, /was created with the key [0-9a-f]{64}, not with this key file's/);
+    await cli(['central', 'serve', '--broker', dead, '--connect-timeout', '1', '--data', foreign], 3, /not with this key file's/);
+    await cli(['central', 'init', '--data', foreign], 3, /not with this key file's/);
+    // Key files readable by others: a warning, not a refusal.
+    chmodSync(join(a, 'keys.json'), 0o644);
+    const warned = await cli(['gate', 'open', 'g1', '--broker', dead, '--data', a], 3, /unknown gate 'g1'/);
+    assert.match(warned.stderr, /warning: .*keys\.json is readable by others \(mode 0644\): chmod 600/);
+    for (const d of [empty, foreign]) rmSync(d, { recursive: true, force: true });
+  } finally {
+    rmSync(a, { recursive: true, force: true });
+    rmSync(b, { recursive: true, force: true });
+  }
 });
 
 reg('import: CSV and JSON in one transaction; a bad row names file:line and field, and nothing is imported', async () => {

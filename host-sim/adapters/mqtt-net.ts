@@ -45,7 +45,7 @@ export class MqttNet implements Net {
       resubscribe: false,
       queueQoSZero: false,
       connectTimeout: 5000,
-      ...mqttAuthOptions(this.#auth),
+      ...mqttAuthOptions(this.#auth, this.url),
       ...(o.username !== undefined ? { username: o.username } : {}),
       ...(o.password !== undefined ? { password: Buffer.from(o.password) } : {}),
       will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: o.will.qos, retain: o.will.retain },

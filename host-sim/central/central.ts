@@ -287,7 +287,7 @@ export class Central {
       resubscribe: false,
       connectTimeout: 10_000,
       keepalive: 30,
-      ...mqttAuthOptions(this.#o.brokerAuth),
+      ...mqttAuthOptions(this.#o.brokerAuth, this.#o.brokerUrl),
     });
     this.#client = client;
     client.on('connect', () => this.#onConnect(client));

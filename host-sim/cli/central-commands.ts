@@ -21,13 +21,14 @@ import { GateRegistry, type GateIdentity } from '../central/gate-registry.js';
 import { RefusalLog, type RefusalCount } from '../central/refusal-log.js';
 import { DEFAULT_SYNC_BUDGET, type SyncBudgetOptions } from '../central/sync-budget.js';
 import { DeploymentPki, operatorIdentity } from '../pki/deployment-pki.js';
+import { checkDatabase, stampDatabase } from '../central/database-stamp.js';
 import type { GrantSpec } from '../central/image-builder.js';
 import { generateKeys, writeKeyFile } from '../central/keys.js';
 import { Registry, type CredentialRef, type GrantLevel, type SuspensionLevel } from '../central/registry.js';
 import { CliError } from './cli-error.js';
 import {
   addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, formatTable, isoSeconds, listOption, loadKeys, note, openRegistry, out, parseHex, parseInteger,
-  parseSet, parseTime, registryErrors, requireList, resolveBrokerAuth, topicRootOption, type BrokerAuthFlags, type DataPaths,
+  parseSet, parseTime, registryErrors, requireDatabase, requireList, resolveBrokerAuth, topicRootOption, type BrokerAuthFlags, type DataPaths,
 } from './common.js';
 import { applyImport, IMPORT_TYPES, readImportFiles, type ImportType } from './import.js';
 
@@ -179,6 +180,8 @@ function initKeysAndDb(o: InitOptions): void {
   if (hadKeys && o.force !== true) {
     const keys = loadKeys(p);
     if (hadDb) {
+      // An existing database must be this key file's (an empty or foreign file is not silently taken over).
+      requireDatabase(p, keys);
       const r = new Registry(p.db);
       try {
         if (r.lists().some((l) => l.name === list) && DeploymentPki.exists(p.pki)) throw new CliError(`${p.dir} is already initialised (keys.json, list '${list}' and the deployment CA exist; public key ${toHex(keys.publicKey)}); --force replaces the keys`, 3);
@@ -189,6 +192,7 @@ function initKeysAndDb(o: InitOptions): void {
     // Keys kept; the database or the list is new.
     const r = new Registry(p.db, { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, list });
     const l = r.list(list);
+    if (!hadDb || checkDatabase(p.db, keys.publicKey).ok) stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000));
     r.close();
     out(`data: ${p.dir} (existing keys kept)`);
     out(`list: ${list} (epoch ${l.epoch}, version ${l.version})`);
@@ -196,6 +200,7 @@ function initKeysAndDb(o: InitOptions): void {
     return;
   }
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+  if (hadDb && o.force !== true) requireDatabase(p); // a database without keys: only if it is a central's (then --force makes new keys for it)
   const keys = generateKeys();
   // The database first, the keys last (written atomically): a failure leaves the old keys in place.
   const r = new Registry(p.db, { list });
@@ -204,6 +209,7 @@ function initKeysAndDb(o: InitOptions): void {
     // Deltas signed with the old key would fail on gates that trust the new one: new epochs, old deltas dropped.
     if (hadKeys && hadDb) for (const x of r.lists()) r.recreateList(x.name);
     l = r.list(list);
+    stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000));
   } finally {
     r.close();
   }
@@ -458,7 +464,7 @@ async function publish(o: PublishOptions): Promise<void> {
 
 function openDb(data: string): { db: Database.Database; p: DataPaths } {
   const p = dataPaths(data);
-  if (!existsSync(p.db)) bad(`no database at ${p.db}: run \`subline central init --data ${p.dir}\` first (or pass --data)`);
+  requireDatabase(p);
   return { db: new Database(p.db, { fileMustExist: true }), p };
 }
 

@@ -3,12 +3,13 @@
 // they refuse, the data directory (keys.json + central.db), a broker
 // connection with a deadline, and plain-text tables.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option, type ErrorOptions } from 'commander';
 import mqtt, { type MqttClient } from 'mqtt';
 import { isValidId, isValidRoot } from '../../protocol/topics.js';
 import { KeyFileError, readKeyFile, type CentralKeys } from '../central/keys.js';
+import { checkDatabase } from '../central/database-stamp.js';
 import { Registry, RegistryError } from '../central/registry.js';
 import { CliError } from './cli-error.js';
 import { mqttAuthOptions, type BrokerAuth } from '../broker-auth.js';
@@ -234,7 +235,11 @@ export function dataPaths(dir: string): DataPaths {
 
 export function loadKeys(p: DataPaths): CentralKeys {
   try {
-    return readKeyFile(p.keys);
+    const keys = readKeyFile(p.keys);
+    // Secrets readable by others: say so (once per command), but do not refuse (a shared lab machine may mean it).
+    const mode = statSync(p.keys).mode & 0o777;
+    if ((mode & 0o077) !== 0) note(`warning: ${p.keys} is readable by others (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${p.keys}`);
+    return keys;
   } catch (e) {
     if (e instanceof KeyFileError) {
       if (!existsSync(p.keys)) bad(`no key file at ${p.keys}: run \`subline central init --data ${p.dir}\` first (or pass --data)`);
@@ -244,9 +249,21 @@ export function loadKeys(p: DataPaths): CentralKeys {
   }
 }
 
+/**
+ * Refuses (exit 3, before any broker connection) a database that `central
+ * init` did not make — missing, empty, foreign — or that belongs to another
+ * key file than `keys` (when given). Never changes the file.
+ */
+export function requireDatabase(p: DataPaths, keys?: CentralKeys): void {
+  const c = checkDatabase(p.db, keys?.publicKey);
+  if (c.ok) return;
+  if (c.code === 'missing') bad(`no database at ${p.db}: run \`subline central init --data ${p.dir}\` first (or pass --data)`);
+  throw new CliError(`${c.message}; refused (nothing was changed). \`subline central init\` is the only way to create a central's database${c.code === 'foreign_key' ? '; pass the --data directory whose keys.json made it' : ''}`, 3);
+}
+
 /** The registry of an initialised data directory, with its keys. */
 export function openRegistry(p: DataPaths, keys: CentralKeys): Registry {
-  if (!existsSync(p.db)) bad(`no database at ${p.db}: run \`subline central init --data ${p.dir}\` first (or pass --data)`);
+  requireDatabase(p, keys);
   return registryErrors(() => new Registry(p.db, { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey }));
 }
 
@@ -270,7 +287,7 @@ export function requireList(registry: Registry, list: string): void {
 
 /** Connects (no automatic reconnect) or throws CliError 4 when the broker cannot be reached in time. */
 export async function connectBroker(url: string, timeoutMs: number, clientPrefix: string, auth?: BrokerAuth): Promise<MqttClient> {
-  const client = mqtt.connect(url, { clientId: `${clientPrefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs, keepalive: 30, ...mqttAuthOptions(auth) });
+  const client = mqtt.connect(url, { clientId: `${clientPrefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs, keepalive: 30, ...mqttAuthOptions(auth, url) });
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new CliError(`no connection to the broker ${url} within ${Math.round(timeoutMs / 1000)} s`, 4)), timeoutMs);

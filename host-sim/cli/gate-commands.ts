@@ -7,19 +7,19 @@
 // or decommissioned; 4: no verified answer within --wait (forged answers are
 // reported as such).
 
-import { existsSync } from 'node:fs';
 import { encodeConfigParams } from '../../protocol/messages.js';
 import Database from 'better-sqlite3';
 import type { Command } from 'commander';
 import { fromHex, toHex } from '../../protocol/hex.js';
 import { Topics } from '../../protocol/topics.js';
 import { CommandResult } from '../../protocol/messages.js';
+import type { CentralKeys } from '../central/keys.js';
 import { nodeCrypto } from '../node-crypto.js';
 import { COMMAND_OPS, sealCommand, sendCommandOver, type CommandOp } from '../central/commands.js';
 import { GateAuthenticator } from '../central/gate-authenticator.js';
 import { GateRegistry } from '../central/gate-registry.js';
 import { CliError } from './cli-error.js';
-import { addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, connectBroker, dataOption, dataPaths, isoSeconds, loadKeys, note, out, parseHex, parseInteger, resolveBrokerAuth, topicRootOption, type BrokerAuthFlags, type DataPaths } from './common.js';
+import { addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, connectBroker, dataOption, dataPaths, isoSeconds, loadKeys, note, out, parseHex, parseInteger, requireDatabase, resolveBrokerAuth, topicRootOption, type BrokerAuthFlags, type DataPaths } from './common.js';
 
 interface GateCommandOptions extends BrokerAuthFlags {
   readonly data: string;
@@ -61,8 +61,8 @@ export function registerGate(program: Command): void {
 }
 
 /** The database with the gate identities; the gate must be provisioned and active. */
-function openIdentities(p: DataPaths, gate: string): Database.Database {
-  if (!existsSync(p.db)) bad(`no database at ${p.db}: run \`subline central init --data ${p.dir}\` first (or pass --data)`);
+function openIdentities(p: DataPaths, gate: string, keys: CentralKeys): Database.Database {
+  requireDatabase(p, keys);
   const db = new Database(p.db, { fileMustExist: true });
   const g = new GateRegistry(db).get(gate);
   if (g === undefined || g.state !== 'active') {
@@ -89,7 +89,7 @@ async function send(op: CommandOp, gateArg: string, o: GateCommandOptions): Prom
   const topics = new Topics(checkTopicRoot(o.topicRoot));
   const p = dataPaths(o.data);
   const keys = loadKeys(p);
-  const db = openIdentities(p, gate);
+  const db = openIdentities(p, gate, keys);
   try {
     const auth = new GateAuthenticator({ gates: new GateRegistry(db), masterKey: keys.gateMasterKey, crypto: nodeCrypto });
     const sealed = sealCommand(keys.signingKey, gate, op, { expiresInSeconds: expiresIn, ...(params !== undefined ? { params } : {}) });

@@ -117,7 +117,7 @@ export class MqttBridge {
       resubscribe: false,
       queueQoSZero: false,
       connectTimeout: 30_000,
-      ...mqttAuthOptions(this.#o.brokerAuth),
+      ...mqttAuthOptions(this.#o.brokerAuth, url),
       ...(op.user !== undefined ? { username: op.user } : {}),
       ...(password !== undefined ? { password: Buffer.from(password) } : {}),
       ...(op.will !== undefined && willMessage !== undefined ? { will: { topic: op.will.topic, payload: Buffer.from(willMessage), qos: op.will.qos === 1 ? 1 : 0, retain: op.will.retain } } : {}),
