@@ -22,7 +22,16 @@
 // match ('+' and '#' are read conservatively), so '#' is nobody's.
 
 import { CENTRAL_IDENTITY, OPERATOR_PREFIX } from './pki/deployment-pki.js';
+import { MESSAGE_SCHEMAS } from '../protocol/messages.js';
+import { Signed } from '../protocol/envelope.js';
+import { Maced } from '../protocol/mac-envelope.js';
 import { GATE_DOWN_TOPICS, GATE_UP_TOPICS, isValidId, isValidRoot, LIST_TOPICS, TOPIC_VERSION } from '../protocol/topics.js';
+
+/** The largest message the protocol sends (a signed manifest): the brokers' size limit (Mosquitto's message_size_limit). */
+export function messageSizeLimit(): number {
+  return SIZE_LIMIT;
+}
+const SIZE_LIMIT = Math.max(...MESSAGE_SCHEMAS.map((s) => s.maxSize)) + Math.max(Signed.maxSize, Maced.maxSize);
 
 export type AclRole = 'gate' | 'central' | 'operator';
 
@@ -46,6 +55,8 @@ export interface PublishFlags {
   readonly retain?: boolean;
   /** The payload is empty (with retain: clears the retained message). */
   readonly empty?: boolean;
+  /** The payload's size: more than messageSizeLimit() is refused. */
+  readonly bytes?: number;
 }
 
 /** One rule: a topic pattern of literal levels and '+' (never '#'). */
@@ -109,7 +120,7 @@ export class BrokerAcl {
 
   /** The role of an identity, or null for a stranger. */
   roleOf(identity: string | null | undefined): AclRole | null {
-    return (identity === null || identity === undefined) ? null : (this.#roles.get(identity) ?? null);
+    return identity === null || identity === undefined ? null : (this.#roles.get(identity) ?? null);
   }
 
   /** Every identity with grants, central first, then operators and gates in the order given. */
@@ -124,7 +135,8 @@ export class BrokerAcl {
 
   canPublish(identity: string | null | undefined, topic: string, flags: PublishFlags = {}): boolean {
     const levels = topicLevels(topic);
-    if (levels === null || (identity === null || identity === undefined)) return false;
+    if (levels === null || identity === null || identity === undefined) return false;
+    if (flags.bytes !== undefined && flags.bytes > messageSizeLimit()) return false;
     const retain = flags.retain === true;
     const clear = retain && flags.empty === true;
     return (this.#grants.get(identity) ?? []).some((g) => g.access === 'write' && matches(g.levels, levels) && (!retain || g.retain || clear) && (!clear || g.clear));
@@ -133,14 +145,14 @@ export class BrokerAcl {
   /** Whether a message on `topic` may be delivered to `identity` (a topic, not a filter). */
   canRead(identity: string | null | undefined, topic: string): boolean {
     const levels = topicLevels(topic);
-    if (levels === null || (identity === null || identity === undefined)) return false;
+    if (levels === null || identity === null || identity === undefined) return false;
     return (this.#grants.get(identity) ?? []).some((g) => g.access === 'read' && matches(g.levels, levels));
   }
 
   /** Whether `identity` may subscribe to `filter`: only if every topic the filter can match is readable by one grant. */
   canSubscribe(identity: string | null | undefined, filter: string): boolean {
     const levels = filterLevels(filter);
-    if (levels === null || (identity === null || identity === undefined)) return false;
+    if (levels === null || identity === null || identity === undefined) return false;
     return (this.#grants.get(identity) ?? []).some((g) => g.access === 'read' && covers(g.levels, levels));
   }
 
