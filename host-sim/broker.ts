@@ -14,7 +14,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -83,6 +83,15 @@ function listen(server: Server, port: number, host: string): Promise<number> {
       else resolve(address.port);
     });
   });
+}
+
+/**
+ * A password for `identity` derived from a secret (HMAC-SHA256, base64url): a
+ * one-process simulator of many gates gives the broker and each gate theirs
+ * without a certificate per gate (docs/decisions/0012).
+ */
+export function derivePassword(secret: Uint8Array, identity: string): string {
+  return createHmac('sha256', secret).update(`subline-broker-password-v1\0${identity}`, 'utf8').digest('base64url');
 }
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
@@ -207,7 +216,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     };
     let tlsServer: ReturnType<typeof createTlsServer> | undefined;
     if (tlsFiles !== undefined) {
-      tlsServer = createTlsServer({ ...context(), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (socket) => {
+      tlsServer = createTlsServer({ ...context(), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', noDelay: true }, (socket) => {
         const peer = socket.getPeerCertificate();
         const cn = (peer.subject as unknown as Record<string, string | undefined> | undefined)?.CN;
         if (typeof cn !== 'string' || cn === '') {

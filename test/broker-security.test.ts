@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { findMosquitto, startEmbeddedBroker, startMosquitto, type SecuredBrokerHandle } from '../host-sim/broker.js';
+import { derivePassword, findMosquitto, startEmbeddedBroker, startMosquitto, type SecuredBrokerHandle } from '../host-sim/broker.js';
 import { aclOfData, mosquittoPasswordEntry, readBrokerPasswords, writeBrokerConfig } from '../host-sim/broker-config.js';
 import type { BrokerAcl } from '../host-sim/broker-acl.js';
 import { messageSizeLimit } from '../host-sim/broker-acl.js';
@@ -462,6 +462,31 @@ for (const kind of ['mosquitto', 'aedes'] as const) {
       await closed;
       live.end(true);
     });
+
+    t('aedes with derived passwords (the one-process simulator): the same rules, the identity from the username', async () => {
+      const secret = new Uint8Array(32).fill(7);
+      const acl = await aclOfData(d.data, ROOT);
+      const sim = await startEmbeddedBroker({ security: { acl, passwords: new Map(acl.identities().map((i) => [i, derivePassword(secret, i)])) } });
+      try {
+        assert.is(sim.url, sim.passwordUrl);
+        assert.is(sim.tlsUrl, undefined);
+        const as = (id: string, clientId = id) => ({ username: id, password: derivePassword(secret, id), clientId });
+        const watch = await Watcher.open(sim.url, as(CENTRAL_IDENTITY, 'central'), [T.allGates('status')]);
+        const ga = await connectMqtt(sim.url, as('g-a'));
+        await publish(ga, T.gate('g-a', 'status'), 'UP-sim', true);
+        await watch.waitFor(T.gate('g-a', 'status'), 'UP-sim');
+        await ga.endAsync(true);
+        await attempt(sim.url, as('g-a'), T.gate('g-b', 'status'), 'EVIL-sim');
+        await refusedConnect(sim.url, { username: 'g-a', password: derivePassword(new Uint8Array(32), 'g-a'), clientId: 'g-a' }, 'a password derived from another secret');
+        await refusedConnect(sim.url, { username: 'g-a', password: derivePassword(secret, 'g-b'), clientId: 'g-a' }, "g-b's password for g-a");
+        await publish(watch.client, T.gate('g-b', 'ack'), 'x'); // the central may not read acks: nothing comes back
+        await new Promise((r) => setTimeout(r, 100));
+        assert.equal(watch.evil(), []);
+        await watch.close();
+      } finally {
+        await sim.close();
+      }
+    });
   }
 
   t.run();
@@ -539,7 +564,7 @@ c("the password file's $7$ entries are mosquitto_passwd's format (cross-checked 
   const line = readFileSync(file, 'utf8').trim();
   const m = /^subline\.central:\$7\$(\d+)\$([^$]+)\$([^$]+)$/.exec(line);
   assert.ok(m !== null, line);
-  const salt = Buffer.from((m)[2] as string, 'base64');
+  const salt = Buffer.from(m[2] as string, 'base64');
   assert.is(mosquittoPasswordEntry('subline.central', 's3cret', salt), line);
   assert.is.not(mosquittoPasswordEntry('subline.central', 'other', salt), line);
 });
