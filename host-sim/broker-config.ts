@@ -17,7 +17,7 @@
 // registry and the PKI; existing passwords are kept.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -234,5 +234,10 @@ export async function writeBrokerConfig(options: BrokerConfigOptions): Promise<B
   };
   writeFileAtomic(conf, te.encode(text), { mode: 0o644 });
   writeFileAtomic(join(out, SUMMARY_FILE), te.encode(`${JSON.stringify(summary, null, 1)}\n`), { mode: 0o644 });
+  // Run as root for a folder someone else owns: hand the files to that owner, the `user` Mosquitto switches to.
+  const owner = statSync(out);
+  if (typeof process.getuid === 'function' && process.getuid() === 0 && owner.uid !== 0) {
+    for (const f of [join(out, 'persist'), join(out, 'passwords'), ca, cert, key, crl, aclPath, conf, join(out, SUMMARY_FILE)]) chownSync(f, owner.uid, owner.gid);
+  }
   return summary;
 }

@@ -14,7 +14,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -527,6 +527,24 @@ c('writes a complete configuration; keys and passwords 0600; re-running keeps pa
   assert.match(again.stdout, /wrote .*mosquitto\.conf/);
   assert.equal(readBrokerPasswords(d.data), pw, 'passwords are kept');
   assert.ok(readFileSync(join(out, 'acl'), 'utf8').includes(`user g-new\ntopic write ${T.gate('g-new', 'status')}`));
+});
+
+c('as root for a folder owned by another user: Mosquitto switches to that user and can read everything', async () => {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return; // only meaningful as root
+  const d = await deploy();
+  const parent = temp('subline-broker-root-');
+  chmodSync(parent, 0o755);
+  const out = join(parent, 'conf');
+  mkdirSync(out);
+  chownSync(out, 65534, 65534); // nobody
+  await writeBrokerConfig({ data: d.data, out, port: await freePort(), tlsPort: await freePort(), host: '127.0.0.1', topicRoot: ROOT });
+  assert.match(readFileSync(join(out, 'mosquitto.conf'), 'utf8'), /^user \S+$/m);
+  const m = await startMosquitto({ configDir: out });
+  try {
+    (await connectMqtt(m.tlsUrl as string, tlsOptions(d, d.central))).end(true);
+  } finally {
+    await m.close();
+  }
 });
 
 c('bad input exits 2; a data directory without database or PKI exits 3; --help exits 0', async () => {
