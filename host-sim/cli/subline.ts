@@ -7,6 +7,7 @@ import { registerCentral } from './central-commands.js';
 import { registerGate } from './gate-commands.js';
 import { registerProvision } from './provision-command.js';
 import { registerSim } from './sim-command.js';
+import { registerBroker } from './broker-command.js';
 import { CliError } from './cli-error.js';
 
 const program = new Command('subline')
@@ -19,6 +20,7 @@ registerSim(program);
 registerCentral(program);
 registerProvision(program);
 registerGate(program);
+registerBroker(program);
 
 // Subcommands inherit exitOverride so errors come back here with their codes.
 for (const c of program.commands) {
