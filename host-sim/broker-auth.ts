@@ -45,8 +45,12 @@ export function mqttAuthOptions(auth: BrokerAuth | undefined, url: string): Part
   };
 }
 
-/** A gate's own TLS identity from its provisioning record (undefined when the record has none). */
+/** A gate's identity at the broker from its provisioning record: its TLS certificate and/or MQTT username and password (undefined when it has neither). */
 export function gateBrokerAuth(p: ProvisioningRecord): BrokerAuth | undefined {
-  if (p.tls === undefined) return undefined;
-  return { ca: p.tls.ca, cert: p.tls.cert, key: p.tls.key };
+  if (p.tls === undefined && p.username === undefined) return undefined;
+  return {
+    ...(p.tls !== undefined ? { ca: p.tls.ca, cert: p.tls.cert, key: p.tls.key } : {}),
+    ...(p.username !== undefined ? { username: p.username } : {}),
+    ...(p.password !== undefined ? { password: p.password } : {}),
+  };
 }

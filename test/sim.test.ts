@@ -7,7 +7,16 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SimReport } from '../host-sim/sim/fleet-simulator.js';
+import mqtt, { type MqttClient } from 'mqtt';
+import { FleetSimulator, type SimReport } from '../host-sim/sim/fleet-simulator.js';
+
+async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 const bin = fileURLToPath(new URL('../bin/subline.mjs', import.meta.url));
 function run(args: string[], timeoutMs = 90000): Promise<{ code: number; out: string; err: string }> {
@@ -38,6 +47,33 @@ t('sim --duration 10 --seed 1 --report: exits 0; the central stored exactly the 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+t('the embedded broker of npm start is locked down: no anonymous client, no guessed password (the ACL itself: broker-security.test.ts); the fleet still syncs', async () => {
+  const sim = new FleetSimulator({ gates: 4, rate: 2, seed: 5, population: { institutions: 3, people: 30, vehicles: 3, consignments: 3 }, revokeAt: null, suspendAt: null, brokerRestartAt: null });
+  const clients: MqttClient[] = [];
+  try {
+    await sim.start();
+    const url = sim.brokerUrl;
+    const refused = async (opts: mqtt.IClientOptions): Promise<string> => {
+      const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 3000, ...opts });
+      clients.push(c);
+      return new Promise((resolve) => {
+        c.once('connect', () => resolve('connected'));
+        c.once('error', (e) => resolve(`refused: ${e.message}`));
+        c.once('close', () => resolve('refused: closed'));
+      });
+    };
+    assert.match(await refused({ clientId: 'anon' }), /^refused/, 'anonymous');
+    const gate = sim.specs[0]!.id;
+    assert.match(await refused({ clientId: gate, username: gate, password: 'guess' }), /^refused/, 'a guessed password');
+    assert.match(await refused({ clientId: 'x', username: 'subline.central', password: 'guess' }), /^refused/, "the central's name with a guessed password");
+    await waitUntil(() => sim.view().gates.every((g) => g.online && g.version > 0), 20000);
+    assert.ok(sim.view().gates.every((g) => g.refusedAtCentral === 0), 'the real gates are accepted by the central');
+  } finally {
+    for (const c of clients) c.end(true);
+    await sim.close();
+  }
+});
+
 t('sim refuses bad options with exit 2 and names the option', async () => {
   for (const [args, pattern] of [
     [['--gates', '0'], /--gates must be an integer from 1/],

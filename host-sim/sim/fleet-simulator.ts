@@ -14,7 +14,10 @@ import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { toHex } from '../../protocol/hex.js';
 import { REASON_NAMES } from '../../protocol/reasons.js';
-import { startEmbeddedBroker, type BrokerHandle } from '../broker.js';
+import { randomBytes } from 'node:crypto';
+import { derivePassword, startEmbeddedBroker, type BrokerHandle, type EmbeddedBrokerSecurity } from '../broker.js';
+import { BrokerAcl } from '../broker-acl.js';
+import { CENTRAL_IDENTITY } from '../pki/deployment-pki.js';
 import { Central } from '../central/central.js';
 import { generateKeys } from '../central/keys.js';
 import { mulberry32 } from '../flash/nor-flash.js';
@@ -133,6 +136,7 @@ export class FleetSimulator {
   readonly moments: string[] = [];
   central!: Central;
   broker: BrokerHandle | null = null;
+  #security: EmbeddedBrokerSecurity | null = null;
   brokerUrl = '';
   population!: Population;
   readonly #o: SimOptions;
@@ -155,12 +159,22 @@ export class FleetSimulator {
   }
 
   async start(): Promise<void> {
+    // The embedded broker is locked down as production is (decisions/0012): no anonymous client,
+    // the ACL of host-sim/broker-acl.ts, each client with its own password (derived from a
+    // per-run secret: TLS handshakes for a whole simulated fleet cost ~7 ms of CPU each).
+    const secret = randomBytes(32);
+    const passwordOf = (identity: string): string => derivePassword(secret, identity);
     if (this.#o.brokerUrl === undefined) {
-      this.broker = await startEmbeddedBroker({ port: 0 });
+      const acl = new BrokerAcl({ gates: this.specs.map((s) => ({ id: s.id, list: 'main' })) });
+      this.#security = { acl, passwords: new Map([CENTRAL_IDENTITY, ...this.specs.map((s) => s.id)].map((id) => [id, passwordOf(id)])) };
+      this.broker = await startEmbeddedBroker({ port: 0, security: this.#security });
       this.brokerUrl = this.broker.url;
     } else this.brokerUrl = this.#o.brokerUrl;
+    const embedded = this.#security !== null;
     const keys = generateKeys();
-    this.central = new Central({ db: join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, headIntervalSeconds: 10, chunkSize: 16384 });
+    this.central = new Central({ db: join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, headIntervalSeconds: 10, chunkSize: 16384,
+      ...(embedded ? { brokerAuth: { username: CENTRAL_IDENTITY, password: passwordOf(CENTRAL_IDENTITY) } } : {}),
+    });
     await this.central.start();
     const size = this.#o.population ?? DEMO_SIZE;
     this.population = seedPopulation(this.central.registry, this.#o.seed, size);
@@ -174,6 +188,7 @@ export class FleetSimulator {
       const id = this.central.provisionGate({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane });
       const p: ProvisioningRecord = {
         gate: s.id, site: s.site, line: s.line, direction: s.direction, lane: s.lane, list: 'main', topicRoot: 'subline', broker: this.brokerUrl,
+        ...(embedded ? { username: s.id, password: new TextEncoder().encode(passwordOf(s.id)) } : {}),
         trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId, journalEpoch: Math.floor(Date.now() / 1000), policy: DEFAULT_POLICY[s.line], passbackSeconds: 120,
       };
       if (i < xsCount) {
@@ -240,7 +255,7 @@ export class FleetSimulator {
       this.moments.push(`${this.elapsedSeconds.toFixed(0)}s broker stopped`);
       await this.broker.close();
       await new Promise((r) => setTimeout(r, 2000));
-      this.broker = await startEmbeddedBroker({ port });
+      this.broker = this.#security !== null ? await startEmbeddedBroker({ port, security: this.#security }) : await startEmbeddedBroker({ port });
       this.moments.push(`${this.elapsedSeconds.toFixed(0)}s broker back`);
     });
   }
