@@ -87,7 +87,7 @@ function forgedBatch(gate: string, epoch: number, first: number, prev: Uint8Arra
 }
 
 async function scenario(kind: BrokerKind): Promise<void> {
-  const f = new Fleet(kind);
+  const f = new Fleet(kind, { secure: false }); // issue 12's tests: application-layer trust on brokers that let anyone in
   const clients: MqttClient[] = [];
   try {
     await f.startBroker();
@@ -96,8 +96,8 @@ async function scenario(kind: BrokerKind): Promise<void> {
     let c = await f.startCentral({ syncBudget: budget });
     populate(c);
     c.publishHead();
-    const a = f.startGate('g-a');
-    const b = f.startGate('g-b');
+    const a = await f.startGate('g-a');
+    const b = await f.startGate('g-b');
     await waitFor('both gates hold the list and are online', () => [a, b].every((g) => g.gate.store.version === c.registry.version() && c.presence(g.gate.id)?.status.state === 'online'));
     const spy = await impostor(f.broker.url);
     clients.push(spy.client);
@@ -151,7 +151,7 @@ async function scenario(kind: BrokerKind): Promise<void> {
     assert.is(c.presence(ghost), undefined, 'no presence for an unprovisioned id');
 
     // ---- a verified gate over its sync budget: answers stop at the budget
-    const loud = f.provisioning('g-loud');
+    const loud = await f.provisioning('g-loud');
     const loudSync = topics.gate('g-loud', 'sync');
     const loudData: number[] = [];
     await spy.client.subscribeAsync(topics.gate('g-loud', 'data'), { qos: 0 });
@@ -226,7 +226,7 @@ async function scenario(kind: BrokerKind): Promise<void> {
     assert.match(cli.stderr, /the command is unanswered/);
 
     // ---- forged acks while nothing acks (the central is down): the gate frees nothing
-    const back = f.startGate('g-a', {}, flashA);
+    const back = await f.startGate('g-a', {}, flashA);
     await waitFor('g-a back and caught up', () => back.gate.sync.connected && back.gate.journal.acked === back.gate.journal.lastSeq, 20000);
     const realAck = spy2.seen.filter((m) => m.topic === topics.gate('g-a', 'ack')).at(-1);
     await c.close();
@@ -239,7 +239,7 @@ async function scenario(kind: BrokerKind): Promise<void> {
     const forgedAck = { gate: 'g-a', epoch: back.gate.journal.epoch, seq: last, chain: chainGuess };
     const before = gateRefused(back, 'ack_');
     await pub(spy2.client, ackTopic, encodeEventAck(forgedAck)); // unMACed
-    await pub(spy2.client, ackTopic, sealMaced(EventAck, forgedAck, ackTopic, WRONG_KEY, f.provisioning('g-a').gateKeyId, nodeCrypto)); // wrong key
+    await pub(spy2.client, ackTopic, sealMaced(EventAck, forgedAck, ackTopic, WRONG_KEY, (await f.provisioning('g-a')).gateKeyId, nodeCrypto)); // wrong key
     await pub(spy2.client, ackTopic, sealMaced(EventAck, forgedAck, ackTopic, WRONG_KEY, 99, nodeCrypto)); // unknown kid
     if (realAck !== undefined) await pub(spy2.client, topics.gate('g-b', 'ack'), realAck.payload); // g-a's ack replayed to g-b
     await waitFor('forged acks refused at the gate', () => gateRefused(back, 'ack_') - before >= 3, 10000);

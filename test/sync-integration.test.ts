@@ -1,6 +1,8 @@
 // Gates running the real firmware core, the reference central and a real
 // broker — the embedded aedes and Mosquitto, each started on a free loopback
-// port by the test. Faults: broker stopped and restarted mid-upload and
+// port by the test, both locked down as in production (test/helpers/fleet.ts:
+// aedes with the ACL and a password per client; Mosquitto from `subline broker
+// config`'s files with TLS client certificates for the central and every gate). Faults: broker stopped and restarted mid-upload and
 // mid-image-pull, a gate cut off while deltas are published, duplicate and
 // reordered deliveries, a gate reflashed (new epoch), the central restarted.
 // Afterwards every gate holds the latest version and the central has every
@@ -54,7 +56,7 @@ async function scenario(kind: BrokerKind): Promise<void> {
     populate(c, 60);
     const central = () => f.central;
     c.publishHead();
-    const gates = ['fl-in-t01', 'fl-out-t02', 'sl-in-t03'].map((id, n) => f.startGate(id, n === 2 ? { line: 'second' } : {}));
+    const gates = await Promise.all(['fl-in-t01', 'fl-out-t02', 'sl-in-t03'].map((id, n) => f.startGate(id, n === 2 ? { line: 'second' } : {})));
     const latest = () => c.registry.version();
     const converged = () => gates.every((g) => g.gate.store.version === latest());
     await waitFor('first image on every gate', converged);
@@ -76,25 +78,25 @@ async function scenario(kind: BrokerKind): Promise<void> {
     const flash = f.cutGate('fl-out-t02');
     for (const i of [6, 7, 8]) c.registry.revokeCredential({ kind: 'card', rawId: card(i) });
     c.registry.suspend('subject', 'p-9');
-    const back = f.startGate('fl-out-t02', {}, flash);
+    const back = await f.startGate('fl-out-t02', {}, flash);
     gates[1] = back;
     await waitFor('the cut-off gate catches up', converged);
     assert.is(reasonFor(central, back, 7), Reason.revoked);
     assert.is(reasonFor(central, back, 9), Reason.subject_suspended);
 
-    // Duplicate and reordered deliveries of deltas: re-published by a stranger.
+    // Duplicate and reordered deliveries of deltas: re-published (with the central's identity).
     const topics = new Topics('subline');
     const v = latest();
     const d1 = c.registry.delta('main', v - 1)!;
     const d2 = c.registry.delta('main', v)!;
-    const client = await mqtt.connectAsync(f.broker.url, { reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(f.broker.url, f.centralClientOptions()); // the central's identity: on a secured broker nobody else may publish deltas
     for (const env of [d2.envelope, d1.envelope, d2.envelope, d1.envelope]) await client.publishAsync(topics.list('main', 'delta'), Buffer.from(env), { qos: 1 });
     await client.endAsync();
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(converged(), 'duplicates and reordering change nothing');
 
     // The broker restarts in the middle of an image pull.
-    const fresh = f.startGate('fl-in-t04');
+    const fresh = await f.startGate('fl-in-t04');
     await waitFor('pull started', () => fresh.gate.sync.pulling || fresh.gate.store.version === latest(), 5000);
     await f.broker.close();
     await new Promise((r) => setTimeout(r, 200));
@@ -104,7 +106,7 @@ async function scenario(kind: BrokerKind): Promise<void> {
 
     // The gate is reflashed: a new journal epoch on blank flash.
     f.cutGate('sl-in-t03');
-    const reflashed = f.startGate('sl-in-t03', { line: 'second', journalEpoch: 2 });
+    const reflashed = await f.startGate('sl-in-t03', { line: 'second', journalEpoch: 2 });
     gates[2] = reflashed;
     for (let i = 0; i < 10; i++) tap(reflashed, i);
 

@@ -2,12 +2,19 @@
 // a reference central on a temp SQLite file, and gates running the real
 // firmware core on Node (simulated flash, MQTT.js through the Net port).
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
-import { startEmbeddedBroker, startMosquitto, type BrokerHandle } from '../../host-sim/broker.js';
+import { derivePassword, startEmbeddedBroker, startMosquitto, type BrokerHandle, type EmbeddedBrokerSecurity, type SecuredBrokerHandle } from '../../host-sim/broker.js';
+import { BrokerAcl } from '../../host-sim/broker-acl.js';
+import { mqttAuthOptions, type BrokerAuth } from '../../host-sim/broker-auth.js';
+import type { IClientOptions } from 'mqtt';
+import { writeBrokerConfig } from '../../host-sim/broker-config.js';
+import { CENTRAL_IDENTITY, DeploymentPki } from '../../host-sim/pki/deployment-pki.js';
 import * as assert from 'uvu/assert';
 import { Central, type CentralOptions } from '../../host-sim/central/central.js';
 import { RECORD_BYTES } from '../../protocol/event-record.js';
@@ -15,7 +22,7 @@ import { toHex } from '../../protocol/hex.js';
 import Database from 'better-sqlite3';
 import { deriveGateKey } from '../../host-sim/central/gate-keys.js';
 import { GateRegistry } from '../../host-sim/central/gate-registry.js';
-import { generateKeys } from '../../host-sim/central/keys.js';
+import { generateKeys, writeKeyFile } from '../../host-sim/central/keys.js';
 import { NodeGate } from '../../host-sim/node-gate.js';
 import type { NorFlash } from '../../host-sim/flash/nor-flash.js';
 import { nodeCrypto } from '../../host-sim/node-crypto.js';
@@ -32,34 +39,132 @@ export async function waitFor(what: string, cond: () => boolean, timeoutMs = 150
   }
 }
 
+export interface FleetOptions {
+  /**
+   * Lock the broker down as production does (default): aedes with the ACL of
+   * host-sim/broker-acl.ts and a derived password per client; Mosquitto from
+   * `subline broker config`'s files, TLS with the deployment PKI's
+   * certificates (central and gates). false: an anonymous broker (the tests of
+   * application-layer authentication, which must hold whatever the broker does).
+   */
+  readonly secure?: boolean;
+}
+
+interface GateIdentity {
+  gateKey: Uint8Array;
+  gateKeyId: number;
+  tls?: ProvisioningRecord['tls'];
+  username?: string;
+  password?: Uint8Array;
+}
+
+/** `n` free loopback ports (bound once and released). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<import('node:net').Server>((resolve) => {
+      const srv = createServer();
+      srv.listen(0, '127.0.0.1', () => resolve(srv));
+    })),
+  );
+  const ports = servers.map((srv) => (srv.address() as import('node:net').AddressInfo).port);
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
+}
+
 export class Fleet {
   broker!: BrokerHandle;
   central!: Central;
   readonly dir = mkdtempSync(join(tmpdir(), 'subline-fleet-'));
   readonly keys = generateKeys();
   readonly gates = new Map<string, NodeGate>();
+  readonly secure: boolean;
   #port = 0;
-  readonly #identities = new Map<string, { gateKey: Uint8Array; gateKeyId: number }>();
+  #passwordPort = 0;
+  readonly #identities = new Map<string, GateIdentity>();
+  readonly #secret = randomBytes(32);
+  #pki: DeploymentPki | null = null;
 
-  constructor(readonly kind: BrokerKind) {}
+  constructor(
+    readonly kind: BrokerKind,
+    options: FleetOptions = {},
+  ) {
+    this.secure = options.secure ?? true;
+    writeKeyFile(join(this.dir, 'keys.json'), this.keys);
+  }
 
   get dbPath(): string {
     return join(this.dir, 'central.db');
   }
 
+  get #brokerDir(): string {
+    return join(this.dir, 'broker');
+  }
+
+  #gateList(): { id: string; list: string }[] {
+    return [...this.#identities.keys()].map((id) => ({ id, list: 'main' }));
+  }
+
+  #security(): EmbeddedBrokerSecurity {
+    const ids = [CENTRAL_IDENTITY, ...this.#identities.keys()];
+    return { acl: new BrokerAcl({ gates: this.#gateList() }), passwords: new Map(ids.map((id) => [id, derivePassword(this.#secret, id)])) };
+  }
+
+  async #ensurePki(): Promise<DeploymentPki> {
+    this.#pki ??= await DeploymentPki.create(join(this.dir, 'pki'));
+    return this.#pki;
+  }
+
+  /** Writes Mosquitto's files from the fleet's data directory (the gates registered so far). */
+  async #writeMosquittoConfig(): Promise<void> {
+    await this.#ensurePki();
+    const db = new Database(this.dbPath);
+    new GateRegistry(db); // the table exists even before the first gate
+    db.close();
+    if (this.#port === 0) {
+      const [tls, password] = await freePorts(2);
+      this.#port = tls as number;
+      this.#passwordPort = password as number;
+    }
+    await writeBrokerConfig({ data: this.dir, out: this.#brokerDir, port: this.#passwordPort, tlsPort: this.#port, host: '127.0.0.1' });
+  }
+
   async startBroker(): Promise<void> {
-    this.broker = this.kind === 'aedes' ? await startEmbeddedBroker({ port: this.#port }) : await startMosquitto({ port: this.#port });
-    this.#port = this.broker.port;
+    if (!this.secure) {
+      this.broker = this.kind === 'aedes' ? await startEmbeddedBroker({ port: this.#port }) : await startMosquitto({ port: this.#port });
+      this.#port = this.broker.port;
+      return;
+    }
+    if (this.kind === 'aedes') {
+      this.broker = await startEmbeddedBroker({ port: this.#port, security: this.#security() });
+      this.#port = this.broker.port;
+      return;
+    }
+    await this.#writeMosquittoConfig();
+    this.broker = await startMosquitto({ configDir: this.#brokerDir });
+  }
+
+  /** The central's identity at the broker. */
+  #centralAuth(): BrokerAuth | undefined {
+    if (!this.secure) return undefined;
+    if (this.kind === 'aedes') return { username: CENTRAL_IDENTITY, password: derivePassword(this.#secret, CENTRAL_IDENTITY) };
+    const pki = join(this.dir, 'pki');
+    return { ca: readFileSync(join(pki, 'ca.crt.pem'), 'utf8'), cert: readFileSync(join(pki, 'central.crt.pem'), 'utf8'), key: readFileSync(join(pki, 'central.key.pem'), 'utf8') };
+  }
+
+  /** MQTT.js options for a test client that acts with the central's identity (on a secured broker nobody else may publish deltas). */
+  centralClientOptions(): IClientOptions {
+    return { reconnectPeriod: 0, clientId: `test-central-${Math.random().toString(16).slice(2)}`, ...mqttAuthOptions(this.#centralAuth(), this.broker.url) };
   }
 
   async startCentral(extra: Partial<CentralOptions> = {}): Promise<Central> {
-    this.central = new Central({ ...extra, db: this.dbPath, signingKey: this.keys.signingKey, deploymentKey: this.keys.deploymentKey, gateMasterKey: this.keys.gateMasterKey, brokerUrl: this.broker.url, headIntervalSeconds: 1, chunkSize: 1024, ...extra });
+    const auth = this.#centralAuth();
+    this.central = new Central({ ...extra, db: this.dbPath, signingKey: this.keys.signingKey, deploymentKey: this.keys.deploymentKey, gateMasterKey: this.keys.gateMasterKey, brokerUrl: this.broker.url, headIntervalSeconds: 1, chunkSize: 1024, ...(auth !== undefined ? { brokerAuth: auth } : {}), ...extra });
     await this.central.start();
     return this.central;
   }
 
-  /** The gate's record; registers it in the central's database the first time (as `subline provision` does). */
-  provisioning(gate: string, over: Partial<ProvisioningRecord> = {}): ProvisioningRecord {
+  /** The gate's record; registers it in the central's database the first time (as `subline provision` does) and lets it onto the broker. */
+  async provisioning(gate: string, over: Partial<ProvisioningRecord> = {}): Promise<ProvisioningRecord> {
     const line = over.line ?? 'first';
     const base = { gate, site: 'futian', line, direction: 'in', lane: 'person', list: 'main', ...over } as const;
     let id = this.#identities.get(gate);
@@ -72,7 +177,20 @@ export class Fleet {
       } finally {
         db.close();
       }
+      if (this.secure && this.kind === 'mosquitto') {
+        const c = await (await this.#ensurePki()).issueGate(gate);
+        id.tls = { cert: c.certDer, key: c.keyDer, ca: c.caDer };
+      } else if (this.secure) {
+        id.username = gate;
+        id.password = new TextEncoder().encode(derivePassword(this.#secret, gate));
+      }
       this.#identities.set(gate, id);
+      // The broker learns the new gate (Mosquitto: its files rewritten and SIGHUP; aedes: the new ACL and passwords).
+      if (this.secure && this.broker !== undefined) {
+        const b = this.broker as SecuredBrokerHandle;
+        if (this.kind === 'mosquitto') await this.#writeMosquittoConfig();
+        await b.reload(this.kind === 'aedes' ? this.#security() : undefined);
+      }
     }
     return {
       ...base, topicRoot: 'subline', broker: this.broker.url,
@@ -80,8 +198,8 @@ export class Fleet {
     };
   }
 
-  startGate(gate: string, over: Partial<ProvisioningRecord> = {}, flash?: NorFlash): NodeGate {
-    const g = new NodeGate({ provisioning: this.provisioning(gate, over), crypto: nodeCrypto, layout: { credentials: 4000, journalSectors: 16 }, sync: FAST_SYNC, maintenanceMs: 50, ...(flash !== undefined ? { flash } : {}) });
+  async startGate(gate: string, over: Partial<ProvisioningRecord> = {}, flash?: NorFlash): Promise<NodeGate> {
+    const g = new NodeGate({ provisioning: await this.provisioning(gate, over), crypto: nodeCrypto, layout: { credentials: 4000, journalSectors: 16 }, sync: FAST_SYNC, maintenanceMs: 50, ...(flash !== undefined ? { flash } : {}) });
     g.start();
     this.gates.set(gate, g);
     return g;
