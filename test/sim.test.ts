@@ -8,6 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { findMosquitto, startMosquitto, type SecuredBrokerHandle } from '../host-sim/broker.js';
+
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<Server>((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  })));
+  const ports = servers.map((srv) => (srv.address() as AddressInfo).port);
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
+}
 import { FleetSimulator, type SimReport } from '../host-sim/sim/fleet-simulator.js';
 
 async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {
@@ -71,6 +83,36 @@ t('the embedded broker of npm start is locked down: no anonymous client, no gues
   } finally {
     for (const c of clients) c.end(true);
     await sim.close();
+  }
+});
+
+t('sim --data DIR --broker mqtts://: against Mosquitto from `subline broker config --data DIR`, with DIR\'s identities (central and gate certificates); exactly once', async () => {
+  if (findMosquitto() === null) throw new Error('mosquitto is not installed (apt-get install -y mosquitto)');
+  const dir = mkdtempSync(join(tmpdir(), 'subline-sim-dep-'));
+  const data = join(dir, 'data');
+  let broker: SecuredBrokerHandle | null = null;
+  try {
+    assert.is((await run(['central', 'init', '--data', data])).code, 0);
+    const prep = await run(['sim', '--data', data, '--gates', '4', '--prepare']);
+    assert.is(prep.code, 0, prep.err);
+    assert.match(prep.err, /4 simulated gate\(s\) registered .*run `subline broker config/);
+    assert.match((await run(['sim', '--data', data, '--gates', '4', '--prepare'])).out, /\(0 new\)/, 'a second run reuses the identities');
+    const [tlsPort, port] = await freePorts(2);
+    const conf = await run(['broker', 'config', '--data', data, '--out', join(dir, 'broker'), '--tls-port', String(tlsPort), '--port', String(port), '--host', '127.0.0.1']);
+    assert.is(conf.code, 0, conf.err);
+    broker = await startMosquitto({ configDir: join(dir, 'broker') });
+    const report = join(dir, 'r.json');
+    const r = await run(['sim', '--data', data, '--gates', '4', '--broker', `mqtts://127.0.0.1:${tlsPort}`, '--duration', '8', '--no-view', '--report', report]);
+    assert.is(r.code, 0, r.err + r.out);
+    const rep = JSON.parse(readFileSync(report, 'utf8')) as SimReport;
+    assert.ok(rep.eventsJournaled > 0 && rep.exactlyOnce, r.out);
+    assert.ok(rep.perGate.every((g) => g.online), 'every gate was let in by the broker with its certificate');
+    // Without --data the simulator has no identity the secured broker knows: its central cannot connect.
+    const anon = await run(['sim', '--gates', '2', '--broker', `mqtts://127.0.0.1:${tlsPort}`, '--duration', '3', '--no-view'], 60000);
+    assert.not.equal(anon.code, 0);
+  } finally {
+    await broker?.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -38,7 +38,8 @@ export function addGroup(program: Command, name: string, description: string): S
 // ---------------------------------------------------------------- options
 
 export const DEFAULT_DATA = './subline-data';
-export const DEFAULT_BROKER = 'mqtt://127.0.0.1:1883';
+/** The TLS listener of a broker made by `subline broker config` (secure by default; the password listener on 1883 is for labs). */
+export const DEFAULT_BROKER = 'mqtts://127.0.0.1:8883';
 
 export const dataOption = (): Option => new Option('--data <dir>', 'data directory holding central.db and keys.json').env('SUBLINE_DATA').default(DEFAULT_DATA);
 export const brokerOption = (what = 'MQTT broker URL (mqtt://host:port)'): Option => new Option('--broker <url>', what).env('SUBLINE_BROKER').default(DEFAULT_BROKER);

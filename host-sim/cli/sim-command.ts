@@ -3,10 +3,13 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CliError } from './cli-error.js';
-import { FleetSimulator, type SimReport } from '../sim/fleet-simulator.js';
+import { fleetSpecs, FleetSimulator, type SimReport } from '../sim/fleet-simulator.js';
+import { addBrokerAuthOptions, type BrokerAuthFlags } from './common.js';
+import { prepareSimDeployment, type SimDeployment } from './sim-deployment.js';
 
-interface SimFlags {
+interface SimFlags extends BrokerAuthFlags {
   broker?: string;
+  prepare?: boolean;
   gates: string;
   rate: string;
   seed: string;
@@ -57,18 +60,20 @@ function summary(r: SimReport): string {
 }
 
 export function registerSim(program: Command): void {
-  program
+  const command = program
     .command('sim')
-    .description('run the fleet simulator: embedded MQTT broker, reference central with a demo population, a fleet of gates, live view')
-    .option('--broker <url>', 'use this MQTT broker (mqtt://host:port) instead of the embedded one')
+    .description('run the fleet simulator: embedded MQTT broker (locked down), reference central with a demo population, a fleet of gates, live view')
+    .option('--broker <url>', 'use this MQTT broker (mqtt:// or mqtts://host:port) instead of the embedded one; a secured one needs --data')
     .option('--gates <n>', 'number of gates', '8')
     .option('--rate <taps>', 'taps per second across the fleet', '4')
     .option('--seed <n>', 'seed: the same seed gives the same population and tap sequence', '1')
     .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)')
     .option('--report <file>', 'write the summary as JSON to this file on exit')
-    .option('--data <dir>', 'keep the central database here (default: a temporary directory)')
+    .option('--data <dir>', "a central's data directory (`subline central init`): its keys, its central certificate, and a registered identity and certificate for each simulated gate, for a broker made by `subline broker config --data DIR`")
+    .option('--prepare', 'with --data: register the simulated gates and issue their certificates, then exit (run `subline broker config` after it)')
     .option('--xs <n>', 'run n of the gates on the real XS engine (see docs/FLASHING.md)')
-    .option('--no-view', 'no live view: one status line every 5 seconds')
+    .option('--no-view', 'no live view: one status line every 5 seconds');
+  addBrokerAuthOptions(command)
     .action(async (f: SimFlags) => {
       const gates = int('gates', f.gates, 1, 2000);
       const rate = Number(f.rate);
@@ -77,11 +82,21 @@ export function registerSim(program: Command): void {
       const duration = f.duration === undefined ? null : int('duration', f.duration, 1, 7 * 86400);
       const xs = f.xs === undefined ? 0 : int('xs', f.xs, 0, gates);
       if (f.broker !== undefined && !/^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/.test(f.broker)) throw new CliError(`--broker must look like mqtt://host:port, got '${f.broker}'`);
+      if (f.prepare === true && f.data === undefined) throw new CliError('--prepare needs --data DIR');
       const total = duration ?? 600;
+      let deployment: SimDeployment | undefined;
+      if (f.data !== undefined) {
+        deployment = await prepareSimDeployment(f.data, fleetSpecs(gates), f.broker, f);
+        if (deployment.registered.length > 0) console.error(`${deployment.registered.length} simulated gate(s) registered in ${f.data} with their certificates: run \`subline broker config --data ${f.data} --out ...\` again and reload the broker (SIGHUP) to let them in`);
+        if (f.prepare === true) {
+          console.log(`prepared ${gates} simulated gate(s) in ${f.data} (${deployment.registered.length} new)`);
+          return;
+        }
+      }
       const sim = new FleetSimulator({
         gates, rate, seed,
         ...(f.broker !== undefined ? { brokerUrl: f.broker } : {}),
-        ...(f.data !== undefined ? { dataDir: f.data } : {}),
+        ...(deployment !== undefined ? { deployment } : {}),
         revokeAt: Math.max(1, Math.round(total / 5)),
         suspendAt: Math.max(2, Math.round(total / 3)),
         brokerRestartAt: f.broker === undefined ? Math.max(3, Math.round(total / 2)) : null,

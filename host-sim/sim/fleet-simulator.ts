@@ -18,6 +18,8 @@ import { randomBytes } from 'node:crypto';
 import { derivePassword, startEmbeddedBroker, type BrokerHandle, type EmbeddedBrokerSecurity } from '../broker.js';
 import { BrokerAcl } from '../broker-acl.js';
 import { CENTRAL_IDENTITY } from '../pki/deployment-pki.js';
+import type { CentralKeys } from '../central/keys.js';
+import type { BrokerAuth } from '../broker-auth.js';
 import { Central } from '../central/central.js';
 import { generateKeys } from '../central/keys.js';
 import { mulberry32 } from '../flash/nor-flash.js';
@@ -73,6 +75,16 @@ export interface SimOptions {
   readonly xs?: number;
   /** Console lines of the XS gates. */
   readonly onXsLog?: (gate: string, line: string) => void;
+  /**
+   * A deployment's identities for a secured external broker (`subline sim
+   * --data DIR`): DIR's keys, the central's broker identity, and each gate's
+   * TLS identity from DIR's PKI (by gate id).
+   */
+  readonly deployment?: {
+    readonly keys: CentralKeys;
+    readonly centralAuth?: BrokerAuth;
+    readonly gateTls: ReadonlyMap<string, NonNullable<ProvisioningRecord['tls']>>;
+  };
 }
 
 export interface GateView {
@@ -171,9 +183,10 @@ export class FleetSimulator {
       this.brokerUrl = this.broker.url;
     } else this.brokerUrl = this.#o.brokerUrl;
     const embedded = this.#security !== null;
-    const keys = generateKeys();
+    const keys = this.#o.deployment?.keys ?? generateKeys();
+    const centralAuth = this.#o.deployment?.centralAuth;
     this.central = new Central({ db: join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, headIntervalSeconds: 10, chunkSize: 16384,
-      ...(embedded ? { brokerAuth: { username: CENTRAL_IDENTITY, password: passwordOf(CENTRAL_IDENTITY) } } : {}),
+      ...(embedded ? { brokerAuth: { username: CENTRAL_IDENTITY, password: passwordOf(CENTRAL_IDENTITY) } } : centralAuth !== undefined ? { brokerAuth: centralAuth } : {}),
     });
     await this.central.start();
     const size = this.#o.population ?? DEMO_SIZE;
@@ -189,6 +202,7 @@ export class FleetSimulator {
       const p: ProvisioningRecord = {
         gate: s.id, site: s.site, line: s.line, direction: s.direction, lane: s.lane, list: 'main', topicRoot: 'subline', broker: this.brokerUrl,
         ...(embedded ? { username: s.id, password: new TextEncoder().encode(passwordOf(s.id)) } : {}),
+        ...(this.#o.deployment?.gateTls.get(s.id) !== undefined ? { tls: this.#o.deployment.gateTls.get(s.id) } : {}),
         trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId, journalEpoch: Math.floor(Date.now() / 1000), policy: DEFAULT_POLICY[s.line], passbackSeconds: 120,
       };
       if (i < xsCount) {

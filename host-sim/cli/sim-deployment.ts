@@ -1,0 +1,67 @@
+// `subline sim --data DIR`: the simulator's gates as gates of a real
+// deployment, for a secured broker made by `subline broker config --data DIR`.
+// Each simulated gate is registered in DIR's gate registry (so the broker's
+// ACL, generated from it, lets it in) and gets a TLS client certificate from
+// DIR's PKI, kept in DIR/sim-gates/<id>.json (mode 0600) and reused by later
+// runs; the simulator's central presents DIR's central certificate. Its
+// registry and events stay in a temporary database of its own: the demo
+// population never enters DIR's.
+
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { fromHex, toHex } from '../../protocol/hex.js';
+import type { ProvisioningRecord } from '../../protocol/provisioning.js';
+import { writeFileAtomic } from '../atomic-file.js';
+import type { BrokerAuth } from '../broker-auth.js';
+import { GateRegistry } from '../central/gate-registry.js';
+import type { CentralKeys } from '../central/keys.js';
+import { DeploymentPki } from '../pki/deployment-pki.js';
+import type { GateSpec } from '../sim/fleet-simulator.js';
+import { CliError } from './cli-error.js';
+import { dataPaths, loadKeys, requireDatabase, resolveBrokerAuth, type BrokerAuthFlags } from './common.js';
+
+type GateTls = NonNullable<ProvisioningRecord['tls']>;
+
+export interface SimDeployment {
+  readonly keys: CentralKeys;
+  readonly centralAuth?: BrokerAuth;
+  readonly gateTls: ReadonlyMap<string, GateTls>;
+  /** Gates registered by this call: the broker's configuration must be written again for them. */
+  readonly registered: readonly string[];
+}
+
+export async function prepareSimDeployment(data: string, specs: readonly GateSpec[], broker: string | undefined, flags: BrokerAuthFlags): Promise<SimDeployment> {
+  const p = dataPaths(data);
+  const keys = loadKeys(p);
+  requireDatabase(p, keys);
+  if (!DeploymentPki.exists(p.pki)) throw new CliError(`no deployment PKI in ${p.pki}: run \`subline central init --data ${p.dir}\``, 3);
+  const pki = await DeploymentPki.load(p.pki);
+  const dir = join(p.dir, 'sim-gates');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const db = new Database(p.db);
+  const registered: string[] = [];
+  const gateTls = new Map<string, GateTls>();
+  try {
+    const reg = new GateRegistry(db);
+    for (const s of specs) {
+      if (reg.get(s.id) === undefined) {
+        reg.register({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane }, Math.floor(Date.now() / 1000));
+        registered.push(s.id);
+      } else if (reg.get(s.id)?.state !== 'active') throw new CliError(`${s.id} is decommissioned in ${p.db}: the simulator cannot use that id`, 3);
+      const file = join(dir, `${s.id}.json`);
+      if (existsSync(file)) {
+        const v = JSON.parse(readFileSync(file, 'utf8')) as { cert: string; key: string; ca: string };
+        gateTls.set(s.id, { cert: fromHex(v.cert), key: fromHex(v.key), ca: fromHex(v.ca) });
+        continue;
+      }
+      const c = await pki.issueGate(s.id);
+      writeFileAtomic(file, new TextEncoder().encode(`${JSON.stringify({ cert: toHex(c.certDer), key: toHex(c.keyDer), ca: toHex(c.caDer) })}\n`), { mode: 0o600 });
+      gateTls.set(s.id, { cert: c.certDer, key: c.keyDer, ca: c.caDer });
+    }
+  } finally {
+    db.close();
+  }
+  const centralAuth = broker !== undefined ? resolveBrokerAuth(flags, broker, p) : undefined;
+  return { keys, ...(centralAuth !== undefined ? { centralAuth } : {}), gateTls, registered };
+}
