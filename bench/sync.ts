@@ -2,7 +2,7 @@
 // credentials each on a local Mosquitto; resync of one gate from empty to
 // 250,000 credentials; central event ingest into SQLite.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -18,7 +18,11 @@ import { GateRegistry } from '../host-sim/central/gate-registry.js';
 import { sealMaced } from '../protocol/mac-envelope.js';
 import { EventAck, EventBatch } from '../protocol/messages.js';
 import { Topics } from '../protocol/topics.js';
-import { generateKeys } from '../host-sim/central/keys.js';
+import { generateKeys, writeKeyFile, type CentralKeys } from '../host-sim/central/keys.js';
+import { writeBrokerConfig } from '../host-sim/broker-config.js';
+import type { BrokerAuth } from '../host-sim/broker-auth.js';
+import { DeploymentPki } from '../host-sim/pki/deployment-pki.js';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { NorFlash } from '../host-sim/flash/nor-flash.js';
 import { NodeGate } from '../host-sim/node-gate.js';
 import { nodeCrypto } from '../host-sim/node-crypto.js';
@@ -51,26 +55,63 @@ function populate(c: Central, n: number): void {
   });
 }
 
-async function broker(): Promise<{ b: BrokerHandle; kind: string }> {
-  if (findMosquitto() !== null) return { b: await startMosquitto(), kind: 'mosquitto' };
-  console.error('sync: Mosquitto not installed (apt-get install -y mosquitto); measuring on the embedded broker');
-  return { b: await startEmbeddedBroker(), kind: 'aedes' };
+/**
+ * The broker the fleet uses: Mosquitto locked down as in production (the
+ * files of `subline broker config`: TLS with the deployment PKI's client
+ * certificates, the ACL, no anonymous client), its gate identities registered
+ * first; without Mosquitto, the embedded broker, open (tls: false in the results).
+ */
+async function broker(dir: string, keys: CentralKeys, gateIds: readonly string[]): Promise<{ b: BrokerHandle; kind: string; tls: boolean; gateTls: Map<string, NonNullable<ProvisioningRecord['tls']>>; centralAuth?: BrokerAuth }> {
+  const gateTls = new Map<string, NonNullable<ProvisioningRecord['tls']>>();
+  if (findMosquitto() === null) {
+    console.error('sync: Mosquitto not installed (apt-get install -y mosquitto); measuring on the embedded broker without TLS');
+    return { b: await startEmbeddedBroker(), kind: 'aedes', tls: false, gateTls };
+  }
+  writeKeyFile(join(dir, 'keys.json'), keys);
+  const pki = await DeploymentPki.create(join(dir, 'pki'));
+  const t0 = performance.now();
+  const db = new Database(join(dir, 'central.db'));
+  const reg = new GateRegistry(db);
+  for (const id of gateIds) {
+    reg.register({ gate: id, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' }, 1);
+    const c = await pki.issueGate(id);
+    gateTls.set(id, { cert: c.certDer, key: c.keyDer, ca: c.caDer });
+  }
+  db.close();
+  console.error(`sync: ${gateIds.length} gate certificates issued in ${Math.round(performance.now() - t0)} ms`);
+  const [tlsPort, port] = await freePorts(2);
+  await writeBrokerConfig({ data: dir, out: join(dir, 'broker'), port, tlsPort, host: '127.0.0.1' });
+  const b = await startMosquitto({ configDir: join(dir, 'broker') });
+  const centralAuth = { ca: readFileSync(join(dir, 'pki', 'ca.crt.pem'), 'utf8'), cert: readFileSync(join(dir, 'pki', 'central.crt.pem'), 'utf8'), key: readFileSync(join(dir, 'pki', 'central.key.pem'), 'utf8') };
+  return { b, kind: 'mosquitto', tls: true, gateTls, centralAuth };
 }
 
-/** A gate's record, registered with the central (as `subline provision` does). */
-function provisioning(gate: string, url: string, keys: ReturnType<typeof generateKeys>, central: Central): ProvisioningRecord {
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<Server>((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  })));
+  const ports = servers.map((srv) => (srv.address() as AddressInfo).port);
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
+}
+
+/** A gate's record, registered with the central (as `subline provision` does), with its TLS identity when the broker wants one. */
+function provisioning(gate: string, url: string, keys: ReturnType<typeof generateKeys>, central: Central, tls?: NonNullable<ProvisioningRecord['tls']>): ProvisioningRecord {
   const { gateKey, gateKeyId } = central.provisionGate({ gate, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' });
-  return { gate, site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: url, trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey, gateKeyId, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0 };
+  return { gate, site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: url, trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey, gateKeyId, ...(tls !== undefined ? { tls } : {}), journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0 };
 }
 
 export async function benchSync(): Promise<string> {
   const report = new BenchReport('sync');
   const dir = mkdtempSync(join(tmpdir(), 'subline-bench-sync-'));
-  const { b, kind } = await broker();
+  const keys = generateKeys();
+  const ids = ['g0000', 'resync', ...Array.from({ length: GATES }, (_, i) => `g${String(i).padStart(4, '0')}`)];
+  const { b, kind, tls, gateTls, centralAuth } = await broker(dir, keys, [...new Set(ids)]);
+  const auth = centralAuth !== undefined ? { brokerAuth: centralAuth } : {};
   try {
-    const keys = generateKeys();
     // ---- revocation over a fleet ----
-    const central = new Central({ db: join(dir, 'fleet.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: b.url, headIntervalSeconds: 30 });
+    const central = new Central({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: b.url, headIntervalSeconds: 30, ...auth });
     await central.start();
     let t0 = performance.now();
     populate(central, PER_GATE);
@@ -78,7 +119,7 @@ export async function benchSync(): Promise<string> {
     console.error(`sync: registry of ${PER_GATE} in ${Math.round(performance.now() - t0)} ms`);
     const layout = { credentials: PER_GATE, journalSectors: 8 };
     // One gate pulls the image; the others start from a copy of its flash (the fleet is provisioned).
-    const first = new NodeGate({ provisioning: provisioning('g0000', b.url, keys, central), crypto: nodeCrypto, layout, sync: { tickMs: 20 } });
+    const first = new NodeGate({ provisioning: provisioning('g0000', b.url, keys, central, gateTls.get('g0000')), crypto: nodeCrypto, layout, sync: { tickMs: 20 } });
     first.start();
     await until('first gate image', () => first.gate.store.version === central.registry.version(), 120000);
     first.stop();
@@ -89,7 +130,7 @@ export async function benchSync(): Promise<string> {
     for (let i = 0; i < GATES; i++) {
       const id = `g${String(i).padStart(4, '0')}`;
       const g: NodeGate = new NodeGate({
-        provisioning: provisioning(id, b.url, keys, central), crypto: nodeCrypto, layout, seed: i + 1,
+        provisioning: provisioning(id, b.url, keys, central, gateTls.get(id)), crypto: nodeCrypto, layout, seed: i + 1,
         flash: NorFlash.fromSnapshot(snapshot, { blockSize: 4096 }),
         sync: { tickMs: 50, keepAliveSeconds: 60 },
         onSyncChange: () => {
@@ -111,20 +152,20 @@ export async function benchSync(): Promise<string> {
       for (const at of changedAt.values()) samples.push(at - t0);
       await wait(300);
     }
-    const extra = { broker: kind, gates: GATES, rounds: 5, note: 'central revoke call -> delta durable in the overlay log of each gate (all gates in one Node process)' };
+    const extra = { broker: kind, tls, gates: GATES, rounds: 5, note: `central revoke call -> delta durable in the overlay log of each gate (all gates in one Node process)${tls ? '; Mosquitto from `subline broker config`: TLS 1.2+ with client certificates, ACL, no anonymous client' : ''}` };
     report.add({ metric: 'revocation_ms_p50', value: round(percentile(samples, 50)), unit: 'ms', engine: 'node', entries: PER_GATE, ...extra });
     report.add({ metric: 'revocation_ms_p99', value: round(percentile(samples, 99)), unit: 'ms', engine: 'node', entries: PER_GATE, ...extra });
     for (const g of gates) g.stop();
     await central.close();
 
     // ---- resync of one gate from empty ----
-    const c2 = new Central({ db: join(dir, 'resync.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: b.url, headIntervalSeconds: 30 });
+    const c2 = new Central({ db: join(dir, 'resync.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: b.url, headIntervalSeconds: 30, ...auth });
     await c2.start();
     t0 = performance.now();
     populate(c2, RESYNC);
     c2.publishHead();
     console.error(`sync: registry of ${RESYNC} in ${Math.round(performance.now() - t0)} ms`);
-    const fresh = new NodeGate({ provisioning: provisioning('resync', b.url, keys, c2), crypto: nodeCrypto, layout: { credentials: RESYNC, journalSectors: 8 }, sync: { tickMs: 5 } });
+    const fresh = new NodeGate({ provisioning: provisioning('resync', b.url, keys, c2, gateTls.get('resync')), crypto: nodeCrypto, layout: { credentials: RESYNC, journalSectors: 8 }, sync: { tickMs: 5 } });
     t0 = performance.now();
     fresh.start();
     await until('resync', () => fresh.gate.store.version === c2.registry.version(), 120000);
