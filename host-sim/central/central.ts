@@ -95,7 +95,8 @@ export interface CentralStats {
   readonly received: Record<string, number>;
   /** Messages refused, per `<kind>.<reason>` (unknown_gate, decommissioned, bad_mac, decoder error codes, gate_mismatch, ...); per gate in `refusals`. */
   readonly rejected: Record<string, number>;
-  readonly ingest: { batches: number; stored: number; duplicates: number; readonly problems: Record<string, number> };
+  /** conflicts: records of refused batches kept because they differ from the records held at their (gate, epoch, seq) (EventStore.conflicts()). */
+  readonly ingest: { batches: number; stored: number; duplicates: number; conflicts: number; readonly problems: Record<string, number> };
   readonly published: { heads: number; deltas: number; deltaReplies: number; manifests: number; chunks: number; acks: number; errors: number };
   /** Status messages older than the one held (presence rule). */
   presenceIgnored: number;
@@ -139,7 +140,7 @@ export class Central {
   readonly stats: CentralStats = {
     received: {},
     rejected: {},
-    ingest: { batches: 0, stored: 0, duplicates: 0, problems: {} },
+    ingest: { batches: 0, stored: 0, duplicates: 0, conflicts: 0, problems: {} },
     published: { heads: 0, deltas: 0, deltaReplies: 0, manifests: 0, chunks: 0, acks: 0, errors: 0 },
     presenceIgnored: 0,
     images: { builds: 0, failures: 0, lastBuildMs: 0 },
@@ -705,6 +706,11 @@ export class Central {
     if (res.problem !== undefined) {
       this.#count(s.problems, res.problem);
       this.refusals.count(gate, `events.${res.problem}`);
+    }
+    if (res.conflicts !== undefined && res.conflicts > 0) {
+      // Two different records for one key: both kept (events and event_conflicts), counted and logged per gate.
+      s.conflicts += res.conflicts;
+      this.refusals.count(gate, 'events.conflict', `${res.conflicts} record(s) at epoch ${b.epoch} seq ${b.first}..${b.first + b.count - 1} differ from those held; kept in event_conflicts`);
     }
     if (res.ack === null) return;
     const topic = this.topics.gate(gate, 'ack');
