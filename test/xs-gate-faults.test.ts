@@ -51,7 +51,7 @@ bad('a malformed or unusable provisioning partition: main.ts refuses to run, say
     ['erased', new Uint8Array(0), /^provisioning record erased: the provisioning partition is empty/],
     ['torn write (CRC)', flipped, /^provisioning record bad_crc: CRC-32 mismatch/],
     ['foreign data', Uint8Array.of(0x7f, 0x45, 0x4c, 0x46, 1, 2, 3, 4), /^provisioning record bad_magic/],
-    ['length over the record maximum', Uint8Array.of(0x53, 0x47, 0x50, 0x31, 0x00, 0x09, 0, 0), /^provisioning record bad_length: record length 2304 is outside 1..2048/],
+    ['length over the record maximum', Uint8Array.of(0x53, 0x47, 0x50, 0x31, 0x00, 0x21, 0, 0), /^provisioning record bad_length: record length 8448 is outside 1..8192/],
     // {"t": "provision"}: framed and CRC-correct, but not a valid record
     ['invalid record', frameProvisioningRecord(Uint8Array.of(0xa1, 0x61, 0x74, 0x69, ...new TextEncoder().encode('provision'))), /^provisioning record invalid_record: /],
     ['broker not mqtt://', encodeProvisioningImage(record({ broker: 'http://broker.example:80' })), /^provisioning record: broker "http:\/\/broker.example:80" is not mqtt:\/\/host\[:port\]/],

@@ -13,6 +13,7 @@ import type { GateConfig } from './decision.js';
 import { GateController, type LaneTiming } from './gate-controller.js';
 import { GateState } from './gate-state.js';
 import { GateTime } from './gate-time.js';
+import type { FormatCounter } from './format-log.js';
 import { Journal } from './journal.js';
 import { AlarmCode, CommandCode, EventType } from '../../protocol/event-record.js';
 import { MaintenanceScheduler } from './maintenance.js';
@@ -39,6 +40,14 @@ export interface GateOptions {
   readonly inputs: Inputs;
   readonly random: () => number;
   readonly writeOnce?: boolean;
+  /**
+   * The format counter, kept outside the data partition (the provisioning
+   * partition's FormatLog). The journal epoch is journalEpoch + formats - 1,
+   * and a boot that finds no journal of its epoch counts one more format
+   * first: a wiped data partition never reuses an (epoch, seq). Without it the
+   * epoch is journalEpoch (tests and benches that never wipe).
+   */
+  readonly formats?: FormatCounter;
   readonly sync?: Partial<SyncConfig>;
   readonly timing?: Partial<LaneTiming>;
   readonly maintenanceMs?: number;
@@ -55,6 +64,17 @@ export interface BootReport {
   readonly store: RecoveryReport;
   readonly journalLastSeq: number;
   readonly journalAcked: number;
+  /** The journal epoch of this boot. */
+  readonly journalEpoch: number;
+  /** This boot found no journal of its epoch and counted a format (a new epoch, or the first boot). */
+  readonly formatted: boolean;
+}
+
+/** The journal epoch after `formats` formats (0 and 1 both give the provisioned epoch). */
+export function epochFor(journalEpoch: number, formats: number): number {
+  const e = journalEpoch + Math.max(0, formats - 1);
+  if (e > 0xffffffff) throw new RangeError(`journal epoch ${journalEpoch} + ${formats - 1} formats is past the u32 range: provision the gate again`);
+  return e;
 }
 
 export class Gate {
@@ -141,7 +161,7 @@ export class Gate {
   /** Recovers every store from flash; counts the boot; journals it. */
   open(): BootReport {
     const store = this.store.open();
-    this.journal.open();
+    const formatted = this.#openJournal();
     this.passback.open();
     const boot = this.state.open();
     // The central's last ack may be newer than the journal's persisted one (persisted by maintain()).
@@ -150,7 +170,28 @@ export class Gate {
     if (this.state.configSet) this.#applyConfig(this.state.passbackSeconds, this.state.staleAfterSeconds);
     this.#journalBoot();
     this.controller.begin();
-    return { boot, store, journalLastSeq: this.journal.lastSeq, journalAcked: this.journal.acked };
+    return { boot, store, journalLastSeq: this.journal.lastSeq, journalAcked: this.journal.acked, journalEpoch: this.journal.epoch, formatted };
+  }
+
+  /**
+   * Opens the journal in the epoch of the format counter. No journal of that
+   * epoch on flash (an erased or foreign data partition): count a format
+   * first, durably, and start the journal in the next epoch. A cut between the
+   * two costs an epoch, never reuses one (docs/decisions/0013-format-counter.md).
+   */
+  #openJournal(): boolean {
+    const f = this.#o.formats;
+    const base = this.#o.provisioning.journalEpoch;
+    if (f === undefined) {
+      this.journal.open();
+      return false;
+    }
+    this.journal.setEpoch(epochFor(base, f.read()));
+    this.journal.open();
+    if (this.journal.formatted) return false;
+    this.journal.setEpoch(epochFor(base, f.bump()));
+    this.journal.open();
+    return true;
   }
 
   #journalBoot(): void {

@@ -140,7 +140,6 @@ function allFF(b: Uint8Array, start: number, end: number): boolean {
 
 export class Journal {
   readonly store: BlockStore;
-  readonly epoch: number;
   /** Bytes per sector (the store's erase-block size). */
   readonly sectorSize: number;
   /** Sectors in the ring (the store's blocks minus the ack sectors). */
@@ -153,7 +152,9 @@ export class Journal {
   readonly #now: (() => number) | undefined;
   readonly #ackRecords: number;
 
+  #epoch: number;
   #opened = false;
+  #formatted = false;
   #headGen = -1; // generation of the head sector, -1 when none
   #slot = 0; // next slot in the head sector (recordsPerSector when full)
   #nextGen = 0; // generation the next sector open uses
@@ -192,7 +193,7 @@ export class Journal {
       throw new RangeError(`spareSectors must be 1..${g.ringSectors - 1} for ${g.ringSectors} ring sectors, got ${String(options.spareSectors)}`);
     }
     this.store = store;
-    this.epoch = options.epoch;
+    this.#epoch = options.epoch;
     this.sectorSize = g.sectorSize;
     this.ringSectors = g.ringSectors;
     this.recordsPerSector = g.recordsPerSector;
@@ -216,6 +217,32 @@ export class Journal {
   }
 
   // ------------------------------------------------------------------ state
+
+  /** Journal epoch (u32): records of another epoch are not ours. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /**
+   * The last open() found a sector or ack header of this epoch: a journal of
+   * this epoch was started on this flash. False on an erased partition (or one
+   * that holds only another epoch's journal).
+   */
+  get formatted(): boolean {
+    return this.#formatted;
+  }
+
+  /**
+   * Changes the epoch before the journal is used: only while it is not open,
+   * or open with nothing of its epoch on flash (formatted false). Call open()
+   * again afterwards. The gate does this on a format (docs/JOURNAL.md "Epochs").
+   */
+  setEpoch(epoch: number): void {
+    if (!isU32(epoch)) throw new RangeError(`journal epoch must be a u32, got ${String(epoch)}`);
+    if (this.#opened && this.#formatted) throw new Error('journal: the epoch of a started journal cannot change');
+    this.#epoch = epoch;
+    this.#opened = false;
+  }
 
   /** Newest seq issued (0 when none): records, and gaps that will read as tombstones. */
   get lastSeq(): number {
@@ -293,7 +320,7 @@ export class Journal {
   #encodeSectorHeader(gen: number, h: Uint8Array): void {
     h.fill(0xff, 0, HEADER_BYTES);
     putU32(h, 0, SECTOR_MAGIC);
-    putU32(h, 4, this.epoch);
+    putU32(h, 4, this.#epoch);
     putU32(h, 8, gen);
     putU32(h, 12, this.#firstSeq(gen));
     h[16] = this.ringSectors & 0xff;
@@ -311,7 +338,7 @@ export class Journal {
     if (getU32(h, 0) !== SECTOR_MAGIC || getU32(h, 28) !== crc32(h, 0, 28)) return H_INVALID;
     const gen = getU32(h, 8);
     const ring = (h[16] as number) | ((h[17] as number) << 8);
-    if (getU32(h, 4) !== this.epoch || ring !== this.ringSectors || h[18] !== FORMAT_VERSION || h[19] !== RECORD_BYTES) return H_FOREIGN;
+    if (getU32(h, 4) !== this.#epoch || ring !== this.ringSectors || h[18] !== FORMAT_VERSION || h[19] !== RECORD_BYTES) return H_FOREIGN;
     if (gen > this.maxGeneration || gen % this.ringSectors !== idx || getU32(h, 12) !== this.#firstSeq(gen)) return H_FOREIGN;
     return gen;
   }
@@ -366,6 +393,7 @@ export class Journal {
       this.#nextGen = Math.max(this.#nextGen, this.#issued);
     }
     this.#acked = this.#ackedDurable;
+    this.#formatted = gen >= 0 || this.#ackActive >= 0;
     this.#opened = true;
     const lastSeq = this.lastSeq;
     const acked = this.#ackedDurable;
@@ -438,7 +466,7 @@ export class Journal {
       const n = Math.min(perChunk, N - s0);
       const b = this.store.read(base + s0 * RECORD_BYTES, n * RECORD_BYTES, this.#chunk);
       for (let i = 0; i < n; i++) {
-        const st = checkRecord(b, i * RECORD_BYTES, this.#firstSeq(gen) + s0 + i, this.epoch);
+        const st = checkRecord(b, i * RECORD_BYTES, this.#firstSeq(gen) + s0 + i, this.#epoch);
         if (st !== GapReason.blank) last = s0 + i;
         if (st === 0) valid++;
       }
@@ -451,7 +479,7 @@ export class Journal {
     if (allFF(h, 0, HEADER_BYTES)) return H_ERASED;
     if (getU32(h, 0) !== ACK_MAGIC || getU32(h, 28) !== crc32(h, 0, 28)) return H_INVALID;
     const ring = (h[12] as number) | ((h[13] as number) << 8);
-    if (getU32(h, 4) !== this.epoch || ring !== this.ringSectors || h[14] !== FORMAT_VERSION) return H_FOREIGN;
+    if (getU32(h, 4) !== this.#epoch || ring !== this.ringSectors || h[14] !== FORMAT_VERSION) return H_FOREIGN;
     return getU32(h, 8);
   }
 
@@ -468,7 +496,7 @@ export class Journal {
         const at = i * RECORD_BYTES;
         if (allFF(b, at, at + RECORD_BYTES)) continue;
         last = s0 + i;
-        if (getU32(b, at + 12) !== crc32(b, at, at + 12, s0 + i) || getU32(b, at + 4) !== this.epoch || getU32(b, at + 8) !== ackGen) continue;
+        if (getU32(b, at + 12) !== crc32(b, at, at + 12, s0 + i) || getU32(b, at + 4) !== this.#epoch || getU32(b, at + 8) !== ackGen) continue;
         best = Math.max(best, getU32(b, at));
       }
     }
@@ -528,7 +556,7 @@ export class Journal {
       }
       const slot = this.#slot++;
       const seq = this.#headGen * N + 1 + slot;
-      encodeRecord(record, seq, this.epoch, this.#rec, 0);
+      encodeRecord(record, seq, this.#epoch, this.#rec, 0);
       const at = (this.#headGen % this.ringSectors) * this.sectorSize + HEADER_BYTES + slot * RECORD_BYTES;
       if (this.#program(at, this.#rec, this.#check)) {
         this.#full = false;
@@ -595,7 +623,7 @@ export class Journal {
 
   #encodeAckRecord(value: number, ackGen: number, slot: number, out: Uint8Array, at: number): void {
     putU32(out, at, value);
-    putU32(out, at + 4, this.epoch);
+    putU32(out, at + 4, this.#epoch);
     putU32(out, at + 8, ackGen);
     putU32(out, at + 12, crc32(out, at, at + 12, slot));
   }
@@ -631,7 +659,7 @@ export class Journal {
     const b = this.#ackBuf;
     b.fill(0xff, 0, HEADER_BYTES);
     putU32(b, 0, ACK_MAGIC);
-    putU32(b, 4, this.epoch);
+    putU32(b, 4, this.#epoch);
     putU32(b, 8, gen);
     b[12] = R & 0xff;
     b[13] = R >>> 8;
@@ -770,7 +798,7 @@ export class Journal {
       if (state === 0) this.store.read((gen % this.ringSectors) * this.sectorSize + HEADER_BYTES + slot0 * RECORD_BYTES, take * RECORD_BYTES, this.#chunk);
       for (let i = 0; i < take; i++) {
         const s = seq + i;
-        const status = state !== 0 ? state : decodeRecord(this.#chunk, i * RECORD_BYTES, s, this.epoch, this.#out);
+        const status = state !== 0 ? state : decodeRecord(this.#chunk, i * RECORD_BYTES, s, this.#epoch, this.#out);
         if (status !== 0) setTombstone(this.#out, status);
         n++;
         if (visit(s, this.#out) === false) return n;
@@ -803,9 +831,9 @@ export class Journal {
       for (let i = 0; i < take; i++) {
         const s = seq + i;
         const at = n * RECORD_BYTES;
-        const status = state !== 0 ? state : checkRecord(this.#chunk, i * RECORD_BYTES, s, this.epoch);
+        const status = state !== 0 ? state : checkRecord(this.#chunk, i * RECORD_BYTES, s, this.#epoch);
         if (status === 0) out.set(this.#chunk.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES), at);
-        else encodeTombstone(s, this.epoch, status, out, at);
+        else encodeTombstone(s, this.#epoch, status, out, at);
         n++;
       }
       seq += take;

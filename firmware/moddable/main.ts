@@ -22,6 +22,7 @@ import TCP from 'embedded:io/socket/tcp';
 import config from 'mc/config';
 import Modules from 'modules';
 import Timer from 'timer';
+import { FormatLog } from '../core/format-log.js';
 import { FIRMWARE_VERSION, Gate, type BootReport } from '../core/gate.js';
 import { partitionBytes } from '../core/partition.js';
 import { Em4100AsciiDecoder } from '../drivers/em4100-ascii.js';
@@ -39,7 +40,7 @@ import { ModdableTimers } from './moddable-timers.js';
 import { MqttNet } from './mqtt-net.js';
 import { NetResolver } from './net-resolver.js';
 import { NetworkLink } from './network-link.js';
-import { readProvisioningImage } from './provisioning-image.js';
+import { formatLogRegion, readProvisioningImage } from './provisioning-image.js';
 import { SerialByteSource } from './serial-byte-source.js';
 import { parseBroker, parseSettings, type Broker, type GateSettings, type ReaderSettings } from './settings.js';
 import { SystemClock } from './system-clock.js';
@@ -87,7 +88,7 @@ function describeBoot(p: ProvisioningRecord, b: BootReport): string {
   const image = s.activeSlot < 0 ? 'no whitelist image' : `image in slot ${s.activeSlot === 0 ? 'A' : 'B'}`;
   return (
     `${FIRMWARE_VERSION} gate ${p.gate} (${p.line} line, ${p.direction}, ${p.lane}) boot ${b.boot}: ${image}` +
-    `${s.imageError !== null ? ` (refused: ${s.imageError})` : ''}, ${s.overlayDeltas} overlay deltas, journal ${b.journalLastSeq} (acked ${b.journalAcked}), MAC key id ${p.gateKeyId}`
+    `${s.imageError !== null ? ` (refused: ${s.imageError})` : ''}, ${s.overlayDeltas} overlay deltas, journal ${b.journalEpoch}.${b.journalLastSeq} (acked ${b.journalAcked}${b.formatted ? ', new journal: data partition formatted' : ''}), MAC key id ${p.gateKeyId}`
   );
 }
 
@@ -101,12 +102,17 @@ export default function main(): void {
 
   // ---- the provisioning record ----
   let record: ProvisioningRecord;
+  let formats: FormatLog;
   try {
+    // Kept open: the format counter in its last blocks is written when the data partition is found erased.
     const part = new FlashBlockStore({ partition: s.partitions.provisioning, map: false });
     const r = readProvisioningImage((offset, length) => part.read(offset, length), part.size);
-    part.close();
-    if (!r.ok) return refuse(`provisioning record ${r.error}: ${r.detail} (docs/FLASHING.md, "Provision a gate")`);
+    if (!r.ok) {
+      part.close();
+      return refuse(`provisioning record ${r.error}: ${r.detail} (docs/FLASHING.md, "Provision a gate")`);
+    }
     record = r.value;
+    formats = new FormatLog(formatLogRegion(part));
   } catch (e) {
     return refuse(`cannot read the "${s.partitions.provisioning}" partition (${describe(e)}); was the partition table flashed?`);
   }
@@ -159,6 +165,7 @@ export default function main(): void {
       inputs,
       random: Math.random,
       writeOnce: s.writeOnce,
+      formats,
       ...(s.traceEvents ? { onEvent: (type: number, reason: number, seq: number | 'full') => log(`event type ${type} reason ${reason} seq ${seq}`) } : {}),
     });
     running.gate = gate;

@@ -8,10 +8,16 @@
 //   offset 8+n 4 bytes  CRC-32 (IEEE, protocol/crc32.ts) of bytes [0, 8+n), u32 little-endian
 //
 // The rest of the partition is don't-care (0xFF after the erase that
-// `parttool.py write_partition` does). docs/FLASHING.md has the procedure.
+// `parttool.py write_partition` does), except its last two blocks: the gate's
+// format counter (firmware/core/format-log.ts), which survives a wipe of the
+// data partition and is reset only by writing the provisioning partition
+// again. docs/FLASHING.md has the procedure.
 // Pure code: used by the device entry (main.ts) and by host tools that write
 // the image, so it imports nothing from Moddable.
 
+import { FORMAT_LOG_BLOCKS } from '../core/format-log.js';
+import { Region } from '../core/region.js';
+import type { BlockStore } from '../ports.js';
 import { crc32 } from '../../protocol/crc32.js';
 import { decodeProvisioning, encodeProvisioning, Provisioning, type ProvisioningRecord } from '../../protocol/provisioning.js';
 
@@ -78,4 +84,16 @@ export function readProvisioningImage(read: (offset: number, length: number) => 
 
 function fail(error: ProvisioningImageError, detail: string): ProvisioningImageResult {
   return { ok: false, error, detail };
+}
+
+/**
+ * The format counter's region: the last FORMAT_LOG_BLOCKS blocks of the
+ * provisioning partition, past the largest image. Throws when the partition
+ * has no room for both (the device then refuses to run).
+ */
+export function formatLogRegion(partition: BlockStore): Region {
+  const bs = partition.blockSize;
+  const need = Math.ceil(PROVISIONING_IMAGE_MAX / bs) * bs + FORMAT_LOG_BLOCKS * bs;
+  if (partition.size < need) throw new RangeError(`the provisioning partition has ${partition.size} bytes; the record and the format counter need ${need}`);
+  return new Region(partition, partition.size - FORMAT_LOG_BLOCKS * bs, FORMAT_LOG_BLOCKS * bs, 'formatLog');
 }

@@ -24,7 +24,7 @@ import { decodeMessage } from '../../protocol/schema.js';
 import { toHex } from '../../protocol/hex.js';
 import { Topics } from '../../protocol/topics.js';
 import { Ed25519Signer, nodeCrypto } from '../node-crypto.js';
-import { EventStore } from './event-store.js';
+import { EventStore, type IngestResult } from './event-store.js';
 import { buildImageFromTables, chunkImage, type ChunkedImage } from './image-builder.js';
 import { generateKeys, type CentralKeys } from './keys.js';
 import { Registry, type CommitInfo, type ListInfo, type StoredDelta } from './registry.js';
@@ -95,13 +95,16 @@ export interface CentralStats {
   readonly received: Record<string, number>;
   /** Messages refused, per `<kind>.<reason>` (unknown_gate, decommissioned, bad_mac, decoder error codes, gate_mismatch, ...); per gate in `refusals`. */
   readonly rejected: Record<string, number>;
-  readonly ingest: { batches: number; stored: number; duplicates: number; readonly problems: Record<string, number> };
+  /** conflicts: records of refused batches kept because they differ from the records held at their (gate, epoch, seq) (EventStore.conflicts()). */
+  readonly ingest: { batches: number; stored: number; duplicates: number; conflicts: number; readonly problems: Record<string, number> };
   readonly published: { heads: number; deltas: number; deltaReplies: number; manifests: number; chunks: number; acks: number; errors: number };
   /** Status messages older than the one held (presence rule). */
   presenceIgnored: number;
   readonly images: { builds: number; failures: number; lastBuildMs: number };
   connects: number;
   connectionErrors: number;
+  /** The database's disk was full (SQLITE_FULL): writes refused (nothing acked for them), recoveries (WAL checkpointed and truncated after). */
+  readonly storage: { full: number; recoveries: number };
 }
 
 export interface PresenceEntry {
@@ -128,6 +131,14 @@ const defaultClock = (): number => Math.floor(Date.now() / 1000);
 const COMMAND_RESULTS_KEPT = 1000;
 /** A central that starts (or notices another process's commits) publishes at most this many missing deltas: a gate further behind pulls an image anyway. */
 const MAX_CATCH_UP_DELTAS = 256;
+/** A log line of one cause at most this often (seconds). */
+const LOG_INTERVAL_SECONDS = 60;
+
+/** SQLite could not write because the disk (or the file system's quota) is full. */
+function isDiskFull(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'SQLITE_FULL';
+}
+
 /** lastSeen is written at most this often per gate (seconds). */
 const TOUCH_INTERVAL_SECONDS = 5;
 
@@ -139,12 +150,13 @@ export class Central {
   readonly stats: CentralStats = {
     received: {},
     rejected: {},
-    ingest: { batches: 0, stored: 0, duplicates: 0, problems: {} },
+    ingest: { batches: 0, stored: 0, duplicates: 0, conflicts: 0, problems: {} },
     published: { heads: 0, deltas: 0, deltaReplies: 0, manifests: 0, chunks: 0, acks: 0, errors: 0 },
     presenceIgnored: 0,
     images: { builds: 0, failures: 0, lastBuildMs: 0 },
     connects: 0,
     connectionErrors: 0,
+    storage: { full: 0, recoveries: 0 },
   };
   /** The latest command results, by nonce (hex). */
   readonly commandResults = new Map<string, CommandResultMessage>();
@@ -189,6 +201,11 @@ export class Central {
   #buildTimer: ReturnType<typeof setTimeout> | null = null;
   #lastBuildEnd = 0;
   #closed = false;
+  /** Since the first SQLITE_FULL not yet followed by a successful write: refused writes, and whether the WAL still needs its truncation. */
+  #full: { refused: number } | null = null;
+  #checkpointDue = false;
+  /** Throttled log lines: cause -> when last logged (central clock) and how many were held back since. */
+  readonly #logged = new Map<string, { at: number; held: number }>();
   #abortStart: (() => void) | null = null;
 
   constructor(options: CentralOptions) {
@@ -436,6 +453,54 @@ export class Central {
     this.#o.log?.(line);
   }
 
+  /** Logs at most once per cause per minute; the next line says how many were held back. */
+  #logThrottled(cause: string, line: string): void {
+    const now = this.#clock();
+    const e = this.#logged.get(cause);
+    if (e !== undefined && now - e.at < LOG_INTERVAL_SECONDS) {
+      e.held++;
+      return;
+    }
+    if (this.#logged.size > 1000) this.#logged.clear(); // causes include exception messages: bounded
+    this.#logged.set(cause, { at: now, held: 0 });
+    this.#log(e !== undefined && e.held > 0 ? `${line} (${e.held} more like it in the last minute)` : line);
+  }
+
+  /** A write failed because the disk is full: counted, logged once a minute; nothing is acked for it. */
+  #storageFull(what: string): void {
+    this.stats.storage.full++;
+    this.#full ??= { refused: 0 };
+    this.#full.refused++;
+    this.#checkpointDue = true;
+    this.#logThrottled(
+      `storage_full.${what}`,
+      `storage full (SQLITE_FULL) writing ${what}: refused and not acknowledged (gates keep their records and resend); ${this.#full.refused} refused since the disk filled; logged at most once a minute`,
+    );
+  }
+
+  /**
+   * A write succeeded. After a full disk: checkpoint the WAL into the
+   * database and truncate it, so the space the WAL took while the disk was
+   * full is given back (the WAL file otherwise keeps its largest size).
+   */
+  #storageOk(): void {
+    if (!this.#checkpointDue) return;
+    const refused = this.#full?.refused ?? 0;
+    try {
+      const r = this.registry.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+      const row = r[0];
+      if (row !== undefined && row.busy !== 0) return; // a reader holds the WAL: try again after the next write
+    } catch (e) {
+      if (isDiskFull(e)) return; // the checkpoint needs room in the database file: after the next write
+      this.#logThrottled('storage_checkpoint', `storage: WAL checkpoint failed: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    this.#checkpointDue = false;
+    this.#full = null;
+    this.stats.storage.recoveries++;
+    this.#log(`storage recovered: writes succeed again after ${refused} refused; WAL checkpointed and truncated`);
+  }
+
   #count(map: Record<string, number>, key: string): void {
     map[key] = (map[key] ?? 0) + 1;
   }
@@ -487,7 +552,8 @@ export class Central {
     try {
       this.refusals.flush();
     } catch (e) {
-      this.#log(`refusal counts: ${e instanceof Error ? e.message : String(e)}`);
+      if (isDiskFull(e)) return this.#storageFull('refusal counts');
+      this.#logThrottled('refusal_counts', `refusal counts: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
@@ -497,7 +563,8 @@ export class Central {
     try {
       this.#state.setPublished(this.list, this.#published, this.#clock());
     } catch (e) {
-      this.#log(`published mark: ${e instanceof Error ? e.message : String(e)}`);
+      if (isDiskFull(e)) return this.#storageFull('the published mark');
+      this.#logThrottled('published_mark', `published mark: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
@@ -642,8 +709,10 @@ export class Central {
       }
     } catch (e) {
       // Nothing a gate sends may stop the central.
+      if (isDiskFull(e)) return this.#storageFull('a message');
       this.#count(this.stats.rejected, 'internal.exception');
-      this.#log(`message on ${topic}: ${e instanceof Error ? e.message : String(e)}`);
+      const m = e instanceof Error ? e.message : String(e);
+      this.#logThrottled(`exception.${m}`, `message on ${topic}: ${m}`);
     }
   }
 
@@ -697,7 +766,14 @@ export class Central {
 
   #onEvents(gate: string, b: EventBatchMessage): void {
     if (b.gate !== gate) return this.#refuse(gate, 'events', 'gate_mismatch');
-    const res = this.events.ingest(b);
+    let res: IngestResult;
+    try {
+      res = this.events.ingest(b);
+    } catch (e) {
+      if (isDiskFull(e)) return this.#storageFull('events');
+      throw e;
+    }
+    this.#storageOk();
     const s = this.stats.ingest;
     s.batches++;
     s.stored += res.stored;
@@ -705,6 +781,11 @@ export class Central {
     if (res.problem !== undefined) {
       this.#count(s.problems, res.problem);
       this.refusals.count(gate, `events.${res.problem}`);
+    }
+    if (res.conflicts !== undefined && res.conflicts > 0) {
+      // Two different records for one key: both kept (events and event_conflicts), counted and logged per gate.
+      s.conflicts += res.conflicts;
+      this.refusals.count(gate, 'events.conflict', `${res.conflicts} record(s) at epoch ${b.epoch} seq ${b.first}..${b.first + b.count - 1} differ from those held; kept in event_conflicts`);
     }
     if (res.ack === null) return;
     const topic = this.topics.gate(gate, 'ack');

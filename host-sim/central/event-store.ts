@@ -25,6 +25,15 @@
 // result says 'gap_before'. When the gap is filled the contiguous seq jumps
 // over everything stored after it. The gate re-sends from ack + 1 anyway, and
 // those re-sent records are duplicates, checked and ignored.
+//
+// Conflicts. A batch refused for 'overlap_mismatch' or 'chain_break' carries
+// records that differ from what is held (a gate that restarted its journal in
+// an epoch it had used: firmware without the format counter, or a gate whose
+// provisioning partition was erased with its data, docs/SYNC.md "Conflicting
+// records"). Each of its records that is not identical to the one held at its
+// seq is kept in `event_conflicts`, next to the held record (or null), once
+// per distinct record bytes; the held rows are never touched. The result's
+// `conflicts` counts the records newly kept; the central counts them per gate.
 
 import Database from 'better-sqlite3';
 import type { EventBatchMessage } from '../../protocol/messages.js';
@@ -51,6 +60,22 @@ export interface IngestResult {
   readonly ack: EventAckValue | null;
   /** Why (part of) the batch was not taken; 'gap_before': stored, but not joined to the contiguous part yet. */
   readonly problem?: IngestProblem;
+  /** Records of a refused batch newly kept in the conflicts table (they differ from the records held at their seqs). */
+  readonly conflicts?: number;
+}
+
+export interface ConflictRow {
+  readonly gate: string;
+  readonly epoch: number;
+  readonly seq: number;
+  /** The record the gate sent. */
+  readonly record: Uint8Array;
+  /** chain(seq) as the refused batch computes it. */
+  readonly chain: Uint8Array;
+  /** The record held at (gate, epoch, seq) when the conflict was seen, null when none was. */
+  readonly stored: Uint8Array | null;
+  readonly problem: IngestProblem;
+  readonly receivedAt: number;
 }
 
 export interface EventRow {
@@ -86,6 +111,17 @@ CREATE TABLE IF NOT EXISTS event_heads (
   chain BLOB NOT NULL,
   max_seq INTEGER NOT NULL,
   PRIMARY KEY (gate, epoch)) WITHOUT ROWID;
+-- records of refused batches that differ from the held ones (never silently dropped)
+CREATE TABLE IF NOT EXISTS event_conflicts (
+  gate TEXT NOT NULL,
+  epoch INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  record BLOB NOT NULL CHECK (length(record) = ${RECORD_BYTES}),
+  chain BLOB NOT NULL CHECK (length(chain) = 32),
+  stored BLOB,
+  problem TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (gate, epoch, seq, record)) WITHOUT ROWID;
 `;
 
 interface Head {
@@ -105,6 +141,7 @@ export class EventStore {
   readonly #setHead: Database.Statement;
   readonly #range: Database.Statement;
   readonly #after: Database.Statement;
+  readonly #conflict: Database.Statement;
   readonly #ingestTx: Database.Transaction<(b: EventBatchMessage, chains: Uint8Array[]) => IngestResult>;
 
   /** On a path (or ':memory:'), or on an open database (the registry's) whose lifetime the caller keeps. */
@@ -124,6 +161,7 @@ export class EventStore {
     );
     this.#range = this.db.prepare('SELECT seq, record, chain FROM events WHERE gate = ? AND epoch = ? AND seq >= ? AND seq <= ? ORDER BY seq').raw();
     this.#after = this.db.prepare('SELECT seq, chain FROM events WHERE gate = ? AND epoch = ? AND seq > ? ORDER BY seq').raw();
+    this.#conflict = this.db.prepare('INSERT OR IGNORE INTO event_conflicts (gate, epoch, seq, record, chain, stored, problem, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.#ingestTx = this.db.transaction((b: EventBatchMessage, chains: Uint8Array[]) => this.#ingest(b, chains));
   }
 
@@ -179,6 +217,19 @@ export class EventStore {
     }
   }
 
+  /** Records kept as conflicts, in (gate, epoch, seq) order. */
+  conflicts(gate?: string): ConflictRow[] {
+    const sql = `SELECT gate, epoch, seq, record, chain, stored, problem, received_at FROM event_conflicts${gate !== undefined ? ' WHERE gate = ?' : ''} ORDER BY gate, epoch, seq, received_at`;
+    const rows = this.db.prepare(sql).all(...(gate !== undefined ? [gate] : [])) as { gate: string; epoch: number; seq: number; record: Buffer; chain: Buffer; stored: Buffer | null; problem: IngestProblem; received_at: number }[];
+    return rows.map((r) => ({ gate: r.gate, epoch: r.epoch, seq: r.seq, record: new Uint8Array(r.record), chain: new Uint8Array(r.chain), stored: r.stored === null ? null : new Uint8Array(r.stored), problem: r.problem, receivedAt: r.received_at }));
+  }
+
+  /** How many records are kept as conflicts (of one gate, or all). */
+  conflictCount(gate?: string): number {
+    const r = (gate === undefined ? this.db.prepare('SELECT COUNT(*) AS n FROM event_conflicts').get() : this.db.prepare('SELECT COUNT(*) AS n FROM event_conflicts WHERE gate = ?').get(gate)) as { n: number };
+    return r.n;
+  }
+
   /** Recomputes the chain of (gate, epoch) from seq 1 over the stored rows; the first seq whose stored chain disagrees, or null. */
   audit(gate: string, epoch: number): number | null {
     let c: Uint8Array = ZERO_CHAIN;
@@ -206,7 +257,7 @@ export class EventStore {
 
     // Hot path: the batch continues the contiguous chain and nothing is stored beyond it.
     if (first === head.contiguous + 1 && head.maxSeq <= head.contiguous) {
-      if (!bytesEqual(b.prev, head.chain)) return { stored: 0, duplicates: 0, ack: this.#ackOf(epoch, head), problem: 'chain_break' };
+      if (!bytesEqual(b.prev, head.chain)) return { stored: 0, duplicates: 0, ack: this.#ackOf(epoch, head), problem: 'chain_break', conflicts: this.#keep(b, chains, new Map(), 'chain_break', now) };
       for (let i = 0; i < count; i++) this.#insert.run(gate, epoch, first + i, rec(i), buf(chains[i] as Uint8Array), now);
       const chain = chains[count - 1] as Uint8Array;
       this.#setHead.run(gate, epoch, last, buf(chain), last);
@@ -217,7 +268,7 @@ export class EventStore {
     const rows = this.#range.all(gate, epoch, first - 1, last + 1) as [number, Buffer, Buffer][];
     const stored = new Map<number, [Buffer, Buffer]>();
     for (const [seq, r, c] of rows) stored.set(seq, [r, c]);
-    const reject = (problem: IngestProblem): IngestResult => ({ stored: 0, duplicates: 0, ack: this.#ackOf(epoch, head), problem });
+    const reject = (problem: 'chain_break' | 'overlap_mismatch'): IngestResult => ({ stored: 0, duplicates: 0, ack: this.#ackOf(epoch, head), problem, conflicts: this.#keep(b, chains, stored, problem, now) });
     if (first === 1) {
       if (!bytesEqual(b.prev, ZERO_CHAIN)) return reject('chain_break');
     } else {
@@ -252,6 +303,20 @@ export class EventStore {
     this.#setHead.run(gate, epoch, next.contiguous, buf(next.chain), next.maxSeq);
     const result: IngestResult = { stored: count - duplicates, duplicates, ack: this.#ackOf(epoch, next) };
     return first > next.contiguous + 1 ? { ...result, problem: 'gap_before' } : result;
+  }
+
+  /** Keeps the records of a refused batch that differ from the held ones (`stored`: held rows of the batch's range, where read). Returns how many are new. */
+  #keep(b: EventBatchMessage, chains: Uint8Array[], stored: Map<number, [Buffer, Buffer]>, problem: IngestProblem, now: number): number {
+    const { gate, epoch, first, count } = b;
+    if (stored.size === 0) for (const [seq, r, c] of this.#range.all(gate, epoch, first, first + count - 1) as [number, Buffer, Buffer][]) stored.set(seq, [r, c]);
+    let kept = 0;
+    for (let i = 0; i < count; i++) {
+      const r = b.records.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES);
+      const held = stored.get(first + i);
+      if (held !== undefined && bytesEqual(held[0], r)) continue;
+      kept += this.#conflict.run(gate, epoch, first + i, buf(r), buf(chains[i] as Uint8Array), held === undefined ? null : held[0], problem, now).changes;
+    }
+    return kept;
   }
 
   #ackOf(epoch: number, h: Head): EventAckValue | null {

@@ -37,6 +37,8 @@ import { em4100Frame, uhfFrame, wiegandFrame } from './reader-frames.js';
 export interface XsGateOptions {
   /** The gate's identity: a record (framed and written to the provisioning partition), or the partition's raw bytes (to test bad ones). */
   readonly provisioning: ProvisioningRecord | Uint8Array;
+  /** The provisioning partition's bytes as a snapshot left them (record and format counter), instead of a fresh one framed from `provisioning`. */
+  readonly provisionPartition?: Uint8Array;
   /** Where the MQTT bridge connects (default: the host:port the firmware asks for, i.e. the record's broker). */
   readonly brokerUrl?: string;
   /** Initial data partition bytes (a saved flash or a snapshot); default erased. */
@@ -115,6 +117,7 @@ export class XsGate {
   #queue: QueuedEvent[] = [];
   #status: GuestStatus = EMPTY_STATUS;
   #data: Uint8Array | undefined;
+  #provision: Uint8Array | undefined;
   #faulty = new Set<OutputName>();
   #realtime: { stop: boolean; done: Promise<void> } | null = null;
   #bridgeStats: MqttBridgeStats = { connects: 0, lost: 0, publishes: 0, messages: 0 };
@@ -136,6 +139,7 @@ export class XsGate {
     };
     this.id = options.name ?? (options.provisioning instanceof Uint8Array ? 'xs-gate' : options.provisioning.gate);
     this.#data = options.data;
+    this.#provision = options.provisionPartition;
     for (const o of options.faultyOutputs ?? []) this.#faulty.add(o);
     for (const [k, v] of Object.entries(options.inputs ?? {})) this.inputs[k as InputName] = v === true;
   }
@@ -191,6 +195,8 @@ export class XsGate {
     if (w === null) return this.#data;
     try {
       this.#data = await this.snapshot();
+      // The format counter lives there: it survives power cycles (and data wipes) as on the device.
+      this.#provision = await this.snapshot('provision');
     } catch {
       // the worker died: keep the last snapshot we had
     }
@@ -201,6 +207,12 @@ export class XsGate {
     this.#wake(true);
     await w.close();
     return this.#data;
+  }
+
+  /** While stopped: the next start() finds the data partition erased; the provisioning partition (record, format counter) is kept. */
+  wipeData(): void {
+    if (this.#worker !== null) throw new Error(`${this.id}: stop the gate before wiping its data partition`);
+    this.#data = undefined;
   }
 
   /** Power cut, then boot again from the flash as the cut left it. */
@@ -384,9 +396,9 @@ export class XsGate {
     return b.slice();
   }
 
-  /** Arms a power cut inside the flash model: the n-th next write/erase of the data partition is torn and everything after fails. */
-  async armPowerCut(afterOps: number, mode: 'write' | 'erase' | 'any' = 'any'): Promise<void> {
-    await this.#command({ op: 'cut', partition: this.#partNames.data, afterOps, mode });
+  /** Arms a power cut inside the flash model: the n-th next write/erase of the data (or provisioning) partition is torn and everything after fails. */
+  async armPowerCut(afterOps: number, mode: 'write' | 'erase' | 'any' = 'any', which: 'data' | 'provision' = 'data'): Promise<void> {
+    await this.#command({ op: 'cut', partition: which === 'data' ? this.#partNames.data : this.#partNames.provision, afterOps, mode });
   }
 
   /** Collects garbage in the worker; the meter's currentHeapCount is then the live slots. */
@@ -403,6 +415,10 @@ export class XsGate {
   // ---------------------------------------------------------------- internals
 
   #provisionBytes(): Uint8Array {
+    if (this.#provision !== undefined) {
+      if (this.#provision.length !== this.#sizes.provision) throw new Error(`${this.id}: provisioning partition bytes are ${this.#provision.length}, the partition is ${this.#sizes.provision}`);
+      return this.#provision;
+    }
     const p = this.#o.provisioning;
     const part = new Uint8Array(this.#sizes.provision).fill(0xff);
     const image = p instanceof Uint8Array ? p : encodeProvisioningImage(p);
