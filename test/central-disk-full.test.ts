@@ -68,7 +68,7 @@ if (reason !== null) {
       await f.startBroker();
       const c = await f.startCentral({ log: (l) => lines.push(l) });
       c.publishHead();
-      const g = f.startGate('full-t01');
+      const g = await f.startGate('full-t01');
       const acked = () => g.gate.journal.acked === g.gate.journal.lastSeq;
       for (let i = 0; i < 50; i++) tap(g, 'a', i);
       await waitFor('first events acknowledged', acked);

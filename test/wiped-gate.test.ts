@@ -262,7 +262,7 @@ e2e('every record of both lives is at the central exactly once, under distinct e
     await f.startBroker();
     const c = await f.startCentral();
     c.publishHead();
-    const p = f.provisioning('wipe-t02');
+    const p = await f.provisioning('wipe-t02');
     const prov = NodeGate.provisioningPartition(p);
     const start = (flash?: NorFlash) => {
       const g = new NodeGate({ provisioning: p, crypto: nodeCrypto, layout: LAYOUT, sync: FAST_SYNC, maintenanceMs: 50, provisioningFlash: prov, ...(flash !== undefined ? { flash } : {}) });
@@ -307,7 +307,7 @@ e2e('a gate that reuses an (epoch, seq) (no counter: old firmware) is seen: conf
     await f.startBroker();
     const c = await f.startCentral();
     c.publishHead();
-    const p = f.provisioning('wipe-t03');
+    const p = await f.provisioning('wipe-t03');
     const start = () => {
       // A fresh provisioning partition each time: the counter is lost with the data (a gate without one).
       const g = new NodeGate({ provisioning: p, crypto: nodeCrypto, layout: LAYOUT, sync: FAST_SYNC, maintenanceMs: 50 });
