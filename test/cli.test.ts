@@ -26,7 +26,8 @@ import { startEmbeddedBroker, type BrokerHandle } from '../host-sim/broker.js';
 import { Central } from '../host-sim/central/central.js';
 import { CentralState } from '../host-sim/central/central-state.js';
 import { deriveGateKey } from '../host-sim/central/gate-keys.js';
-import { commonName } from '../host-sim/pki/deployment-pki.js';
+import { commonName, DeploymentPki } from '../host-sim/pki/deployment-pki.js';
+import { aclOfData } from '../host-sim/broker-config.js';
 import { generateKeys, readKeyFile, type CentralKeys } from '../host-sim/central/keys.js';
 import { Registry } from '../host-sim/central/registry.js';
 import { NodeGate } from '../host-sim/node-gate.js';
@@ -671,7 +672,71 @@ live('central serve stops cleanly on SIGTERM; presence stays readable', async ()
   assert.is((JSON.parse(after.stdout) as { gates: unknown[] }).gates.length, 1);
 });
 
+// ---------------------------------------------------------------- on a locked-down broker
+
+// The suite above runs on an open broker on purpose: it replays and forges commands as a
+// stranger, which a secured broker would not even let connect. This one runs the same daily
+// flow where nothing is anonymous: TLS client certificates from the data directory's PKI
+// (the central's for serve and gate commands, the gate's from its record), the ACL of the
+// data directory (broker-acl.ts), on the embedded broker's TLS listener.
+const locked = suite('cli on a locked-down broker (TLS client certificates, ACL)');
+
+locked('provision, serve, gate open and central gates over mqtts:// with the data directory\'s identities; strangers get nothing', async () => {
+  const data = await populated();
+  const pki = await DeploymentPki.load(join(data, 'pki'));
+  const broker = await startEmbeddedBroker({ port: 0, tlsPort: 0, security: { acl: await aclOfData(data), tls: pki.serverFiles() } });
+  let serve: CliProcess | null = null;
+  let gate: NodeGate | null = null;
+  try {
+    const url = broker.url;
+    assert.match(url, /^mqtts:\/\//);
+    const recordFile = join(data, 'gate.cbor');
+    await cli(['provision', '--data', data, '--gate', GATE, '--site', 'futian', '--line', 'first', '--direction', 'in', '--lane', 'person', '--broker', url, '--out', recordFile], 0);
+    await broker.reload({ acl: await aclOfData(data) }); // the new gate is in the ACL now (Mosquitto: broker config again + SIGHUP)
+    const p = decodeProvisioning(new Uint8Array(readFileSync(recordFile)));
+    if (!p.ok) throw new Error('record does not decode');
+    serve = startCli(['central', 'serve', '--data', data, '--broker', url, '--head-interval', '2', '--poll', '0.2']);
+    await serve.waitForOutput(/central: serving list main/);
+    const g = new NodeGate({ provisioning: p.value, crypto: nodeCrypto, layout: { credentials: 4000, journalSectors: 16 }, sync: FAST_SYNC, maintenanceMs: 50 });
+    gate = g;
+    g.start();
+    await waitFor('the gate (its own certificate) holds version 1', () => g.gate.store.version === 1, 15000);
+    const open = await cli(['gate', 'open', GATE, '--data', data, '--broker', url], 0);
+    assert.match(open.stdout, /open done: opened/);
+    await waitFor('presence stored', () => {
+      const db = new Database(join(data, 'central.db'), { readonly: true });
+      try {
+        return new CentralState(db).gate(GATE)?.status.state === 'online';
+      } finally {
+        db.close();
+      }
+    }, 10000);
+    // No certificate, or another CA's: the TLS listener refuses the connection itself.
+    const stranger = await DeploymentPki.create(tempDir());
+    const refusedWith = async (opts: mqtt.IClientOptions): Promise<boolean> => {
+      const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 3000, ...opts });
+      const r = await new Promise<boolean>((resolve) => {
+        c.once('connect', () => resolve(false));
+        c.once('error', () => resolve(true));
+        c.once('close', () => resolve(true));
+      });
+      c.end(true);
+      return r;
+    };
+    assert.ok(await refusedWith({ ca: pki.caPem }), 'no client certificate');
+    const foreign = await stranger.issueOperator('mallory');
+    assert.ok(await refusedWith({ ca: pki.caPem, cert: foreign.cert, key: foreign.key }), "another CA's certificate");
+    await cli(['gate', 'open', GATE, '--data', data, '--broker', url, '--ca', join(stranger.dir, 'ca.crt.pem'), '--wait', '2'], 4, /cannot connect to the broker|no connection/);
+  } finally {
+    gate?.stop();
+    if (serve !== null) await serve.stop();
+    await broker.close();
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
 usage.run();
 reg.run();
 prov.run();
 live.run();
+locked.run();

@@ -9,7 +9,6 @@
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import Database from 'better-sqlite3';
 import { createRecord, encodeRecord, EventType, RECORD_BYTES } from '../protocol/event-record.js';
@@ -24,7 +23,6 @@ import { decodeMessage } from '../protocol/schema.js';
 import { Topics } from '../protocol/topics.js';
 import { findMosquitto } from '../host-sim/broker.js';
 import type { Central } from '../host-sim/central/central.js';
-import { writeKeyFile } from '../host-sim/central/keys.js';
 import { RefusalLog } from '../host-sim/central/refusal-log.js';
 import { nodeCrypto } from '../host-sim/node-crypto.js';
 import type { NodeGate } from '../host-sim/node-gate.js';
@@ -218,7 +216,6 @@ async function scenario(kind: BrokerKind): Promise<void> {
     const sent = await c.sendCommand('g-a', 'lockdown', { waitMs: 1500 });
     assert.is(sent.result, null, 'a forged result is not the answer');
     assert.ok(sent.refusedResults >= 2, `forged results counted against the command (${sent.refusedResults})`);
-    writeKeyFile(join(f.dir, 'keys.json'), f.keys);
     const cli = await runCli(['gate', 'lockdown', 'g-a', '--data', f.dir, '--broker', f.broker.url, '--wait', '2']);
     assert.is(cli.code, 4, `${cli.stdout}${cli.stderr}`);
     assert.not.match(cli.stdout, /done/);
