@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { DEFAULT_POLICY } from '../firmware/core/decision.js';
 import type { ProvisioningRecord } from '../protocol/provisioning.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { findMosquitto, startEmbeddedBroker, startMosquitto, type BrokerHandle } from '../host-sim/broker.js';
+import { findMosquitto, freeLoopbackPorts, startEmbeddedBroker, startMosquitto, type BrokerHandle } from '../host-sim/broker.js';
 import { Central } from '../host-sim/central/central.js';
 import Database from 'better-sqlite3';
 import { EventStore } from '../host-sim/central/event-store.js';
@@ -22,7 +22,6 @@ import { generateKeys, writeKeyFile, type CentralKeys } from '../host-sim/centra
 import { writeBrokerConfig } from '../host-sim/broker-config.js';
 import type { BrokerAuth } from '../host-sim/broker-auth.js';
 import { DeploymentPki } from '../host-sim/pki/deployment-pki.js';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { NorFlash } from '../host-sim/flash/nor-flash.js';
 import { NodeGate } from '../host-sim/node-gate.js';
 import { nodeCrypto } from '../host-sim/node-crypto.js';
@@ -79,22 +78,13 @@ async function broker(dir: string, keys: CentralKeys, gateIds: readonly string[]
   }
   db.close();
   console.error(`sync: ${gateIds.length} gate certificates issued in ${Math.round(performance.now() - t0)} ms`);
-  const [tlsPort, port] = await freePorts(2);
+  const [tlsPort, port] = await freeLoopbackPorts(2);
   await writeBrokerConfig({ data: dir, out: join(dir, 'broker'), port, tlsPort, host: '127.0.0.1' });
   const b = await startMosquitto({ configDir: join(dir, 'broker') });
   const centralAuth = { ca: readFileSync(join(dir, 'pki', 'ca.crt.pem'), 'utf8'), cert: readFileSync(join(dir, 'pki', 'central.crt.pem'), 'utf8'), key: readFileSync(join(dir, 'pki', 'central.key.pem'), 'utf8') };
   return { b, kind: 'mosquitto', tls: true, gateTls, centralAuth };
 }
 
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<Server>((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => resolve(srv));
-  })));
-  const ports = servers.map((srv) => (srv.address() as AddressInfo).port);
-  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
-  return ports;
-}
 
 /** A gate's record, registered with the central (as `subline provision` does), with its TLS identity when the broker wants one. */
 function provisioning(gate: string, url: string, keys: ReturnType<typeof generateKeys>, central: Central, tls?: NonNullable<ProvisioningRecord['tls']>): ProvisioningRecord {

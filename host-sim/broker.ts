@@ -263,6 +263,20 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
 }
 
 /** The mosquitto binary: /usr/sbin/mosquitto, else `mosquitto` on PATH; null if neither. */
+/** `n` distinct free loopback ports (bound once, then released), for a broker configuration written before it starts. */
+export async function freeLoopbackPorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => resolve(srv));
+    })),
+  );
+  const ports = servers.map((srv) => (srv.address() as { port: number }).port);
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
+}
+
 export function findMosquitto(): string | null {
   const candidates = ['/usr/sbin/mosquitto', ...(process.env.PATH ?? '').split(delimiter).filter((d) => d !== '').map((d) => join(d, 'mosquitto'))];
   for (const c of candidates) {

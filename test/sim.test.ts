@@ -8,18 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
-import { createServer, type AddressInfo, type Server } from 'node:net';
-import { findMosquitto, startMosquitto, type SecuredBrokerHandle } from '../host-sim/broker.js';
+import { findMosquitto, freeLoopbackPorts, startMosquitto, type SecuredBrokerHandle } from '../host-sim/broker.js';
 
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<Server>((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => resolve(srv));
-  })));
-  const ports = servers.map((srv) => (srv.address() as AddressInfo).port);
-  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
-  return ports;
-}
 import { FleetSimulator, type SimReport } from '../host-sim/sim/fleet-simulator.js';
 
 async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {
@@ -97,7 +87,7 @@ t('sim --data DIR --broker mqtts://: against Mosquitto from `subline broker conf
     assert.is(prep.code, 0, prep.err);
     assert.match(prep.err, /4 simulated gate\(s\) registered .*run `subline broker config/);
     assert.match((await run(['sim', '--data', data, '--gates', '4', '--prepare'])).out, /\(0 new\)/, 'a second run reuses the identities');
-    const [tlsPort, port] = await freePorts(2);
+    const [tlsPort, port] = await freeLoopbackPorts(2);
     const conf = await run(['broker', 'config', '--data', data, '--out', join(dir, 'broker'), '--tls-port', String(tlsPort), '--port', String(port), '--host', '127.0.0.1']);
     assert.is(conf.code, 0, conf.err);
     broker = await startMosquitto({ configDir: join(dir, 'broker') });

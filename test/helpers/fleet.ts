@@ -4,12 +4,11 @@
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
-import { derivePassword, startEmbeddedBroker, startMosquitto, type BrokerHandle, type EmbeddedBrokerSecurity, type SecuredBrokerHandle } from '../../host-sim/broker.js';
+import { derivePassword, freeLoopbackPorts, startEmbeddedBroker, startMosquitto, type BrokerHandle, type EmbeddedBrokerSecurity, type SecuredBrokerHandle } from '../../host-sim/broker.js';
 import { BrokerAcl } from '../../host-sim/broker-acl.js';
 import { mqttAuthOptions, type BrokerAuth } from '../../host-sim/broker-auth.js';
 import type { IClientOptions } from 'mqtt';
@@ -58,18 +57,6 @@ interface GateIdentity {
   password?: Uint8Array;
 }
 
-/** `n` free loopback ports (bound once and released). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<import('node:net').Server>((resolve) => {
-      const srv = createServer();
-      srv.listen(0, '127.0.0.1', () => resolve(srv));
-    })),
-  );
-  const ports = servers.map((srv) => (srv.address() as import('node:net').AddressInfo).port);
-  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
-  return ports;
-}
 
 export class Fleet {
   broker!: BrokerHandle;
@@ -121,7 +108,7 @@ export class Fleet {
     new GateRegistry(db); // the table exists even before the first gate
     db.close();
     if (this.#port === 0) {
-      const [tls, password] = await freePorts(2);
+      const [tls, password] = await freeLoopbackPorts(2);
       this.#port = tls as number;
       this.#passwordPort = password as number;
     }
