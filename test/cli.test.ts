@@ -14,7 +14,7 @@ import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, statSync, wr
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
-import { CommandCode, createRecord, decodeRecord, EventType, RECORD_BYTES } from '../protocol/event-record.js';
+import { CommandCode, createRecord, decodeRecord, encodeRecord, EventType, RECORD_BYTES } from '../protocol/event-record.js';
 import { encodeEnvelope, KeyRing, openSigned, sealSigned } from '../protocol/envelope.js';
 import { nobleCrypto } from '../protocol/crypto-noble.js';
 import { bytesEqual, fromHex, toHex } from '../protocol/hex.js';
@@ -30,6 +30,8 @@ import { commonName, DeploymentPki } from '../host-sim/pki/deployment-pki.js';
 import { aclOfData } from '../host-sim/broker-config.js';
 import { generateKeys, readKeyFile, type CentralKeys } from '../host-sim/central/keys.js';
 import { Registry } from '../host-sim/central/registry.js';
+import { EventStore } from '../host-sim/central/event-store.js';
+import { Reason } from '../protocol/reasons.js';
 import { NodeGate } from '../host-sim/node-gate.js';
 import { nodeCrypto } from '../host-sim/node-crypto.js';
 import { FAST_SYNC, waitFor } from './helpers/fleet.js';
@@ -214,6 +216,44 @@ reg('a database init did not make, or that another key file made, is refused (3,
   } finally {
     rmSync(a, { recursive: true, force: true });
     rmSync(b, { recursive: true, force: true });
+  }
+});
+
+reg('central events: next to a gate\'s unknown_credential, what the registry knows of the key (revoked when, holder suspended, never enrolled)', async () => {
+  const data = await populated();
+  try {
+    await cli(['central', 'revoke', '--data', data, '--card', CARD(1)], 0);
+    await cli(['central', 'suspend', '--data', data, '--subject', 'p-2'], 0);
+    const k = readKeyFile(join(data, 'keys.json'));
+    const r = new Registry(join(data, 'central.db'), { signingKey: k.signingKey, deploymentKey: k.deploymentKey });
+    const keys = [r.credentialKey('card', fromHex(CARD(1))), r.credentialKey('card', fromHex(CARD(2))), new Uint8Array(8).fill(0xab), r.credentialKey('card', fromHex(CARD(4)))];
+    r.close();
+    // What a gate that installed an image after the revocation journals: unknown_credential for each key.
+    const epoch = 77;
+    const records = new Uint8Array(keys.length * RECORD_BYTES);
+    const rec = createRecord();
+    keys.forEach((key, i) => {
+      rec.time = 1_800_000_000 + i;
+      rec.type = EventType.decision_denied;
+      rec.reason = Reason.unknown_credential;
+      rec.key.set(key);
+      encodeRecord(rec, i + 1, epoch, records, i * RECORD_BYTES);
+    });
+    let chain: Uint8Array = new Uint8Array(32);
+    for (let i = 0; i < keys.length; i++) chain = nodeCrypto.sha256(Uint8Array.from([...chain, ...records.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES)]));
+    const store = new EventStore(join(data, 'central.db'));
+    assert.ok(store.ingest({ gate: 'fl-in-t01', epoch, first: 1, count: keys.length, records, prev: new Uint8Array(32), chain }).ack !== null);
+    store.close();
+    const ev = JSON.parse((await cli(['central', 'events', '--data', data, '--format', 'json'], 0)).stdout) as { registry: string }[];
+    assert.is(ev.length, 4);
+    assert.match(ev[0]!.registry, /^revoked \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/, 'revoked, and when');
+    assert.is(ev[1]!.registry, 'holder suspended');
+    assert.is(ev[2]!.registry, 'never enrolled');
+    assert.is(ev[3]!.registry, 'enrolled', 'enrolled and valid (the gate was behind)');
+    const csv = (await cli(['central', 'events', '--data', data], 0)).stdout.trim().split('\n');
+    assert.match(csv[3] as string, /,never enrolled$/);
+  } finally {
+    rmSync(data, { recursive: true, force: true });
   }
 });
 
@@ -560,9 +600,9 @@ live('central events exports the gate\'s events after taps, decoded (JSON and CS
   assert.equal(granted.map((e) => e.level), ['institution', 'individual', 'institution', 'institution']);
   assert.ok(granted.every((e) => /^[0-9a-f]{16}$/.test(e.key) && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(e.time)));
   assert.is(events.filter((e) => e.type === 'passage_completed').length, 4);
-  assert.equal(events.filter((e) => e.type === 'decision_denied').map((e) => e.reason), ['unknown_credential']);
+  assert.equal(events.filter((e) => e.type === 'decision_denied').map((e) => [e.reason, (e as unknown as { registry: string }).registry]), [['unknown_credential', 'never enrolled']]);
   const lines = readFileSync(csvFile, 'utf8').trim().split('\n');
-  assert.is(lines[0], 'gate,epoch,seq,time,type,reason,level,key,clock_untrusted,received_at');
+  assert.is(lines[0], 'gate,epoch,seq,time,type,reason,level,key,clock_untrusted,received_at,registry');
   assert.is(lines.length, events.length + 1);
   assert.match(lines[1] as string, new RegExp(`^${GATE},${L.record?.journalEpoch},1,[^,]+,boot,power_on,none,,0,`));
 });

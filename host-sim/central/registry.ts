@@ -223,6 +223,9 @@ export class Registry {
     // FULL: a commit (and so an event ack) survives a power cut.
     this.db.pragma('synchronous = FULL');
     this.db.exec(SCHEMA);
+    // Added after schema 1 was fixed (additive, so the schema version stays): when a credential was
+    // revoked, for the central's view of gates' `unknown_credential` events (host-sim/central/credential-facts.ts).
+    if (!(this.db.prepare('PRAGMA table_info(credentials)').all() as { name: string }[]).some((c) => c.name === 'revoked_at')) this.db.exec('ALTER TABLE credentials ADD COLUMN revoked_at INTEGER');
     const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
     if (v === undefined) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
     else if (v.value !== SCHEMA_VERSION) throw new Error(`registry ${path}: schema version ${v.value}, this build reads ${SCHEMA_VERSION}`);
@@ -249,7 +252,7 @@ export class Registry {
       credential: p('SELECT key, subject, kind, revoked FROM credentials WHERE key = ?'),
       insertCredential: p('INSERT INTO credentials (key, subject, kind, revoked) VALUES (?, ?, ?, 0)'),
       reactivateCredential: p('UPDATE credentials SET subject = ?, kind = ?, revoked = 0 WHERE key = ?'),
-      revokeCredential: p('UPDATE credentials SET revoked = 1 WHERE key = ?'),
+      revokeCredential: p('UPDATE credentials SET revoked = 1, revoked_at = ? WHERE key = ?'),
       activeCredentialsOf: p('SELECT key FROM credentials WHERE subject = ? AND revoked = 0 ORDER BY key'),
       credentialsOf: p('SELECT key, subject, kind, revoked FROM credentials WHERE subject = ? ORDER BY key'),
       grantByRecord: p('SELECT id FROM grants WHERE record = ?'),
@@ -533,7 +536,7 @@ export class Registry {
       const key = this.#keyOf(op, ref);
       const row = this.#s.credential.get(buf(key)) as { revoked: number } | undefined;
       if (row === undefined) fail(op, 'credential', `${toHex(key)} is not enrolled`);
-      this.#s.revokeCredential.run(buf(key));
+      this.#s.revokeCredential.run(this.#clock(), buf(key));
       this.#push([{ op: 'revoke', key }]);
     });
   }

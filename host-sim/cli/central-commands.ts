@@ -22,6 +22,7 @@ import { RefusalLog, type RefusalCount } from '../central/refusal-log.js';
 import { DEFAULT_SYNC_BUDGET, type SyncBudgetOptions } from '../central/sync-budget.js';
 import { DeploymentPki, operatorIdentity } from '../pki/deployment-pki.js';
 import { checkDatabase, stampDatabase } from '../central/database-stamp.js';
+import { CredentialFactsReader } from '../central/credential-facts.js';
 import type { GrantSpec } from '../central/image-builder.js';
 import { generateKeys, writeKeyFile } from '../central/keys.js';
 import { Registry, type CredentialRef, type GrantLevel, type SuspensionLevel } from '../central/registry.js';
@@ -476,8 +477,10 @@ interface EventsOptions {
   readonly out?: string;
 }
 
-const CSV_COLUMNS: readonly (keyof DecodedEvent)[] = ['gate', 'epoch', 'seq', 'time', 'type', 'reason', 'level', 'key', 'clockUntrusted', 'receivedAt'];
-const CSV_HEADER = ['gate', 'epoch', 'seq', 'time', 'type', 'reason', 'level', 'key', 'clock_untrusted', 'received_at'];
+/** A decoded event and, for a gate's `unknown_credential`, what the registry knows of the key (credential-facts.ts). */
+type ExportedEvent = DecodedEvent & { readonly registry: string };
+const CSV_COLUMNS: readonly (keyof ExportedEvent)[] = ['gate', 'epoch', 'seq', 'time', 'type', 'reason', 'level', 'key', 'clockUntrusted', 'receivedAt', 'registry'];
+const CSV_HEADER = ['gate', 'epoch', 'seq', 'time', 'type', 'reason', 'level', 'key', 'clock_untrusted', 'received_at', 'registry'];
 
 async function events(o: EventsOptions): Promise<void> {
   const gate = o.gate !== undefined ? checkId(o.gate, '--gate') : undefined;
@@ -496,7 +499,8 @@ async function events(o: EventsOptions): Promise<void> {
     const write = async (text: string) => {
       if (!s.write(text)) await once(s, 'drain');
     };
-    let batch: DecodedEvent[] = [];
+    const facts = new CredentialFactsReader(db);
+    let batch: ExportedEvent[] = [];
     const flush = async () => {
       if (batch.length === 0) return;
       if (o.format === 'csv') await write(stringify(batch.map((e) => CSV_COLUMNS.map((c) => (typeof e[c] === 'boolean' ? (e[c] ? '1' : '0') : String(e[c]))))));
@@ -505,7 +509,8 @@ async function events(o: EventsOptions): Promise<void> {
     };
     await write(o.format === 'csv' ? stringify([CSV_HEADER]) : '[\n');
     for (const row of store.rows(gate, epoch)) {
-      batch.push(decodeEvent(row));
+      const e = decodeEvent(row);
+      batch.push({ ...e, registry: e.reason === 'unknown_credential' && e.key !== '' ? facts.describe(e.key) : '' });
       n++;
       if (batch.length === 1000) await flush();
     }

@@ -1,0 +1,67 @@
+// What the registry knows of a credential key, for the central's view of a
+// gate's `unknown_credential` event. A gate that installed an image after a
+// revocation no longer holds the key (images carry no tombstones: the 250k
+// flash budget has no room), so it can only say "unknown"; one that applied
+// the delta says `revoked`. The same card, the same story: exports and the
+// CLI put next to such an event whether the key was never enrolled, revoked
+// (and when), or its holder or institution is suspended. Read-only.
+
+import type Database from 'better-sqlite3';
+import { fromHex } from '../../protocol/hex.js';
+
+export type CredentialFacts =
+  | { readonly enrolled: false }
+  | {
+      readonly enrolled: true;
+      readonly subject: string;
+      readonly kind: 'card' | 'uhf';
+      readonly revoked: boolean;
+      /** UTC seconds; null when revoked before the registry kept the time. */
+      readonly revokedAt: number | null;
+      readonly subjectSuspended: boolean;
+      readonly institutionSuspended: boolean;
+    };
+
+interface Row {
+  subject: string;
+  kind: 'card' | 'uhf';
+  revoked: number;
+  revoked_at: number | null;
+  subject_suspended: number;
+  institution_suspended: number;
+}
+
+export class CredentialFactsReader {
+  readonly #stmt: Database.Statement;
+  readonly #cache = new Map<string, CredentialFacts>();
+
+  constructor(db: Database.Database) {
+    const hasAt = (db.prepare('PRAGMA table_info(credentials)').all() as { name: string }[]).some((c) => c.name === 'revoked_at');
+    this.#stmt = db.prepare(`SELECT c.subject, c.kind, c.revoked, ${hasAt ? 'c.revoked_at' : 'NULL'} AS revoked_at,
+        EXISTS (SELECT 1 FROM suspensions WHERE level = 'subject' AND target = c.subject AND active = 1) AS subject_suspended,
+        EXISTS (SELECT 1 FROM suspensions sp JOIN subjects s ON s.id = c.subject WHERE sp.level = 'institution' AND sp.target = CAST(s.institution AS TEXT) AND sp.active = 1) AS institution_suspended
+      FROM credentials c WHERE c.key = ?`);
+  }
+
+  /** The facts for a key (16 hex digits). */
+  facts(keyHex: string): CredentialFacts {
+    let f = this.#cache.get(keyHex);
+    if (f !== undefined) return f;
+    const r = this.#stmt.get(Buffer.from(fromHex(keyHex))) as Row | undefined;
+    f = r === undefined
+      ? { enrolled: false }
+      : { enrolled: true, subject: r.subject, kind: r.kind, revoked: r.revoked === 1, revokedAt: r.revoked_at, subjectSuspended: r.subject_suspended === 1, institutionSuspended: r.institution_suspended === 1 };
+    if (this.#cache.size < 100_000) this.#cache.set(keyHex, f);
+    return f;
+  }
+
+  /** One phrase: `never enrolled`, `revoked 2026-12-02T10:00:00Z`, `holder suspended`, `institution suspended`, `enrolled`. */
+  describe(keyHex: string): string {
+    const f = this.facts(keyHex);
+    if (!f.enrolled) return 'never enrolled';
+    if (f.revoked) return f.revokedAt === null ? 'revoked' : `revoked ${new Date(f.revokedAt * 1000).toISOString().replace('.000Z', 'Z')}`;
+    if (f.subjectSuspended) return 'holder suspended';
+    if (f.institutionSuspended) return 'institution suspended';
+    return 'enrolled';
+  }
+}
