@@ -252,6 +252,21 @@ reg('central events: next to a gate\'s unknown_credential, what the registry kno
     assert.is(ev[3]!.registry, 'enrolled', 'enrolled and valid (the gate was behind)');
     const csv = (await cli(['central', 'events', '--data', data], 0)).stdout.trim().split('\n');
     assert.match(csv[3] as string, /,never enrolled$/);
+    // A record that differs from the stored one at the same (gate, epoch, seq): both kept, and shown.
+    const other = records.slice(0, 2 * RECORD_BYTES);
+    rec.time = 1_800_000_999;
+    rec.key.set(keys[0] as Uint8Array);
+    encodeRecord(rec, 2, epoch, other, RECORD_BYTES);
+    let c2: Uint8Array = new Uint8Array(32);
+    for (let i = 0; i < 2; i++) c2 = nodeCrypto.sha256(Uint8Array.from([...c2, ...other.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES)]));
+    const store2 = new EventStore(join(data, 'central.db'));
+    store2.ingest({ gate: 'fl-in-t01', epoch, first: 1, count: 2, records: other, prev: new Uint8Array(32), chain: c2 });
+    store2.close();
+    const conf = await cli(['central', 'events', '--data', data, '--conflicts'], 0);
+    const rows = JSON.parse(conf.stdout) as { seq: number; stored: { time: string } | null; conflicting: { time: string } }[];
+    assert.equal(rows.map((r) => [r.seq, r.stored?.time, r.conflicting.time]), [[2, '2027-01-15T08:00:01Z', '2027-01-15T08:16:39Z']]);
+    assert.match(conf.stderr, /1 conflicting record\(s\)/);
+    assert.is((JSON.parse((await cli(['central', 'events', '--data', data, '--format', 'json'], 0)).stdout) as unknown[]).length, 4, 'the stored records are untouched');
   } finally {
     rmSync(data, { recursive: true, force: true });
   }

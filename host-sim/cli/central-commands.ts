@@ -127,8 +127,9 @@ export function registerCentral(program: Command): void {
     .option('--epoch <n>', 'only this journal epoch')
     .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json']).default('csv'))
     .option('--out <file>', 'write to this file (default: standard output)')
+    .option('--conflicts', 'instead: the records a gate sent that differ from the one stored for the same (gate, epoch, seq), next to it (JSON)')
     .addOption(dataOption())
-    .action((o: EventsOptions) => events(o));
+    .action((o: EventsOptions) => (o.conflicts === true ? conflicts(o) : events(o)));
 
   central
     .command('certs')
@@ -475,6 +476,22 @@ interface EventsOptions {
   readonly epoch?: string;
   readonly format: 'csv' | 'json';
   readonly out?: string;
+  readonly conflicts?: boolean;
+}
+
+/** Conflicting records (event-store.ts, `event_conflicts`): both sides decoded, nothing dropped. */
+function conflicts(o: EventsOptions): void {
+  if (o.out !== undefined || o.epoch !== undefined) bad('--conflicts takes --gate only (it prints JSON)');
+  const gate = o.gate !== undefined ? checkId(o.gate, '--gate') : undefined;
+  const { db } = openDb(o.data);
+  try {
+    const rows = new EventStore(db).conflicts(gate);
+    const dec = (record: Uint8Array, r: (typeof rows)[number]) => decodeEvent({ gate: r.gate, epoch: r.epoch, seq: r.seq, record, chain: r.chain, receivedAt: r.receivedAt });
+    out(JSON.stringify(rows.map((r) => ({ gate: r.gate, epoch: r.epoch, seq: r.seq, problem: r.problem, stored: r.stored === null ? null : dec(r.stored, r), conflicting: dec(r.record, r) })), null, 2));
+    if (rows.length > 0) note(`${rows.length} conflicting record(s): a gate sent records that differ from those stored under the same (gate, epoch, seq); both are kept (docs/SYNC.md, "Conflicting records")`);
+  } finally {
+    db.close();
+  }
 }
 
 /** A decoded event and, for a gate's `unknown_credential`, what the registry knows of the key (credential-facts.ts). */
