@@ -106,6 +106,15 @@ t('sim --data DIR --broker mqtts://: against Mosquitto from `subline broker conf
   }
 });
 
+t('sim --report into a directory that does not exist: refused before the run (exit 2), not after it', async () => {
+  const started = Date.now();
+  const r = await run(['sim', '--report', '/nonexistent/dir/r.json', '--duration', '5', '--no-view'], 30000);
+  assert.is(r.code, 2, r.err + r.out);
+  assert.match(r.err, /--report \/nonexistent\/dir\/r\.json: the directory \/nonexistent\/dir does not exist/);
+  assert.not.match(r.out, /summary:/, 'no run happened');
+  assert.ok(Date.now() - started < 20000, 'promptly');
+});
+
 t('sim refuses bad options with exit 2 and names the option', async () => {
   for (const [args, pattern] of [
     [['--gates', '0'], /--gates must be an integer from 1/],

@@ -1,6 +1,7 @@
 // `subline sim` (= `npm start`): the fleet simulator with a live terminal view.
 
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from './cli-error.js';
 import { fleetSpecs, FleetSimulator, type SimReport } from '../sim/fleet-simulator.js';
@@ -18,6 +19,17 @@ interface SimFlags extends BrokerAuthFlags {
   data?: string;
   xs?: string;
   view: boolean;
+}
+
+/** The file's directory must exist and be writable (the file itself is written at the end). */
+function checkWritable(file: string, flag: string): void {
+  const dir = dirname(resolve(file));
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError(`${flag} ${file}: ${code === 'ENOENT' ? `the directory ${dir} does not exist` : `the directory ${dir} is not writable (${code ?? String(e)})`}`, 2);
+  }
 }
 
 function int(name: string, v: string, min: number, max: number): number {
@@ -83,6 +95,8 @@ export function registerSim(program: Command): void {
       const xs = f.xs === undefined ? 0 : int('xs', f.xs, 0, gates);
       if (f.broker !== undefined && !/^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/.test(f.broker)) throw new CliError(`--broker must look like mqtt://host:port, got '${f.broker}'`);
       if (f.prepare === true && f.data === undefined) throw new CliError('--prepare needs --data DIR');
+      // Output paths are checked before the run: a report that cannot be written must not be found out after ten minutes.
+      if (f.report !== undefined) checkWritable(f.report, '--report');
       const total = duration ?? 600;
       let deployment: SimDeployment | undefined;
       if (f.data !== undefined) {
@@ -107,7 +121,11 @@ export function registerSim(program: Command): void {
       let resolveStop: () => void = () => {};
       const stopped = new Promise<void>((r) => (resolveStop = r));
       const stop = () => {
-        if (stopping) return;
+        if (stopping) {
+          // A second Ctrl-C: out at once (the first one is draining the fleet).
+          console.error('stopped without draining (second signal)');
+          process.exit(130);
+        }
         stopping = true;
         resolveStop();
       };
@@ -139,10 +157,16 @@ export function registerSim(program: Command): void {
       const report = sim.report();
       if (tty) process.stdout.write(`\x1b[H\x1b[2J${render(sim, duration)}\n`);
       console.log(summary(report));
-      if (f.report !== undefined) writeFileSync(f.report, JSON.stringify(report, null, 2) + '\n');
-      await sim.close();
-      process.removeListener('SIGINT', stop);
-      process.removeListener('SIGTERM', stop);
+      try {
+        if (f.report !== undefined) writeFileSync(f.report, JSON.stringify(report, null, 2) + '\n');
+      } catch (e) {
+        throw new CliError(`--report ${f.report}: cannot be written (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 1);
+      } finally {
+        // Whatever happens on the way out, the broker, central and gates are closed, so the process can exit.
+        await sim.close();
+        process.removeListener('SIGINT', stop);
+        process.removeListener('SIGTERM', stop);
+      }
       if (!drained || !report.exactlyOnce) throw new CliError('not every journaled event reached the central within 30 s after stopping', 1);
     });
 }
