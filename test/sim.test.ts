@@ -12,13 +12,7 @@ import { findMosquitto, freeLoopbackPorts, startMosquitto, type SecuredBrokerHan
 
 import { FleetSimulator, type SimReport } from '../host-sim/sim/fleet-simulator.js';
 
-async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { waitFor } from './helpers/fleet.js';
 
 const bin = fileURLToPath(new URL('../bin/subline.mjs', import.meta.url));
 function run(args: string[], timeoutMs = 90000): Promise<{ code: number; out: string; err: string }> {
@@ -68,7 +62,7 @@ t('the embedded broker of npm start is locked down: no anonymous client, no gues
     const gate = sim.specs[0]!.id;
     assert.match(await refused({ clientId: gate, username: gate, password: 'guess' }), /^refused/, 'a guessed password');
     assert.match(await refused({ clientId: 'x', username: 'subline.central', password: 'guess' }), /^refused/, "the central's name with a guessed password");
-    await waitUntil(() => sim.view().gates.every((g) => g.online && g.version > 0), 20000);
+    await waitFor('every gate online with a whitelist', () => sim.view().gates.every((g) => g.online && g.version > 0), 20000);
     assert.ok(sim.view().gates.every((g) => g.refusedAtCentral === 0), 'the real gates are accepted by the central');
   } finally {
     for (const c of clients) c.end(true);

@@ -18,9 +18,7 @@
 // sends exactly what is missing. Presence is kept there too, for the CLI.
 
 import mqtt, { type MqttClient } from 'mqtt';
-import { CommandResult, EventAck, EventBatch, GateStatus, Head, LIMITS, SyncRequest, type CommandMessage, decodeCommandResult, encodeChunk, encodeManifest, type CommandResultMessage, type EventBatchMessage, type GateStatusMessage, type HeadMessage, type SyncRequestMessage } from '../../protocol/messages.js';
-import { Maced } from '../../protocol/mac-envelope.js';
-import { decodeMessage } from '../../protocol/schema.js';
+import { CommandResult, EventAck, EventBatch, GateStatus, Head, LIMITS, SyncRequest, type CommandMessage, encodeChunk, encodeManifest, type CommandResultMessage, type EventBatchMessage, type GateStatusMessage, type HeadMessage, type SyncRequestMessage } from '../../protocol/messages.js';
 import { toHex } from '../../protocol/hex.js';
 import { Topics } from '../../protocol/topics.js';
 import { Ed25519Signer, nodeCrypto } from '../node-crypto.js';
@@ -29,7 +27,7 @@ import { buildImageFromTables, chunkImage, type ChunkedImage } from './image-bui
 import { generateKeys, type CentralKeys } from './keys.js';
 import { Registry, type CommitInfo, type ListInfo, type StoredDelta } from './registry.js';
 import { CentralState, type PublishedMark } from './central-state.js';
-import { sealCommand, type CommandOp, type CommandOptions } from './commands.js';
+import { claimedNonce, sealCommand, type CommandOp, type CommandOptions } from './commands.js';
 import { GateAuthenticator } from './gate-authenticator.js';
 import { GateRegistry, type GateIdentity, type GateIdentityInput } from './gate-registry.js';
 import { RefusalLog } from './refusal-log.js';
@@ -719,11 +717,9 @@ export class Central {
   /** A refused command result still names its nonce (untrusted): the waiting command learns it drew a forgery. */
   #refusedResult(bytes: Uint8Array): void {
     if (this.#waiters.size === 0) return;
-    const env = decodeMessage({ ...Maced, maxSize: 1024 }, bytes);
-    const body = env.ok ? env.value.body : bytes;
-    const r = decodeCommandResult(body);
-    if (!r.ok) return;
-    const w = this.#waiters.get(toHex(r.value.nonce));
+    const nonce = claimedNonce(bytes);
+    if (nonce === null) return;
+    const w = this.#waiters.get(toHex(nonce));
     if (w !== undefined) w.refused++;
   }
 

@@ -62,7 +62,7 @@ export interface CommandAnswer {
 }
 
 /** The nonce a command result claims, read without trusting it (to report forgeries against the command they target). */
-function claimedNonce(bytes: Uint8Array): Uint8Array | null {
+export function claimedNonce(bytes: Uint8Array): Uint8Array | null {
   const env = decodeMessage({ ...Maced, maxSize: 1024 }, bytes);
   const r = decodeCommandResult(env.ok ? env.value.body : bytes);
   return r.ok ? r.value.nonce : null;

@@ -21,7 +21,7 @@ import { GateRegistry, type GateIdentity } from '../central/gate-registry.js';
 import { RefusalLog, type RefusalCount } from '../central/refusal-log.js';
 import { DEFAULT_SYNC_BUDGET, type SyncBudgetOptions } from '../central/sync-budget.js';
 import { DeploymentPki, operatorIdentity } from '../pki/deployment-pki.js';
-import { checkDatabase, stampDatabase } from '../central/database-stamp.js';
+import { stampDatabase } from '../central/database-stamp.js';
 import { CredentialFactsReader } from '../central/credential-facts.js';
 import type { GrantSpec } from '../central/image-builder.js';
 import { generateKeys, writeKeyFile } from '../central/keys.js';
@@ -194,7 +194,7 @@ function initKeysAndDb(o: InitOptions): void {
     // Keys kept; the database or the list is new.
     const r = new Registry(p.db, { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, list });
     const l = r.list(list);
-    if (!hadDb || checkDatabase(p.db, keys.publicKey).ok) stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000));
+    stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000)); // an existing database passed requireDatabase above
     r.close();
     out(`data: ${p.dir} (existing keys kept)`);
     out(`list: ${list} (epoch ${l.epoch}, version ${l.version})`);

@@ -45,10 +45,11 @@ export async function prepareSimDeployment(data: string, specs: readonly GateSpe
   try {
     const reg = new GateRegistry(db);
     for (const s of specs) {
-      if (reg.get(s.id) === undefined) {
+      const known = reg.get(s.id);
+      if (known === undefined) {
         reg.register({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane }, Math.floor(Date.now() / 1000));
         registered.push(s.id);
-      } else if (reg.get(s.id)?.state !== 'active') throw new CliError(`${s.id} is decommissioned in ${p.db}: the simulator cannot use that id`, 3);
+      } else if (known.state !== 'active') throw new CliError(`${s.id} is decommissioned in ${p.db}: the simulator cannot use that id`, 3);
       const file = join(dir, `${s.id}.json`);
       if (existsSync(file)) {
         const v = JSON.parse(readFileSync(file, 'utf8')) as { cert: string; key: string; ca: string };
