@@ -205,6 +205,51 @@ reg('every mutation is one version whose signed delta holds the records of the c
   r.close();
 });
 
+reg('a change that changes nothing makes no version and writes no row, alone or inside bulk', () => {
+  let now = T0;
+  const r = new Registry(':memory:', { signingKey: KEYS.signingKey, deploymentKey: KEYS.deploymentKey, clock: () => now++ });
+  r.addIndustry({ name: 'AI', code: 'ai' });
+  r.addInstitution({ name: 'Lab', industry: 0 });
+  r.addSubject({ id: 'p-1', kind: 'person', institution: 0, name: 'Li Wei' });
+  r.addCredential({ subject: 'p-1', kind: 'card', rawId: '04a1b2c3' });
+  r.grant('individual', 'p-1', FIRST_IN);
+  r.suspend('institution', 0);
+  r.revokeCredential({ kind: 'card', rawId: '04a1b2c3' });
+  const revokedAt = () => (r.db.prepare('SELECT revoked_at FROM credentials').get() as { revoked_at: number }).revoked_at;
+  const firstRevocation = revokedAt();
+  const v = r.version();
+  const rows = () => JSON.stringify(r.tables(), (_k, x: unknown) => (x instanceof Uint8Array ? toHex(x) : x));
+  const before = rows();
+  const noops: [string, () => unknown][] = [
+    ['suspend a suspended institution', () => r.suspend('institution', 0)],
+    ['resume an industry never suspended', () => r.resume('industry', 0)],
+    ['resume a subject never suspended', () => r.resume('subject', 'p-1')],
+    ['the same grant again (equal rights, another spelling)', () => assert.is(r.grant('individual', 'p-1', { ...FIRST_IN, directions: ['in', 'in'] }), 0)],
+    ['remove a grant that does not exist', () => assert.is(r.grant('institution', 0, null), null)],
+    ['revoke a revoked credential', () => r.revokeCredential({ kind: 'card', rawId: '04a1b2c3' })],
+  ];
+  for (const [what, fn] of noops) {
+    fn();
+    assert.is(r.version(), v, what);
+  }
+  r.bulk(() => {
+    for (const [, fn] of noops) fn();
+  });
+  assert.is(r.version(), v, 'a bulk of no-ops');
+  assert.is(rows(), before, 'no row written');
+  assert.is(revokedAt(), firstRevocation, 'the first revocation time is kept');
+  assert.equal(r.deltas('main', r.list('main').epoch, v + 1, 10), [], 'no delta');
+  // One real change among no-ops: one version, holding only its own records.
+  r.bulk(() => {
+    r.suspend('institution', 0);
+    r.resume('institution', 0);
+    r.suspend('institution', 0);
+  });
+  assert.is(r.version(), v + 1, 'two real changes in one bulk: one version');
+  assert.equal(deltaOps(r, v + 1), ['resumeInstitution 0', 'suspendInstitution 0']);
+  r.close();
+});
+
 reg('validation errors name the field, and nothing is half-applied', () => {
   const r = registry();
   r.addIndustry({ name: 'AI', code: 'ai' });

@@ -319,7 +319,7 @@ reg('grant, revoke, suspend, resume: one version each; bad targets and values na
     ['central', 'grant', '--level', 'institution', '--target', 'Future Networks Institute', '--lines', 'first,second', '--directions', 'in,out', '--lanes', 'person', '--until', '2027-01-01'],
     ['central', 'revoke', '--card', CARD(2)],
     ['central', 'suspend', '--institution', '0'],
-    ['central', 'resume', '--industry', 'ai'],
+    ['central', 'suspend', '--industry', 'ai'],
     ['central', 'grant', '--level', 'individual', '--target', 'p-2', '--remove'],
   ];
   await parallel(changes, 3, async (args) => {
@@ -339,7 +339,6 @@ reg('grant, revoke, suspend, resume: one version each; bad targets and values na
     [['central', 'grant', '--level', 'institution', '--target', '7', '--lines', 'first', '--directions', 'in', '--lanes', 'person'], 2, /--target: institution 7 does not exist/],
     [['central', 'grant', '--level', 'individual', '--target', 'p-1', '--lines', 'first', '--directions', 'up', '--lanes', 'person'], 2, /--directions: 'up' is not one of in, out/],
     [['central', 'grant', '--level', 'individual', '--target', 'p-1', '--lines', 'first', '--directions', 'in', '--lanes', 'person', '--until', '2027-13-01'], 2, /--until '2027-13-01' is not a valid date/],
-    [['central', 'revoke', '--card', CARD(2)], 3, /already revoked/],
     [['central', 'revoke', '--card', CARD(1), '--key', '0011223344556677'], 2, /exactly one of --card, --uhf or --key/],
     [['central', 'suspend', '--subject', 'p-404'], 2, /--subject: subject 'p-404' does not exist/],
     [['central', 'events', '--epoch', 'x'], 2, /--epoch 'x' must be an integer/],
@@ -352,6 +351,50 @@ reg('grant, revoke, suspend, resume: one version each; bad targets and values na
     await cli([...args, '--data', data], code, re);
   });
   assert.is(snapshot(data), before, 'refused changes change nothing');
+});
+
+reg('a change that changes nothing makes no version, exits 0 and says unchanged (--json: unchanged true)', async () => {
+  const data = await populated();
+  try {
+    // Each pair: the first changes something (one version), the second repeats it (no version).
+    const grants = join(data, 'grants-again.csv');
+    writeFileSync(grants, 'level,target,lines,directions,lanes\nindividual,p-2,first,in,person\nindustry,biomed,"first,second","in,out",goods\n');
+    const pairs: string[][] = [
+      ['central', 'suspend', '--institution', '0'],
+      ['central', 'resume', '--institution', '0'],
+      ['central', 'revoke', '--card', CARD(1)],
+      ['central', 'grant', '--level', 'individual', '--target', 'p-3', '--lines', 'first', '--directions', 'in', '--lanes', 'person'],
+      ['central', 'grant', '--level', 'individual', '--target', 'p-3', '--remove'],
+    ];
+    for (const args of pairs) {
+      const before = openRegistry(data);
+      const v = before.version();
+      before.close();
+      const first = await cli([...args, '--data', data, '--json'], 0);
+      const j1 = JSON.parse(first.stdout) as { unchanged: boolean; list: string; version: number };
+      assert.equal([j1.unchanged, j1.list, j1.version], [false, 'main', v + 1], `${args.join(' ')}: ${first.stdout}`);
+      const snap = snapshot(data);
+      const again = await cli([...args, '--data', data], 0);
+      assert.match(again.stdout, /unchanged/, `${args.join(' ')} again: ${again.stdout}`);
+      assert.not.match(again.stdout, /is now at version/);
+      const j2 = JSON.parse((await cli([...args, '--data', data, '--json'], 0)).stdout) as { unchanged: boolean; version: number };
+      assert.equal([j2.unchanged, j2.version], [true, v + 1], `${args.join(' ')} again --json`);
+      assert.is(snapshot(data), snap, `${args.join(' ')} again changes nothing`);
+    }
+    // Resuming what was never suspended, removing a grant that does not exist, re-importing the same grants.
+    const snap = snapshot(data);
+    for (const args of [
+      ['central', 'resume', '--industry', 'ai'],
+      ['central', 'grant', '--level', 'institution', '--target', '1', '--remove'],
+    ]) assert.match((await cli([...args, '--data', data], 0)).stdout, /unchanged/, args.join(' '));
+    const imp = await cli(['central', 'import', '--data', data, grants, '--json'], 0);
+    const ji = JSON.parse(imp.stdout) as { unchanged: boolean; rows: number; versionBefore: number; versionAfter: number };
+    assert.equal([ji.unchanged, ji.rows, ji.versionAfter], [true, 2, ji.versionBefore], imp.stdout);
+    assert.match((await cli(['central', 'import', '--data', data, grants], 0)).stdout, /unchanged/);
+    assert.is(snapshot(data), snap, 'no version, no row');
+  } finally {
+    rmSync(data, { recursive: true, force: true });
+  }
 });
 
 // ---------------------------------------------------------------- provision

@@ -14,6 +14,9 @@
 //   grant that nothing refers to any more is retired (kept as a null entry).
 // - Grants are deduplicated by their 16-byte record: the same rights share
 //   one id.
+// - A change that changes nothing (suspending what is suspended, resuming or
+//   removing a grant of what has none, the same grant again, revoking what is
+//   revoked) makes no version and writes nothing: the CLI says "unchanged".
 // - A change that means nothing to a gate (a subject without credentials, a
 //   schedule, ...) still makes a version, whose delta is the no-op record
 //   NOOP_RECORD (DeltaOp.noop): the protocol has no empty delta, and one
@@ -213,6 +216,8 @@ export class Registry {
   #deploymentKey: Uint8Array | null = null;
   #signer: Ed25519Signer | null = null;
   #ctx: TxContext | null = null;
+  /** Set by #unchanged during one mutation: it found nothing to change (no version). */
+  #nothingChanged = false;
   readonly #listeners = new Set<(c: CommitInfo) => void>();
   readonly #s: ReturnType<Registry['prepare']>;
 
@@ -536,6 +541,7 @@ export class Registry {
       const key = this.#keyOf(op, ref);
       const row = this.#s.credential.get(buf(key)) as { revoked: number } | undefined;
       if (row === undefined) fail(op, 'credential', `${toHex(key)} is not enrolled`);
+      if (row.revoked !== 0) return this.#unchanged(); // keeps the first revocation's time
       this.#s.revokeCredential.run(this.#clock(), buf(key));
       this.#push([{ op: 'revoke', key }]);
     });
@@ -557,11 +563,17 @@ export class Registry {
       const industryId = level === 'industry' ? Number(target) : undefined;
       const t = String(target);
       let id: number | null = null;
+      const current = this.#assigned(level, t);
       if (spec !== null) {
         const norm = this.#checkGrant(op, spec);
+        const same = this.#s.grantByRecord.get(buf(encodeGrant(norm))) as { id: number } | undefined;
+        if (same !== undefined && same.id === current) return this.#unchanged(current);
         id = this.#grantId(op, norm);
         this.#s.assign.run(level, t, id);
-      } else this.#s.unassign.run(level, t);
+      } else {
+        if (current === null) return this.#unchanged(null);
+        this.#s.unassign.run(level, t);
+      }
       if (subject !== undefined) this.#pushSubjectCredentials(subject, 'grant', id);
       else if (institution !== undefined) this.#push([{ op: 'defineInstitution', institution: institution.id, industry: institution.industry ?? undefined, grant: id ?? undefined }]);
       else if (industryId !== undefined) this.#push([{ op: 'defineIndustry', industry: industryId, grant: id ?? undefined }]);
@@ -596,14 +608,17 @@ export class Registry {
       if (!SUSPENSION_LEVELS.includes(level)) fail(op, 'level', `must be one of ${SUSPENSION_LEVELS.join(', ')}`);
       if (level === 'subject') {
         const s = this.#checkSubject(op, 'target', target);
+        if (this.#suspended(level, s.id) === on) return this.#unchanged();
         this.#s.setSuspension.run(level, s.id, on ? 1 : 0);
         this.#pushSubjectCredentials(s, on ? 'suspend' : 'resume', s.grant);
       } else if (level === 'institution') {
         const i = this.#checkInstitution(op, 'target', target);
+        if (this.#suspended(level, String(i.id)) === on) return this.#unchanged();
         this.#s.setSuspension.run(level, String(i.id), on ? 1 : 0);
         this.#push([{ op: on ? 'suspendInstitution' : 'resumeInstitution', institution: i.id }]);
       } else {
         const id = this.#checkIndustry(op, 'target', target);
+        if (this.#suspended(level, String(id)) === on) return this.#unchanged();
         this.#s.setSuspension.run(level, String(id), on ? 1 : 0);
         this.#push([{ op: on ? 'suspendIndustry' : 'resumeIndustry', industry: id }]);
       }
@@ -629,6 +644,12 @@ export class Registry {
       else if (s.suspended) group.push({ op: 'suspendSubject', key });
       this.#push(group);
     }
+  }
+
+  /** Called by a mutation that found nothing to change, before it wrote anything: it makes no version. */
+  #unchanged<T = void>(result?: T): T {
+    this.#nothingChanged = true;
+    return result as T;
   }
 
   #push(group: DeltaOpSpec[]): void {
@@ -729,17 +750,20 @@ export class Registry {
       const mark = outer.groups.length;
       const mutations = outer.mutations;
       try {
+        this.#nothingChanged = false;
         const r = this.db.transaction(fn)();
-        if (counts) outer.mutations++;
+        if (counts && !this.#nothingChanged) outer.mutations++;
         return r;
       } catch (e) {
         outer.groups.length = mark;
         outer.mutations = mutations;
         throw e;
+      } finally {
+        this.#nothingChanged = false;
       }
     }
     if (this.#signer === null) throw new RegistryError('signingKey', `${what}: signingKey is not set: the registry cannot sign deltas`);
-    const ctx: TxContext = { groups: [], mutations: counts ? 1 : 0 };
+    const ctx: TxContext = { groups: [], mutations: 0 };
     this.#ctx = ctx;
     let commits: CommitInfo[] = [];
     let result: T;
@@ -749,13 +773,16 @@ export class Registry {
       // SQLITE_BUSY when a read transaction would have to be upgraded.
       result = this.db
         .transaction(() => {
+          this.#nothingChanged = false;
           const r = fn();
+          if (counts && !this.#nothingChanged) ctx.mutations++;
           commits = this.#finish(ctx);
           return r;
         })
         .immediate();
     } finally {
       this.#ctx = null;
+      this.#nothingChanged = false;
     }
     this.#notify(commits);
     return result;

@@ -56,7 +56,8 @@ export function registerCentral(program: Command): void {
     .addOption(dataOption())
     .addOption(new Option('--type <type>', 'what every CSV file holds (default: from its header or name)').choices(IMPORT_TYPES))
     .option('--dry-run', 'check everything, import nothing')
-    .action((files: string[], o: { data: string; type?: ImportType; dryRun?: boolean }) => importFiles(files, o));
+    .option('--json', 'print the result as one JSON object (rows, counts, versionBefore, versionAfter, unchanged, dryRun)')
+    .action((files: string[], o: { data: string; type?: ImportType; dryRun?: boolean; json?: boolean }) => importFiles(files, o));
 
   central
     .command('grant')
@@ -70,6 +71,7 @@ export function registerCentral(program: Command): void {
     .option('--until <time>', 'valid until, inclusive: a date (through the end of that day UTC), an ISO date and time, or UTC seconds')
     .option('--passback-group <n>', 'anti-passback group 1-255')
     .option('--remove', 'remove the grant instead')
+    .option('--json', 'print the result as one JSON object (unchanged, list, version, ...)')
     .addOption(dataOption())
     .action((o: GrantOptions) => grant(o));
 
@@ -79,8 +81,9 @@ export function registerCentral(program: Command): void {
     .option('--card <hex>', 'raw card id (hex)')
     .option('--uhf <hex>', 'raw UHF tag id (hex)')
     .option('--key <hex>', 'credential key (16 hex digits, as in `central events`)')
+    .option('--json', 'print the result as one JSON object (unchanged, list, version, ...)')
     .addOption(dataOption())
-    .action((o: { data: string; card?: string; uhf?: string; key?: string }) => revoke(o));
+    .action((o: { data: string; card?: string; uhf?: string; key?: string; json?: boolean }) => revoke(o));
 
   for (const [name, on] of [
     ['suspend', true],
@@ -92,8 +95,9 @@ export function registerCentral(program: Command): void {
       .option('--subject <id>', 'subject id')
       .option('--institution <n>', 'institution id or name')
       .option('--industry <n>', 'industry id or code')
+      .option('--json', 'print the result as one JSON object (unchanged, list, version, ...)')
       .addOption(dataOption())
-      .action((o: { data: string; subject?: string; institution?: string; industry?: string }) => suspension(on, o));
+      .action((o: { data: string; subject?: string; institution?: string; industry?: string; json?: boolean }) => suspension(on, o));
   }
 
   addBrokerAuthOptions(central
@@ -234,12 +238,20 @@ function withRegistry<T>(data: string, fn: (r: Registry, p: DataPaths) => T): T 
   }
 }
 
-function committed(r: Registry, what: string): void {
+/**
+ * What a change did: committed (a new version) or unchanged (it changed nothing,
+ * so no version: not an error). With --json one object: unchanged, list,
+ * version (the list's version after the command) and the command's own fields.
+ */
+function committed(r: Registry, versionBefore: number, what: string, unchangedWhat: string, json: boolean, fields: Record<string, unknown> = {}): void {
   const l = r.list();
-  out(`${what}; list ${l.name} is now at version ${l.version} (a running \`central serve\` publishes it within its poll interval, or run \`subline central publish\`)`);
+  const unchanged = l.version === versionBefore;
+  if (json) out(JSON.stringify({ unchanged, list: l.name, version: l.version, ...fields }));
+  else if (unchanged) out(`unchanged: ${unchangedWhat}; list ${l.name} stays at version ${l.version}`);
+  else out(`${what}; list ${l.name} is now at version ${l.version} (a running \`central serve\` publishes it within its poll interval, or run \`subline central publish\`)`);
 }
 
-function importFiles(files: string[], o: { data: string; type?: ImportType; dryRun?: boolean }): void {
+function importFiles(files: string[], o: { data: string; type?: ImportType; dryRun?: boolean; json?: boolean }): void {
   const rows = readImportFiles(files, o.type);
   withRegistry(o.data, (r) => {
     const tty = process.stderr.isTTY;
@@ -254,8 +266,9 @@ function importFiles(files: string[], o: { data: string; type?: ImportType; dryR
       .filter(([, n]) => n > 0)
       .map(([t, n]) => `${n} ${t}`);
     const what = `${o.dryRun === true ? 'checked (dry run, nothing imported)' : 'imported'} ${s.rows} rows${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`;
-    if (o.dryRun === true || s.versionAfter === s.versionBefore) out(what);
-    else committed(r, `${what} (${s.versionAfter === s.versionBefore + 1 ? `version ${s.versionAfter}` : `versions ${s.versionBefore + 1}..${s.versionAfter}`})`);
+    if (o.json === true) out(JSON.stringify({ dryRun: o.dryRun === true, unchanged: o.dryRun !== true && s.versionAfter === s.versionBefore, list: r.list().name, rows: s.rows, counts: s.counts, versionBefore: s.versionBefore, versionAfter: s.versionAfter }));
+    else if (o.dryRun === true) out(what);
+    else committed(r, s.versionBefore, `${what} (${s.versionAfter === s.versionBefore + 1 ? `version ${s.versionAfter}` : `versions ${s.versionBefore + 1}..${s.versionAfter}`})`, `${s.rows} rows read, the registry already held all of it`, false);
   });
 }
 
@@ -270,6 +283,7 @@ interface GrantOptions {
   readonly until?: string;
   readonly passbackGroup?: string;
   readonly remove?: boolean;
+  readonly json?: boolean;
 }
 
 /** An institution by id or unique name; an industry by id or code. */
@@ -315,13 +329,14 @@ function grant(o: GrantOptions): void {
   }
   withRegistry(o.data, (r) => {
     const target = resolveTarget(r, o.level, o.target, '--target');
+    const before = r.version();
     const id = registryErrors(() => r.grant(o.level, target, spec));
     const who = `${o.level} ${typeof target === 'number' ? target : `'${target}'`}`;
-    committed(r, spec === null ? `grant of ${who} removed` : `grant ${id} set for ${who}`);
+    committed(r, before, spec === null ? `grant of ${who} removed` : `grant ${id} set for ${who}`, spec === null ? `${who} has no grant` : `${who} already has grant ${id}`, o.json === true, { level: o.level, target, grant: id });
   });
 }
 
-function revoke(o: { data: string; card?: string; uhf?: string; key?: string }): void {
+function revoke(o: { data: string; card?: string; uhf?: string; key?: string; json?: boolean }): void {
   const given = (['card', 'uhf', 'key'] as const).filter((k) => o[k] !== undefined);
   if (given.length !== 1) bad('give exactly one of --card, --uhf or --key');
   const k = given[0] as 'card' | 'uhf' | 'key';
@@ -329,20 +344,22 @@ function revoke(o: { data: string; card?: string; uhf?: string; key?: string }):
   withRegistry(o.data, (r) => {
     const c = registryErrors(() => r.credential(ref));
     if (c === undefined) bad(`--${k}: no such credential is enrolled`);
-    if (c.revoked) throw new CliError(`credential ${toHex(c.key)} (subject '${c.subject}') is already revoked`, 3);
+    const before = r.version();
     registryErrors(() => r.revokeCredential({ key: c.key }));
-    committed(r, `credential ${toHex(c.key)} of subject '${c.subject}' revoked`);
+    committed(r, before, `credential ${toHex(c.key)} of subject '${c.subject}' revoked`, `credential ${toHex(c.key)} of subject '${c.subject}' is already revoked`, o.json === true, { key: toHex(c.key), subject: c.subject });
   });
 }
 
-function suspension(on: boolean, o: { data: string; subject?: string; institution?: string; industry?: string }): void {
+function suspension(on: boolean, o: { data: string; subject?: string; institution?: string; industry?: string; json?: boolean }): void {
   const given = (['subject', 'institution', 'industry'] as const).filter((k) => o[k] !== undefined);
   if (given.length !== 1) bad('give exactly one of --subject, --institution or --industry');
   const level = given[0] as SuspensionLevel;
   withRegistry(o.data, (r) => {
     const target = resolveTarget(r, level, o[level] as string, `--${level}`);
+    const before = r.version();
     registryErrors(() => (on ? r.suspend(level, target) : r.resume(level, target)));
-    committed(r, `${level} ${typeof target === 'number' ? target : `'${target}'`} ${on ? 'suspended' : 'resumed'}`);
+    const who = `${level} ${typeof target === 'number' ? target : `'${target}'`}`;
+    committed(r, before, `${who} ${on ? 'suspended' : 'resumed'}`, `${who} is ${on ? 'already suspended' : 'not suspended'}`, o.json === true, { level, target, suspended: on });
   });
 }
 
