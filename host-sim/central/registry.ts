@@ -178,8 +178,46 @@ const defaultClock = (): number => Math.floor(Date.now() / 1000);
 const nibble = (c: number): number => (c <= 57 ? c - 48 : c - 55);
 
 interface TxContext {
+  /** Record groups of the mutations since the last compaction (a failed mutation drops its own). */
   groups: DeltaOpSpec[][];
+  /** Packed records of the current delta, not yet encoded (< MAX_DELTA_RECORDS + one group). */
+  pack: DeltaOpSpec[];
+  /** Encoded full deltas' records: 16 bytes a record, so a million-row import stays small. */
+  packs: Uint8Array[];
   mutations: number;
+  /** A credential was enrolled: the lists' capacity is checked before the commit. */
+  enrolled: boolean;
+}
+
+/** Credentials a list may hold unless a change is allowed over it (`central init --capacity`). */
+export const DEFAULT_LIST_CAPACITY = 250_000;
+
+/** A change would make a list hold more credentials than its capacity: nothing was committed. */
+export class CapacityError extends Error {
+  constructor(
+    readonly list: string,
+    readonly credentials: number,
+    readonly capacity: number,
+    /** Where a streamed change stopped as soon as it crossed the capacity: `credentials` is then a lower bound. */
+    readonly stoppedAt?: string,
+  ) {
+    super(stoppedAt === undefined
+      ? `list '${list}' would hold ${credentials} credentials, over its capacity of ${capacity} (${credentials - capacity} too many)`
+      : `list '${list}' would hold more than its capacity of ${capacity} credentials (${credentials} at ${stoppedAt}, where the import stopped)`);
+    this.name = 'CapacityError';
+  }
+}
+
+/** Moves the context's groups into deltas' records, never splitting a group. */
+function compact(ctx: TxContext): void {
+  for (const g of ctx.groups) {
+    if (ctx.pack.length > 0 && ctx.pack.length + g.length > MAX_DELTA_RECORDS) {
+      ctx.packs.push(encodeDeltaRecords(ctx.pack));
+      ctx.pack = [];
+    }
+    for (const op of g) ctx.pack.push(op);
+  }
+  ctx.groups = [];
 }
 
 function fail(op: string, field: string, problem: string): never {
@@ -218,6 +256,12 @@ export class Registry {
   #ctx: TxContext | null = null;
   /** Set by #unchanged during one mutation: it found nothing to change (no version). */
   #nothingChanged = false;
+  /** Runs a function in a savepoint (inside the open transaction); made once: better-sqlite3 prepares its statements per wrapper. */
+  readonly #savepoint: (fn: () => unknown) => unknown;
+  /** Nesting of mutations inside the outermost transaction (0: none open or at the outermost). */
+  #depth = 0;
+  /** When true, a change may make a list hold more credentials than its capacity (`--over-capacity`). */
+  allowOverCapacity = false;
   readonly #listeners = new Set<(c: CommitInfo) => void>();
   readonly #s: ReturnType<Registry['prepare']>;
 
@@ -231,11 +275,14 @@ export class Registry {
     // Added after schema 1 was fixed (additive, so the schema version stays): when a credential was
     // revoked, for the central's view of gates' `unknown_credential` events (host-sim/central/credential-facts.ts).
     if (!(this.db.prepare('PRAGMA table_info(credentials)').all() as { name: string }[]).some((c) => c.name === 'revoked_at')) this.db.exec('ALTER TABLE credentials ADD COLUMN revoked_at INTEGER');
+    // Likewise: a list's capacity in credentials (NULL: DEFAULT_LIST_CAPACITY).
+    if (!(this.db.prepare('PRAGMA table_info(lists)').all() as { name: string }[]).some((c) => c.name === 'capacity')) this.db.exec('ALTER TABLE lists ADD COLUMN capacity INTEGER');
     const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
     if (v === undefined) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
     else if (v.value !== SCHEMA_VERSION) throw new Error(`registry ${path}: schema version ${v.value}, this build reads ${SCHEMA_VERSION}`);
     this.#clock = options.clock ?? defaultClock;
     this.#s = this.prepare();
+    this.#savepoint = this.db.transaction((fn: () => unknown) => fn());
     this.setKeys(options);
     if (options.list !== undefined) this.createList(options.list);
     else if (this.lists().length === 0) this.createList('main');
@@ -278,6 +325,9 @@ export class Registry {
       insertList: p('INSERT INTO lists (name, epoch, version) VALUES (?, ?, 0)'),
       renewList: p('UPDATE lists SET epoch = ?, version = 0 WHERE name = ?'),
       setVersion: p('UPDATE lists SET version = ? WHERE name = ?'),
+      capacity: p('SELECT capacity FROM lists WHERE name = ?'),
+      setCapacity: p('UPDATE lists SET capacity = ? WHERE name = ?'),
+      activeCredentials: p('SELECT COUNT(*) AS n FROM credentials WHERE revoked = 0'),
       insertDelta: p('INSERT INTO deltas (list, epoch, version, issued_at, envelope, records) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteDeltas: p('DELETE FROM deltas WHERE list = ?'),
       deltas: p('SELECT list, epoch, version, issued_at, envelope, records FROM deltas WHERE list = ? AND epoch = ? AND version >= ? AND version < ? ORDER BY version'),
@@ -356,6 +406,30 @@ export class Registry {
     const l = this.list(name);
     this.#notify([{ list: name, epoch: l.epoch, version: 0, deltas: [], newEpoch: true }]);
     return l;
+  }
+
+  /** How many credentials the list may hold (a change over it throws CapacityError unless allowOverCapacity). */
+  capacity(name = this.#defaultList()): number {
+    this.list(name);
+    const r = this.#s.capacity.get(name) as { capacity: number | null };
+    return r.capacity ?? DEFAULT_LIST_CAPACITY;
+  }
+
+  /** The list with the smallest capacity: the first a growing registry would overflow. */
+  tightestCapacity(): { readonly list: string; readonly capacity: number } {
+    let best = { list: this.#defaultList(), capacity: Number.POSITIVE_INFINITY };
+    for (const l of this.lists()) {
+      const c = this.capacity(l.name);
+      if (c < best.capacity) best = { list: l.name, capacity: c };
+    }
+    return best;
+  }
+
+  /** Sets a list's capacity; not a change for the gates (no version). */
+  setCapacity(name: string, credentials: number): void {
+    if (!Number.isSafeInteger(credentials) || credentials < 1) throw new RegistryError('capacity', `setCapacity: capacity must be a positive integer, got ${credentials}`);
+    this.list(name);
+    this.#s.setCapacity.run(credentials, name);
   }
 
   /** Re-creates a list: a new epoch (> the old one), version 0, its deltas dropped. Gates pull a new image. */
@@ -465,6 +539,36 @@ export class Registry {
     return this.#mutate('bulk', false, () => fn(this));
   }
 
+  /**
+   * bulk() for a change fed asynchronously (a streamed import): one
+   * transaction (BEGIN IMMEDIATE .. COMMIT) held open across fn's awaits,
+   * committed as one change (consecutive versions when large), rolled back
+   * whole if fn throws. While it runs, nothing else may use this Registry
+   * object: every mutation joins the open transaction.
+   */
+  async bulkAsync<T>(fn: (registry: this) => Promise<T>): Promise<T> {
+    if (this.#ctx !== null) throw new Error('registry: bulkAsync inside another transaction');
+    if (this.#signer === null) throw new RegistryError('signingKey', 'bulk: signingKey is not set: the registry cannot sign deltas');
+    const ctx: TxContext = { groups: [], pack: [], packs: [], mutations: 0, enrolled: false };
+    this.#ctx = ctx;
+    let commits: CommitInfo[] = [];
+    let result: T;
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      result = await fn(this);
+      commits = this.#finish(ctx);
+      this.db.exec('COMMIT');
+    } catch (e) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw e;
+    } finally {
+      this.#ctx = null;
+      this.#nothingChanged = false;
+    }
+    this.#notify(commits);
+    return result;
+  }
+
   addIndustry(input: { readonly name: string; readonly code: string }): number {
     return this.#mutate('addIndustry', true, () => {
       const op = 'addIndustry';
@@ -525,6 +629,7 @@ export class Registry {
       if (existing !== undefined && existing.revoked === 0) fail(op, 'rawId', `is already enrolled (subject '${existing.subject}')`);
       if (existing === undefined) this.#s.insertCredential.run(buf(key), subject.id, input.kind);
       else this.#s.reactivateCredential.run(subject.id, input.kind, buf(key));
+      (this.#ctx as TxContext).enrolled = true;
       const suspended = this.#suspended('subject', subject.id);
       const group: DeltaOpSpec[] = [{ op: 'add', key, institution: subject.institution ?? undefined, grant: this.#assigned('individual', subject.id) ?? undefined }];
       // addCredential keeps a gate's subject-suspended bit for a key it has seen before: state it whenever it matters.
@@ -749,21 +854,26 @@ export class Registry {
     if (outer !== null) {
       const mark = outer.groups.length;
       const mutations = outer.mutations;
+      this.#depth++;
       try {
         this.#nothingChanged = false;
-        const r = this.db.transaction(fn)();
+        const r = this.#savepoint(fn) as T;
         if (counts && !this.#nothingChanged) outer.mutations++;
+        // A mutation directly inside the outermost transaction cannot be dropped alone any more
+        // (only the whole transaction can): pack its records, so a huge bulk holds 16 bytes a record.
+        if (this.#depth === 1 && outer.groups.length >= 64) compact(outer);
         return r;
       } catch (e) {
         outer.groups.length = mark;
         outer.mutations = mutations;
         throw e;
       } finally {
+        this.#depth--;
         this.#nothingChanged = false;
       }
     }
     if (this.#signer === null) throw new RegistryError('signingKey', `${what}: signingKey is not set: the registry cannot sign deltas`);
-    const ctx: TxContext = { groups: [], mutations: 0 };
+    const ctx: TxContext = { groups: [], pack: [], packs: [], mutations: 0, enrolled: false };
     this.#ctx = ctx;
     let commits: CommitInfo[] = [];
     let result: T;
@@ -791,18 +901,18 @@ export class Registry {
   /** Inside the transaction: retires unused grants, packs the records into deltas, signs and stores one per new version of every list. */
   #finish(ctx: TxContext): CommitInfo[] {
     if (ctx.mutations === 0) return [];
-    this.#s.retireGrants.run();
-    const groups = ctx.groups.length > 0 ? ctx.groups : [[NOOP_RECORD]];
-    const packs: Uint8Array[] = [];
-    let cur: DeltaOpSpec[] = [];
-    for (const g of groups) {
-      if (cur.length > 0 && cur.length + g.length > MAX_DELTA_RECORDS) {
-        packs.push(encodeDeltaRecords(cur));
-        cur = [];
+    if (ctx.enrolled && !this.allowOverCapacity) {
+      const n = (this.#s.activeCredentials.get() as { n: number }).n;
+      for (const l of this.lists()) {
+        const capacity = this.capacity(l.name);
+        if (n > capacity) throw new CapacityError(l.name, n, capacity);
       }
-      cur.push(...g);
     }
-    if (cur.length > 0) packs.push(encodeDeltaRecords(cur));
+    this.#s.retireGrants.run();
+    if (ctx.groups.length === 0 && ctx.pack.length === 0 && ctx.packs.length === 0) ctx.groups.push([NOOP_RECORD]);
+    compact(ctx);
+    const packs = ctx.packs;
+    if (ctx.pack.length > 0) packs.push(encodeDeltaRecords(ctx.pack));
     const issuedAt = this.#clock();
     const signer = this.#signer as Ed25519Signer;
     const commits: CommitInfo[] = [];

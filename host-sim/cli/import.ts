@@ -4,18 +4,24 @@
 // bad value stops the import with its file, line (or JSON path) and field,
 // and nothing is imported.
 //
+// CSV files are streamed (csv-parse's stream parser, row by row into the open
+// transaction: Registry.bulkAsync), so a million rows need no more memory than
+// a few: only each file's header is read before the import starts. JSON files
+// are read whole (they are for small, structured imports).
+//
 // Order of application, whatever the order of the files: industries,
 // institutions, subjects (with their inline card/uhf credentials),
 // credentials, grants — so any row may refer to anything defined in the
 // same import.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
+import { parse as parseCsvStream } from 'csv-parse';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { MAX_RAW_ID_BYTES } from '../../protocol/credential-key.js';
 import type { Direction, LaneKind, Line } from '../../protocol/whitelist-format.js';
 import type { GrantSpec } from '../central/image-builder.js';
-import { RegistryError, type GrantLevel, type Registry, type SubjectKind } from '../central/registry.js';
+import { CapacityError, RegistryError, type GrantLevel, type Registry, type SubjectKind } from '../central/registry.js';
 import { CliError } from './cli-error.js';
 
 export const IMPORT_TYPES = ['industries', 'institutions', 'people', 'vehicles', 'consignments', 'subjects', 'credentials', 'grants'] as const;
@@ -128,32 +134,86 @@ function checkColumns(type: ImportType, columns: readonly string[], file: string
   for (const c of spec.required) if (!columns.includes(c)) throw new CliError(`${file}:1: missing column '${c}' for ${type} (required: ${spec.required.join(', ')}); nothing imported`, 2);
 }
 
-export function readCsv(file: string, text: string, forced?: ImportType): ImportRow[] {
-  let records: { record: Record<string, string>; info: { lines: number } }[];
-  let header: string[] = [];
+/** How a CSV file is read: its type (from --type, its header or its name) and its normalised header. */
+export interface CsvSource {
+  readonly file: string;
+  readonly bytes: number;
+  readonly type: ImportType;
+  readonly header: readonly string[];
+}
+
+/** What an import reads: CSV files (streamed when applied) and JSON files (read whole now). */
+export interface ImportSource {
+  readonly file: string;
+  readonly bytes: number;
+  readonly csv?: CsvSource;
+  readonly json?: readonly ImportRow[];
+}
+
+const HEADER_PROBE_BYTES = 1 << 20;
+
+function csvError(file: string, e: unknown): CliError {
+  const err = e as { lines?: number; message?: string };
+  return new CliError(`${file}:${err.lines ?? '?'}: not valid CSV: ${err.message ?? String(e)}; nothing imported`, 2);
+}
+
+const RECORD_OPTIONS = { bom: true, columns: (h: string[]) => h.map(normaliseColumn), skip_empty_lines: true, trim: true, info: true } as const;
+
+/** The header (first record) of a CSV text, normalised, checked and typed. */
+function csvHeader(file: string, head: string, bytes: number, forced?: ImportType): CsvSource {
+  let first: string[][];
   try {
-    records = parseCsv<{ record: Record<string, string>; info: { lines: number } }>(text, {
-      bom: true,
-      columns: (h: string[]) => (header = h.map(normaliseColumn)),
-      skip_empty_lines: true,
-      trim: true,
-      info: true,
-    });
+    const records: unknown = parseCsv(head, { bom: true, skip_empty_lines: true, trim: true, to_line: 1 });
+    first = records as string[][];
   } catch (e) {
-    const err = e as { lines?: number; message?: string };
-    throw new CliError(`${file}:${err.lines ?? '?'}: not valid CSV: ${err.message ?? String(e)}; nothing imported`, 2);
+    throw csvError(file, e);
   }
+  const header = (first[0] ?? []).map(normaliseColumn);
   if (header.length === 0) throw new CliError(`${file}: empty (no header line); nothing imported`, 2);
   const dup = header.find((c, i) => header.indexOf(c) !== i);
   if (dup !== undefined) throw new CliError(`${file}:1: column '${dup}' appears twice; nothing imported`, 2);
   const type = forced ?? detectCsvType(header, file);
   if (type === undefined) throw new CliError(`${file}: cannot tell what this CSV holds from its header (${header.join(',')}): start the file name with people, vehicles or consignments, or pass --type (docs/CLI.md lists the columns of each type); nothing imported`, 2);
   checkColumns(type, header, file, () => `${file}:1`);
-  return records.map(({ record, info }) => {
-    const values: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(record)) if (v !== '') values[k] = v;
-    return { type, file, line: info.lines, values };
-  });
+  return { file, bytes, type, header };
+}
+
+function csvRow(source: CsvSource, record: Record<string, string>, line: number): ImportRow {
+  const values: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record)) if (v !== '') values[k] = v;
+  return { type: source.type, file: source.file, line, values };
+}
+
+/** Every row of a CSV text at once (small files, tests). */
+export function readCsv(file: string, text: string, forced?: ImportType): ImportRow[] {
+  const source = csvHeader(file, text, text.length, forced);
+  let records: { record: Record<string, string>; info: { lines: number } }[];
+  try {
+    records = parseCsv<{ record: Record<string, string>; info: { lines: number } }>(text, RECORD_OPTIONS);
+  } catch (e) {
+    throw csvError(file, e);
+  }
+  return records.map(({ record, info }) => csvRow(source, record, info.lines));
+}
+
+/** The rows of a CSV file, streamed; `onBytes` hears of every chunk read. */
+export async function* streamCsv(source: CsvSource, onBytes?: (n: number) => void): AsyncGenerator<ImportRow> {
+  const input = createReadStream(source.file);
+  if (onBytes !== undefined) input.on('data', (chunk) => onBytes(chunk.length));
+  const parser = parseCsvStream(RECORD_OPTIONS);
+  input.on('error', (e) => parser.destroy(e));
+  input.pipe(parser);
+  try {
+    for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) yield csvRow(source, record, info.lines);
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== undefined && !code.startsWith('CSV_')) throw new CliError(`${source.file}: cannot be read (${code}); nothing imported`, 2);
+    throw csvError(source.file, e);
+  } finally {
+    input.destroy();
+    parser.destroy();
+  }
 }
 
 export function readJson(file: string, text: string): ImportRow[] {
@@ -183,21 +243,59 @@ export function readJson(file: string, text: string): ImportRow[] {
   return rows;
 }
 
-/** Reads every file (CSV or JSON by extension; JSON also when it starts with '{'). */
-export function readImportFiles(files: readonly string[], forced?: ImportType): ImportRow[] {
-  const rows: ImportRow[] = [];
+function cannotRead(file: string, e: unknown): CliError {
+  const code = (e as NodeJS.ErrnoException).code;
+  return new CliError(code === 'ENOENT' ? `${file}: no such file; nothing imported` : `${file}: cannot be read (${code ?? String(e)}); nothing imported`, 2);
+}
+
+/**
+ * Opens every file for an import (CSV or JSON by extension; JSON also when it
+ * starts with '{'): a CSV file's header is read and checked now, its rows when
+ * the import runs; a JSON file is read whole.
+ */
+export function openImportFiles(files: readonly string[], forced?: ImportType): ImportSource[] {
+  const sources: ImportSource[] = [];
   for (const file of files) {
-    let text: string;
+    let head: string;
+    let bytes: number;
     try {
-      text = readFileSync(file, 'utf8');
+      bytes = statSync(file).size;
+      const fd = openSync(file, 'r');
+      try {
+        const buf = new Uint8Array(Math.min(bytes, HEADER_PROBE_BYTES));
+        const n = readSync(fd, buf, 0, buf.length, 0);
+        head = new TextDecoder().decode(buf.subarray(0, n));
+      } finally {
+        closeSync(fd);
+      }
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new CliError(code === 'ENOENT' ? `${file}: no such file; nothing imported` : `${file}: cannot be read (${code ?? String(e)}); nothing imported`, 2);
+      throw cannotRead(file, e);
     }
     const ext = extname(file).toLowerCase();
-    const json = ext === '.json' || (ext !== '.csv' && text.trimStart().startsWith('{'));
-    // One at a time: spreading a file's rows into push() overflows the stack beyond ~125,000 rows.
-    for (const row of json ? readJson(file, text) : readCsv(file, text, forced)) rows.push(row);
+    const json = ext === '.json' || (ext !== '.csv' && head.replace(/^\uFEFF/, '').trimStart().startsWith('{'));
+    if (json) {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw cannotRead(file, e);
+      }
+      sources.push({ file, bytes, json: readJson(file, text) });
+    } else {
+      // The header from the first MiB: a header line longer than that is not a header.
+      const cut = bytes > HEADER_PROBE_BYTES ? head.slice(0, Math.max(head.lastIndexOf('\n'), 0)) : head;
+      sources.push({ file, bytes, csv: csvHeader(file, cut, bytes, forced) });
+    }
+  }
+  return sources;
+}
+
+/** Every row of every file, in file order (small imports and tests; `central import` streams). */
+export async function readImportFiles(files: readonly string[], forced?: ImportType): Promise<ImportRow[]> {
+  const rows: ImportRow[] = [];
+  for (const source of openImportFiles(files, forced)) {
+    if (source.json !== undefined) for (const row of source.json) rows.push(row);
+    else if (source.csv !== undefined) for await (const row of streamCsv(source.csv)) rows.push(row);
   }
   return rows;
 }
@@ -379,29 +477,59 @@ function applyRow(r: Registry, row: ImportRow, counts: ImportSummary['counts']):
 
 class DryRun extends Error {}
 
+export interface ImportProgress {
+  readonly rows: number;
+  readonly bytes: number;
+  readonly totalBytes: number;
+}
+
 /**
- * Applies the rows in one transaction (Registry.bulk): all or nothing.
- * `progress(done, total)` is called every `every` rows. With dryRun the
- * transaction is rolled back after the last row.
+ * Applies the files' rows in one transaction (Registry.bulkAsync): all or
+ * nothing, by type in ORDER whatever the order of the files; CSV rows are
+ * streamed. `progress` is called every `every` rows and at the end. With
+ * dryRun the transaction is rolled back after the last row. A change over a
+ * list's capacity throws CapacityError (unless the registry allows it).
  */
-export function applyImport(r: Registry, rows: readonly ImportRow[], options: { readonly dryRun?: boolean; readonly every?: number; readonly progress?: (done: number, total: number) => void } = {}): ImportSummary {
+export async function applyImport(r: Registry, sources: readonly ImportSource[], options: { readonly dryRun?: boolean; readonly every?: number; readonly progress?: (p: ImportProgress) => void } = {}): Promise<ImportSummary> {
   const counts = Object.fromEntries([...IMPORT_TYPES, 'inline credentials'].map((t) => [t, 0])) as ImportSummary['counts'];
-  const ordered = ORDER.flatMap((t) => rows.filter((row) => row.type === t));
   const versionBefore = r.version();
   const every = options.every ?? 5000;
+  const totalBytes = sources.reduce((n, s) => n + s.bytes, 0);
+  let rows = 0;
+  let bytes = 0;
+  const report = () => options.progress?.({ rows, bytes, totalBytes });
+  // Imports only enrol: the count can be kept here, so a file over the capacity stops at the first row past it, not after the last.
+  const limit = r.allowOverCapacity ? null : r.tightestCapacity();
+  const enrolledBefore = r.counts().credentials;
+  const apply = (reg: Registry, row: ImportRow) => {
+    applyRow(reg, row, counts);
+    if (limit !== null) {
+      const n = enrolledBefore + counts.credentials + counts['inline credentials'];
+      if (n > limit.capacity) throw new CapacityError(limit.list, n, limit.capacity, where(row));
+    }
+    rows++;
+    if (rows % every === 0) report();
+  };
   try {
-    r.bulk((reg) => {
-      ordered.forEach((row, i) => {
-        applyRow(reg, row, counts);
-        if (options.progress !== undefined && (i + 1) % every === 0) options.progress(i + 1, ordered.length);
-      });
+    await r.bulkAsync(async (reg) => {
+      for (const type of ORDER) {
+        for (const source of sources) {
+          if (source.json !== undefined) {
+            for (const row of source.json) if (row.type === type) apply(reg, row);
+          } else if (source.csv !== undefined && source.csv.type === type) {
+            for await (const row of streamCsv(source.csv, (n) => (bytes += n))) apply(reg, row);
+          }
+        }
+      }
+      bytes = totalBytes;
+      report();
       if (options.dryRun === true) throw new DryRun('dry run');
     });
   } catch (e) {
-    if (e instanceof DryRun) return { rows: ordered.length, counts, versionBefore, versionAfter: versionBefore };
+    if (e instanceof DryRun) return { rows, counts, versionBefore, versionAfter: versionBefore };
     if (e instanceof RowError) throw new CliError(`${where(e.row, e.field)}: ${e.message}; nothing imported`, 2);
     if (e instanceof RegistryError) throw new CliError(`${e.message}; nothing imported`, 2);
     throw e;
   }
-  return { rows: ordered.length, counts, versionBefore, versionAfter: r.version() };
+  return { rows, counts, versionBefore, versionAfter: r.version() };
 }
