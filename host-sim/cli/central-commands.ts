@@ -6,11 +6,13 @@
 // docs/CLI.md has the reference.
 
 import { once } from 'node:events';
+import { createInterface } from 'node:readline/promises';
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Option, type Command } from 'commander';
 import { stringify } from 'csv-stringify/sync';
+import { Presets, SingleBar } from 'cli-progress';
 import { fromHex, toHex } from '../../protocol/hex.js';
 import type { Direction, LaneKind, Line } from '../../protocol/whitelist-format.js';
 import { Central } from '../central/central.js';
@@ -25,13 +27,13 @@ import { stampDatabase } from '../central/database-stamp.js';
 import { CredentialFactsReader } from '../central/credential-facts.js';
 import type { GrantSpec } from '../central/image-builder.js';
 import { generateKeys, writeKeyFile } from '../central/keys.js';
-import { Registry, type CredentialRef, type GrantLevel, type SuspensionLevel } from '../central/registry.js';
+import { CapacityError, DEFAULT_LIST_CAPACITY, Registry, type CredentialRef, type GrantLevel, type SuspensionLevel } from '../central/registry.js';
 import { CliError } from './cli-error.js';
 import {
   addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, formatTable, isoSeconds, listOption, loadKeys, note, openRegistry, out, parseHex, parseInteger,
   parseSet, parseTime, registryErrors, requireDatabase, requireList, resolveBrokerAuth, topicRootOption, type BrokerAuthFlags, type DataPaths,
 } from './common.js';
-import { applyImport, IMPORT_TYPES, readImportFiles, type ImportType } from './import.js';
+import { applyImport, IMPORT_TYPES, openImportFiles, type ImportProgress, type ImportType } from './import.js';
 
 const LINES: readonly Line[] = ['first', 'second'];
 const DIRECTIONS: readonly Direction[] = ['in', 'out'];
@@ -46,7 +48,9 @@ export function registerCentral(program: Command): void {
     .addOption(dataOption())
     .addOption(listOption())
     .option('--broker-host <name...>', "more names or addresses in the broker's server certificate (localhost, 127.0.0.1 and ::1 are always there)")
-    .option('--force', 'replace existing keys (every list gets a new epoch: gates must be provisioned again); the deployment CA is kept')
+    .option('--capacity <n>', `credentials the list may hold (default ${DEFAULT_LIST_CAPACITY}, what a gate's flash layout holds); on an initialised directory, sets it`)
+    .option('--force', 'replace existing keys (every list gets a new epoch: gates must be provisioned again); the deployment CA is kept; asks on a terminal')
+    .option('--yes', 'with --force: do not ask (needed when there is no terminal)')
     .action((o: InitOptions) => init(o));
 
   central
@@ -56,8 +60,9 @@ export function registerCentral(program: Command): void {
     .addOption(dataOption())
     .addOption(new Option('--type <type>', 'what every CSV file holds (default: from its header or name)').choices(IMPORT_TYPES))
     .option('--dry-run', 'check everything, import nothing')
-    .option('--json', 'print the result as one JSON object (rows, counts, versionBefore, versionAfter, unchanged, dryRun)')
-    .action((files: string[], o: { data: string; type?: ImportType; dryRun?: boolean; json?: boolean }) => importFiles(files, o));
+    .option('--over-capacity', "commit even when the list would hold more credentials than its capacity (`central init --capacity`)")
+    .option('--json', 'print the result as one JSON object (rows, counts, versionBefore, versionAfter, unchanged, dryRun, credentials, capacity)')
+    .action((files: string[], o: ImportFlags) => importFiles(files, o));
 
   central
     .command('grant')
@@ -160,7 +165,24 @@ interface InitOptions {
   readonly data: string;
   readonly list: string;
   readonly force?: boolean;
+  readonly yes?: boolean;
+  readonly capacity?: string;
   readonly brokerHost?: string[];
+}
+
+/** --force on a directory with keys replaces them: asked on a terminal, --yes otherwise. */
+async function confirmForce(o: InitOptions): Promise<void> {
+  const p = dataPaths(o.data);
+  if (o.force !== true || o.yes === true || !existsSync(p.keys)) return;
+  const question = `replace the keys of ${p.dir}? Every list gets a new epoch and every gate must be provisioned again`;
+  if (!process.stdin.isTTY) throw new CliError(`--force would ${question.slice(0, 1).toLowerCase()}${question.slice(1).replace('?', ':')}; add --yes to confirm (no terminal to ask on)`, 2);
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('not confirmed: nothing changed', 1);
+  } finally {
+    rl.close();
+  }
 }
 
 /** Creates the deployment PKI unless the data directory has one (it is never replaced: gates and brokers trust it). */
@@ -174,6 +196,8 @@ async function ensurePki(p: DataPaths, hosts: readonly string[]): Promise<void> 
 }
 
 async function init(o: InitOptions): Promise<void> {
+  if (o.capacity !== undefined) parseInteger(o.capacity, '--capacity', 1, 100_000_000);
+  await confirmForce(o);
   initKeysAndDb(o);
   await ensurePki(dataPaths(o.data), o.brokerHost ?? []);
 }
@@ -181,6 +205,7 @@ async function init(o: InitOptions): Promise<void> {
 function initKeysAndDb(o: InitOptions): void {
   const p = dataPaths(o.data);
   const list = checkId(o.list, '--list');
+  const capacity = o.capacity !== undefined ? parseInteger(o.capacity, '--capacity', 1, 100_000_000) : undefined;
   const hadKeys = existsSync(p.keys);
   const hadDb = existsSync(p.db);
   if (hadKeys && o.force !== true) {
@@ -190,18 +215,28 @@ function initKeysAndDb(o: InitOptions): void {
       requireDatabase(p, keys);
       const r = new Registry(p.db);
       try {
-        if (r.lists().some((l) => l.name === list) && DeploymentPki.exists(p.pki)) throw new CliError(`${p.dir} is already initialised (keys.json, list '${list}' and the deployment CA exist; public key ${toHex(keys.publicKey)}); --force replaces the keys`, 3);
+        if (r.lists().some((l) => l.name === list) && DeploymentPki.exists(p.pki)) {
+          // Initialised: the one thing init still does is set a list's capacity.
+          if (capacity !== undefined) {
+            r.setCapacity(list, capacity);
+            out(`list: ${list} capacity set to ${capacity} credentials (${r.counts().credentials} enrolled)`);
+            return;
+          }
+          throw new CliError(`${p.dir} is already initialised (keys.json, list '${list}' and the deployment CA exist; public key ${toHex(keys.publicKey)}); --force replaces the keys, --capacity N sets the list's capacity`, 3);
+        }
       } finally {
         r.close();
       }
     }
     // Keys kept; the database or the list is new.
     const r = new Registry(p.db, { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, list });
+    if (capacity !== undefined) r.setCapacity(list, capacity);
     const l = r.list(list);
+    const cap = r.capacity(list);
     stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000)); // an existing database passed requireDatabase above
     r.close();
     out(`data: ${p.dir} (existing keys kept)`);
-    out(`list: ${list} (epoch ${l.epoch}, version ${l.version})`);
+    out(`list: ${list} (epoch ${l.epoch}, version ${l.version}, capacity ${cap} credentials)`);
     out(`public key: ${toHex(keys.publicKey)}`);
     return;
   }
@@ -211,17 +246,20 @@ function initKeysAndDb(o: InitOptions): void {
   // The database first, the keys last (written atomically): a failure leaves the old keys in place.
   const r = new Registry(p.db, { list });
   let l;
+  let cap = DEFAULT_LIST_CAPACITY;
   try {
     // Deltas signed with the old key would fail on gates that trust the new one: new epochs, old deltas dropped.
     if (hadKeys && hadDb) for (const x of r.lists()) r.recreateList(x.name);
+    if (capacity !== undefined) r.setCapacity(list, capacity);
     l = r.list(list);
+    cap = r.capacity(list);
     stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000));
   } finally {
     r.close();
   }
   writeKeyFile(p.keys, keys, { overwrite: o.force === true });
   out(`data: ${p.dir}${hadKeys ? ' (keys replaced: every list has a new epoch; provision every gate again)' : ''}`);
-  out(`list: ${list} (epoch ${l.epoch}, version ${l.version})`);
+  out(`list: ${list} (epoch ${l.epoch}, version ${l.version}, capacity ${cap} credentials)`);
   out(`public key: ${toHex(keys.publicKey)}`);
 }
 
@@ -251,25 +289,72 @@ function committed(r: Registry, versionBefore: number, what: string, unchangedWh
   else out(`${what}; list ${l.name} is now at version ${l.version} (a running \`central serve\` publishes it within its poll interval, or run \`subline central publish\`)`);
 }
 
-function importFiles(files: string[], o: { data: string; type?: ImportType; dryRun?: boolean; json?: boolean }): void {
-  const rows = readImportFiles(files, o.type);
-  withRegistry(o.data, (r) => {
-    const tty = process.stderr.isTTY;
-    const started = Date.now();
-    const s = applyImport(r, rows, {
-      dryRun: o.dryRun === true,
-      every: 5000,
-      ...(tty ? { progress: (done: number, total: number) => process.stderr.write(`\rimporting: ${done} / ${total} rows (${((Date.now() - started) / 1000).toFixed(1)} s)`) } : {}),
-    });
-    if (tty && s.rows >= 5000) process.stderr.write('\n');
+interface ImportFlags {
+  readonly data: string;
+  readonly type?: ImportType;
+  readonly dryRun?: boolean;
+  readonly overCapacity?: boolean;
+  readonly json?: boolean;
+}
+
+/** Progress on stderr: a bar on a terminal; a line every 10 % of a large import otherwise. */
+function importProgress(): { update: (p: ImportProgress) => void; stop: () => void } {
+  const started = Date.now();
+  const seconds = () => ((Date.now() - started) / 1000).toFixed(1);
+  if (process.stderr.isTTY) {
+    const bar = new SingleBar({ format: 'importing [{bar}] {percentage}% | {rows} rows | {seconds} s | eta {eta_formatted}', stream: process.stderr, hideCursor: true, clearOnComplete: false }, Presets.shades_classic);
+    let started_ = false;
+    return {
+      update: (p) => {
+        if (!started_) bar.start(Math.max(1, p.totalBytes), 0, { rows: 0, seconds: seconds() });
+        started_ = true;
+        bar.update(p.bytes, { rows: p.rows, seconds: seconds() });
+      },
+      stop: () => {
+        if (started_) bar.stop();
+      },
+    };
+  }
+  let step = 0;
+  return {
+    update: (p) => {
+      if (p.totalBytes < 4 << 20) return;
+      const s = Math.floor((10 * p.bytes) / p.totalBytes);
+      if (s > step) {
+        step = s;
+        process.stderr.write(`importing: ${s * 10}% (${p.rows} rows, ${seconds()} s)\n`);
+      }
+    },
+    stop: () => {},
+  };
+}
+
+async function importFiles(files: string[], o: ImportFlags): Promise<void> {
+  const sources = openImportFiles(files, o.type);
+  const p = dataPaths(o.data);
+  const r = openRegistry(p, loadKeys(p));
+  const progress = importProgress();
+  try {
+    r.allowOverCapacity = o.overCapacity === true;
+    let s;
+    try {
+      s = await applyImport(r, sources, { dryRun: o.dryRun === true, every: 5000, progress: progress.update });
+    } catch (e) {
+      if (e instanceof CapacityError) throw new CliError(`${e.message}; nothing imported (raise it with \`subline central init --capacity N\`, or import with --over-capacity: gates provisioned for ${e.capacity} credentials cannot hold the list)`, 3);
+      throw e;
+    } finally {
+      progress.stop();
+    }
     const parts = Object.entries(s.counts)
       .filter(([, n]) => n > 0)
       .map(([t, n]) => `${n} ${t}`);
     const what = `${o.dryRun === true ? 'checked (dry run, nothing imported)' : 'imported'} ${s.rows} rows${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`;
-    if (o.json === true) out(JSON.stringify({ dryRun: o.dryRun === true, unchanged: o.dryRun !== true && s.versionAfter === s.versionBefore, list: r.list().name, rows: s.rows, counts: s.counts, versionBefore: s.versionBefore, versionAfter: s.versionAfter }));
+    if (o.json === true) out(JSON.stringify({ dryRun: o.dryRun === true, unchanged: o.dryRun !== true && s.versionAfter === s.versionBefore, list: r.list().name, rows: s.rows, counts: s.counts, versionBefore: s.versionBefore, versionAfter: s.versionAfter, credentials: r.counts().credentials, capacity: r.capacity() }));
     else if (o.dryRun === true) out(what);
     else committed(r, s.versionBefore, `${what} (${s.versionAfter === s.versionBefore + 1 ? `version ${s.versionAfter}` : `versions ${s.versionBefore + 1}..${s.versionAfter}`})`, `${s.rows} rows read, the registry already held all of it`, false);
-  });
+  } finally {
+    r.close();
+  }
 }
 
 interface GrantOptions {
@@ -654,7 +739,7 @@ function gates(o: GatesOptions): void {
             backlog: g?.status.backlog ?? null,
             refused: { atCentral, atGate },
             receivedAt: g === undefined ? null : isoSeconds(g.receivedAt),
-            lastSeen: g === undefined ? null : isoSeconds(g.lastSeen),
+            lastSeen: g === undefined || g.lastSeen <= 0 ? null : isoSeconds(g.lastSeen),
           })),
           refusedFromUnknownIds: Object.fromEntries(strangers),
         },
@@ -687,7 +772,7 @@ function gates(o: GatesOptions): void {
         g === undefined ? '-' : whitelist(held, behind),
         g === undefined ? '-' : String(g.status.backlog),
         `${sum(atCentral)}/${sum(atGate)}`,
-        g === undefined ? '-' : isoSeconds(g.lastSeen),
+        g === undefined || g.lastSeen <= 0 ? '-' : isoSeconds(g.lastSeen),
       ]),
     ),
   );
@@ -696,7 +781,7 @@ function gates(o: GatesOptions): void {
     if (parts.length > 0) out(`  ${id} refused: ${parts.join(', ')}`);
   }
   for (const [id, m] of strangers) out(`  refused from ${id} (not a provisioned gate): ${Object.entries(m).map(([c, n]) => `${c} ${n}`).join(', ')}`);
-  note("(state, boot, whitelist, backlog and the gate's refusals are those of each gate's last verified status message; refused at the central: messages that failed verification or checks, per cause; last seen: any verified message)");
+  note("(state, boot, whitelist, backlog and the gate's refusals are those of each gate's last verified status message; refused at the central: messages that failed verification or checks, per cause; last seen: the last verified message the gate itself sent — a will or a retained status read at start does not count)");
 }
 
 async function certs(o: { data: string; operator?: string; json?: boolean }): Promise<void> {
