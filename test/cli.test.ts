@@ -35,7 +35,8 @@ import { Reason } from '../protocol/reasons.js';
 import { NodeGate } from '../host-sim/node-gate.js';
 import { nodeCrypto } from '../host-sim/node-crypto.js';
 import { FAST_SYNC, waitFor } from './helpers/fleet.js';
-import { runCli, startCli, tempDir, type CliProcess, type CliResult } from './helpers/cli.js';
+import { BIN, runCli, startCli, tempDir, type CliProcess, type CliResult } from './helpers/cli.js';
+import { spawn } from 'node:child_process';
 
 // ---------------------------------------------------------------- helpers
 
@@ -158,8 +159,30 @@ reg('init: key file 0600 and database, prints the public key; refuses to overwri
     assert.ok(bytesEqual(readKeyFile(join(data, 'keys.json')).publicKey, keys.publicKey), 'keys kept');
     const other = await cli(['central', 'init', '--data', data, '--list', 'lab'], 0);
     assert.match(other.stdout, /existing keys kept/);
-    await cli(['central', 'init', '--data', data, '--force'], 0);
-    assert.not.ok(bytesEqual(readKeyFile(join(data, 'keys.json')).publicKey, keys.publicKey), '--force replaces the keys');
+    // --force replaces keys: never without a confirmation (--yes, or "y" on a terminal).
+    await cli(['central', 'init', '--data', data, '--force'], 2, /add --yes to confirm \(no terminal to ask on\)/);
+    assert.ok(bytesEqual(readKeyFile(join(data, 'keys.json')).publicKey, keys.publicKey), 'not confirmed: keys kept');
+    const onTerminal = (answer: string) =>
+      new Promise<{ code: number | null; text: string }>((resolve) => {
+        // util-linux `script` gives the command a terminal; the answer is typed on it.
+        const child = spawn('script', ['-qec', `${process.execPath} ${BIN} central init --data ${data} --force`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let text = '';
+        child.stdout.on('data', (d: Buffer) => {
+          text += d.toString('utf8');
+          if (/\[y\/N\]/.test(text) && !child.stdin.writableEnded) child.stdin.end(`${answer}\n`);
+        });
+        child.on('close', (code) => resolve({ code, text }));
+      });
+    const no = await onTerminal('n');
+    assert.is(no.code, 1, no.text);
+    assert.match(no.text, /every gate must be provisioned again \[y\/N\][\s\S]*not confirmed: nothing changed/);
+    assert.ok(bytesEqual(readKeyFile(join(data, 'keys.json')).publicKey, keys.publicKey), 'answered no: keys kept');
+    const yes = await onTerminal('y');
+    assert.is(yes.code, 0, yes.text);
+    const afterYes = readKeyFile(join(data, 'keys.json')).publicKey;
+    assert.not.ok(bytesEqual(afterYes, keys.publicKey), 'answered yes: keys replaced');
+    await cli(['central', 'init', '--data', data, '--force', '--yes'], 0);
+    assert.not.ok(bytesEqual(readKeyFile(join(data, 'keys.json')).publicKey, afterYes), '--force --yes replaces the keys');
   } finally {
     rmSync(parent, { recursive: true, force: true });
   }
@@ -515,6 +538,44 @@ prov('writes a record with the central keys, verifies it, --check prints it with
 
 // ---------------------------------------------------------------- against a broker
 
+prov('--out FILE.bin writes the framed partition image (0600); --check reads a bare record, an image and a partition dump, and names a torn one', async () => {
+  const data = tempDir();
+  try {
+    await cli(['central', 'init', '--data', data], 0);
+    const bin = join(data, 'g-014.bin');
+    const r = await cli(['provision', '--data', data, '--gate', 'g-014', '--site', 'park-1', '--line', 'second', '--direction', 'in', '--lane', 'person', '--broker', 'mqtt://10.1.0.5:1883', '--out', bin], 0);
+    assert.match(r.stdout, /framed for the provision partition/);
+    assert.is(statSync(bin).mode & 0o777, 0o600, 'the image holds the deployment key and the gate key');
+    const image = new Uint8Array(readFileSync(bin));
+    assert.equal([...image.subarray(0, 4)], [0x53, 0x47, 0x50, 0x31], 'SGP1');
+    const dump = join(data, 'check.bin');
+    const padded = new Uint8Array(0x10000).fill(0xff);
+    padded.set(image);
+    writeFileSync(dump, padded);
+    for (const f of [bin, dump]) {
+      const c = await cli(['provision', '--check', f, '--data', data, '--json'], 0);
+      assert.is((JSON.parse(c.stdout) as { gate: string }).gate, 'g-014', f);
+    }
+    const torn = join(data, 'torn.bin');
+    const t = image.slice();
+    t[20] = (t[20] as number) ^ 1;
+    writeFileSync(torn, t);
+    await cli(['provision', '--check', torn], 2, /not a valid provisioning record: bad_crc/);
+    // A reader that stops early (| head) is not an error: here the reader is gone before the first line.
+    const head = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [BIN, 'provision', '--check', bin, '--data', data], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    assert.is(head.code, 0, head.stderr);
+    assert.not.match(head.stderr, /EPIPE|Unhandled/, head.stderr);
+  } finally {
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
 const live = suite('cli central serve, gates, events and gate commands against a broker');
 
 function journalRecords(g: NodeGate): { type: number; reason: number }[] {
@@ -765,9 +826,55 @@ live('central serve stops cleanly on SIGTERM; presence stays readable', async ()
   if (serve === null) throw new Error('serve not running (an earlier test failed)');
   assert.is(await serve.stop(), 0, serve.stderr());
   assert.match(serve.stdout(), /central: stopped/);
+  // stdout: the two result lines; every diagnostic on stderr, timestamped (docs/CLI.md).
+  assert.equal(serve.stdout().trim().split('\n').map((l) => l.replace(/ .*/, '')), ['central:', 'central:'], serve.stdout());
+  const diagnostics = serve.stderr().trim().split('\n').filter((l) => l !== '');
+  assert.ok(diagnostics.length > 0 && diagnostics.every((l) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z /.test(l)), serve.stderr());
   L.serve = null;
   const after = await cli(['central', 'gates', '--data', L.data, '--format', 'json'], 0);
   assert.is((JSON.parse(after.stdout) as { gates: unknown[] }).gates.length, 1);
+});
+
+live('an offline gate keeps its last known values and the time of its last message after serve restarts on its retained will', async () => {
+  type Row = { gate: string; state: string; whitelist: { version: number } | null; backlog: number | null; lastSeen: string | null; at: string | null };
+  const gates = async (): Promise<Row[]> => (JSON.parse((await cli(['central', 'gates', '--data', L.data, '--json'], 0)).stdout) as { gates: Row[] }).gates;
+  const g = gateOf();
+  assert.is(L.serve, null, 'serve is stopped (the test before)');
+  const before = (await gates())[0] as Row;
+  assert.equal([before.state, before.whitelist?.version, before.backlog], ['online', g.gate.store.version, 0]);
+  // The gate drops while no central listens: the broker keeps its will (retained, fixed at CONNECT).
+  g.stop();
+  L.gate = null;
+  await new Promise((r) => setTimeout(r, 2100)); // a wrong LAST SEEN (when serve read the will) would differ by seconds
+  L.serve = startCli(['central', 'serve', '--data', L.data, '--broker', L.broker.url, '--head-interval', '2', '--poll', '0.2']);
+  await L.serve.waitForOutput(/central: serving list main/);
+  for (let i = 0; (await gates())[0]?.state !== 'offline'; i++) {
+    if (i > 50) throw new Error('the retained will was not read within 10 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const after = (await gates())[0] as Row;
+  assert.equal([after.state, after.whitelist?.version, after.backlog], ['offline', before.whitelist?.version, before.backlog], 'the last known whitelist and backlog, not those of the will');
+  assert.is(after.lastSeen, before.lastSeen, 'last seen: the gate\'s last message, not when serve started');
+  const table = (await cli(['central', 'gates', '--data', L.data], 0)).stdout;
+  assert.match(table, new RegExp(`^${GATE}\\s+active \\(key 1\\)\\s+offline\\s+\\d+\\s+first\\s+in\\s+person\\s+main v${String(before.whitelist?.version)}\\s+0\\s+\\S+\\s+${String(before.lastSeen)}`, 'm'));
+});
+
+live('gate status: the retained status decoded and verified with the gate\'s key; a forged one is refused (3), none is exit 4', async () => {
+  const st = await cli(['gate', 'status', GATE, '--data', L.data, '--broker', L.broker.url, '--json'], 0);
+  // The broker holds the will: fixed at CONNECT, before the gate synced (no list yet).
+  const s = JSON.parse(st.stdout) as { gate: string; state: string; line: string; boot: number; lists: { list: string; version: number }[] };
+  assert.equal([s.gate, s.state, s.line, s.boot, s.lists], [GATE, 'offline', 'first', 1, []], st.stdout);
+  assert.match((await cli(['gate', 'status', GATE, '--data', L.data, '--broker', L.broker.url], 0)).stdout, new RegExp(`^gate ${GATE}: offline, firmware .*\\n  whitelist: none; backlog \\d+`));
+  const forger = await mqtt.connectAsync(L.broker.url, { clientId: 'forger-status' });
+  try {
+    await forger.publishAsync(topics.gate(GATE, 'status'), Buffer.from('a status nobody MACed'), { retain: true, qos: 1 });
+    await cli(['gate', 'status', GATE, '--data', L.data, '--broker', L.broker.url], 3, /is not MACed by gate fl-in-t01/);
+    await forger.publishAsync(topics.gate(GATE, 'status'), Buffer.alloc(0), { retain: true, qos: 1 }); // cleared
+  } finally {
+    await forger.endAsync();
+  }
+  await cli(['gate', 'status', GATE, '--data', L.data, '--broker', L.broker.url, '--wait', '1'], 4, /no retained status of gate fl-in-t01/);
+  await cli(['gate', 'status', 'fl-in-t99', '--data', L.data, '--broker', L.broker.url], 3, /unknown gate 'fl-in-t99'/);
 });
 
 // ---------------------------------------------------------------- on a locked-down broker

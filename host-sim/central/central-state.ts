@@ -4,8 +4,9 @@
 //
 // - `gates`: the presence of every gate the central has heard from (the
 //   status the presence rule kept, docs/SYNC.md "Presence"), when it arrived,
-//   and when anything was last heard from the gate. Written, not read back by
-//   the central: after a restart the broker's retained statuses set it again.
+//   and when anything was last heard from the gate. Read back when the central
+//   starts, so that the retained statuses it then receives go through the
+//   presence rule against what it knew.
 // - `published`: per list, the epoch and highest version whose delta the
 //   broker has acknowledged (QoS 1). A central that starts (or `subline
 //   central publish`) publishes the deltas after it.
@@ -112,8 +113,11 @@ export class CentralState {
       WHERE excluded.epoch > published.epoch OR (excluded.epoch = published.epoch AND excluded.version > published.version)`);
   }
 
-  /** Stores the status the presence rule kept for its gate. */
-  putStatus(status: GateStatusMessage, receivedAt: number): void {
+  /**
+   * Stores the status the presence rule kept for its gate. `lastSeen`: when the
+   * gate itself was last heard (never moves back: a row keeps the later time).
+   */
+  putStatus(status: GateStatusMessage, receivedAt: number, lastSeen = receivedAt): void {
     const s = status;
     this.#put.run({
       gate: s.gate,
@@ -130,7 +134,7 @@ export class CentralState {
       backlog: s.backlog,
       refused: JSON.stringify(s.refused),
       received_at: receivedAt,
-      last_seen: receivedAt,
+      last_seen: lastSeen,
     });
   }
 

@@ -227,9 +227,10 @@ export class Central {
     this.registry.createList(this.list);
     this.#ownEvents = options.events === undefined;
     this.events = options.events ?? new EventStore(this.registry.db);
-    // Presence is written to the database for the CLI, but not read back: after a
-    // restart the broker's retained statuses (the latest of each gate) set it again.
+    // Presence is read back: a retained status older than what the central last knew
+    // (the will of a connection whose birth it saw) must not replace those values.
     this.#state = new CentralState(this.registry.db);
+    for (const g of this.#state.gates()) this.#presence.set(g.status.gate, { status: g.status, receivedAt: g.receivedAt });
     this.identities = new GateRegistry(this.registry.db);
     this.#auth = new GateAuthenticator({ gates: this.identities, masterKey: options.gateMasterKey, crypto: nodeCrypto });
     this.#budget = new SyncBudget(options.syncBudget);
@@ -306,7 +307,7 @@ export class Central {
     });
     this.#client = client;
     client.on('connect', () => this.#onConnect(client));
-    client.on('message', (topic, payload) => this.#onMessage(topic, payload));
+    client.on('message', (topic, payload, packet) => this.#onMessage(topic, payload, packet.retain));
     client.on('error', (e) => {
       this.stats.connectionErrors++;
       this.#log(`mqtt: ${e.message}`);
@@ -664,7 +665,8 @@ export class Central {
     this.refusals.count(gate, `${kind}.${cause}`);
   }
 
-  #onMessage(topic: string, payload: Buffer): void {
+  /** `retained`: delivered from the broker's store (an old message), not sent by the gate just now. */
+  #onMessage(topic: string, payload: Buffer, retained = false): void {
     try {
       const parsed = this.topics.parse(topic);
       if (!parsed.ok) return this.#count(this.stats.rejected, `topic.${parsed.error.code}`);
@@ -691,7 +693,7 @@ export class Central {
           if (bytes.length === 0) return this.#refuse(gate, 'status', 'empty'); // a cleared retained status
           const r = this.#auth.open(gate, topic, GateStatus, bytes);
           if (!r.ok) return this.#refuse(gate, 'status', r.cause);
-          return this.#onStatus(gate, r.value);
+          return this.#onStatus(gate, r.value, retained);
         }
         case 'cmdres': {
           const r = this.#auth.open(gate, topic, CommandResult, bytes);
@@ -789,17 +791,24 @@ export class Central {
     if (ack !== null && this.#publish(topic, ack)) this.stats.published.acks++;
   }
 
-  #onStatus(gate: string, s: GateStatusMessage): void {
+  #onStatus(gate: string, s: GateStatusMessage, retained: boolean): void {
     if (s.gate !== gate) return this.#refuse(gate, 'status', 'gate_mismatch');
     const cur = this.#presence.get(gate)?.status;
     if (cur !== undefined && !supersedes(s, cur)) {
       this.stats.presenceIgnored++;
       return;
     }
+    // The will is fixed at CONNECT: for the connection whose later statuses the central
+    // holds, it says only "offline"; the whitelist, backlog and refusals stay the last known.
+    const sameConnection = cur !== undefined && cur.journal === s.journal && cur.boot === s.boot && cur.conn === s.conn;
+    const kept = s.state === 'offline' && sameConnection && cur.state === 'online' ? { ...cur, state: 'offline' as const } : s;
     const receivedAt = this.#clock();
-    this.#presence.set(gate, { status: s, receivedAt });
-    this.#lastTouch.set(gate, receivedAt);
-    this.#state.putStatus(s, receivedAt);
+    this.#presence.set(gate, { status: kept, receivedAt });
+    // Heard from the gate now only when it sent this itself, live: a will comes from the broker,
+    // a retained status from its store. Otherwise the last seen time stays (or is the status's own).
+    const heard = !retained && s.state === 'online';
+    if (heard) this.#lastTouch.set(gate, receivedAt);
+    this.#state.putStatus(kept, receivedAt, heard ? receivedAt : s.at);
   }
 
   /** Records (throttled) that a known gate was heard from. */

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import type { Command } from 'commander';
 import { fromHex, toHex } from '../../protocol/hex.js';
 import { Topics } from '../../protocol/topics.js';
-import { CommandResult } from '../../protocol/messages.js';
+import { CommandResult, GateStatus } from '../../protocol/messages.js';
 import type { CentralKeys } from '../central/keys.js';
 import { nodeCrypto } from '../node-crypto.js';
 import { COMMAND_OPS, sealCommand, sendCommandOver, type CommandOp } from '../central/commands.js';
@@ -41,7 +41,7 @@ const DESCRIPTIONS: Record<CommandOp, string> = {
 };
 
 export function registerGate(program: Command): void {
-  const gate = addGroup(program, 'gate', 'signed remote commands to one gate (open, lockdown, release, config)');
+  const gate = addGroup(program, 'gate', "signed remote commands to one gate (open, lockdown, release, config) and its status");
   for (const op of COMMAND_OPS) {
     const c = gate
       .command(op)
@@ -58,6 +58,17 @@ export function registerGate(program: Command): void {
     addBrokerAuthOptions(c.addOption(dataOption()).addOption(brokerOption()).addOption(topicRootOption()))
       .action((g: string, o: GateCommandOptions) => send(op, g, o));
   }
+  addBrokerAuthOptions(
+    gate
+      .command('status')
+      .description("read a gate's retained status from the broker, check its MAC and print it decoded (what a technician checks after flashing)")
+      .argument('<gate>', 'gate id')
+      .option('--wait <seconds>', 'how long to wait for the retained status', '5')
+      .option('--json', 'print the status as JSON')
+      .addOption(dataOption())
+      .addOption(brokerOption())
+      .addOption(topicRootOption()),
+  ).action((g: string, o: GateCommandOptions) => status(g, o));
 }
 
 /** The database with the gate identities; the gate must be provisioned and active. */
@@ -116,6 +127,50 @@ async function send(op: CommandOp, gateArg: string, o: GateCommandOptions): Prom
     if (result.status !== 'done') throw new CliError(`gate ${gate} ${result.status === 'refused' ? 'refused' : 'failed'} ${op}: ${result.reason} (nonce ${nonce})`, 3);
     if (o.json !== true) out(`gate ${gate}: ${op} done: ${result.reason} (nonce ${nonce}, gate time ${isoSeconds(result.at)})`);
     if (op === 'lockdown') note(`the lockdown stays until \`subline gate release ${gate}\``);
+  } finally {
+    db.close();
+  }
+}
+
+/** `gate status G`: the retained status on gates/G/status, verified with G's key. Exit 3: not verified; 4: none within --wait. */
+async function status(gateArg: string, o: GateCommandOptions): Promise<void> {
+  const gate = checkId(gateArg, 'gate');
+  const waitSeconds = parseInteger(o.wait, '--wait', 1, 600);
+  checkBrokerUrl(o.broker);
+  const topics = new Topics(checkTopicRoot(o.topicRoot));
+  const p = dataPaths(o.data);
+  const keys = loadKeys(p);
+  const db = openIdentities(p, gate, keys);
+  try {
+    const auth = new GateAuthenticator({ gates: new GateRegistry(db), masterKey: keys.gateMasterKey, crypto: nodeCrypto });
+    const topic = topics.gate(gate, 'status');
+    const client = await connectBroker(o.broker, Math.min(waitSeconds, 10) * 1000, 'subline-status', resolveBrokerAuth(o, o.broker, p));
+    let payload: Uint8Array | null = null;
+    try {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitSeconds * 1000);
+        client.on('message', (t, b) => {
+          if (t !== topic) return;
+          payload = new Uint8Array(b);
+          clearTimeout(timer);
+          resolve();
+        });
+        client.subscribe(topic, { qos: 1 });
+      });
+    } finally {
+      await client.endAsync().catch(() => undefined);
+    }
+    if (payload === null || (payload as Uint8Array).length === 0) throw new CliError(`no retained status of gate ${gate} on ${o.broker} within ${waitSeconds} s (topic ${topic}): the gate has not connected to this broker, or under another --topic-root`, 4);
+    const r = auth.open(gate, topic, GateStatus, payload);
+    if (!r.ok) throw new CliError(`the status on ${topic} is not MACed by gate ${gate} (${r.cause}): forged, or from an earlier provisioning`, 3);
+    const s = r.value;
+    if (o.json === true) {
+      out(JSON.stringify({ ...s, at: isoSeconds(s.at) }, null, 2));
+      return;
+    }
+    out(`gate ${s.gate}: ${s.state}, firmware ${s.firmware}, ${s.line} line, ${s.direction}, ${s.lane} lane; journal epoch ${s.journal}, boot ${s.boot}, connection ${s.conn}; at ${isoSeconds(s.at)} (gate clock)`);
+    out(`  whitelist: ${s.lists.length === 0 ? 'none' : s.lists.map((l) => `${l.list} epoch ${l.epoch} version ${l.version}`).join(', ')}; backlog ${s.backlog} event(s) not yet acknowledged`);
+    if (s.refused.length > 0) out(`  refused by the gate: ${s.refused.map((x) => `${x.cause} ${x.count}`).join(', ')}`);
   } finally {
     db.close();
   }

@@ -11,6 +11,8 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../atomic-file.js';
+import { extname } from 'node:path';
+import { frameProvisioningRecord, PROVISIONING_MAGIC, readProvisioningImage } from '../../firmware/moddable/provisioning-image.js';
 import { Option, type Command } from 'commander';
 import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
 import { bytesEqual, toHex } from '../../protocol/hex.js';
@@ -65,7 +67,7 @@ export function registerProvision(program: Command): void {
     .option('--stale-after <seconds>', "whitelist turns stale after this many seconds without a head (60-604800; default: the line's)")
     .option('--policy <state=action,...>', `action per freshness state (${STATES.join(', ')}) among ${ACTIONS.join(', ')}; default: the line's`)
     .option('--passback <seconds>', 'anti-passback window (0-86400; 0 = off)', '0')
-    .option('--out <file>', 'where to write the record (written with mode 0600)')
+    .option('--out <file>', 'where to write the record, mode 0600: FILE.bin is framed for the gate\'s provision partition (parttool), any other name the bare CBOR record')
     .option('--force', 'replace an existing --out file')
     .option('--check <file>', 'validate an existing record and print it (without secrets)')
     .option('--json', 'with --check: print JSON')
@@ -188,11 +190,15 @@ function writeRecord(file: string, record: ProvisioningRecord): void {
   const decoded = decodeProvisioning(bytes);
   if (!decoded.ok) bad(`the record does not validate: ${decoded.error.code} at '${decoded.error.field}'`);
 
+  // FILE.bin: framed for the gate's `provision` partition (docs/FLASHING.md), ready for parttool.
+  const framed = extname(file).toLowerCase() === '.bin';
+  const content = framed ? frameProvisioningRecord(bytes) : bytes;
   try {
-    writeFileAtomic(file, bytes, {
+    // 0600 either way: the record holds the deployment key and the gate's key.
+    writeFileAtomic(file, content, {
       mode: 0o600,
       verify: (tmp) => {
-        const back = decodeProvisioning(new Uint8Array(readFileSync(tmp)));
+        const back = readRecordFile(new Uint8Array(readFileSync(tmp)));
         if (!back.ok || !bytesEqual(encodeProvisioning(back.value), bytes)) throw new CliError(`${file}: the record read back does not decode to what was written`, 1);
       },
     });
@@ -200,8 +206,22 @@ function writeRecord(file: string, record: ProvisioningRecord): void {
     if (e instanceof CliError) throw e;
     throw new CliError(`--out ${file}: cannot be written (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 2);
   }
-  out(`wrote ${file} (${bytes.length} bytes): gate ${gate} at ${site}, ${line} line, ${record.direction}, ${record.lane} lane, list ${list}, journal epoch ${journalEpoch}`);
+  out(`wrote ${file} (${content.length} bytes${framed ? ', framed for the provision partition' : ''}): gate ${gate} at ${site}, ${line} line, ${record.direction}, ${record.lane} lane, list ${list}, journal epoch ${journalEpoch}`);
   out(`trusted key: ${toHex(record.trustedKeys[0] as Uint8Array)}; gate key id ${record.gateKeyId}`);
+}
+
+function isFramed(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && PROVISIONING_MAGIC.every((b, i) => bytes[i] === b);
+}
+
+/** A bare record (CBOR), or a framed one: a .bin image or a dump of the partition read back from a gate. */
+function readRecordFile(bytes: Uint8Array): { ok: true; value: ProvisioningRecord } | { ok: false; detail: string } {
+  if (isFramed(bytes)) {
+    const r = readProvisioningImage((offset, length) => bytes.slice(offset, offset + length), bytes.length);
+    return r.ok ? r : { ok: false, detail: `${r.error} (${r.detail})` };
+  }
+  const r = decodeProvisioning(bytes);
+  return r.ok ? r : { ok: false, detail: `${r.error.code}${r.error.field !== '' ? ` at field '${r.error.field}'` : ''}` };
 }
 
 /** The record without its secrets, for printing. */
@@ -239,8 +259,8 @@ function check(file: string, o: ProvisionOptions): void {
     const code = (e as NodeJS.ErrnoException).code;
     return bad(code === 'ENOENT' ? `--check ${file}: no such file` : `--check ${file}: cannot be read (${code ?? String(e)})`);
   }
-  const r = decodeProvisioning(bytes);
-  if (!r.ok) throw new CliError(`${file}: not a valid provisioning record: ${r.error.code}${r.error.field !== '' ? ` at field '${r.error.field}'` : ''}`, 2);
+  const r = readRecordFile(bytes);
+  if (!r.ok) throw new CliError(`${file}: not a valid provisioning record: ${r.detail}`, 2);
   let centralKey: Uint8Array | undefined;
   try {
     centralKey = readKeyFile(dataPaths(o.data).keys).publicKey;
@@ -252,7 +272,7 @@ function check(file: string, o: ProvisionOptions): void {
     out(JSON.stringify(d, null, 2));
     return;
   }
-  out(`${file}: valid provisioning record (${bytes.length} bytes)`);
+  out(`${file}: valid provisioning record (${bytes.length} bytes${isFramed(bytes) ? ', framed: a partition image' : ''})`);
   for (const [k, v] of Object.entries(d)) {
     if (k === 'trustedKeys') (v as string[]).forEach((key, i) => out(`  trusted key ${i + 1}: ${key}`));
     else if (k === 'policy') {

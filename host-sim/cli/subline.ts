@@ -10,6 +10,12 @@ import { registerSim } from './sim-command.js';
 import { registerBroker } from './broker-command.js';
 import { CliError } from './cli-error.js';
 
+// `subline ... | head`: a reader that stops early is not an error (no stack trace).
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 const program = new Command('subline')
   .description('subline-gate: fleet simulator, reference central and gate tools')
   .version('0.1.0')
