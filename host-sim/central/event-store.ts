@@ -124,10 +124,128 @@ CREATE TABLE IF NOT EXISTS event_conflicts (
   PRIMARY KEY (gate, epoch, seq, record)) WITHOUT ROWID;
 `;
 
-interface Head {
+/** Per (gate, epoch): the highest contiguous seq from 1, its chain value, the highest stored seq. */
+export interface EventHead {
   contiguous: number;
   chain: Uint8Array;
   maxSeq: number;
+}
+type Head = EventHead;
+
+/** A record of a refused batch to keep in event_conflicts (insert-or-ignore: once per distinct bytes). */
+export interface ConflictToKeep {
+  readonly seq: number;
+  readonly record: Uint8Array;
+  readonly chain: Uint8Array;
+  readonly stored: Uint8Array | null;
+  readonly problem: IngestProblem;
+}
+
+/** What one ingest does, decided before anything is written; each store engine applies it in one transaction. */
+export interface IngestPlan {
+  /** The result, without `conflicts` (the engine counts the rows it newly kept). */
+  readonly result: IngestResult;
+  /** Indices into the batch of the records to insert. */
+  readonly inserts: readonly number[];
+  /** The new head, or null when it does not change. */
+  readonly head: EventHead | null;
+  /** Set when the batch was refused for what is held ('chain_break', 'overlap_mismatch'). */
+  readonly keep: readonly ConflictToKeep[] | null;
+}
+
+export const EMPTY_HEAD: EventHead = { contiguous: 0, chain: ZERO_CHAIN, maxSeq: 0 };
+
+export function recordOf(b: EventBatchMessage, i: number): Uint8Array {
+  return b.records.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES);
+}
+
+/** The batch's chain values from its prev; a problem when the records are not whole or do not chain to its `chain`. */
+export function batchChains(b: EventBatchMessage): Uint8Array[] | 'bad_length' | 'bad_chain' {
+  const n = b.count;
+  if (b.records.length !== n * RECORD_BYTES || b.first + n - 1 > 0xffffffff) return 'bad_length';
+  const chains: Uint8Array[] = new Array<Uint8Array>(n);
+  let c = b.prev;
+  for (let i = 0; i < n; i++) {
+    c = sha256Pair(c, recordOf(b, i));
+    chains[i] = c;
+  }
+  return bytesEqual(c, b.chain) ? chains : 'bad_chain';
+}
+
+/** The plan's result with `conflicts`: `keep(k)` stores one conflict row and returns 1 if it was new. */
+export function withConflicts(plan: IngestPlan, keep: (k: ConflictToKeep) => number): IngestResult {
+  if (plan.keep === null) return plan.result;
+  let kept = 0;
+  for (const k of plan.keep) kept += keep(k);
+  return { ...plan.result, conflicts: kept };
+}
+
+/**
+ * The ingest rules of the file comment over reads the engine provides:
+ * `range(from, to)` the stored (record, chain) by seq in from..to, `after(seq)`
+ * the stored (seq, chain) above seq in order. Pure: writes nothing.
+ */
+export function planIngest(b: EventBatchMessage, chains: readonly Uint8Array[], head: EventHead, range: (from: number, to: number) => Map<number, [Uint8Array, Uint8Array]>, after: (seq: number) => Iterable<[number, Uint8Array]>): IngestPlan {
+  const { epoch, first, count } = b;
+  const last = first + count - 1;
+  const ackOf = (h: EventHead): EventAckValue | null => (h.contiguous === 0 ? null : { epoch, seq: h.contiguous, chain: h.chain });
+  const keepOf = (stored: Map<number, [Uint8Array, Uint8Array]>, problem: IngestProblem): ConflictToKeep[] => {
+    const keep: ConflictToKeep[] = [];
+    for (let i = 0; i < count; i++) {
+      const r = recordOf(b, i);
+      const held = stored.get(first + i);
+      if (held !== undefined && bytesEqual(held[0], r)) continue;
+      keep.push({ seq: first + i, record: r, chain: chains[i] as Uint8Array, stored: held === undefined ? null : held[0], problem });
+    }
+    return keep;
+  };
+
+  // Hot path: the batch continues the contiguous chain and nothing is stored beyond it.
+  if (first === head.contiguous + 1 && head.maxSeq <= head.contiguous) {
+    if (!bytesEqual(b.prev, head.chain)) return { result: { stored: 0, duplicates: 0, ack: ackOf(head), problem: 'chain_break' }, inserts: [], head: null, keep: keepOf(range(first, last), 'chain_break') };
+    const chain = chains[count - 1] as Uint8Array;
+    return { result: { stored: count, duplicates: 0, ack: { epoch, seq: last, chain } }, inserts: Array.from({ length: count }, (_, i) => i), head: { contiguous: last, chain, maxSeq: last }, keep: null };
+  }
+
+  // General path: check against every stored neighbour and overlap, then insert what is new.
+  const stored = range(first - 1, last + 1);
+  const reject = (problem: 'chain_break' | 'overlap_mismatch'): IngestPlan => ({ result: { stored: 0, duplicates: 0, ack: ackOf(head), problem }, inserts: [], head: null, keep: keepOf(stored, problem) });
+  if (first === 1) {
+    if (!bytesEqual(b.prev, ZERO_CHAIN)) return reject('chain_break');
+  } else {
+    const before = stored.get(first - 1);
+    if (before !== undefined && !bytesEqual(before[1], b.prev)) return reject('chain_break');
+  }
+  let duplicates = 0;
+  const inserts: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const s = stored.get(first + i);
+    if (s === undefined) {
+      inserts.push(i);
+      continue;
+    }
+    if (!bytesEqual(s[0], recordOf(b, i))) return reject('overlap_mismatch');
+    if (!bytesEqual(s[1], chains[i] as Uint8Array)) return reject('chain_break');
+    duplicates++;
+  }
+  const afterRow = stored.get(last + 1);
+  if (afterRow !== undefined && !bytesEqual(sha256Pair(chains[count - 1] as Uint8Array, afterRow[0]), afterRow[1])) return reject('chain_break');
+
+  const next: EventHead = { contiguous: head.contiguous, chain: head.chain, maxSeq: Math.max(head.maxSeq, last) };
+  if (first <= head.contiguous + 1 && last > head.contiguous) {
+    // The batch joined the contiguous part: walk over it and anything stored after it.
+    next.contiguous = last;
+    next.chain = chains[count - 1] as Uint8Array;
+    if (next.maxSeq > last) {
+      for (const [seq, c] of after(last)) {
+        if (seq !== next.contiguous + 1) break;
+        next.contiguous = seq;
+        next.chain = new Uint8Array(c);
+      }
+    }
+  }
+  const result: IngestResult = { stored: count - duplicates, duplicates, ack: ackOf(next) };
+  return { result: first > next.contiguous + 1 ? { ...result, problem: 'gap_before' } : result, inserts, head: next, keep: null };
 }
 
 const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -171,15 +289,8 @@ export class EventStore {
 
   /** Stores a decoded batch exactly once; see the file comment. Never throws for bad content. */
   ingest(b: EventBatchMessage): IngestResult {
-    const n = b.count;
-    if (b.records.length !== n * RECORD_BYTES || b.first + n - 1 > 0xffffffff) return { stored: 0, duplicates: 0, ack: this.ack(b.gate, b.epoch), problem: 'bad_length' };
-    const chains: Uint8Array[] = new Array<Uint8Array>(n);
-    let c = b.prev;
-    for (let i = 0; i < n; i++) {
-      c = sha256Pair(c, b.records.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES));
-      chains[i] = c;
-    }
-    if (!bytesEqual(c, b.chain)) return { stored: 0, duplicates: 0, ack: this.ack(b.gate, b.epoch), problem: 'bad_chain' };
+    const chains = batchChains(b);
+    if (typeof chains === 'string') return { stored: 0, duplicates: 0, ack: this.ack(b.gate, b.epoch), problem: chains };
     return this.#ingestTx.immediate(b, chains);
   }
 
@@ -245,81 +356,19 @@ export class EventStore {
 
   #readHead(gate: string, epoch: number): Head {
     const r = this.#head.get(gate, epoch) as [number, Buffer, number] | undefined;
-    return r === undefined ? { contiguous: 0, chain: ZERO_CHAIN, maxSeq: 0 } : { contiguous: r[0], chain: new Uint8Array(r[1]), maxSeq: r[2] };
+    return r === undefined ? EMPTY_HEAD : { contiguous: r[0], chain: new Uint8Array(r[1]), maxSeq: r[2] };
   }
 
   #ingest(b: EventBatchMessage, chains: Uint8Array[]): IngestResult {
-    const { gate, epoch, first, count } = b;
-    const last = first + count - 1;
-    const head = this.#readHead(gate, epoch);
+    const { gate, epoch } = b;
     const now = this.#clock();
-    const rec = (i: number) => buf(b.records.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES));
-
-    // Hot path: the batch continues the contiguous chain and nothing is stored beyond it.
-    if (first === head.contiguous + 1 && head.maxSeq <= head.contiguous) {
-      if (!bytesEqual(b.prev, head.chain)) return { stored: 0, duplicates: 0, ack: this.#ackOf(epoch, head), problem: 'chain_break', conflicts: this.#keep(b, chains, new Map(), 'chain_break', now) };
-      for (let i = 0; i < count; i++) this.#insert.run(gate, epoch, first + i, rec(i), buf(chains[i] as Uint8Array), now);
-      const chain = chains[count - 1] as Uint8Array;
-      this.#setHead.run(gate, epoch, last, buf(chain), last);
-      return { stored: count, duplicates: 0, ack: { epoch, seq: last, chain } };
-    }
-
-    // General path: check against every stored neighbour and overlap, then insert what is new.
-    const rows = this.#range.all(gate, epoch, first - 1, last + 1) as [number, Buffer, Buffer][];
-    const stored = new Map<number, [Buffer, Buffer]>();
-    for (const [seq, r, c] of rows) stored.set(seq, [r, c]);
-    const reject = (problem: 'chain_break' | 'overlap_mismatch'): IngestResult => ({ stored: 0, duplicates: 0, ack: this.#ackOf(epoch, head), problem, conflicts: this.#keep(b, chains, stored, problem, now) });
-    if (first === 1) {
-      if (!bytesEqual(b.prev, ZERO_CHAIN)) return reject('chain_break');
-    } else {
-      const before = stored.get(first - 1);
-      if (before !== undefined && !bytesEqual(before[1], b.prev)) return reject('chain_break');
-    }
-    let duplicates = 0;
-    for (let i = 0; i < count; i++) {
-      const s = stored.get(first + i);
-      if (s === undefined) continue;
-      if (!bytesEqual(s[0], rec(i))) return reject('overlap_mismatch');
-      if (!bytesEqual(s[1], chains[i] as Uint8Array)) return reject('chain_break');
-      duplicates++;
-    }
-    const after = stored.get(last + 1);
-    if (after !== undefined && !bytesEqual(sha256Pair(chains[count - 1] as Uint8Array, after[0]), after[1])) return reject('chain_break');
-
-    for (let i = 0; i < count; i++) if (!stored.has(first + i)) this.#insert.run(gate, epoch, first + i, rec(i), buf(chains[i] as Uint8Array), now);
-    const next: Head = { contiguous: head.contiguous, chain: head.chain, maxSeq: Math.max(head.maxSeq, last) };
-    if (first <= head.contiguous + 1 && last > head.contiguous) {
-      // The batch joined the contiguous part: walk over it and anything stored after it.
-      next.contiguous = last;
-      next.chain = chains[count - 1] as Uint8Array;
-      if (next.maxSeq > last) {
-        for (const [seq, c] of this.#after.iterate(gate, epoch, last) as IterableIterator<[number, Buffer]>) {
-          if (seq !== next.contiguous + 1) break;
-          next.contiguous = seq;
-          next.chain = new Uint8Array(c);
-        }
-      }
-    }
-    this.#setHead.run(gate, epoch, next.contiguous, buf(next.chain), next.maxSeq);
-    const result: IngestResult = { stored: count - duplicates, duplicates, ack: this.#ackOf(epoch, next) };
-    return first > next.contiguous + 1 ? { ...result, problem: 'gap_before' } : result;
-  }
-
-  /** Keeps the records of a refused batch that differ from the held ones (`stored`: held rows of the batch's range, where read). Returns how many are new. */
-  #keep(b: EventBatchMessage, chains: Uint8Array[], stored: Map<number, [Buffer, Buffer]>, problem: IngestProblem, now: number): number {
-    const { gate, epoch, first, count } = b;
-    if (stored.size === 0) for (const [seq, r, c] of this.#range.all(gate, epoch, first, first + count - 1) as [number, Buffer, Buffer][]) stored.set(seq, [r, c]);
-    let kept = 0;
-    for (let i = 0; i < count; i++) {
-      const r = b.records.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES);
-      const held = stored.get(first + i);
-      if (held !== undefined && bytesEqual(held[0], r)) continue;
-      kept += this.#conflict.run(gate, epoch, first + i, buf(r), buf(chains[i] as Uint8Array), held === undefined ? null : held[0], problem, now).changes;
-    }
-    return kept;
-  }
-
-  #ackOf(epoch: number, h: Head): EventAckValue | null {
-    return h.contiguous === 0 ? null : { epoch, seq: h.contiguous, chain: h.chain };
+    const plan = planIngest(b, chains, this.#readHead(gate, epoch), (from, to) => {
+      const m = new Map<number, [Uint8Array, Uint8Array]>();
+      for (const [seq, r, c] of this.#range.all(gate, epoch, from, to) as [number, Buffer, Buffer][]) m.set(seq, [r, c]);
+      return m;
+    }, (after) => this.#after.iterate(gate, epoch, after) as IterableIterator<[number, Buffer]>);
+    for (const i of plan.inserts) this.#insert.run(gate, epoch, b.first + i, buf(recordOf(b, i)), buf(chains[i] as Uint8Array), now);
+    if (plan.head !== null) this.#setHead.run(gate, epoch, plan.head.contiguous, buf(plan.head.chain), plan.head.maxSeq);
+    return withConflicts(plan, (k) => this.#conflict.run(gate, epoch, k.seq, buf(k.record), buf(k.chain), k.stored === null ? null : buf(k.stored), k.problem, now).changes);
   }
 }
