@@ -6,9 +6,10 @@ import { benchSync } from './sync.js';
 import { benchXsGate } from './xs-gate.js';
 import { benchSdk } from './sdk.js';
 import { benchImport } from './import.js';
+import { benchScale } from './scale.js';
 import { locateSdk } from '../host-sim/moddable-sdk/sdk.js';
 
-const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal, sync: benchSync, xs: benchXsGate, sdk: benchSdk, import: benchImport };
+const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal, sync: benchSync, xs: benchXsGate, sdk: benchSdk, import: benchImport, scale: benchScale };
 const wanted = process.argv.slice(2);
 if (wanted.includes('--help') || wanted.includes('-h')) {
   console.log(`usage: npm run bench [-- <name> ...]\nbenchmarks: ${Object.keys(benches).join(', ')}\nresults: JSON lines on stdout and in bench/results/<name>.json`);

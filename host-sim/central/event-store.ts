@@ -145,8 +145,8 @@ export interface ConflictToKeep {
 export interface IngestPlan {
   /** The result, without `conflicts` (the engine counts the rows it newly kept). */
   readonly result: IngestResult;
-  /** Indices into the batch of the records to insert. */
-  readonly inserts: readonly number[];
+  /** Indices into the batch of the records to insert; 'all' on the hot path (no array per batch). */
+  readonly inserts: readonly number[] | 'all';
   /** The new head, or null when it does not change. */
   readonly head: EventHead | null;
   /** Set when the batch was refused for what is held ('chain_break', 'overlap_mismatch'). */
@@ -204,7 +204,7 @@ export function planIngest(b: EventBatchMessage, chains: readonly Uint8Array[], 
   if (first === head.contiguous + 1 && head.maxSeq <= head.contiguous) {
     if (!bytesEqual(b.prev, head.chain)) return { result: { stored: 0, duplicates: 0, ack: ackOf(head), problem: 'chain_break' }, inserts: [], head: null, keep: keepOf(range(first, last), 'chain_break') };
     const chain = chains[count - 1] as Uint8Array;
-    return { result: { stored: count, duplicates: 0, ack: { epoch, seq: last, chain } }, inserts: Array.from({ length: count }, (_, i) => i), head: { contiguous: last, chain, maxSeq: last }, keep: null };
+    return { result: { stored: count, duplicates: 0, ack: { epoch, seq: last, chain } }, inserts: 'all', head: { contiguous: last, chain, maxSeq: last }, keep: null };
   }
 
   // General path: check against every stored neighbour and overlap, then insert what is new.
@@ -367,7 +367,11 @@ export class EventStore {
       for (const [seq, r, c] of this.#range.all(gate, epoch, from, to) as [number, Buffer, Buffer][]) m.set(seq, [r, c]);
       return m;
     }, (after) => this.#after.iterate(gate, epoch, after) as IterableIterator<[number, Buffer]>);
-    for (const i of plan.inserts) this.#insert.run(gate, epoch, b.first + i, buf(recordOf(b, i)), buf(chains[i] as Uint8Array), now);
+    const n = plan.inserts === 'all' ? b.count : plan.inserts.length;
+    for (let j = 0; j < n; j++) {
+      const i = plan.inserts === 'all' ? j : (plan.inserts[j] as number);
+      this.#insert.run(gate, epoch, b.first + i, buf(recordOf(b, i)), buf(chains[i] as Uint8Array), now);
+    }
     if (plan.head !== null) this.#setHead.run(gate, epoch, plan.head.contiguous, buf(plan.head.chain), plan.head.maxSeq);
     return withConflicts(plan, (k) => this.#conflict.run(gate, epoch, k.seq, buf(k.record), buf(k.chain), k.stored === null ? null : buf(k.stored), k.problem, now).changes);
   }

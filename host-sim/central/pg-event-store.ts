@@ -103,13 +103,14 @@ export class PgEventStore {
       }
       const plan = planIngest(b, chains, head, (from, to) => new Map([...near].filter(([seq]) => seq >= from && seq <= to)), () => after);
       const now = this.#clock();
-      if (plan.inserts.length > 0) {
+      const inserts = plan.inserts === 'all' ? Array.from({ length: count }, (_, i) => i) : plan.inserts;
+      if (inserts.length > 0) {
         await c.query('INSERT INTO events (gate, epoch, seq, record, chain, received_at) SELECT $1, $2, s, r, ch, $6 FROM unnest($3::bigint[], $4::bytea[], $5::bytea[]) AS t(s, r, ch) ON CONFLICT DO NOTHING', [
           gate,
           epoch,
-          plan.inserts.map((i) => first + i),
-          plan.inserts.map((i) => buf(recordOf(b, i))),
-          plan.inserts.map((i) => buf(chains[i] as Uint8Array)),
+          inserts.map((i) => first + i),
+          inserts.map((i) => buf(recordOf(b, i))),
+          inserts.map((i) => buf(chains[i] as Uint8Array)),
           now,
         ]);
       }
