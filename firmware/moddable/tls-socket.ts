@@ -246,3 +246,50 @@ export function tlsSocketConfig(o: TlsSocketOptions): TlsSocketConfig {
 
   return { ok: true, socket: { io: GateTlsSocket } };
 }
+
+/**
+ * The socket for an mqtts:// broker that cannot be configured (no or corrupt
+ * certificate in the record): every connection attempt names the failure and
+ * fails, so the gate keeps deciding offline, alarms, and retries with backoff
+ * (a reprovisioned record needs a reboot anyway; retrying costs nothing).
+ */
+export function failingSocket(failure: LinkFailureReport, onFailure?: (failure: LinkFailureReport) => void): { readonly io: unknown } {
+  class NoTlsSocket {
+    constructor() {
+      onFailure?.(failure);
+      throw new Error(failure.detail);
+    }
+  }
+  return { io: NoTlsSocket };
+}
+
+/**
+ * Journals a link failure as AlarmCode.link_failed at most once per code per
+ * `intervalMs` (default 10 minutes of the monotonic clock): a broker that
+ * refuses the gate is retried every 30 s and must not fill the journal.
+ */
+export class LinkFailureAlarms {
+  readonly #last = new Map<number, number>();
+  readonly #now: () => number;
+  readonly #raise: (key: Uint8Array) => void;
+  readonly #intervalMs: number;
+
+  constructor(o: { readonly now: () => number; readonly raise: (key: Uint8Array) => void; readonly intervalMs?: number }) {
+    this.#now = o.now;
+    this.#raise = o.raise;
+    this.#intervalMs = o.intervalMs ?? 600_000;
+  }
+
+  /** True when an alarm was raised for this failure. */
+  report(failure: LinkFailureReport): boolean {
+    const code = LinkFailure[failure.code];
+    const now = this.#now();
+    const last = this.#last.get(code);
+    if (last !== undefined && now - last < this.#intervalMs) return false;
+    this.#last.set(code, now);
+    const key = new Uint8Array(8);
+    key[0] = code;
+    this.#raise(key);
+    return true;
+  }
+}
