@@ -88,6 +88,12 @@ void xs_sdk_exit(xsMachine *the)
 	gDone = 1;
 }
 
+/* gc(): a full garbage collection now (so memory() then counts what is live). */
+void xs_sdk_gc(xsMachine *the)
+{
+	xsCollectGarbage();
+}
+
 /* memory(): the machine's XS memory counters, in bytes and slots. */
 void xs_sdk_memory(xsMachine *the)
 {

@@ -13,6 +13,8 @@ declare module 'sdk-host' {
   export function loop(): void;
   /** Ends the loop; the process exits with `code`. */
   export function exit(code: number): void;
+  /** A full garbage collection now. */
+  export function gc(): void;
   /** The machine's XS memory counters: chunk bytes, heap slots (current and peak) and the size of one slot. */
   export function memory(): { chunks: number; peakChunks: number; slots: number; peakSlots: number; slotBytes: number };
 }

@@ -6,3 +6,4 @@ export function argument(index) @ "xs_sdk_argument";
 export function loop() @ "xs_sdk_loop";
 export function exit(code) @ "xs_sdk_exit";
 export function memory() @ "xs_sdk_memory";
+export function gc() @ "xs_sdk_gc";

@@ -76,7 +76,8 @@ export interface TlsCheckResult {
   readonly exit: number;
   /** From the program's "handshake N ms" line (-1 when none). */
   readonly handshakeMs: number;
-  readonly memory: { readonly peakChunks: number; readonly peakSlots: number; readonly slotBytes: number } | null;
+  /** XS counters: peaks over the run, and what is live after a full GC before connecting and while connected. */
+  readonly memory: { readonly peakChunks: number; readonly peakSlots: number; readonly slotBytes: number; readonly idle: { chunks: number; slots: number }; readonly connected: { chunks: number; slots: number } } | null;
   /** Checks made on this side, each true only when it was made and held. */
   readonly central: { readonly statusOpened: boolean; readonly ackSent: boolean; readonly foreignDelivered: number };
   readonly problems: readonly string[];
@@ -187,7 +188,7 @@ export async function runTlsCheck(log?: (chunk: string) => void): Promise<TlsChe
 
     const lines = p.stdout.split('\n').filter((l) => l !== '');
     const hs = lines.map((l) => /^handshake (\d+) ms$/.exec(l)).find((m) => m !== null);
-    const mem = lines.map((l) => /^memory peak (\d+) chunk bytes, (\d+) slots of (\d+) bytes/.exec(l)).find((m) => m !== null);
+    const mem = lines.map((l) => /^memory peak (\d+) chunk bytes, (\d+) slots of (\d+) bytes; live before connecting (\d+) chunk bytes (\d+) slots, connected (\d+) chunk bytes (\d+) slots/.exec(l)).find((m) => m !== null);
     const must = ['status published', `ack ${toHex(ackPayload)}`, 'foreign published'];
     for (const m of must) if (!lines.includes(m)) problems.push(`the program did not print "${m}"`);
     if (!lines.some((l) => l.startsWith('refused at handshake: server_untrusted'))) problems.push('no refusal at the handshake with another CA (server_untrusted)');
@@ -203,7 +204,7 @@ export async function runTlsCheck(log?: (chunk: string) => void): Promise<TlsChe
       stderr: p.stderr,
       exit: p.code,
       handshakeMs: hs === undefined || hs === null ? -1 : Number(hs[1]),
-      memory: mem === undefined || mem === null ? null : { peakChunks: Number(mem[1]), peakSlots: Number(mem[2]), slotBytes: Number(mem[3]) },
+      memory: mem === undefined || mem === null ? null : { peakChunks: Number(mem[1]), peakSlots: Number(mem[2]), slotBytes: Number(mem[3]), idle: { chunks: Number(mem[4]), slots: Number(mem[5]) }, connected: { chunks: Number(mem[6]), slots: Number(mem[7]) } },
       central: checks,
       problems,
       buildMs: built.ms,

@@ -27,7 +27,7 @@ import TCP from 'embedded:io/socket/tcp';
 import Modules from 'modules';
 import Time from 'time';
 import Timer from 'timer';
-import { argument, exit, loop, memory, readFile, write } from 'sdk-host';
+import { argument, exit, gc, loop, memory, readFile, write } from 'sdk-host';
 import { MqttNet } from '../../../firmware/moddable/mqtt-net.js';
 import { NetResolver } from '../../../firmware/moddable/net-resolver.js';
 import { tlsSocketConfig, type LinkFailureReport } from '../../../firmware/moddable/tls-socket.js';
@@ -115,8 +115,16 @@ net.onConnectionChange((up) => {
     if (statusId < 0) fail('the status publish was not taken');
   } else if (!up && step !== 'done' && step !== 'wrong-ca') fail('the connection went down');
 });
+/** Live XS memory after a full collection. */
+function live(): { chunks: number; slots: number } {
+  gc();
+  const m = memory();
+  return { chunks: m.chunks, slots: m.slots };
+}
+let connectedLive = { chunks: 0, slots: 0 };
 net.onPublished((id) => {
   if (id === statusId && step === 'status') {
+    connectedLive = live();
     line('status published');
     expect('ack', 30_000);
   } else if (id === foreignId && step === 'foreign') {
@@ -153,7 +161,7 @@ function wrongCa(): void {
     line(`refused at handshake: ${f.code} (${f.detail})`);
     if (deadline !== null) Timer.clear(deadline);
     const m = memory();
-    line(`memory peak ${m.peakChunks} chunk bytes, ${m.peakSlots} slots of ${m.slotBytes} bytes; now ${m.chunks} chunk bytes, ${m.slots} slots`);
+    line(`memory peak ${m.peakChunks} chunk bytes, ${m.peakSlots} slots of ${m.slotBytes} bytes; live before connecting ${idleLive.chunks} chunk bytes ${idleLive.slots} slots, connected ${connectedLive.chunks} chunk bytes ${connectedLive.slots} slots`);
     line(`tls-check: ok, handshake ${handshakeMs} ms`);
     n2.close();
     exit(0);
@@ -161,6 +169,7 @@ function wrongCa(): void {
   n2.connect({ clientId: record.gate, keepAliveSeconds: 60, will: will(statusTopic) });
 }
 
+const idleLive = live();
 expect('handshake', 90_000);
 net.connect({ clientId: record.gate, keepAliveSeconds: 60, will: will(statusTopic) });
 loop();
