@@ -9,7 +9,7 @@ const nodeBuiltins = ['node:*', 'fs', 'path', 'os', 'crypto', 'buffer', 'child_p
 
 export default tseslint.config(
   // sdk-host.js declares XS host functions (`function f() @ "xs_f";`), Moddable syntax, not JavaScript.
-  { ignores: ['node_modules/**', 'dist/**', '.tmp/**', 'build/**', 'bench/results/**', 'host-sim/moddable-sdk/sdk-host.js'] },
+  { ignores: ['node_modules/**', 'dist/**', '.tmp/**', 'build/**', 'bench/results/**', 'host-sim/moddable-sdk/sdk-host.js', 'host-sim/moddable-sdk/no-resource.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -2,7 +2,7 @@
 // a central's data directory, written into one folder:
 //   mosquitto.conf      per_listener_settings; a TLS listener (client certificates
 //                       from the deployment CA required, the CN is the username,
-//                       CRL checked) and a password listener on 127.0.0.1 only
+//                       CRL checked, TLS 1.2 with ECDHE suites only, for the gates) and a password listener on 127.0.0.1 only
 //                       (labs and host tools); nothing anonymous on either
 //   acl                 broker-acl.ts's rules for the central, the operators and
 //                       every ACTIVE gate of the registry
@@ -210,6 +210,9 @@ export async function writeBrokerConfig(options: BrokerConfigOptions): Promise<B
     'use_identity_as_username true',
     '# The minimum: TLS 1.2 (Moddable\'s TLS client) or newer.',
     'tls_version tlsv1.2',
+    "# TLS 1.2 suites: ECDHE only (forward secrecy). Without this line OpenSSL picks static-RSA AES256-SHA256 for a",
+    "# Moddable gate, which offers RSA key exchange first. TLS 1.3 clients (Node's) are not affected (ciphers_tls1.3).",
+    'ciphers ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384',
     `acl_file ${aclPath}`,
     '',
     '# Loopback only, for labs and host tools: the central and operators with the passwords in',

@@ -91,6 +91,15 @@ export const AlarmCode = {
    * cause per 10 minutes, so a flood cannot fill the journal.
    */
   message_refused: 10,
+  /**
+   * A TLS connection to the broker failed for a reason that retrying alone
+   * will not fix (issue 14, firmware/moddable/tls-socket.ts): key[0] is the
+   * LinkFailure code (1 no certificate in the record, 2 certificate not DER,
+   * 3 broker not trusted, 4 refused by the broker, 5 certificate dates /
+   * clock, 6 other handshake failure), the other key bytes 0. At most once
+   * per code per 10 minutes; the gate keeps retrying with backoff.
+   */
+  link_failed: 11,
 } as const;
 
 /** Command codes (reason byte of EventType.command). */

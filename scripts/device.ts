@@ -6,16 +6,23 @@
 //   device:check  the protocol, whitelist, journal and overlay cases on the
 //                 SDK's own XS (an x-cli-lin program) and on Node; the lines
 //                 must be byte-identical.
+//   device:tls-check  a real TLS handshake from the SDK's XS (x-cli-lin program,
+//                 the device's mqtt-net.ts + tls-socket.ts) with a gate's
+//                 certificate to a Mosquitto from `subline broker config`
+//                 (test/sdk/tls-check.ts). Needs mosquitto too.
 // Needs MODDABLE (docs/FLASHING.md, "Install the Moddable SDK"). Exit 0 ok,
 // 1 failed, 2 usage or no SDK.
 
 import { join } from 'node:path';
 import { buildHost, locateSdk, ROOT, SdkError } from '../host-sim/moddable-sdk/sdk.js';
 import { runDeviceCheck } from '../test/sdk/device-check.js';
+import { runTlsCheck } from '../test/sdk/tls-check.js';
+import { findMosquitto } from '../host-sim/broker.js';
 
-const USAGE = `usage: npm run device:build [-- --json] | npm run device:check [-- --json] [--verbose]
+const USAGE = `usage: npm run device:build [-- --json] | npm run device:check [-- --json] [--verbose] | npm run device:tls-check [-- --json] [--verbose]
   device:build   compile the whole gate with the Moddable SDK (mcconfig -m -p lin) into build/device-lin
   device:check   run the device cases on the SDK's XS and on Node and compare them line by line
+  device:tls-check  TLS from the SDK's XS with a gate's certificate to Mosquitto: handshake, status, ack, refusals (needs mosquitto)
   --json         one JSON object on stdout instead of text
   --verbose      echo mcconfig's output
 needs MODDABLE set to an SDK with host tools (docs/FLASHING.md)`;
@@ -26,7 +33,7 @@ if (command === undefined || flags.includes('--help') || flags.includes('-h') ||
   process.exit(command === undefined ? 2 : 0);
 }
 const unknown = flags.filter((f) => f !== '--json' && f !== '--verbose');
-if ((command !== 'build' && command !== 'check') || unknown.length > 0) {
+if ((command !== 'build' && command !== 'check' && command !== 'tls-check') || unknown.length > 0) {
   console.error(`device: unknown ${unknown.length > 0 ? `option ${unknown.join(' ')}` : `command ${command}`}\n${USAGE}`);
   process.exit(2);
 }
@@ -44,6 +51,21 @@ try {
     const r = await buildHost(join(ROOT, 'build', 'device-lin'), log);
     if (json) console.log(JSON.stringify({ ok: true, so: r.so, ms: Math.round(r.ms) }));
     else console.log(`device:build: linked ${r.so} in ${(r.ms / 1000).toFixed(1)} s`);
+  } else if (command === 'tls-check') {
+    if (findMosquitto() === null) {
+      console.error('device:tls-check: mosquitto is not installed (apt-get install -y mosquitto)');
+      process.exit(2);
+    }
+    if (!json) console.error('device:tls-check: building the TLS program (mcconfig -m -p x-cli-lin), a deployment with `central init` and `provision`, Mosquitto from `broker config`');
+    const r = await runTlsCheck(log);
+    if (json) console.log(JSON.stringify({ ok: r.ok, handshakeMs: r.handshakeMs, memory: r.memory, problems: r.problems, exit: r.exit, buildMs: Math.round(r.buildMs), runMs: Math.round(r.runMs) }));
+    else {
+      for (const l of r.lines) console.log(`  ${l}`);
+      if (r.stderr !== '') console.log(`  stderr: ${r.stderr.trim()}`);
+      // The program's own last line is the verdict when every check on this side held too.
+      console.log(r.ok ? (r.lines[r.lines.length - 1] ?? '') : `tls-check: FAILED: ${r.problems.join('; ')}`);
+    }
+    process.exit(r.ok ? 0 : 1);
   } else {
     if (!json) console.error('device:check: building the check program (mcconfig -m -p x-cli-lin) and running the cases on the SDK XS and on Node');
     const r = await runDeviceCheck(log);

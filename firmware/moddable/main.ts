@@ -21,7 +21,9 @@ import './globals.js'; // first: the text codec globals cbor-x looks for when it
 import TCP from 'embedded:io/socket/tcp';
 import config from 'mc/config';
 import Modules from 'modules';
+import Time from 'time';
 import Timer from 'timer';
+import { AlarmCode } from '../../protocol/event-record.js';
 import { FormatLog } from '../core/format-log.js';
 import { FIRMWARE_VERSION, Gate, type BootReport } from '../core/gate.js';
 import { partitionBytes } from '../core/partition.js';
@@ -44,6 +46,7 @@ import { formatLogRegion, readProvisioningImage } from './provisioning-image.js'
 import { SerialByteSource } from './serial-byte-source.js';
 import { parseBroker, parseSettings, type Broker, type GateSettings, type ReaderSettings } from './settings.js';
 import { SystemClock } from './system-clock.js';
+import { failingSocket, LinkFailureAlarms, tlsSocketConfig, type LinkFailureReport } from './tls-socket.js';
 
 const TLS_SOCKET = 'embedded:io/socket/tcp/tls';
 
@@ -62,12 +65,18 @@ function refuse(reason: string): void {
   Timer.repeat(() => log(line), 10_000);
 }
 
-function socketFor(broker: Broker): { io: unknown } & Record<string, unknown> {
+/**
+ * The MQTT client's socket: plain TCP, or the SDK's TLS socket configured from
+ * the record's tls (tls-socket.ts). A record without a usable certificate
+ * still gives a socket, one whose every attempt fails with the reason: the
+ * gate runs offline, alarms (link_failed) and retries with backoff.
+ */
+function socketFor(broker: Broker, record: ProvisioningRecord, link: { onFailure(f: LinkFailureReport): void; onHandshake(ms: number): void }): { io: unknown } & Record<string, unknown> {
   if (!broker.secure) return { io: TCP };
-  // TLS is not in the default build (manifest.json); a TLS build adds the SDK's
-  // tlssocket module and its CA certificates (docs/FLASHING.md).
-  const TLSSocket = Modules.importNow(TLS_SOCKET);
-  return { io: TLSSocket, TCP: { io: TCP }, secure: {} };
+  const c = tlsSocketConfig({ TLSSocket: Modules.importNow(TLS_SOCKET), TCP, tls: record.tls, serverName: broker.host, now: () => Time.ticks, onFailure: (f) => link.onFailure(f), onHandshake: (ms) => link.onHandshake(ms) });
+  if (c.ok) return { ...c.socket };
+  log(`error: ${record.broker} needs TLS: ${c.failure.detail}; the gate runs offline (docs/FLASHING.md, "TLS")`);
+  return failingSocket(c.failure, (f) => link.onFailure(f));
 }
 
 function createDecoder(reader: ReaderSettings, onRead: (r: CredentialRead) => void, onReject: (reason: FrameRejectReason) => void): FrameDecoder | null {
@@ -118,7 +127,8 @@ export default function main(): void {
   }
   const broker = parseBroker(record.broker);
   if (typeof broker === 'string') return refuse(`provisioning record: ${broker}`);
-  if (broker.secure && !Modules.has(TLS_SOCKET)) return refuse(`the broker is ${record.broker} but this build has no TLS socket (${TLS_SOCKET}); build with TLS or provision an mqtt:// broker`);
+  // The default build has TLS (manifest.json); only a build that removed it lacks the module.
+  if (broker.secure && !Modules.has(TLS_SOCKET)) return refuse(`the broker is ${record.broker} but this build has no TLS socket (${TLS_SOCKET}); build with the project's manifest.json or provision an mqtt:// broker`);
 
   const needed = record.lane === 'vehicle' ? 'barrier' : 'relay';
   if (s.outputs[needed] === undefined) return refuse(`a ${record.lane} lane needs subline.outputs.${needed} in the manifest config`);
@@ -142,13 +152,22 @@ export default function main(): void {
     // Seconds on the device, so before the lane opens rather than at the first signed message.
     const key = record.trustedKeys[0];
     if (key !== undefined) log(`Ed25519 base-point table built in ${crypto.warmUp(key)} ms`);
+    // Link failures are journaled once the gate exists; until then (never in practice: no attempt is made before start()) only logged.
+    let alarms: LinkFailureAlarms | null = null;
+    const link = {
+      onFailure: (f: LinkFailureReport) => {
+        log(`tls: ${f.code}: ${f.detail}`);
+        alarms?.report(f);
+      },
+      onHandshake: (ms: number) => log(`tls: handshake with ${broker.host}:${broker.port} in ${ms} ms`),
+    };
     const net = new MqttNet({
       host: broker.host,
       port: broker.port,
       ...(record.username !== undefined ? { username: record.username } : {}),
       ...(record.password !== undefined ? { password: record.password } : {}),
       dns: { io: NetResolver },
-      socket: socketFor(broker),
+      socket: socketFor(broker, record, link),
       maxMessageBytes: s.mqtt.maxMessageBytes,
       connectTimeoutMs: s.mqtt.connectTimeoutMs,
       log,
@@ -168,6 +187,8 @@ export default function main(): void {
       formats,
       ...(s.traceEvents ? { onEvent: (type: number, reason: number, seq: number | 'full') => log(`event type ${type} reason ${reason} seq ${seq}`) } : {}),
     });
+    const g = gate;
+    alarms = new LinkFailureAlarms({ now: () => clock.monotonicMs(), raise: (key) => g.controller.raiseAlarm(AlarmCode.link_failed, key) });
     running.gate = gate;
     running.settings = s;
     const boot = gate.open();

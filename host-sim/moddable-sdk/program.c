@@ -5,6 +5,10 @@
  * clones the prepared machine, gives JavaScript a few host functions (module
  * "sdk-host": stdout, a monotonic microsecond clock, files, arguments) and
  * imports the app's "main" module. A thrown exception exits 1 with its message.
+ * A program that waits for sockets and timers (the TLS check) calls loop():
+ * after its main module has run, main() then turns the GLib main context
+ * (where the lin timers, TCP sockets and promise jobs of the x-cli-lin
+ * platform are scheduled) until the program calls exit(code).
  *
  * Why C host functions: on lin the SDK's Time.ticks is in milliseconds and
  * there is no compute meter, and an x-cli program has no console or file
@@ -16,9 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <glib.h>
 
 static int gArgc;
 static char **gArgv;
+static int gLoop = 0;
+static int gDone = 0;
+static int gExitCode = 0;
 
 void fxAbort(xsMachine *the, int status)
 {
@@ -67,6 +75,36 @@ void xs_sdk_argument(xsMachine *the)
 	if (i >= 0 && i + 1 < gArgc) xsResult = xsString(gArgv[i + 1]);
 }
 
+/* loop(): keep running the main context after the main module until exit(). */
+void xs_sdk_loop(xsMachine *the)
+{
+	gLoop = 1;
+}
+
+/* exit(code): ends the main loop; the process exits with code. */
+void xs_sdk_exit(xsMachine *the)
+{
+	gExitCode = xsToInteger(xsArg(0));
+	gDone = 1;
+}
+
+/* gc(): a full garbage collection now (so memory() then counts what is live). */
+void xs_sdk_gc(xsMachine *the)
+{
+	xsCollectGarbage();
+}
+
+/* memory(): the machine's XS memory counters, in bytes and slots. */
+void xs_sdk_memory(xsMachine *the)
+{
+	xsResult = xsNewObject();
+	xsSet(xsResult, xsID("chunks"), xsNumber((double)the->currentChunksSize));
+	xsSet(xsResult, xsID("peakChunks"), xsNumber((double)the->peakChunksSize));
+	xsSet(xsResult, xsID("slots"), xsNumber((double)the->currentHeapCount));
+	xsSet(xsResult, xsID("peakSlots"), xsNumber((double)the->peakHeapCount));
+	xsSet(xsResult, xsID("slotBytes"), xsNumber((double)sizeof(txSlot)));
+}
+
 int main(int argc, char *argv[])
 {
 	static txMachine root;
@@ -105,6 +143,11 @@ int main(int argc, char *argv[])
 		}
 	}
 	xsEndHost(the);
+	if (!error && gLoop) {
+		while (!gDone)
+			g_main_context_iteration(NULL, TRUE);
+		error = gExitCode;
+	}
 	fflush(stdout);
 	xsDeleteMachine(machine);
 	return error;

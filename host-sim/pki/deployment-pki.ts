@@ -130,6 +130,10 @@ export class DeploymentPki {
         new x509.BasicConstraintsExtension(true, 0, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+        // Its own key id again (RFC 5280 allows it in a self-signed CA): Moddable's
+        // TLS client (ssl/cert verify()) compares the last certificate's AKI with its
+        // trusted CA's SKI and throws on a chain whose CA has none (docs/decisions/0014).
+        await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
     writeFileAtomic(join(dir, 'ca.key.pem'), te.encode(pemKey(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey))), { mode: 0o600 });
