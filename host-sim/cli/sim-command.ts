@@ -61,10 +61,16 @@ function render(sim: FleetSimulator, duration: number | null): string {
   return lines.join('\n');
 }
 
+/** 'rate: asked 4/s, sustained 4.0/s', and when the process fell short, says so. */
+export function rateLine(asked: number, sustained: number, short: boolean): string {
+  const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+  return `rate: asked ${asked}/s, sustained ${fmt(sustained)}/s${short ? ' (more than this machine keeps up with)' : ''}`;
+}
+
 function summary(r: SimReport): string {
   return [
     `summary: ${r.gates} gates, ${r.durationSeconds}s, seed ${r.seed}`,
-    `  taps ${r.taps}, granted ${r.granted}, denied ${r.taps - r.granted}`,
+    `  taps ${r.taps}, granted ${r.granted}, denied ${r.taps - r.granted}; ${rateLine(r.rateAsked, r.rateSustained, r.rateShort)}`,
     `  denied by reason: ${Object.entries(r.deniedByReason).map(([k, n]) => `${k} ${n}`).join(', ') || '-'}`,
     `  events journaled by the gates ${r.eventsJournaled}, stored at the central ${r.eventsStoredAtCentral} (${r.exactlyOnce ? 'exactly once' : 'MISMATCH'})`,
     `  whitelist version ${r.centralVersion}; moments: ${r.moments.join('; ') || '-'}`,

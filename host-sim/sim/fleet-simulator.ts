@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
+import { DEFAULT_TIMING } from '../../firmware/core/gate-controller.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { toHex } from '../../protocol/hex.js';
 import { REASON_NAMES } from '../../protocol/reasons.js';
@@ -118,11 +119,18 @@ export interface SimReport {
   eventsStoredAtCentral: number;
   exactlyOnce: boolean;
   moments: string[];
+  /** Taps per second asked for (--rate), made (reads at the readers over tapSeconds), and whether the process fell short of it. */
+  rateAsked: number;
+  rateSustained: number;
+  tapSeconds: number;
+  rateShort: boolean;
   perGate: { id: string; engine: 'node' | 'xs'; journaled: number; stored: number; version: number; online: boolean }[];
   centralVersion: number;
 }
 
 const te = new TextEncoder();
+/** How often the tap generator runs (it makes the taps due since the last tick). */
+const TAP_TICK_MS = 20;
 
 /**
  * Reader-format twins of the demo credentials, for the XS gates: their
@@ -161,6 +169,12 @@ export class FleetSimulator {
   #tapTimer: ReturnType<typeof setInterval> | null = null;
   #started = 0;
   #tapsWindow: number[][] = [];
+  /** Reads made at the simulated readers (what the gates count as taps), reads given up because the process fell behind, and when tapping stopped. */
+  #tapsMade = 0;
+  #tapsDropped = 0;
+  #tapsStopped: number | null = null;
+  /** Per gate: until when a goods portal's lot is open (no new consignment before). */
+  readonly #lotUntil: number[] = [];
 
   constructor(o: SimOptions) {
     this.#o = o;
@@ -226,8 +240,40 @@ export class FleetSimulator {
     await Promise.all(xsStarts);
     this.#started = Date.now();
     this.#schedule();
-    const perTapMs = Math.max(1, Math.round(1000 / Math.max(0.1, this.#o.rate)));
-    this.#tapTimer = setInterval(() => this.#tap(), perTapMs);
+    // Taps follow the wall clock, not a timer per tap: every tick makes the reads that are due
+    // (a timer per tap drifts with timer granularity and cannot go past ~1000/s). A process that
+    // falls behind by more than a quarter of a second of taps gives them up (counted), so the
+    // rate it sustained is reported instead of a burst to catch up.
+    this.#tapTimer = setInterval(() => this.#tick(), TAP_TICK_MS);
+  }
+
+  #tick(): void {
+    const rate = this.#o.rate;
+    const due = (rate * (Date.now() - this.#started)) / 1000 - this.#tapsMade - this.#tapsDropped;
+    const cap = rate * 0.25 + 1;
+    if (due > cap) this.#tapsDropped += due - cap;
+    const budgetEnd = performance.now() + TAP_TICK_MS * 2;
+    let owed = Math.min(due, cap);
+    while (owed >= 1) {
+      const n = this.#tap();
+      this.#tapsMade += n;
+      owed -= n;
+      // No tick holds the event loop for long: what is left is due at the next one.
+      if (performance.now() > budgetEnd) break;
+    }
+  }
+
+  /**
+   * Taps per second asked for and sustained so far: the taps the gates
+   * counted (`taps`, from view()) over the time taps were made, never more
+   * than the reads the generator made. Short: below 90% of the rate asked
+   * (after the first two seconds), the machine does not keep up.
+   */
+  rate(taps: number): { asked: number; sustained: number; seconds: number; short: boolean; dropped: number } {
+    const end = this.#tapsStopped ?? Date.now();
+    const seconds = this.#started === 0 ? 0 : Math.max(0, (end - this.#started) / 1000);
+    const sustained = seconds > 0 ? Math.min(this.#tapsMade, taps) / seconds : 0;
+    return { asked: this.#o.rate, sustained, seconds, short: seconds >= 2 && sustained < 0.9 * this.#o.rate, dropped: Math.round(this.#tapsDropped) };
   }
 
   get elapsedSeconds(): number {
@@ -274,15 +320,29 @@ export class FleetSimulator {
     });
   }
 
-  /** One tap at a random gate: mostly valid credentials, plus the deny cases the view should show. */
-  #tap(): void {
+  /**
+   * One passage at a random gate: mostly valid credentials, plus the deny
+   * cases the view should show. Returns the reads made (what the gate counts
+   * as taps): a goods lot is 1-3 tags, a card now and then read twice.
+   */
+  #tap(): number {
     const r = this.#rnd;
-    const i = Math.floor(r() * this.#slots.length);
+    let i = Math.floor(r() * this.#slots.length);
+    // A goods portal takes one lot per window (more tags in the window join the open lot):
+    // at a high rate the passage goes to the next gate that is free.
+    const now0 = Date.now();
+    for (let k = 0; k < this.#slots.length && (this.#lotUntil[i] ?? 0) > now0; k++) i = (i + 1) % this.#slots.length;
+    if (this.specs[i]!.lane === 'goods') this.#lotUntil[i] = now0 + DEFAULT_TIMING.goodsWindowMs + 100;
     const slot = this.#slots[i]!;
     const spec = this.specs[i]!;
-    this.#tapsWindow[i]!.push(Date.now());
-    if (slot.engine === 'xs') return this.#tapXs(slot.g, spec);
-    const g = slot.g;
+    const n = slot.engine === 'xs' ? this.#tapXs(slot.g, spec) : this.#tapNode(slot.g, spec);
+    const now = Date.now();
+    for (let k = 0; k < n; k++) this.#tapsWindow[i]!.push(now);
+    return n;
+  }
+
+  #tapNode(g: NodeGate, spec: GateSpec): number {
+    const r = this.#rnd;
     const now = performance.now();
     const pop = this.population;
     if (spec.lane === 'vehicle') {
@@ -290,22 +350,29 @@ export class FleetSimulator {
       const tag = r() < 0.9 ? pop.vehicles[Math.floor(r() * pop.vehicles.length)]! : te.encode(`epc-unknown-${Math.floor(r() * 1e6)}`);
       g.gate.onRead({ kind: 'uhf', id: tag, atMs: now });
       g.inputs.set('presence', false);
-      return;
+      return 1;
     }
     if (spec.lane === 'goods') {
+      // Distinct tags: the portal decides each tag of a lot once.
+      const tags = new Map<string, Uint8Array>();
       const n = 1 + Math.floor(r() * 3);
       for (let k = 0; k < n; k++) {
         const tag = r() < 0.95 ? pop.consignments[Math.floor(r() * pop.consignments.length)]! : te.encode(`epc-unknown-${Math.floor(r() * 1e6)}`);
-        g.gate.onRead({ kind: 'uhf', id: tag, atMs: now });
+        tags.set(toHex(tag), tag);
       }
+      for (const tag of tags.values()) g.gate.onRead({ kind: 'uhf', id: tag, atMs: now });
       this.#timers.push(setTimeout(() => g.inputs.pulse('rotation'), 2000));
-      return;
+      return tags.size;
     }
     const card = this.#pickCard();
     g.gate.onRead({ kind: 'card', id: card.id, atMs: now });
     if (g.outputs.state.relay && r() < 0.95) g.inputs.pulse('rotation');
     // Now and then the same card again at once: anti-passback.
-    if (card.enrolled && r() < 0.05) g.gate.onRead({ kind: 'card', id: card.id, atMs: now });
+    if (card.enrolled && r() < 0.05) {
+      g.gate.onRead({ kind: 'card', id: card.id, atMs: now });
+      return 2;
+    }
+    return 1;
   }
 
   /** A card for a person lane: 80% enrolled, 8% unknown, 7% revoked (after the moment), 5% out of schedule. */
@@ -323,7 +390,7 @@ export class FleetSimulator {
   }
 
   /** The same kinds of taps on an XS gate, through its simulated reader and pins (in virtual time: see XsGate). */
-  #tapXs(g: XsGate, spec: GateSpec): void {
+  #tapXs(g: XsGate, spec: GateSpec): number {
     const r = this.#rnd;
     const pop = this.population;
     if (spec.lane === 'vehicle') {
@@ -332,13 +399,19 @@ export class FleetSimulator {
       g.setInput('presence', true);
       g.tap(tag, 'uhf', 100);
       g.setInput('presence', false, 600);
-      return;
+      return 1;
     }
     if (spec.lane === 'goods') {
+      const tags = new Map<string, Uint8Array>();
       const n = 1 + Math.floor(r() * 3);
-      for (let k = 0; k < n; k++) g.tap(r() < 0.95 ? xsEpc('goods', Math.floor(r() * pop.consignments.length)) : xsEpc('unknown', Math.floor(r() * 1e6)), 'uhf', k * 20);
+      for (let k = 0; k < n; k++) {
+        const tag = r() < 0.95 ? xsEpc('goods', Math.floor(r() * pop.consignments.length)) : xsEpc('unknown', Math.floor(r() * 1e6));
+        tags.set(toHex(tag), tag);
+      }
+      let k = 0;
+      for (const tag of tags.values()) g.tap(tag, 'uhf', 20 * k++);
       g.pulse('rotation', undefined, 2000);
-      return;
+      return tags.size;
     }
     const card = this.#pickCard();
     const id = card.unknown >= 0 ? Uint8Array.of(0xe1, (card.unknown >> 16) & 0xff, (card.unknown >> 8) & 0xff, card.unknown & 0xff, 0x5a) : xsCardId(this.#personIndex.get(toHex(card.id)) ?? 0);
@@ -350,6 +423,7 @@ export class FleetSimulator {
     void g.settled().then(() => {
       if (g.outputs.relay && pass) g.pulse('rotation');
     });
+    return again ? 2 : 1;
   }
 
   view(): { gates: GateView[]; totals: { taps: number; granted: number; denied: Record<string, number>; stored: number; version: number; brokerUp: boolean; refusedAtCentral: Record<string, number> } } {
@@ -401,10 +475,11 @@ export class FleetSimulator {
   async drain(timeoutMs = 30000): Promise<boolean> {
     if (this.#tapTimer !== null) clearInterval(this.#tapTimer);
     this.#tapTimer = null;
+    this.#tapsStopped ??= Date.now();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers = [];
-    // Settle lanes (open grants time out) so no record is still to come.
-    await new Promise((r) => setTimeout(r, 200));
+    // Settle lanes so no record is still to come: a goods portal's open lot is decided when its window closes.
+    await new Promise((r) => setTimeout(r, DEFAULT_TIMING.goodsWindowMs + 100));
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
       if (this.#slots.every((s) => this.#journal(s).acked === this.#journal(s).lastSeq)) return true;
@@ -415,6 +490,7 @@ export class FleetSimulator {
 
   report(): SimReport {
     const v = this.view();
+    const rate = this.rate(v.totals.taps);
     const perGate = this.#slots.map((slot, i) => {
       const g = v.gates[i]!;
       const j = this.#journal(slot);
@@ -424,9 +500,10 @@ export class FleetSimulator {
     const eventsJournaled = perGate.reduce((a, b) => a + b.journaled, 0);
     const eventsStoredAtCentral = perGate.reduce((a, b) => a + b.stored, 0);
     return {
-      seed: this.#o.seed, gates: this.#slots.length, durationSeconds: Math.round(this.elapsedSeconds), broker: this.broker !== null ? 'embedded' : this.brokerUrl,
+      seed: this.#o.seed, gates: this.#slots.length, durationSeconds: Math.round(rate.seconds), broker: this.broker !== null ? 'embedded' : this.brokerUrl,
       taps: v.totals.taps, granted: v.totals.granted, deniedByReason: v.totals.denied, eventsJournaled, eventsStoredAtCentral,
-      exactlyOnce: eventsJournaled === eventsStoredAtCentral && perGate.every((p) => p.journaled === p.stored), moments: this.moments, perGate, centralVersion: v.totals.version,
+      exactlyOnce: eventsJournaled === eventsStoredAtCentral && perGate.every((p) => p.journaled === p.stored), moments: this.moments,
+      rateAsked: rate.asked, rateSustained: Math.round(rate.sustained * 10) / 10, tapSeconds: Math.round(rate.seconds * 100) / 100, rateShort: rate.short, perGate, centralVersion: v.totals.version,
     };
   }
 
