@@ -41,16 +41,53 @@ function int(name: string, v: string, min: number, max: number): number {
 const pad = (s: string | number, n: number) => String(s).padEnd(n).slice(0, n);
 const lpad = (s: string | number, n: number) => String(s).padStart(n).slice(-n);
 
-function render(sim: FleetSimulator, duration: number | null): string {
+/** The live view's width: a terminal's default. */
+export const VIEW_COLUMNS = 80;
+
+/** Word-wraps a line to VIEW_COLUMNS, continuation lines indented by two spaces. */
+function wrap(line: string, width = VIEW_COLUMNS): string[] {
+  if (line.length <= width) return [line];
+  const out: string[] = [];
+  let cur = '';
+  for (const word of line.split(' ')) {
+    const next = cur === '' ? word : `${cur} ${word}`;
+    if (next.length <= width || cur.trim() === '') cur = next;
+    else {
+      out.push(cur);
+      cur = `  ${word}`;
+    }
+    while (cur.length > width) {
+      out.push(cur.slice(0, width));
+      cur = `  ${cur.slice(width)}`;
+    }
+  }
+  if (cur !== '') out.push(cur);
+  return out;
+}
+
+/** 'next: revoke 15 cards at t=15s', or that the script is done. */
+function nextLine(sim: FleetSimulator): string {
+  const next = sim.upcoming()[0];
+  return next === undefined ? 'next: - (every scripted moment is done)' : `next: ${next.what} at t=${next.at}s`;
+}
+
+/** The live view (a terminal of 80 columns): the gate ids carry line, site, direction and lane. */
+export function render(sim: FleetSimulator, duration: number | null): string {
   const v = sim.view();
   const lines: string[] = [];
   const t = sim.elapsedSeconds.toFixed(0);
-  lines.push(`subline-gate fleet simulator  t=${t}s${duration !== null ? `/${duration}s` : ''}  broker ${sim.broker !== null ? 'embedded' : sim.brokerUrl}  central v${v.totals.version}  (Ctrl-C to stop)`);
+  const rate = sim.rate(v.totals.taps);
+  lines.push(`subline-gate fleet simulator  t=${t}s${duration !== null ? `/${duration}s` : ''}  (Ctrl-C to stop)`);
+  lines.push(`broker ${sim.broker !== null ? 'embedded' : sim.brokerUrl}  topic root ${sim.topicRoot}  central v${v.totals.version}`);
+  lines.push(`${rateLine(rate.asked, rate.sustained, rate.short)}  ${nextLine(sim)}`);
   lines.push('');
-  lines.push(`${pad('gate', 28)} ${pad('state', 7)} ${pad('line/dir', 10)} ${pad('lane', 7)} ${lpad('wl ver', 6)} ${lpad('taps/s', 6)} ${lpad('granted', 7)} ${lpad('denied', 6)} ${lpad('backlog', 7)} ${lpad('refused c/g', 11)}`);
+  // Widths: the longest id, then 4+7+6+6+7+6+7+7 and 8 separators: 79 columns for the default ids.
+  const w = Math.max(4, ...v.gates.map((g) => g.id.length));
+  lines.push(`${pad('gate', w)} ${pad('eng', 4)} ${pad('state', 7)} ${lpad('wl ver', 6)} ${lpad('taps/s', 6)} ${lpad('granted', 7)} ${lpad('denied', 6)} ${lpad('backlog', 7)} ${lpad('refused', 7)}`);
   for (const g of v.gates) {
-    lines.push(`${pad(g.engine === 'xs' ? `${g.id} xs` : g.id, 28)} ${pad(g.online ? 'online' : 'OFFLINE', 7)} ${pad(`${g.line}/${g.direction}`, 10)} ${pad(g.lane, 7)} ${lpad(g.version, 6)} ${lpad(g.tapsPerSecond.toFixed(1), 6)} ${lpad(g.granted, 7)} ${lpad(g.denied, 6)} ${lpad(g.backlog, 7)} ${lpad(`${g.refusedAtCentral}/${g.refusedAtGate}`, 11)}`);
+    lines.push(`${pad(g.id, w)} ${pad(g.engine, 4)} ${pad(g.online ? 'online' : 'OFFLINE', 7)} ${lpad(g.version, 6)} ${lpad(g.tapsPerSecond.toFixed(1), 6)} ${lpad(g.granted, 7)} ${lpad(g.denied, 6)} ${lpad(g.backlog, 7)} ${lpad(`${g.refusedAtCentral}/${g.refusedAtGate}`, 7)}`);
   }
+  lines.push('gate id: l<line>-<site>-<in|out>-<lane p|v|g><n>; refused: at the central/gate');
   lines.push('');
   lines.push(`fleet: ${v.totals.taps} taps, ${v.totals.granted} granted, ${v.totals.taps - v.totals.granted} denied; events stored at the central: ${v.totals.stored}`);
   const reasons = Object.entries(v.totals.denied).sort((a, b) => b[1] - a[1]);
@@ -58,7 +95,7 @@ function render(sim: FleetSimulator, duration: number | null): string {
   const refused = Object.entries(v.totals.refusedAtCentral).sort((a, b) => b[1] - a[1]);
   lines.push(`refused at the central: ${refused.length === 0 ? '-' : refused.map(([k, n]) => `${k} ${n}`).join(', ')}`);
   if (sim.moments.length > 0) lines.push(`moments: ${sim.moments.join('; ')}`);
-  return lines.join('\n');
+  return lines.flatMap((l) => wrap(l)).join('\n');
 }
 
 /** 'rate: asked 4/s, sustained 4.0/s', and when the process fell short, says so. */
@@ -117,9 +154,10 @@ export function registerSim(program: Command): void {
         gates, rate, seed,
         ...(f.broker !== undefined ? { brokerUrl: f.broker } : {}),
         ...(deployment !== undefined ? { deployment } : {}),
-        revokeAt: Math.max(1, Math.round(total / 5)),
-        suspendAt: Math.max(2, Math.round(total / 3)),
-        brokerRestartAt: f.broker === undefined ? Math.max(3, Math.round(total / 2)) : null,
+        // The script: within the first minute whatever the length (the first at 15 s), earlier for a short run.
+        revokeAt: Math.min(15, Math.max(1, Math.round(total / 5))),
+        suspendAt: Math.min(30, Math.max(2, Math.round(total / 3))),
+        brokerRestartAt: f.broker === undefined ? Math.min(45, Math.max(3, Math.round(total / 2))) : null,
         xs,
       });
       const tty = process.stdout.isTTY === true && f.view;
@@ -150,7 +188,8 @@ export function registerSim(program: Command): void {
           else {
             const v = sim.view();
             const xsView = v.gates.filter((g) => g.engine === 'xs');
-            console.log(`t=${sim.elapsedSeconds.toFixed(0)}s online ${v.gates.filter((g) => g.online).length}/${v.gates.length}${xsView.length > 0 ? ` (xs ${xsView.filter((g) => g.online).length}/${xsView.length})` : ''} taps ${v.totals.taps} granted ${v.totals.granted} stored ${v.totals.stored} version ${v.totals.version}`);
+            const rate = sim.rate(v.totals.taps);
+            console.log(`t=${sim.elapsedSeconds.toFixed(0)}s online ${v.gates.filter((g) => g.online).length}/${v.gates.length}${xsView.length > 0 ? ` (xs ${xsView.filter((g) => g.online).length}/${xsView.length})` : ''} taps ${v.totals.taps} granted ${v.totals.granted} stored ${v.totals.stored} version ${v.totals.version}; ${rateLine(rate.asked, rate.sustained, rate.short)}; ${nextLine(sim)}${sim.moments.length > 0 ? `; moments: ${sim.moments.join(', ')}` : ''}`);
           }
         },
         tty ? 1000 : 5000,

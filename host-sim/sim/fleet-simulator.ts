@@ -66,6 +66,8 @@ export interface SimOptions {
   readonly seed: number;
   /** Use this broker instead of the embedded one. */
   readonly brokerUrl?: string;
+  /** The topic root of the run (default 'subline'): the central's and every gate's. */
+  readonly topicRoot?: string;
   readonly dataDir?: string;
   readonly population?: PopulationSize;
   /** Seconds after start for the scripted moments (null: none). */
@@ -158,6 +160,7 @@ export class FleetSimulator {
   broker: BrokerHandle | null = null;
   #security: EmbeddedBrokerSecurity | null = null;
   brokerUrl = '';
+  readonly topicRoot: string;
   population!: Population;
   readonly #o: SimOptions;
   readonly #rnd: () => number;
@@ -175,11 +178,13 @@ export class FleetSimulator {
   #tapsStopped: number | null = null;
   /** Per gate: until when a goods portal's lot is open (no new consignment before). */
   readonly #lotUntil: number[] = [];
+  readonly #plan: { at: number; what: string; done: boolean }[] = [];
 
   constructor(o: SimOptions) {
     this.#o = o;
     this.#rnd = mulberry32(o.seed);
     this.specs = fleetSpecs(o.gates);
+    this.topicRoot = o.topicRoot ?? 'subline';
     this.#ownDir = o.dataDir === undefined;
     this.#dir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'subline-sim-'));
   }
@@ -191,7 +196,7 @@ export class FleetSimulator {
     const secret = randomBytes(32);
     const passwordOf = (identity: string): string => derivePassword(secret, identity);
     if (this.#o.brokerUrl === undefined) {
-      const acl = new BrokerAcl({ gates: this.specs.map((s) => ({ id: s.id, list: 'main' })) });
+      const acl = new BrokerAcl({ topicRoot: this.topicRoot, gates: this.specs.map((s) => ({ id: s.id, list: 'main' })) });
       this.#security = { acl, passwords: new Map([CENTRAL_IDENTITY, ...this.specs.map((s) => s.id)].map((id) => [id, passwordOf(id)])) };
       this.broker = await startEmbeddedBroker({ port: 0, security: this.#security });
       this.brokerUrl = this.broker.url;
@@ -199,7 +204,7 @@ export class FleetSimulator {
     const embedded = this.#security !== null;
     const keys = this.#o.deployment?.keys ?? generateKeys();
     const centralAuth = this.#o.deployment?.centralAuth;
-    this.central = new Central({ db: join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, headIntervalSeconds: 10, chunkSize: 16384,
+    this.central = new Central({ db: join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, topicRoot: this.topicRoot, headIntervalSeconds: 10, chunkSize: 16384,
       ...(embedded ? { brokerAuth: { username: CENTRAL_IDENTITY, password: passwordOf(CENTRAL_IDENTITY) } } : centralAuth !== undefined ? { brokerAuth: centralAuth } : {}),
     });
     await this.central.start();
@@ -214,7 +219,7 @@ export class FleetSimulator {
       // Registered like `subline provision` does: the gate's key is derived from the central's master key.
       const id = this.central.provisionGate({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane });
       const p: ProvisioningRecord = {
-        gate: s.id, site: s.site, line: s.line, direction: s.direction, lane: s.lane, list: 'main', topicRoot: 'subline', broker: this.brokerUrl,
+        gate: s.id, site: s.site, line: s.line, direction: s.direction, lane: s.lane, list: 'main', topicRoot: this.topicRoot, broker: this.brokerUrl,
         ...(embedded ? { username: s.id, password: new TextEncoder().encode(passwordOf(s.id)) } : {}),
         ...(this.#o.deployment?.gateTls.get(s.id) !== undefined ? { tls: this.#o.deployment.gateTls.get(s.id) } : {}),
         trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId, journalEpoch: Math.floor(Date.now() / 1000), policy: DEFAULT_POLICY[s.line], passbackSeconds: 120,
@@ -290,12 +295,25 @@ export class FleetSimulator {
     });
   }
 
+  /** The scripted moments still to come, soonest first (seconds after the start). */
+  upcoming(): { at: number; what: string }[] {
+    const t = this.elapsedSeconds;
+    return this.#plan.filter((m) => !m.done && m.at >= Math.floor(t)).sort((a, b) => a.at - b.at).map(({ at, what }) => ({ at, what }));
+  }
+
   #schedule(): void {
-    const at = (s: number | null | undefined, what: () => Promise<void> | void) => {
+    const at = (s: number | null | undefined, label: string, what: () => Promise<void> | void) => {
       if (s === null || s === undefined) return;
-      this.#timers.push(setTimeout(() => void what(), s * 1000));
+      const m = { at: s, what: label, done: false };
+      this.#plan.push(m);
+      this.#timers.push(
+        setTimeout(() => {
+          m.done = true;
+          void what();
+        }, s * 1000),
+      );
     };
-    at(this.#o.revokeAt, () => {
+    at(this.#o.revokeAt, `revoke ${this.population.revoked.length} cards`, () => {
       this.central.registry.bulk((r) => {
         for (const card of this.population.revoked) {
           r.revokeCredential({ kind: 'card', rawId: card });
@@ -305,11 +323,11 @@ export class FleetSimulator {
       });
       this.moments.push(`${this.elapsedSeconds.toFixed(0)}s ${this.population.revoked.length} cards revoked`);
     });
-    at(this.#o.suspendAt, () => {
+    at(this.#o.suspendAt, `suspend institution ${this.population.suspendLater}`, () => {
       this.central.registry.suspend('institution', this.population.suspendLater);
       this.moments.push(`${this.elapsedSeconds.toFixed(0)}s institution ${this.population.suspendLater} suspended`);
     });
-    at(this.#o.brokerRestartAt, async () => {
+    at(this.#o.brokerRestartAt === undefined || this.broker === null ? null : this.#o.brokerRestartAt, 'restart the broker', async () => {
       if (this.broker === null) return;
       const port = this.broker.port;
       this.moments.push(`${this.elapsedSeconds.toFixed(0)}s broker stopped`);
