@@ -1,6 +1,7 @@
 // `subline sim` (= `npm start`): the fleet simulator with a live terminal view.
 
 import { accessSync, constants, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from './cli-error.js';
@@ -161,25 +162,38 @@ export function registerSim(program: Command): void {
         xs,
       });
       const tty = process.stdout.isTTY === true && f.view;
-      let stopping = false;
+      // Ctrl-C or SIGTERM: the fleet drains, the summary is printed, then the process ends by that
+      // same signal (130 or 143 in a shell), as `npm start` does (npm ends by the signal it got).
+      let signalled: NodeJS.Signals | null = null;
       let resolveStop: () => void = () => {};
       const stopped = new Promise<void>((r) => (resolveStop = r));
-      const stop = () => {
-        if (stopping) {
+      const unlisten = () => {
+        process.removeListener('SIGINT', stop);
+        process.removeListener('SIGTERM', stop);
+      };
+      const reraise = (sig: NodeJS.Signals) => {
+        unlisten();
+        process.exitCode = 128 + (osConstants.signals[sig] ?? 0);
+        process.kill(process.pid, sig);
+      };
+      function stop(sig: NodeJS.Signals): void {
+        if (signalled !== null) {
           // A second Ctrl-C: out at once (the first one is draining the fleet).
           console.error('stopped without draining (second signal)');
-          process.exit(130);
+          reraise(sig);
+          return;
         }
-        stopping = true;
+        signalled = sig;
         resolveStop();
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      }
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
       console.error(`starting: ${gates} gates${xs > 0 ? ` (${xs} on the XS engine)` : ''}, ${rate} taps/s, seed ${seed}${f.broker !== undefined ? `, broker ${f.broker}` : ', embedded broker'} ...`);
       try {
         await sim.start();
       } catch (e) {
         await sim.close();
+        unlisten();
         throw new CliError(`could not start: ${e instanceof Error ? e.message : String(e)}`, 1);
       }
       const timer = setInterval(
@@ -194,24 +208,34 @@ export function registerSim(program: Command): void {
         },
         tty ? 1000 : 5000,
       );
-      const until = duration === null ? stopped : Promise.race([stopped, new Promise<void>((r) => setTimeout(r, duration * 1000))]);
+      let durationTimer: ReturnType<typeof setTimeout> | undefined;
+      const until = duration === null ? stopped : Promise.race([stopped, new Promise<void>((r) => (durationTimer = setTimeout(r, duration * 1000)))]);
       await until;
+      // A Ctrl-C before the end of --duration: the timer must not keep the process alive.
+      clearTimeout(durationTimer);
       clearInterval(timer);
       console.error('stopping: waiting for every journaled event to reach the central ...');
       const drained = await sim.drain(30000);
       const report = sim.report();
       if (tty) process.stdout.write(`\x1b[H\x1b[2J${render(sim, duration)}\n`);
       console.log(summary(report));
+      let failure: CliError | null = null;
       try {
         if (f.report !== undefined) writeFileSync(f.report, JSON.stringify(report, null, 2) + '\n');
       } catch (e) {
-        throw new CliError(`--report ${f.report}: cannot be written (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 1);
+        failure = new CliError(`--report ${f.report}: cannot be written (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 1);
       } finally {
         // Whatever happens on the way out, the broker, central and gates are closed, so the process can exit.
         await sim.close();
-        process.removeListener('SIGINT', stop);
-        process.removeListener('SIGTERM', stop);
       }
-      if (!drained || !report.exactlyOnce) throw new CliError('not every journaled event reached the central within 30 s after stopping', 1);
+      if (failure === null && (!drained || !report.exactlyOnce)) failure = new CliError('not every journaled event reached the central within 30 s after stopping', 1);
+      if (signalled !== null) {
+        // Stopped by a signal: it is the exit status (what npm start reports too); a failure on the way out is still said.
+        if (failure !== null) console.error(`subline: ${failure.message}`);
+        reraise(signalled);
+        return;
+      }
+      unlisten();
+      if (failure !== null) throw failure;
     });
 }
