@@ -6,11 +6,17 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from './cli-error.js';
 import { fleetSpecs, FleetSimulator, type SimReport } from '../sim/fleet-simulator.js';
-import { addBrokerAuthOptions, type BrokerAuthFlags } from './common.js';
+import { addBrokerAuthOptions, checkTopicRoot, type BrokerAuthFlags } from './common.js';
+import { randomBytes } from 'node:crypto';
+import type { BrokerAuth } from '../broker-auth.js';
+import { generateKeys } from '../central/keys.js';
+import { clearRetained, probeRetainedHead } from '../sim/shared-broker.js';
+import { Topics } from '../../protocol/topics.js';
 import { prepareSimDeployment, type SimDeployment } from './sim-deployment.js';
 
 interface SimFlags extends BrokerAuthFlags {
   broker?: string;
+  topicRoot?: string;
   prepare?: boolean;
   gates: string;
   rate: string;
@@ -115,11 +121,28 @@ function summary(r: SimReport): string {
   ].join('\n');
 }
 
+/** Exit 3 when another central's head is retained under the run's topic root on the broker (see shared-broker.ts). */
+async function refuseForeignHead(broker: string, topicRoot: string, publicKey: Uint8Array, auth: BrokerAuth | undefined): Promise<void> {
+  let probe;
+  try {
+    probe = await probeRetainedHead(broker, topicRoot, publicKey, auth !== undefined ? { auth } : {});
+  } catch (e) {
+    throw new CliError(`could not start: ${e instanceof Error ? e.message : String(e)}`, 1);
+  }
+  if (probe.found !== 'other') return;
+  throw new CliError(
+    `another central's head is retained on ${broker} under '${topicRoot}' (list main, ${probe.kid !== null ? `signed by key id ${probe.kid}` : 'not a signed head'}, not the simulator's key): ` +
+      `the simulator would overwrite it and its gates and events would enter that deployment. Use a topic root of its own (the default on a plain broker, or --topic-root) or a broker of its own`,
+    3,
+  );
+}
+
 export function registerSim(program: Command): void {
   const command = program
     .command('sim')
     .description('run the fleet simulator: embedded MQTT broker (locked down), reference central with a demo population, a fleet of gates, live view')
     .option('--broker <url>', 'use this MQTT broker (mqtt:// or mqtts://host:port) instead of the embedded one; a secured one needs --data')
+    .option('--topic-root <root>', "topic root of the run (1-4 segments of [A-Za-z0-9._-]); default: 'subline' on the embedded broker and with --data, else one of its own per run (sim-<seed>-<random>), so a central on a shared broker sees nothing of it")
     .option('--gates <n>', 'number of gates', '8')
     .option('--rate <taps>', 'taps per second across the fleet', '4')
     .option('--seed <n>', 'seed: the same seed gives the same population and tap sequence', '1')
@@ -141,6 +164,10 @@ export function registerSim(program: Command): void {
       if (f.prepare === true && f.data === undefined) throw new CliError('--prepare needs --data DIR');
       // Output paths are checked before the run: a report that cannot be written must not be found out after ten minutes.
       if (f.report !== undefined) checkWritable(f.report, '--report');
+      if (f.topicRoot !== undefined) checkTopicRoot(f.topicRoot);
+      // On a broker it may share with a real central, the run keeps to a topic root of its own,
+      // unless one is chosen or --data names the deployment whose broker ACL covers 'subline'.
+      const topicRoot = f.topicRoot ?? (f.broker !== undefined && f.data === undefined ? `sim-${seed}-${randomBytes(3).toString('hex')}` : 'subline');
       const total = duration ?? 600;
       let deployment: SimDeployment | undefined;
       if (f.data !== undefined) {
@@ -151,8 +178,13 @@ export function registerSim(program: Command): void {
           return;
         }
       }
+      const keys = deployment?.keys ?? generateKeys();
+      if (f.broker !== undefined) {
+        console.error(`topic root ${topicRoot}${f.topicRoot === undefined && f.data === undefined ? ' (its own for this run; --topic-root to choose one)' : ''}`);
+        await refuseForeignHead(f.broker, topicRoot, keys.publicKey, deployment?.centralAuth);
+      }
       const sim = new FleetSimulator({
-        gates, rate, seed,
+        gates, rate, seed, topicRoot, keys,
         ...(f.broker !== undefined ? { brokerUrl: f.broker } : {}),
         ...(deployment !== undefined ? { deployment } : {}),
         // The script: within the first minute whatever the length (the first at 15 s), earlier for a short run.
@@ -188,7 +220,7 @@ export function registerSim(program: Command): void {
       }
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
-      console.error(`starting: ${gates} gates${xs > 0 ? ` (${xs} on the XS engine)` : ''}, ${rate} taps/s, seed ${seed}${f.broker !== undefined ? `, broker ${f.broker}` : ', embedded broker'} ...`);
+      console.error(`starting: ${gates} gates${xs > 0 ? ` (${xs} on the XS engine)` : ''}, ${rate} taps/s, seed ${seed}${f.broker !== undefined ? `, broker ${f.broker}, topic root ${topicRoot}` : ', embedded broker'} ...`);
       try {
         await sim.start();
       } catch (e) {
@@ -227,6 +259,15 @@ export function registerSim(program: Command): void {
       } finally {
         // Whatever happens on the way out, the broker, central and gates are closed, so the process can exit.
         await sim.close();
+      }
+      if (f.broker !== undefined && deployment === undefined) {
+        // The run's key dies with it: its retained head and statuses would read as another central's to the next run.
+        const topics = new Topics(topicRoot);
+        try {
+          await clearRetained(f.broker, [topics.list('main', 'head'), ...sim.specs.map((g) => topics.gate(g.id, 'status'))]);
+        } catch (e) {
+          console.error(`note: the retained head under '${topicRoot}' could not be cleared (${e instanceof Error ? e.message : String(e)})`);
+        }
       }
       if (failure === null && (!drained || !report.exactlyOnce)) failure = new CliError('not every journaled event reached the central within 30 s after stopping', 1);
       if (signalled !== null) {

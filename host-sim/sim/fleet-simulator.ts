@@ -83,6 +83,8 @@ export interface SimOptions {
    * --data DIR`): DIR's keys, the central's broker identity, and each gate's
    * TLS identity from DIR's PKI (by gate id).
    */
+  /** The central's keys (default: the deployment's, else new ones for the run). */
+  readonly keys?: CentralKeys;
   readonly deployment?: {
     readonly keys: CentralKeys;
     readonly centralAuth?: BrokerAuth;
@@ -114,6 +116,7 @@ export interface SimReport {
   gates: number;
   durationSeconds: number;
   broker: string;
+  topicRoot: string;
   taps: number;
   granted: number;
   deniedByReason: Record<string, number>;
@@ -205,7 +208,7 @@ export class FleetSimulator {
       this.brokerUrl = this.broker.url;
     } else this.brokerUrl = this.#o.brokerUrl;
     const embedded = this.#security !== null;
-    const keys = this.#o.deployment?.keys ?? generateKeys();
+    const keys = this.#o.deployment?.keys ?? this.#o.keys ?? generateKeys();
     const centralAuth = this.#o.deployment?.centralAuth;
     this.central = new Central({ db: join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, topicRoot: this.topicRoot, headIntervalSeconds: 10, chunkSize: 16384,
       ...(embedded ? { brokerAuth: { username: CENTRAL_IDENTITY, password: passwordOf(CENTRAL_IDENTITY) } } : centralAuth !== undefined ? { brokerAuth: centralAuth } : {}),
@@ -530,7 +533,7 @@ export class FleetSimulator {
     const eventsJournaled = perGate.reduce((a, b) => a + b.journaled, 0);
     const eventsStoredAtCentral = perGate.reduce((a, b) => a + b.stored, 0);
     return {
-      seed: this.#o.seed, gates: this.#slots.length, durationSeconds: Math.round(rate.seconds), broker: this.broker !== null ? 'embedded' : this.brokerUrl,
+      seed: this.#o.seed, gates: this.#slots.length, durationSeconds: Math.round(rate.seconds), broker: this.broker !== null ? 'embedded' : this.brokerUrl, topicRoot: this.topicRoot,
       taps: v.totals.taps, granted: v.totals.granted, deniedByReason: v.totals.denied, eventsJournaled, eventsStoredAtCentral,
       exactlyOnce: eventsJournaled === eventsStoredAtCentral && perGate.every((p) => p.journaled === p.stored), moments: this.moments,
       rateAsked: rate.asked, rateSustained: Math.round(rate.sustained * 10) / 10, tapSeconds: Math.round(rate.seconds * 100) / 100, rateShort: rate.short, perGate, centralVersion: v.totals.version,
