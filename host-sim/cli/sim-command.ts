@@ -12,7 +12,8 @@ import type { BrokerAuth } from '../broker-auth.js';
 import { generateKeys } from '../central/keys.js';
 import { clearRetained, probeRetainedHead } from '../sim/shared-broker.js';
 import { Topics } from '../../protocol/topics.js';
-import { prepareSimDeployment, type SimDeployment } from './sim-deployment.js';
+import { initIfMissing, prepareSimDeployment, simStateDir, type SimDeployment } from './sim-deployment.js';
+import { SimState } from '../sim/sim-state.js';
 
 interface SimFlags extends BrokerAuthFlags {
   broker?: string;
@@ -171,8 +172,17 @@ export function registerSim(program: Command): void {
       const total = duration ?? 600;
       let deployment: SimDeployment | undefined;
       if (f.data !== undefined) {
+        // The demo population of an earlier run in DIR is continued: the seed must be its seed.
+        let saved;
+        try {
+          saved = SimState.readPopulation(simStateDir(f.data));
+        } catch (e) {
+          throw new CliError(`--data ${f.data}: ${e instanceof Error ? e.message : String(e)}`, 3);
+        }
+        if (saved !== null && saved.seed !== seed) throw new CliError(`--data ${f.data}: ${simStateDir(f.data)} holds the demo population of seed ${saved.seed}: run with --seed ${saved.seed}, or remove ${simStateDir(f.data)} for a new one`, 2);
+        if (await initIfMissing(f.data)) console.error(`initialised ${f.data} as \`subline central init --data ${f.data}\` does (above)`);
         deployment = await prepareSimDeployment(f.data, fleetSpecs(gates), f.broker, f);
-        if (deployment.registered.length > 0) console.error(`${deployment.registered.length} simulated gate(s) registered in ${f.data} with their certificates: run \`subline broker config --data ${f.data} --out ...\` again and reload the broker (SIGHUP) to let them in`);
+        if (deployment.registered.length > 0 && (f.broker !== undefined || f.prepare === true)) console.error(`${deployment.registered.length} simulated gate(s) registered in ${f.data} with their certificates: run \`subline broker config --data ${f.data} --out ...\` again and reload the broker (SIGHUP) to let them in`);
         if (f.prepare === true) {
           console.log(`prepared ${gates} simulated gate(s) in ${f.data} (${deployment.registered.length} new)`);
           return;
@@ -185,6 +195,7 @@ export function registerSim(program: Command): void {
       }
       const sim = new FleetSimulator({
         gates, rate, seed, topicRoot, keys,
+        ...(f.data !== undefined ? { dataDir: simStateDir(f.data) } : {}),
         ...(f.broker !== undefined ? { brokerUrl: f.broker } : {}),
         ...(deployment !== undefined ? { deployment } : {}),
         // The script: within the first minute whatever the length (the first at 15 s), earlier for a short run.

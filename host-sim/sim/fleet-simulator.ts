@@ -27,6 +27,8 @@ import { mulberry32 } from '../flash/nor-flash.js';
 import { NodeGate } from '../node-gate.js';
 import { nodeCrypto } from '../node-crypto.js';
 import { XsGate } from '../xs-gate/xs-gate.js';
+import { deriveGateKey } from '../central/gate-keys.js';
+import { SimState, SimStateError } from './sim-state.js';
 import { DEMO_SIZE, seedPopulation, type Population, type PopulationSize } from './demo-population.js';
 
 export interface GateSpec {
@@ -68,6 +70,12 @@ export interface SimOptions {
   readonly brokerUrl?: string;
   /** The topic root of the run (default 'subline'): the central's and every gate's. */
   readonly topicRoot?: string;
+  /**
+   * Keep the simulator's central database, demo population and Node gates'
+   * flash here and continue from them on the next run (sim-state.ts; needs
+   * the same keys each run: `deployment` or `keys`). Default: a temporary
+   * directory, removed at the end.
+   */
   readonly dataDir?: string;
   readonly population?: PopulationSize;
   /** Seconds after start for the scripted moments (null: none). */
@@ -129,7 +137,8 @@ export interface SimReport {
   rateSustained: number;
   tapSeconds: number;
   rateShort: boolean;
-  perGate: { id: string; engine: 'node' | 'xs'; journaled: number; stored: number; version: number; online: boolean }[];
+  /** journaled: the gate's last journal seq (in its journal epoch `epoch`); stored: the central's events of that epoch. */
+  perGate: { id: string; engine: 'node' | 'xs'; epoch: number; journaled: number; stored: number; version: number; online: boolean }[];
   centralVersion: number;
 }
 
@@ -169,6 +178,9 @@ export class FleetSimulator {
   readonly #rnd: () => number;
   readonly #dir: string;
   readonly #ownDir: boolean;
+  /** What is kept between runs (dataDir: see sim-state.ts). */
+  readonly #state: SimState | null;
+  readonly #saved = new Map<NodeGate, { journalEpoch: number; gateKeyId: number }>();
   readonly #slots: Slot[] = [];
   #personIndex = new Map<string, number>();
   #timers: ReturnType<typeof setTimeout>[] = [];
@@ -183,6 +195,8 @@ export class FleetSimulator {
   readonly #lotUntil: number[] = [];
   readonly #plan: { at: number; what: string; done: boolean }[] = [];
   #closing = false;
+  /** Whether the reader-format twins of the demo credentials are enrolled (for the XS gates). */
+  #twins = false;
   /** A broker restart under way (the scripted moment): close() waits for it. */
   #restarting: Promise<void> | null = null;
 
@@ -193,6 +207,7 @@ export class FleetSimulator {
     this.topicRoot = o.topicRoot ?? 'subline';
     this.#ownDir = o.dataDir === undefined;
     this.#dir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'subline-sim-'));
+    this.#state = o.dataDir !== undefined ? new SimState(o.dataDir) : null;
   }
 
   async start(): Promise<void> {
@@ -210,25 +225,61 @@ export class FleetSimulator {
     const embedded = this.#security !== null;
     const keys = this.#o.deployment?.keys ?? this.#o.keys ?? generateKeys();
     const centralAuth = this.#o.deployment?.centralAuth;
-    this.central = new Central({ db: join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, topicRoot: this.topicRoot, headIntervalSeconds: 10, chunkSize: 16384,
+    const state = this.#state;
+    if (state !== null && this.#o.deployment?.keys === undefined && this.#o.keys === undefined) throw new Error('fleet simulator: a data directory needs the keys it was made with (deployment or keys)');
+    const saved = state?.population() ?? null;
+    const size = this.#o.population ?? DEMO_SIZE;
+    if (saved !== null && (saved.seed !== this.#o.seed || JSON.stringify(saved.size) !== JSON.stringify(size))) {
+      throw new SimStateError(`${state!.dir} holds the demo population of seed ${saved.seed} (${saved.size.people} people): run with --seed ${saved.seed}, or remove ${state!.dir} for a new one`);
+    }
+    this.central = new Central({ db: state?.db ?? join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, topicRoot: this.topicRoot, headIntervalSeconds: 10, chunkSize: 16384,
       ...(embedded ? { brokerAuth: { username: CENTRAL_IDENTITY, password: passwordOf(CENTRAL_IDENTITY) } } : centralAuth !== undefined ? { brokerAuth: centralAuth } : {}),
     });
     await this.central.start();
-    const size = this.#o.population ?? DEMO_SIZE;
-    this.population = seedPopulation(this.central.registry, this.#o.seed, size);
     const xsCount = Math.min(this.#o.xs ?? 0, this.specs.length);
-    if (xsCount > 0) this.#enrollXsTwins(size);
+    if (saved === null) {
+      this.population = seedPopulation(this.central.registry, this.#o.seed, size);
+      if (xsCount > 0) this.#enrollXsTwins(size);
+    } else {
+      // The demo continues: the population is the one an earlier run seeded. What its script
+      // did (cards revoked, an institution suspended) is undone, so that this run's script shows it again.
+      this.population = saved.population;
+      this.#personIndex = new Map(this.population.people.map((p, i) => [toHex(p.id), i]));
+      if (xsCount > 0 && !saved.xsTwins) this.#enrollXsTwins(size);
+      const twins = saved.xsTwins || xsCount > 0;
+      this.#twins = twins;
+      this.central.registry.bulk((r) => {
+        saved.population.revoked.forEach((card, k) => {
+          const subject = saved.revokedSubjects[k]!;
+          if (r.credential({ kind: 'card', rawId: card })?.revoked === true) r.addCredential({ subject, kind: 'card', rawId: card });
+          const twin = this.#personIndex.get(toHex(card));
+          if (twins && twin !== undefined && r.credential({ kind: 'card', rawId: xsCardId(twin) })?.revoked === true) r.addCredential({ subject, kind: 'card', rawId: xsCardId(twin) });
+        });
+        r.resume('institution', saved.population.suspendLater);
+      });
+    }
+    if (state !== null) {
+      const people = this.population.people;
+      state.savePopulation({
+        seed: this.#o.seed, size, population: this.population, xsTwins: (saved?.xsTwins ?? false) || xsCount > 0,
+        revokedSubjects: this.population.revoked.map((card) => `p-${people.findIndex((p) => p.id === card || toHex(p.id) === toHex(card))}`),
+      });
+    }
     this.central.publishHead();
     const credentials = size.people + size.vehicles + size.consignments;
     const xsStarts: Promise<unknown>[] = [];
     for (const [i, s] of this.specs.entries()) {
       // Registered like `subline provision` does: the gate's key is derived from the central's master key.
-      const id = this.central.provisionGate({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane });
+      // A Node gate an earlier run saved keeps its identity, flash and journal epoch: its journal continues.
+      const known = i < xsCount ? null : (state?.gate(s.id, this.#o.seed * 1000 + i) ?? null);
+      const identity = known !== null ? this.central.identities.get(s.id) : undefined;
+      const reuse = known !== null && identity !== undefined && identity.state === 'active' && identity.keyId === known.gateKeyId ? known : null;
+      const id = reuse !== null ? { gateKey: deriveGateKey(keys.gateMasterKey, s.id, reuse.gateKeyId), gateKeyId: reuse.gateKeyId } : this.central.provisionGate({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane });
       const p: ProvisioningRecord = {
         gate: s.id, site: s.site, line: s.line, direction: s.direction, lane: s.lane, list: 'main', topicRoot: this.topicRoot, broker: this.brokerUrl,
         ...(embedded ? { username: s.id, password: new TextEncoder().encode(passwordOf(s.id)) } : {}),
         ...(this.#o.deployment?.gateTls.get(s.id) !== undefined ? { tls: this.#o.deployment.gateTls.get(s.id) } : {}),
-        trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId, journalEpoch: Math.floor(Date.now() / 1000), policy: DEFAULT_POLICY[s.line], passbackSeconds: 120,
+        trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId, journalEpoch: reuse?.journalEpoch ?? Math.floor(Date.now() / 1000), policy: DEFAULT_POLICY[s.line], passbackSeconds: 120,
       };
       if (i < xsCount) {
         // The device's own config (manifest.json), with the reader this lane has.
@@ -241,7 +292,11 @@ export class FleetSimulator {
         this.#slots.push({ engine: 'xs', g });
         xsStarts.push(g.start().then(() => g.startRealtime(15)));
       } else {
-        const g = new NodeGate({ provisioning: p, crypto: nodeCrypto, layout: { credentials: Math.max(4096, credentials * 2), journalSectors: 64 }, seed: this.#o.seed * 1000 + i, sync: { tickMs: 50, ackTimeoutMs: 3000, requestTimeoutMs: 2000 } });
+        const g = new NodeGate({
+          provisioning: p, crypto: nodeCrypto, layout: { credentials: Math.max(4096, credentials * 2), journalSectors: 64 }, seed: this.#o.seed * 1000 + i, sync: { tickMs: 50, ackTimeoutMs: 3000, requestTimeoutMs: 2000 },
+          ...(reuse !== null ? { flash: reuse.flash, provisioningFlash: reuse.provisioningFlash } : {}),
+        });
+        this.#saved.set(g, { journalEpoch: p.journalEpoch, gateKeyId: p.gateKeyId });
         g.start();
         this.gates.push(g);
         this.#slots.push({ engine: 'node', g });
@@ -295,6 +350,7 @@ export class FleetSimulator {
 
   /** A reader-format twin credential for every demo credential (see xsCardId). */
   #enrollXsTwins(size: PopulationSize): void {
+    this.#twins = true;
     this.#personIndex = new Map(this.population.people.map((p, i) => [toHex(p.id), i]));
     this.central.registry.bulk((r) => {
       for (let i = 0; i < size.people; i++) r.addCredential({ subject: `p-${i}`, kind: 'card', rawId: xsCardId(i) });
@@ -325,7 +381,7 @@ export class FleetSimulator {
       this.central.registry.bulk((r) => {
         for (const card of this.population.revoked) {
           r.revokeCredential({ kind: 'card', rawId: card });
-          const twin = this.#personIndex.get(toHex(card));
+          const twin = this.#twins ? this.#personIndex.get(toHex(card)) : undefined;
           if (twin !== undefined) r.revokeCredential({ kind: 'card', rawId: xsCardId(twin) });
         }
       });
@@ -528,7 +584,7 @@ export class FleetSimulator {
       const g = v.gates[i]!;
       const j = this.#journal(slot);
       const stored = this.central.events.export(g.id, j.epoch).length;
-      return { id: g.id, engine: slot.engine, journaled: j.lastSeq, stored, version: g.version, online: g.online };
+      return { id: g.id, engine: slot.engine, epoch: j.epoch, journaled: j.lastSeq, stored, version: g.version, online: g.online };
     });
     const eventsJournaled = perGate.reduce((a, b) => a + b.journaled, 0);
     const eventsStoredAtCentral = perGate.reduce((a, b) => a + b.stored, 0);
@@ -545,6 +601,9 @@ export class FleetSimulator {
     if (this.#tapTimer !== null) clearInterval(this.#tapTimer);
     for (const t of this.#timers) clearTimeout(t);
     for (const g of this.gates) g.stop();
+    // With a data directory each Node gate's flash is kept for the next run (after the gate stopped: nothing half-written).
+    const state = this.#state;
+    if (state !== null) for (const g of this.gates) state.saveGate(g.gate.id, { ...this.#saved.get(g)!, flash: g.flash, provisioningFlash: g.provisioningFlash });
     await Promise.all(this.xsGates.map((g) => g.close()));
     await this.central?.close();
     await this.#restarting;
