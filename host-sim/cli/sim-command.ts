@@ -149,7 +149,7 @@ export function registerSim(program: Command): void {
     .option('--seed <n>', 'seed: the same seed gives the same population and tap sequence', '1')
     .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)')
     .option('--report <file>', 'write the summary as JSON to this file on exit')
-    .option('--data <dir>', "a central's data directory (`subline central init`): its keys, its central certificate, and a registered identity and certificate for each simulated gate, for a broker made by `subline broker config --data DIR`")
+    .option('--data <dir>', "a central's data directory (made as `subline central init` does if missing): its keys, its central certificate, and a registered identity and certificate for each simulated gate, for a broker made by `subline broker config --data DIR`; the demo database and the gates' flash are kept in DIR/sim/ and continued by the next run (same --seed)")
     .option('--prepare', 'with --data: register the simulated gates and issue their certificates, then exit (run `subline broker config` after it)')
     .option('--xs <n>', 'run n of the gates on the real XS engine (see docs/FLASHING.md)')
     .option('--no-view', 'no live view: one status line every 5 seconds');
