@@ -125,6 +125,6 @@ t('sim refuses bad options with exit 2 and names the option', async () => {
 t('sim --help describes every option', async () => {
   const r = await run(['sim', '--help'], 20000);
   assert.is(r.code, 0);
-  for (const o of ['--broker', '--gates', '--rate', '--seed', '--duration', '--report', '--xs']) assert.match(r.out, new RegExp(o));
+  for (const o of ['--broker', '--topic-root', '--gates', '--rate', '--seed', '--duration', '--report', '--data', '--prepare', '--xs', '--no-view']) assert.match(r.out, new RegExp(o));
 });
 t.run();

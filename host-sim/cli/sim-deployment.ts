@@ -4,10 +4,11 @@
 // ACL, generated from it, lets it in) and gets a TLS client certificate from
 // DIR's PKI, kept in DIR/sim-gates/<id>.json (mode 0600) and reused by later
 // runs; the simulator's central presents DIR's central certificate. Its
-// registry and events stay in a temporary database of its own: the demo
-// population never enters DIR's.
+// registry, events and gates' flash are kept in DIR/sim/ (sim-state.ts), in
+// files of their own, and reused by the next run: the demo population never
+// enters DIR's central.db. A missing DIR is made by `central init`.
 
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { fromHex, toHex } from '../../protocol/hex.js';
@@ -18,7 +19,9 @@ import { GateRegistry } from '../central/gate-registry.js';
 import type { CentralKeys } from '../central/keys.js';
 import { DeploymentPki } from '../pki/deployment-pki.js';
 import type { GateSpec } from '../sim/fleet-simulator.js';
+import { Command } from 'commander';
 import { CliError } from './cli-error.js';
+import { registerCentral } from './central-commands.js';
 import { dataPaths, loadKeys, requireDatabase, resolveBrokerAuth, type BrokerAuthFlags } from './common.js';
 
 type GateTls = NonNullable<ProvisioningRecord['tls']>;
@@ -29,6 +32,27 @@ export interface SimDeployment {
   readonly gateTls: ReadonlyMap<string, GateTls>;
   /** Gates registered by this call: the broker's configuration must be written again for them. */
   readonly registered: readonly string[];
+}
+
+/** The simulator's own state in DIR (demo database, population, gates' flash): DIR/sim/ (host-sim/sim/sim-state.ts). */
+export const simStateDir = (data: string): string => join(dataPaths(data).dir, 'sim');
+
+/**
+ * A missing (or empty) DIR is initialised by `subline central init --data
+ * DIR` itself: the command runs in this process, through the same code.
+ * Returns whether it was.
+ */
+export async function initIfMissing(data: string): Promise<boolean> {
+  const p = dataPaths(data);
+  if (existsSync(p.dir) && (readdirSync(p.dir).length > 0 || !statSync(p.dir).isDirectory())) return false;
+  const program = new Command('subline').exitOverride();
+  registerCentral(program);
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const sub of c.commands) sub.exitOverride();
+  }
+  await program.parseAsync(['central', 'init', '--data', p.dir], { from: 'user' });
+  return true;
 }
 
 export async function prepareSimDeployment(data: string, specs: readonly GateSpec[], broker: string | undefined, flags: BrokerAuthFlags): Promise<SimDeployment> {

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
+import { DEFAULT_TIMING } from '../../firmware/core/gate-controller.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { toHex } from '../../protocol/hex.js';
 import { REASON_NAMES } from '../../protocol/reasons.js';
@@ -26,6 +27,8 @@ import { mulberry32 } from '../flash/nor-flash.js';
 import { NodeGate } from '../node-gate.js';
 import { nodeCrypto } from '../node-crypto.js';
 import { XsGate } from '../xs-gate/xs-gate.js';
+import { deriveGateKey } from '../central/gate-keys.js';
+import { SimState, SimStateError } from './sim-state.js';
 import { DEMO_SIZE, seedPopulation, type Population, type PopulationSize } from './demo-population.js';
 
 export interface GateSpec {
@@ -65,6 +68,14 @@ export interface SimOptions {
   readonly seed: number;
   /** Use this broker instead of the embedded one. */
   readonly brokerUrl?: string;
+  /** The topic root of the run (default 'subline'): the central's and every gate's. */
+  readonly topicRoot?: string;
+  /**
+   * Keep the simulator's central database, demo population and Node gates'
+   * flash here and continue from them on the next run (sim-state.ts; needs
+   * the same keys each run: `deployment` or `keys`). Default: a temporary
+   * directory, removed at the end.
+   */
   readonly dataDir?: string;
   readonly population?: PopulationSize;
   /** Seconds after start for the scripted moments (null: none). */
@@ -80,6 +91,8 @@ export interface SimOptions {
    * --data DIR`): DIR's keys, the central's broker identity, and each gate's
    * TLS identity from DIR's PKI (by gate id).
    */
+  /** The central's keys (default: the deployment's, else new ones for the run). */
+  readonly keys?: CentralKeys;
   readonly deployment?: {
     readonly keys: CentralKeys;
     readonly centralAuth?: BrokerAuth;
@@ -111,6 +124,7 @@ export interface SimReport {
   gates: number;
   durationSeconds: number;
   broker: string;
+  topicRoot: string;
   taps: number;
   granted: number;
   deniedByReason: Record<string, number>;
@@ -118,11 +132,19 @@ export interface SimReport {
   eventsStoredAtCentral: number;
   exactlyOnce: boolean;
   moments: string[];
-  perGate: { id: string; engine: 'node' | 'xs'; journaled: number; stored: number; version: number; online: boolean }[];
+  /** Taps per second asked for (--rate), made (reads at the readers over tapSeconds), and whether the process fell short of it. */
+  rateAsked: number;
+  rateSustained: number;
+  tapSeconds: number;
+  rateShort: boolean;
+  /** journaled: the gate's last journal seq (in its journal epoch `epoch`); stored: the central's events of that epoch. */
+  perGate: { id: string; engine: 'node' | 'xs'; epoch: number; journaled: number; stored: number; version: number; online: boolean }[];
   centralVersion: number;
 }
 
 const te = new TextEncoder();
+/** How often the tap generator runs (it makes the taps due since the last tick). */
+const TAP_TICK_MS = 20;
 
 /**
  * Reader-format twins of the demo credentials, for the XS gates: their
@@ -150,24 +172,42 @@ export class FleetSimulator {
   broker: BrokerHandle | null = null;
   #security: EmbeddedBrokerSecurity | null = null;
   brokerUrl = '';
+  readonly topicRoot: string;
   population!: Population;
   readonly #o: SimOptions;
   readonly #rnd: () => number;
   readonly #dir: string;
   readonly #ownDir: boolean;
+  /** What is kept between runs (dataDir: see sim-state.ts). */
+  readonly #state: SimState | null;
+  readonly #saved = new Map<NodeGate, { journalEpoch: number; gateKeyId: number }>();
   readonly #slots: Slot[] = [];
   #personIndex = new Map<string, number>();
   #timers: ReturnType<typeof setTimeout>[] = [];
   #tapTimer: ReturnType<typeof setInterval> | null = null;
   #started = 0;
   #tapsWindow: number[][] = [];
+  /** Reads made at the simulated readers (what the gates count as taps), reads given up because the process fell behind, and when tapping stopped. */
+  #tapsMade = 0;
+  #tapsDropped = 0;
+  #tapsStopped: number | null = null;
+  /** Per gate: until when a goods portal's lot is open (no new consignment before). */
+  readonly #lotUntil: number[] = [];
+  readonly #plan: { at: number; what: string; done: boolean }[] = [];
+  #closing = false;
+  /** Whether the reader-format twins of the demo credentials are enrolled (for the XS gates). */
+  #twins = false;
+  /** A broker restart under way (the scripted moment): close() waits for it. */
+  #restarting: Promise<void> | null = null;
 
   constructor(o: SimOptions) {
     this.#o = o;
     this.#rnd = mulberry32(o.seed);
     this.specs = fleetSpecs(o.gates);
+    this.topicRoot = o.topicRoot ?? 'subline';
     this.#ownDir = o.dataDir === undefined;
     this.#dir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'subline-sim-'));
+    this.#state = o.dataDir !== undefined ? new SimState(o.dataDir) : null;
   }
 
   async start(): Promise<void> {
@@ -177,33 +217,69 @@ export class FleetSimulator {
     const secret = randomBytes(32);
     const passwordOf = (identity: string): string => derivePassword(secret, identity);
     if (this.#o.brokerUrl === undefined) {
-      const acl = new BrokerAcl({ gates: this.specs.map((s) => ({ id: s.id, list: 'main' })) });
+      const acl = new BrokerAcl({ topicRoot: this.topicRoot, gates: this.specs.map((s) => ({ id: s.id, list: 'main' })) });
       this.#security = { acl, passwords: new Map([CENTRAL_IDENTITY, ...this.specs.map((s) => s.id)].map((id) => [id, passwordOf(id)])) };
       this.broker = await startEmbeddedBroker({ port: 0, security: this.#security });
       this.brokerUrl = this.broker.url;
     } else this.brokerUrl = this.#o.brokerUrl;
     const embedded = this.#security !== null;
-    const keys = this.#o.deployment?.keys ?? generateKeys();
+    const keys = this.#o.deployment?.keys ?? this.#o.keys ?? generateKeys();
     const centralAuth = this.#o.deployment?.centralAuth;
-    this.central = new Central({ db: join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, headIntervalSeconds: 10, chunkSize: 16384,
+    const state = this.#state;
+    if (state !== null && this.#o.deployment?.keys === undefined && this.#o.keys === undefined) throw new Error('fleet simulator: a data directory needs the keys it was made with (deployment or keys)');
+    const saved = state?.population() ?? null;
+    const size = this.#o.population ?? DEMO_SIZE;
+    if (saved !== null && (saved.seed !== this.#o.seed || JSON.stringify(saved.size) !== JSON.stringify(size))) {
+      throw new SimStateError(`${state!.dir} holds the demo population of seed ${saved.seed} (${saved.size.people} people): run with --seed ${saved.seed}, or remove ${state!.dir} for a new one`);
+    }
+    this.central = new Central({ db: state?.db ?? join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, topicRoot: this.topicRoot, headIntervalSeconds: 10, chunkSize: 16384,
       ...(embedded ? { brokerAuth: { username: CENTRAL_IDENTITY, password: passwordOf(CENTRAL_IDENTITY) } } : centralAuth !== undefined ? { brokerAuth: centralAuth } : {}),
     });
     await this.central.start();
-    const size = this.#o.population ?? DEMO_SIZE;
-    this.population = seedPopulation(this.central.registry, this.#o.seed, size);
     const xsCount = Math.min(this.#o.xs ?? 0, this.specs.length);
-    if (xsCount > 0) this.#enrollXsTwins(size);
+    if (saved === null) {
+      this.population = seedPopulation(this.central.registry, this.#o.seed, size);
+      if (xsCount > 0) this.#enrollXsTwins(size);
+    } else {
+      // The demo continues: the population is the one an earlier run seeded. What its script
+      // did (cards revoked, an institution suspended) is undone, so that this run's script shows it again.
+      this.population = saved.population;
+      this.#personIndex = new Map(this.population.people.map((p, i) => [toHex(p.id), i]));
+      if (xsCount > 0 && !saved.xsTwins) this.#enrollXsTwins(size);
+      const twins = saved.xsTwins || xsCount > 0;
+      this.#twins = twins;
+      this.central.registry.bulk((r) => {
+        saved.population.revoked.forEach((card, k) => {
+          const subject = saved.revokedSubjects[k]!;
+          if (r.credential({ kind: 'card', rawId: card })?.revoked === true) r.addCredential({ subject, kind: 'card', rawId: card });
+          const twin = this.#personIndex.get(toHex(card));
+          if (twins && twin !== undefined && r.credential({ kind: 'card', rawId: xsCardId(twin) })?.revoked === true) r.addCredential({ subject, kind: 'card', rawId: xsCardId(twin) });
+        });
+        r.resume('institution', saved.population.suspendLater);
+      });
+    }
+    if (state !== null) {
+      const people = this.population.people;
+      state.savePopulation({
+        seed: this.#o.seed, size, population: this.population, xsTwins: (saved?.xsTwins ?? false) || xsCount > 0,
+        revokedSubjects: this.population.revoked.map((card) => `p-${people.findIndex((p) => p.id === card || toHex(p.id) === toHex(card))}`),
+      });
+    }
     this.central.publishHead();
     const credentials = size.people + size.vehicles + size.consignments;
     const xsStarts: Promise<unknown>[] = [];
     for (const [i, s] of this.specs.entries()) {
       // Registered like `subline provision` does: the gate's key is derived from the central's master key.
-      const id = this.central.provisionGate({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane });
+      // A Node gate an earlier run saved keeps its identity, flash and journal epoch: its journal continues.
+      const known = i < xsCount ? null : (state?.gate(s.id, this.#o.seed * 1000 + i) ?? null);
+      const identity = known !== null ? this.central.identities.get(s.id) : undefined;
+      const reuse = known !== null && identity !== undefined && identity.state === 'active' && identity.keyId === known.gateKeyId ? known : null;
+      const id = reuse !== null ? { gateKey: deriveGateKey(keys.gateMasterKey, s.id, reuse.gateKeyId), gateKeyId: reuse.gateKeyId } : this.central.provisionGate({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane });
       const p: ProvisioningRecord = {
-        gate: s.id, site: s.site, line: s.line, direction: s.direction, lane: s.lane, list: 'main', topicRoot: 'subline', broker: this.brokerUrl,
+        gate: s.id, site: s.site, line: s.line, direction: s.direction, lane: s.lane, list: 'main', topicRoot: this.topicRoot, broker: this.brokerUrl,
         ...(embedded ? { username: s.id, password: new TextEncoder().encode(passwordOf(s.id)) } : {}),
         ...(this.#o.deployment?.gateTls.get(s.id) !== undefined ? { tls: this.#o.deployment.gateTls.get(s.id) } : {}),
-        trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId, journalEpoch: Math.floor(Date.now() / 1000), policy: DEFAULT_POLICY[s.line], passbackSeconds: 120,
+        trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId, journalEpoch: reuse?.journalEpoch ?? Math.floor(Date.now() / 1000), policy: DEFAULT_POLICY[s.line], passbackSeconds: 120,
       };
       if (i < xsCount) {
         // The device's own config (manifest.json), with the reader this lane has.
@@ -216,7 +292,11 @@ export class FleetSimulator {
         this.#slots.push({ engine: 'xs', g });
         xsStarts.push(g.start().then(() => g.startRealtime(15)));
       } else {
-        const g = new NodeGate({ provisioning: p, crypto: nodeCrypto, layout: { credentials: Math.max(4096, credentials * 2), journalSectors: 64 }, seed: this.#o.seed * 1000 + i, sync: { tickMs: 50, ackTimeoutMs: 3000, requestTimeoutMs: 2000 } });
+        const g = new NodeGate({
+          provisioning: p, crypto: nodeCrypto, layout: { credentials: Math.max(4096, credentials * 2), journalSectors: 64 }, seed: this.#o.seed * 1000 + i, sync: { tickMs: 50, ackTimeoutMs: 3000, requestTimeoutMs: 2000 },
+          ...(reuse !== null ? { flash: reuse.flash, provisioningFlash: reuse.provisioningFlash } : {}),
+        });
+        this.#saved.set(g, { journalEpoch: p.journalEpoch, gateKeyId: p.gateKeyId });
         g.start();
         this.gates.push(g);
         this.#slots.push({ engine: 'node', g });
@@ -226,8 +306,42 @@ export class FleetSimulator {
     await Promise.all(xsStarts);
     this.#started = Date.now();
     this.#schedule();
-    const perTapMs = Math.max(1, Math.round(1000 / Math.max(0.1, this.#o.rate)));
-    this.#tapTimer = setInterval(() => this.#tap(), perTapMs);
+    // Taps follow the wall clock, not a timer per tap: every tick makes the reads that are due
+    // (a timer per tap drifts with timer granularity and cannot go past ~1000/s). A process that
+    // falls behind by more than a quarter of a second of taps gives them up (counted), so the
+    // rate it sustained is reported instead of a burst to catch up.
+    this.#tapTimer = setInterval(() => this.#tick(), TAP_TICK_MS);
+  }
+
+  #tick(): void {
+    const rate = this.#o.rate;
+    const due = (rate * (Date.now() - this.#started)) / 1000 - this.#tapsMade - this.#tapsDropped;
+    const cap = rate * 0.25 + 1;
+    if (due > cap) this.#tapsDropped += due - cap;
+    const budgetEnd = performance.now() + TAP_TICK_MS * 2;
+    let owed = Math.min(due, cap);
+    while (owed >= 1) {
+      const n = this.#tap();
+      this.#tapsMade += n;
+      owed -= n;
+      // No tick holds the event loop for long: what is left is due at the next one.
+      if (performance.now() > budgetEnd) break;
+    }
+  }
+
+  /**
+   * Taps per second asked for and sustained so far: the taps the gates
+   * counted (`taps`, from view()) over the time taps were made, never more
+   * than the reads the generator made (a goods lot is counted when its
+   * window closes, so the figure trails during a run).
+   */
+  rate(taps: number): { asked: number; sustained: number; seconds: number; short: boolean; dropped: number } {
+    const end = this.#tapsStopped ?? Date.now();
+    const seconds = this.#started === 0 ? 0 : Math.max(0, (end - this.#started) / 1000);
+    const sustained = seconds > 0 ? Math.min(this.#tapsMade, taps) / seconds : 0;
+    // Short: the generator gave up more than a tenth of the taps that were due (the process fell behind).
+    const short = seconds >= 2 && this.#tapsDropped > 0.1 * (this.#tapsMade + this.#tapsDropped);
+    return { asked: this.#o.rate, sustained, seconds, short, dropped: Math.round(this.#tapsDropped) };
   }
 
   get elapsedSeconds(): number {
@@ -236,6 +350,7 @@ export class FleetSimulator {
 
   /** A reader-format twin credential for every demo credential (see xsCardId). */
   #enrollXsTwins(size: PopulationSize): void {
+    this.#twins = true;
     this.#personIndex = new Map(this.population.people.map((p, i) => [toHex(p.id), i]));
     this.central.registry.bulk((r) => {
       for (let i = 0; i < size.people; i++) r.addCredential({ subject: `p-${i}`, kind: 'card', rawId: xsCardId(i) });
@@ -244,45 +359,79 @@ export class FleetSimulator {
     });
   }
 
+  /** The scripted moments still to come, soonest first (seconds after the start). */
+  upcoming(): { at: number; what: string }[] {
+    const t = this.elapsedSeconds;
+    return this.#plan.filter((m) => !m.done && m.at >= Math.floor(t)).sort((a, b) => a.at - b.at).map(({ at, what }) => ({ at, what }));
+  }
+
   #schedule(): void {
-    const at = (s: number | null | undefined, what: () => Promise<void> | void) => {
+    const at = (s: number | null | undefined, label: string, what: () => Promise<void> | void) => {
       if (s === null || s === undefined) return;
-      this.#timers.push(setTimeout(() => void what(), s * 1000));
+      const m = { at: s, what: label, done: false };
+      this.#plan.push(m);
+      this.#timers.push(
+        setTimeout(() => {
+          m.done = true;
+          void what();
+        }, s * 1000),
+      );
     };
-    at(this.#o.revokeAt, () => {
+    at(this.#o.revokeAt, `revoke ${this.population.revoked.length} cards`, () => {
       this.central.registry.bulk((r) => {
         for (const card of this.population.revoked) {
           r.revokeCredential({ kind: 'card', rawId: card });
-          const twin = this.#personIndex.get(toHex(card));
+          const twin = this.#twins ? this.#personIndex.get(toHex(card)) : undefined;
           if (twin !== undefined) r.revokeCredential({ kind: 'card', rawId: xsCardId(twin) });
         }
       });
       this.moments.push(`${this.elapsedSeconds.toFixed(0)}s ${this.population.revoked.length} cards revoked`);
     });
-    at(this.#o.suspendAt, () => {
+    at(this.#o.suspendAt, `suspend institution ${this.population.suspendLater}`, () => {
       this.central.registry.suspend('institution', this.population.suspendLater);
       this.moments.push(`${this.elapsedSeconds.toFixed(0)}s institution ${this.population.suspendLater} suspended`);
     });
-    at(this.#o.brokerRestartAt, async () => {
+    at(this.#o.brokerRestartAt === undefined || this.broker === null ? null : this.#o.brokerRestartAt, 'restart the broker', async () => {
       if (this.broker === null) return;
       const port = this.broker.port;
       this.moments.push(`${this.elapsedSeconds.toFixed(0)}s broker stopped`);
-      await this.broker.close();
-      await new Promise((r) => setTimeout(r, 2000));
-      this.broker = this.#security !== null ? await startEmbeddedBroker({ port, security: this.#security }) : await startEmbeddedBroker({ port });
-      this.moments.push(`${this.elapsedSeconds.toFixed(0)}s broker back`);
+      const restart = (async () => {
+        await this.broker?.close();
+        await new Promise((r) => setTimeout(r, 2000));
+        // Closed meanwhile (the run ended during the restart): no broker is started again.
+        if (this.#closing) return;
+        this.broker = this.#security !== null ? await startEmbeddedBroker({ port, security: this.#security }) : await startEmbeddedBroker({ port });
+        this.moments.push(`${this.elapsedSeconds.toFixed(0)}s broker back`);
+      })();
+      this.#restarting = restart;
+      await restart;
+      this.#restarting = null;
     });
   }
 
-  /** One tap at a random gate: mostly valid credentials, plus the deny cases the view should show. */
-  #tap(): void {
+  /**
+   * One passage at a random gate: mostly valid credentials, plus the deny
+   * cases the view should show. Returns the reads made (what the gate counts
+   * as taps): a goods lot is 1-3 tags, a card now and then read twice.
+   */
+  #tap(): number {
     const r = this.#rnd;
-    const i = Math.floor(r() * this.#slots.length);
+    let i = Math.floor(r() * this.#slots.length);
+    // A goods portal takes one lot per window (more tags in the window join the open lot):
+    // at a high rate the passage goes to the next gate that is free.
+    const now0 = Date.now();
+    for (let k = 0; k < this.#slots.length && (this.#lotUntil[i] ?? 0) > now0; k++) i = (i + 1) % this.#slots.length;
+    if (this.specs[i]!.lane === 'goods') this.#lotUntil[i] = now0 + DEFAULT_TIMING.goodsWindowMs + 100;
     const slot = this.#slots[i]!;
     const spec = this.specs[i]!;
-    this.#tapsWindow[i]!.push(Date.now());
-    if (slot.engine === 'xs') return this.#tapXs(slot.g, spec);
-    const g = slot.g;
+    const n = slot.engine === 'xs' ? this.#tapXs(slot.g, spec) : this.#tapNode(slot.g, spec);
+    const now = Date.now();
+    for (let k = 0; k < n; k++) this.#tapsWindow[i]!.push(now);
+    return n;
+  }
+
+  #tapNode(g: NodeGate, spec: GateSpec): number {
+    const r = this.#rnd;
     const now = performance.now();
     const pop = this.population;
     if (spec.lane === 'vehicle') {
@@ -290,22 +439,29 @@ export class FleetSimulator {
       const tag = r() < 0.9 ? pop.vehicles[Math.floor(r() * pop.vehicles.length)]! : te.encode(`epc-unknown-${Math.floor(r() * 1e6)}`);
       g.gate.onRead({ kind: 'uhf', id: tag, atMs: now });
       g.inputs.set('presence', false);
-      return;
+      return 1;
     }
     if (spec.lane === 'goods') {
+      // Distinct tags: the portal decides each tag of a lot once.
+      const tags = new Map<string, Uint8Array>();
       const n = 1 + Math.floor(r() * 3);
       for (let k = 0; k < n; k++) {
         const tag = r() < 0.95 ? pop.consignments[Math.floor(r() * pop.consignments.length)]! : te.encode(`epc-unknown-${Math.floor(r() * 1e6)}`);
-        g.gate.onRead({ kind: 'uhf', id: tag, atMs: now });
+        tags.set(toHex(tag), tag);
       }
+      for (const tag of tags.values()) g.gate.onRead({ kind: 'uhf', id: tag, atMs: now });
       this.#timers.push(setTimeout(() => g.inputs.pulse('rotation'), 2000));
-      return;
+      return tags.size;
     }
     const card = this.#pickCard();
     g.gate.onRead({ kind: 'card', id: card.id, atMs: now });
     if (g.outputs.state.relay && r() < 0.95) g.inputs.pulse('rotation');
     // Now and then the same card again at once: anti-passback.
-    if (card.enrolled && r() < 0.05) g.gate.onRead({ kind: 'card', id: card.id, atMs: now });
+    if (card.enrolled && r() < 0.05) {
+      g.gate.onRead({ kind: 'card', id: card.id, atMs: now });
+      return 2;
+    }
+    return 1;
   }
 
   /** A card for a person lane: 80% enrolled, 8% unknown, 7% revoked (after the moment), 5% out of schedule. */
@@ -323,7 +479,7 @@ export class FleetSimulator {
   }
 
   /** The same kinds of taps on an XS gate, through its simulated reader and pins (in virtual time: see XsGate). */
-  #tapXs(g: XsGate, spec: GateSpec): void {
+  #tapXs(g: XsGate, spec: GateSpec): number {
     const r = this.#rnd;
     const pop = this.population;
     if (spec.lane === 'vehicle') {
@@ -332,13 +488,19 @@ export class FleetSimulator {
       g.setInput('presence', true);
       g.tap(tag, 'uhf', 100);
       g.setInput('presence', false, 600);
-      return;
+      return 1;
     }
     if (spec.lane === 'goods') {
+      const tags = new Map<string, Uint8Array>();
       const n = 1 + Math.floor(r() * 3);
-      for (let k = 0; k < n; k++) g.tap(r() < 0.95 ? xsEpc('goods', Math.floor(r() * pop.consignments.length)) : xsEpc('unknown', Math.floor(r() * 1e6)), 'uhf', k * 20);
+      for (let k = 0; k < n; k++) {
+        const tag = r() < 0.95 ? xsEpc('goods', Math.floor(r() * pop.consignments.length)) : xsEpc('unknown', Math.floor(r() * 1e6));
+        tags.set(toHex(tag), tag);
+      }
+      let k = 0;
+      for (const tag of tags.values()) g.tap(tag, 'uhf', 20 * k++);
       g.pulse('rotation', undefined, 2000);
-      return;
+      return tags.size;
     }
     const card = this.#pickCard();
     const id = card.unknown >= 0 ? Uint8Array.of(0xe1, (card.unknown >> 16) & 0xff, (card.unknown >> 8) & 0xff, card.unknown & 0xff, 0x5a) : xsCardId(this.#personIndex.get(toHex(card.id)) ?? 0);
@@ -350,6 +512,7 @@ export class FleetSimulator {
     void g.settled().then(() => {
       if (g.outputs.relay && pass) g.pulse('rotation');
     });
+    return again ? 2 : 1;
   }
 
   view(): { gates: GateView[]; totals: { taps: number; granted: number; denied: Record<string, number>; stored: number; version: number; brokerUp: boolean; refusedAtCentral: Record<string, number> } } {
@@ -401,10 +564,11 @@ export class FleetSimulator {
   async drain(timeoutMs = 30000): Promise<boolean> {
     if (this.#tapTimer !== null) clearInterval(this.#tapTimer);
     this.#tapTimer = null;
+    this.#tapsStopped ??= Date.now();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers = [];
-    // Settle lanes (open grants time out) so no record is still to come.
-    await new Promise((r) => setTimeout(r, 200));
+    // Settle lanes so no record is still to come: a goods portal's open lot is decided when its window closes.
+    await new Promise((r) => setTimeout(r, DEFAULT_TIMING.goodsWindowMs + 100));
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
       if (this.#slots.every((s) => this.#journal(s).acked === this.#journal(s).lastSeq)) return true;
@@ -415,27 +579,34 @@ export class FleetSimulator {
 
   report(): SimReport {
     const v = this.view();
+    const rate = this.rate(v.totals.taps);
     const perGate = this.#slots.map((slot, i) => {
       const g = v.gates[i]!;
       const j = this.#journal(slot);
       const stored = this.central.events.export(g.id, j.epoch).length;
-      return { id: g.id, engine: slot.engine, journaled: j.lastSeq, stored, version: g.version, online: g.online };
+      return { id: g.id, engine: slot.engine, epoch: j.epoch, journaled: j.lastSeq, stored, version: g.version, online: g.online };
     });
     const eventsJournaled = perGate.reduce((a, b) => a + b.journaled, 0);
     const eventsStoredAtCentral = perGate.reduce((a, b) => a + b.stored, 0);
     return {
-      seed: this.#o.seed, gates: this.#slots.length, durationSeconds: Math.round(this.elapsedSeconds), broker: this.broker !== null ? 'embedded' : this.brokerUrl,
+      seed: this.#o.seed, gates: this.#slots.length, durationSeconds: Math.round(rate.seconds), broker: this.broker !== null ? 'embedded' : this.brokerUrl, topicRoot: this.topicRoot,
       taps: v.totals.taps, granted: v.totals.granted, deniedByReason: v.totals.denied, eventsJournaled, eventsStoredAtCentral,
-      exactlyOnce: eventsJournaled === eventsStoredAtCentral && perGate.every((p) => p.journaled === p.stored), moments: this.moments, perGate, centralVersion: v.totals.version,
+      exactlyOnce: eventsJournaled === eventsStoredAtCentral && perGate.every((p) => p.journaled === p.stored), moments: this.moments,
+      rateAsked: rate.asked, rateSustained: Math.round(rate.sustained * 10) / 10, tapSeconds: Math.round(rate.seconds * 100) / 100, rateShort: rate.short, perGate, centralVersion: v.totals.version,
     };
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     if (this.#tapTimer !== null) clearInterval(this.#tapTimer);
     for (const t of this.#timers) clearTimeout(t);
     for (const g of this.gates) g.stop();
+    // With a data directory each Node gate's flash is kept for the next run (after the gate stopped: nothing half-written).
+    const state = this.#state;
+    if (state !== null) for (const g of this.gates) state.saveGate(g.gate.id, { ...this.#saved.get(g)!, flash: g.flash, provisioningFlash: g.provisioningFlash });
     await Promise.all(this.xsGates.map((g) => g.close()));
     await this.central?.close();
+    await this.#restarting;
     await this.broker?.close();
     if (this.#ownDir) rmSync(this.#dir, { recursive: true, force: true });
   }
