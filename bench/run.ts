@@ -7,9 +7,10 @@ import { benchXsGate } from './xs-gate.js';
 import { benchSdk } from './sdk.js';
 import { benchImport } from './import.js';
 import { benchScale } from './scale.js';
+import { benchTls } from './tls.js';
 import { locateSdk } from '../host-sim/moddable-sdk/sdk.js';
 
-const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal, sync: benchSync, xs: benchXsGate, sdk: benchSdk, import: benchImport, scale: benchScale };
+const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal, sync: benchSync, xs: benchXsGate, sdk: benchSdk, import: benchImport, scale: benchScale, tls: benchTls };
 const wanted = process.argv.slice(2);
 if (wanted.includes('--help') || wanted.includes('-h')) {
   console.log(`usage: npm run bench [-- <name> ...]\nbenchmarks: ${Object.keys(benches).join(', ')}\nresults: JSON lines on stdout and in bench/results/<name>.json`);
@@ -24,7 +25,7 @@ let names = wanted.length > 0 ? wanted : Object.keys(benches);
 const sdk = locateSdk();
 if (wanted.length === 0 && !sdk.ok) {
   console.error(`sdk: not run (${sdk.reason})`);
-  names = names.filter((n) => n !== 'sdk');
+  names = names.filter((n) => n !== 'sdk' && n !== 'tls');
 }
 for (const name of names) {
   const file = await benches[name]!();
