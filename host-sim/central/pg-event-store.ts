@@ -46,6 +46,8 @@ export interface PgEventStoreOptions {
   readonly clock?: () => number;
   /** Connections in the pool (default 4). */
   readonly connections?: number;
+  /** Told when an idle pooled connection fails (the server went away); the store carries on. */
+  readonly onIdleError?: (e: Error) => void;
 }
 
 const u8 = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -65,6 +67,9 @@ export class PgEventStore {
   /** Connects and creates the tables if they are missing. */
   static async open(options: PgEventStoreOptions): Promise<PgEventStore> {
     const pool = new pg.Pool({ connectionString: options.url, max: options.connections ?? 4 });
+    // An idle connection the server ends (restart, shutdown) is an 'error' on the pool: without a
+    // listener it would end the process. The pool drops that client; the next query connects again.
+    pool.on('error', (e) => options.onIdleError?.(e));
     try {
       await pool.query(SCHEMA);
     } catch (e) {
