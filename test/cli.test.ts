@@ -857,7 +857,7 @@ live('an offline gate keeps its last known values and the time of its last messa
   assert.equal([after.state, after.whitelist?.version, after.backlog], ['offline', before.whitelist?.version, before.backlog], 'the last known whitelist and backlog, not those of the will');
   assert.is(after.lastSeen, before.lastSeen, 'last seen: the gate\'s last message, not when serve started');
   const table = (await cli(['central', 'gates', '--data', L.data], 0)).stdout;
-  assert.match(table, new RegExp(`^${GATE}\\s+active \\(key 1\\)\\s+offline\\s+\\d+\\s+first\\s+in\\s+person\\s+main v${String(before.whitelist?.version)}\\s+0\\s+\\S+\\s+${String(before.lastSeen)}`, 'm'));
+  assert.match(table, new RegExp(`^${GATE}\\s+active \\(key 1\\)\\s+offline\\s+\\d+\\s+first\\s+in\\s+person\\s+main v${String(before.whitelist?.version)}\\s+${String(before.backlog)}\\s+\\S+\\s+${String(before.lastSeen)}`, 'm'));
 });
 
 live('gate status: the retained status decoded and verified with the gate\'s key; a forged one is refused (3), none is exit 4', async () => {
