@@ -8,10 +8,9 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { trackChild } from './broker.js';
+import { freeLoopbackPorts, trackChild } from './broker.js';
 
 export interface PostgresHandle {
   /** postgres://subline@127.0.0.1:PORT/subline (trust authentication on loopback). */
@@ -58,17 +57,6 @@ function asUser(cmd: string, args: readonly string[], user: ReturnType<typeof se
   return ['setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', '--', cmd, ...args]];
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a !== null ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 function waitReady(bin: string, dir: string, port: number, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const end = Date.now() + timeoutMs;
@@ -112,7 +100,7 @@ export async function startPostgres(options: { readonly durable?: boolean; reado
   let lastError: unknown;
   // A free port can be taken between probing and binding: try a few.
   for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
+    const [port] = (await freeLoopbackPorts(1)) as [number];
     const settings = ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`, '-c', 'max_connections=100', '-c', `fsync=${options.durable === true ? 'on' : 'off'}`, '-c', 'log_min_messages=warning'];
     const [cmd, args] = asUser(join(where.bin, 'postgres'), ['-D', data, '-p', String(port), ...settings], user);
     const child = spawn(cmd, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
