@@ -248,108 +248,99 @@ function checkSubset<T extends string>(op: string, field: string, v: unknown, al
   return allowed.filter((a) => out.includes(a)); // canonical order
 }
 
+function queries(d: Dialect) {
+const p = (sql: string): string => sql;
+  return {
+    industry: p('SELECT id, name, code FROM industries WHERE id = ?'),
+    industryByCode: p('SELECT id FROM industries WHERE code = ?'),
+    nextIndustry: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM industries'),
+    insertIndustry: p('INSERT INTO industries (id, name, code) VALUES (?, ?, ?)'),
+    institution: p('SELECT id, name, industry FROM institutions WHERE id = ?'),
+    nextInstitution: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM institutions'),
+    insertInstitution: p('INSERT INTO institutions (id, name, industry) VALUES (?, ?, ?)'),
+    institutionsNamed: p('SELECT id FROM institutions WHERE name = ? ORDER BY id'),
+    subject: p('SELECT id, kind, institution, name FROM subjects WHERE id = ?'),
+    insertSubject: p('INSERT INTO subjects (id, kind, institution, name) VALUES (?, ?, ?, ?)'),
+    credential: p('SELECT key, subject, kind, revoked FROM credentials WHERE key = ?'),
+    insertCredential: p('INSERT INTO credentials (key, subject, kind, revoked) VALUES (?, ?, ?, 0)'),
+    reactivateCredential: p('UPDATE credentials SET subject = ?, kind = ?, revoked = 0 WHERE key = ?'),
+    revokeCredential: p('UPDATE credentials SET revoked = 1, revoked_at = ? WHERE key = ?'),
+    activeCredentialsOf: p('SELECT key FROM credentials WHERE subject = ? AND revoked = 0 ORDER BY key'),
+    credentialsOf: p('SELECT key, subject, kind, revoked FROM credentials WHERE subject = ? ORDER BY key'),
+    grantByRecord: p('SELECT id FROM grants WHERE record = ?'),
+    grant: p('SELECT id, spec FROM grants WHERE id = ?'),
+    nextGrant: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM grants'),
+    insertGrant: p('INSERT INTO grants (id, spec, record) VALUES (?, ?, ?)'),
+    retireGrants: p('UPDATE grants SET spec = NULL, record = NULL WHERE spec IS NOT NULL AND id NOT IN (SELECT grant_id FROM grant_assignments)'),
+    assignment: p('SELECT grant_id FROM grant_assignments WHERE level = ? AND target = ?'),
+    assign: p('INSERT INTO grant_assignments (level, target, grant_id) VALUES (?, ?, ?) ON CONFLICT (level, target) DO UPDATE SET grant_id = excluded.grant_id'),
+    unassign: p('DELETE FROM grant_assignments WHERE level = ? AND target = ?'),
+    suspension: p('SELECT active FROM suspensions WHERE level = ? AND target = ?'),
+    setSuspension: p('INSERT INTO suspensions (level, target, active) VALUES (?, ?, ?) ON CONFLICT (level, target) DO UPDATE SET active = excluded.active'),
+    nextSchedule: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM schedules'),
+    insertSchedule: p('INSERT INTO schedules (id, bytes) VALUES (?, ?)'),
+    scheduleCount: p('SELECT COUNT(*) AS n FROM schedules'),
+    lists: p('SELECT name, epoch, version FROM lists ORDER BY name'),
+    list: p('SELECT name, epoch, version FROM lists WHERE name = ?'),
+    insertList: p('INSERT INTO lists (name, epoch, version) VALUES (?, ?, 0)'),
+    renewList: p('UPDATE lists SET epoch = ?, version = 0 WHERE name = ?'),
+    setVersion: p('UPDATE lists SET version = ? WHERE name = ?'),
+    capacity: p('SELECT capacity FROM lists WHERE name = ?'),
+    setCapacity: p('UPDATE lists SET capacity = ? WHERE name = ?'),
+    activeCredentials: p('SELECT COUNT(*) AS n FROM credentials WHERE revoked = 0'),
+    insertDelta: p('INSERT INTO deltas (list, epoch, version, issued_at, envelope, records) VALUES (?, ?, ?, ?, ?, ?)'),
+    deleteDeltas: p('DELETE FROM deltas WHERE list = ?'),
+    deltas: p('SELECT list, epoch, version, issued_at, envelope, records FROM deltas WHERE list = ? AND epoch = ? AND version >= ? AND version < ? ORDER BY version'),
+    // tables()
+    allGrants: p('SELECT id, spec FROM grants ORDER BY id'),
+    allIndustries: p(`SELECT i.id, a.grant_id, COALESCE(s.active, 0) AS suspended FROM industries i
+      LEFT JOIN grant_assignments a ON a.level = 'industry' AND a.target = CAST(i.id AS TEXT)
+      LEFT JOIN suspensions s ON s.level = 'industry' AND s.target = CAST(i.id AS TEXT) ORDER BY i.id`),
+    allInstitutions: p(`SELECT i.id, i.industry, a.grant_id, COALESCE(s.active, 0) AS suspended FROM institutions i
+      LEFT JOIN grant_assignments a ON a.level = 'institution' AND a.target = CAST(i.id AS TEXT)
+      LEFT JOIN suspensions s ON s.level = 'institution' AND s.target = CAST(i.id AS TEXT) ORDER BY i.id`),
+    // hex(key): 250k Buffers cost more than the whole join; one typed array holds all keys instead.
+    imageCredentials: p(`SELECT ${d.hex('c.key')}, sub.institution, a.grant_id FROM credentials c
+      JOIN subjects sub ON sub.id = c.subject
+      LEFT JOIN grant_assignments a ON a.level = 'individual' AND a.target = sub.id
+      LEFT JOIN suspensions s ON s.level = 'subject' AND s.target = sub.id AND s.active = 1
+      WHERE c.revoked = 0 AND s.target IS NULL`),
+    allSchedules: p('SELECT bytes FROM schedules ORDER BY id'),
+    counts: p(`SELECT (SELECT COUNT(*) FROM industries) AS industries, (SELECT COUNT(*) FROM institutions) AS institutions,
+      (SELECT COUNT(*) FROM subjects) AS subjects, (SELECT COUNT(*) FROM credentials WHERE revoked = 0) AS credentials,
+      (SELECT COUNT(*) FROM grants WHERE spec IS NOT NULL) AS grants, (SELECT COUNT(*) FROM schedules) AS schedules`),
+  };
+}
+
+
 export class Registry {
-  readonly db: Database.Database;
+  /** The database (shared with the other stores of the central). */
+  readonly db: SqlDb;
   readonly #clock: () => number;
   #deploymentKey: Uint8Array | null = null;
   #signer: Ed25519Signer | null = null;
-  #ctx: TxContext | null = null;
-  /** Set by #unchanged during one mutation: it found nothing to change (no version). */
-  #nothingChanged = false;
-  /** Runs a function in a savepoint (inside the open transaction); made once: better-sqlite3 prepares its statements per wrapper. */
-  readonly #savepoint: (fn: () => unknown) => unknown;
-  /** Nesting of mutations inside the outermost transaction (0: none open or at the outermost). */
-  #depth = 0;
+  /** The open change of this async context (its records and counts); mutations inside it join it. */
+  readonly #tx = new AsyncLocalStorage<TxContext>();
   /** When true, a change may make a list hold more credentials than its capacity (`--over-capacity`). */
   allowOverCapacity = false;
   readonly #listeners = new Set<(c: CommitInfo) => void>();
-  readonly #s: ReturnType<Registry['prepare']>;
+  readonly #db: SqlDb;
+  readonly #q: ReturnType<typeof queries>;
 
-  constructor(path: string, options: RegistryOptions = {}) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('foreign_keys = ON');
-    // FULL: a commit (and so an event ack) survives a power cut.
-    this.db.pragma('synchronous = FULL');
-    this.db.exec(SCHEMA);
-    // Added after schema 1 was fixed (additive, so the schema version stays): when a credential was
-    // revoked, for the central's view of gates' `unknown_credential` events (host-sim/central/credential-facts.ts).
-    if (!(this.db.prepare('PRAGMA table_info(credentials)').all() as { name: string }[]).some((c) => c.name === 'revoked_at')) this.db.exec('ALTER TABLE credentials ADD COLUMN revoked_at INTEGER');
-    // Likewise: a list's capacity in credentials (NULL: DEFAULT_LIST_CAPACITY).
-    if (!(this.db.prepare('PRAGMA table_info(lists)').all() as { name: string }[]).some((c) => c.name === 'capacity')) this.db.exec('ALTER TABLE lists ADD COLUMN capacity INTEGER');
-    const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
-    if (v === undefined) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
-    else if (v.value !== SCHEMA_VERSION) throw new Error(`registry ${path}: schema version ${v.value}, this build reads ${SCHEMA_VERSION}`);
+  private constructor(db: SqlDb, options: RegistryOptions) {
+    this.db = db;
+    this.#db = db;
     this.#clock = options.clock ?? defaultClock;
-    this.#s = this.prepare();
-    this.#savepoint = this.db.transaction((fn: () => unknown) => fn());
+    this.#q = queries(dialect(db.engine));
     this.setKeys(options);
-    if (options.list !== undefined) this.createList(options.list);
-    else if (this.lists().length === 0) this.createList('main');
   }
 
-  private prepare() {
-    const p = (sql: string) => this.db.prepare(sql);
-    return {
-      industry: p('SELECT id, name, code FROM industries WHERE id = ?'),
-      industryByCode: p('SELECT id FROM industries WHERE code = ?'),
-      nextIndustry: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM industries'),
-      insertIndustry: p('INSERT INTO industries (id, name, code) VALUES (?, ?, ?)'),
-      institution: p('SELECT id, name, industry FROM institutions WHERE id = ?'),
-      nextInstitution: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM institutions'),
-      insertInstitution: p('INSERT INTO institutions (id, name, industry) VALUES (?, ?, ?)'),
-      institutionsNamed: p('SELECT id FROM institutions WHERE name = ? ORDER BY id'),
-      subject: p('SELECT id, kind, institution, name FROM subjects WHERE id = ?'),
-      insertSubject: p('INSERT INTO subjects (id, kind, institution, name) VALUES (?, ?, ?, ?)'),
-      credential: p('SELECT key, subject, kind, revoked FROM credentials WHERE key = ?'),
-      insertCredential: p('INSERT INTO credentials (key, subject, kind, revoked) VALUES (?, ?, ?, 0)'),
-      reactivateCredential: p('UPDATE credentials SET subject = ?, kind = ?, revoked = 0 WHERE key = ?'),
-      revokeCredential: p('UPDATE credentials SET revoked = 1, revoked_at = ? WHERE key = ?'),
-      activeCredentialsOf: p('SELECT key FROM credentials WHERE subject = ? AND revoked = 0 ORDER BY key'),
-      credentialsOf: p('SELECT key, subject, kind, revoked FROM credentials WHERE subject = ? ORDER BY key'),
-      grantByRecord: p('SELECT id FROM grants WHERE record = ?'),
-      grant: p('SELECT id, spec FROM grants WHERE id = ?'),
-      nextGrant: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM grants'),
-      insertGrant: p('INSERT INTO grants (id, spec, record) VALUES (?, ?, ?)'),
-      retireGrants: p('UPDATE grants SET spec = NULL, record = NULL WHERE spec IS NOT NULL AND id NOT IN (SELECT grant_id FROM grant_assignments)'),
-      assignment: p('SELECT grant_id FROM grant_assignments WHERE level = ? AND target = ?'),
-      assign: p('INSERT INTO grant_assignments (level, target, grant_id) VALUES (?, ?, ?) ON CONFLICT (level, target) DO UPDATE SET grant_id = excluded.grant_id'),
-      unassign: p('DELETE FROM grant_assignments WHERE level = ? AND target = ?'),
-      suspension: p('SELECT active FROM suspensions WHERE level = ? AND target = ?'),
-      setSuspension: p('INSERT INTO suspensions (level, target, active) VALUES (?, ?, ?) ON CONFLICT (level, target) DO UPDATE SET active = excluded.active'),
-      nextSchedule: p('SELECT COALESCE(MAX(id) + 1, 0) AS n FROM schedules'),
-      insertSchedule: p('INSERT INTO schedules (id, bytes) VALUES (?, ?)'),
-      scheduleCount: p('SELECT COUNT(*) AS n FROM schedules'),
-      lists: p('SELECT name, epoch, version FROM lists ORDER BY name'),
-      list: p('SELECT name, epoch, version FROM lists WHERE name = ?'),
-      insertList: p('INSERT INTO lists (name, epoch, version) VALUES (?, ?, 0)'),
-      renewList: p('UPDATE lists SET epoch = ?, version = 0 WHERE name = ?'),
-      setVersion: p('UPDATE lists SET version = ? WHERE name = ?'),
-      capacity: p('SELECT capacity FROM lists WHERE name = ?'),
-      setCapacity: p('UPDATE lists SET capacity = ? WHERE name = ?'),
-      activeCredentials: p('SELECT COUNT(*) AS n FROM credentials WHERE revoked = 0'),
-      insertDelta: p('INSERT INTO deltas (list, epoch, version, issued_at, envelope, records) VALUES (?, ?, ?, ?, ?, ?)'),
-      deleteDeltas: p('DELETE FROM deltas WHERE list = ?'),
-      deltas: p('SELECT list, epoch, version, issued_at, envelope, records FROM deltas WHERE list = ? AND epoch = ? AND version >= ? AND version < ? ORDER BY version'),
-      // tables()
-      allGrants: p('SELECT id, spec FROM grants ORDER BY id'),
-      allIndustries: p(`SELECT i.id, a.grant_id, COALESCE(s.active, 0) AS suspended FROM industries i
-        LEFT JOIN grant_assignments a ON a.level = 'industry' AND a.target = CAST(i.id AS TEXT)
-        LEFT JOIN suspensions s ON s.level = 'industry' AND s.target = CAST(i.id AS TEXT) ORDER BY i.id`),
-      allInstitutions: p(`SELECT i.id, i.industry, a.grant_id, COALESCE(s.active, 0) AS suspended FROM institutions i
-        LEFT JOIN grant_assignments a ON a.level = 'institution' AND a.target = CAST(i.id AS TEXT)
-        LEFT JOIN suspensions s ON s.level = 'institution' AND s.target = CAST(i.id AS TEXT) ORDER BY i.id`),
-      // hex(key): 250k Buffers cost more than the whole join; one typed array holds all keys instead.
-      imageCredentials: p(`SELECT hex(c.key), sub.institution, a.grant_id FROM credentials c
-        JOIN subjects sub ON sub.id = c.subject
-        LEFT JOIN grant_assignments a ON a.level = 'individual' AND a.target = sub.id
-        LEFT JOIN suspensions s ON s.level = 'subject' AND s.target = sub.id AND s.active = 1
-        WHERE c.revoked = 0 AND s.target IS NULL`),
-      allSchedules: p('SELECT bytes FROM schedules ORDER BY id'),
-      counts: p(`SELECT (SELECT COUNT(*) FROM industries) AS industries, (SELECT COUNT(*) FROM institutions) AS institutions,
-        (SELECT COUNT(*) FROM subjects) AS subjects, (SELECT COUNT(*) FROM credentials WHERE revoked = 0) AS credentials,
-        (SELECT COUNT(*) FROM grants WHERE spec IS NOT NULL) AS grants, (SELECT COUNT(*) FROM schedules) AS schedules`),
-    };
+  /** The registry on an open database of the current schema (store/open-store.ts); creates `options.list` (or 'main' when there is none). */
+  static async open(db: SqlDb, options: RegistryOptions = {}): Promise<Registry> {
+    const r = new Registry(db, options);
+    if (options.list !== undefined) await r.createList(options.list);
+    else if ((await r.lists()).length === 0) await r.createList('main');
+    return r;
   }
 
   /** Sets (or replaces) the keys; the Central calls this on a registry it is handed. */
@@ -371,136 +362,133 @@ export class Registry {
     return () => this.#listeners.delete(listener);
   }
 
-  close(): void {
-    if (this.db.open) this.db.close();
-  }
-
   // ---------------------------------------------------------------- lists
 
-  lists(): ListInfo[] {
-    return this.#s.lists.all() as ListInfo[];
+  async lists(): Promise<ListInfo[]> {
+    return this.#db.all<ListInfo>(this.#q.lists);
   }
 
-  list(name = this.#defaultList()): ListInfo {
-    const l = this.#s.list.get(name) as ListInfo | undefined;
-    if (l === undefined) throw new RegistryError('list', `registry: no list '${name}'`);
+  async list(name?: string): Promise<ListInfo> {
+    const n = name ?? (await this.#defaultList());
+    const l = await this.#db.get<ListInfo>(this.#q.list, [n]);
+    if (l === undefined) throw new RegistryError('list', `registry: no list '${n}'`);
     return l;
   }
 
-  version(list = this.#defaultList()): number {
-    return this.list(list).version;
+  async version(list?: string): Promise<number> {
+    return (await this.list(list)).version;
   }
 
-  #defaultList(): string {
-    const all = this.lists();
+  async #defaultList(): Promise<string> {
+    const all = await this.lists();
     const main = all.find((l) => l.name === 'main');
     return (main ?? all[0])?.name ?? 'main';
   }
 
   /** Creates a list at version 0 (its base is the registry as it is now). Idempotent. */
-  createList(name: string): ListInfo {
+  async createList(name: string): Promise<ListInfo> {
     if (!isValidId(name)) throw new RegistryError('list', `createList: list '${name}' must be 1-32 characters of [a-z0-9_-]`);
-    const existing = this.#s.list.get(name) as ListInfo | undefined;
+    const existing = await this.#db.get<ListInfo>(this.#q.list, [name]);
     if (existing !== undefined) return existing;
-    this.#s.insertList.run(name, Math.max(1, this.#clock()));
-    const l = this.list(name);
+    const l = await this.#db.transaction(async () => {
+      await this.#db.run(this.#q.insertList, [name, Math.max(1, this.#clock())]);
+      return this.list(name);
+    }, { lock: true });
     this.#notify([{ list: name, epoch: l.epoch, version: 0, deltas: [], newEpoch: true }]);
     return l;
   }
 
   /** How many credentials the list may hold (a change over it throws CapacityError unless allowOverCapacity). */
-  capacity(name = this.#defaultList()): number {
-    this.list(name);
-    const r = this.#s.capacity.get(name) as { capacity: number | null };
-    return r.capacity ?? DEFAULT_LIST_CAPACITY;
+  async capacity(name?: string): Promise<number> {
+    const l = await this.list(name);
+    const r = await this.#db.get<{ capacity: number | null }>(this.#q.capacity, [l.name]);
+    return r?.capacity ?? DEFAULT_LIST_CAPACITY;
   }
 
   /** The list with the smallest capacity: the first a growing registry would overflow. */
-  tightestCapacity(): { readonly list: string; readonly capacity: number } {
-    let best = { list: this.#defaultList(), capacity: Number.POSITIVE_INFINITY };
-    for (const l of this.lists()) {
-      const c = this.capacity(l.name);
+  async tightestCapacity(): Promise<{ readonly list: string; readonly capacity: number }> {
+    let best = { list: await this.#defaultList(), capacity: Number.POSITIVE_INFINITY };
+    for (const l of await this.lists()) {
+      const c = await this.capacity(l.name);
       if (c < best.capacity) best = { list: l.name, capacity: c };
     }
     return best;
   }
 
   /** Sets a list's capacity; not a change for the gates (no version). */
-  setCapacity(name: string, credentials: number): void {
+  async setCapacity(name: string, credentials: number): Promise<void> {
     if (!Number.isSafeInteger(credentials) || credentials < 1) throw new RegistryError('capacity', `setCapacity: capacity must be a positive integer, got ${credentials}`);
-    this.list(name);
-    this.#s.setCapacity.run(credentials, name);
+    await this.list(name);
+    await this.#db.run(this.#q.setCapacity, [credentials, name]);
   }
 
   /** Re-creates a list: a new epoch (> the old one), version 0, its deltas dropped. Gates pull a new image. */
-  recreateList(name: string): ListInfo {
-    const old = this.list(name);
-    this.db
-      .transaction(() => {
-        this.#s.deleteDeltas.run(name);
-        this.#s.renewList.run(Math.max(old.epoch + 1, this.#clock()), name);
-      })
-      .immediate();
-    const l = this.list(name);
+  async recreateList(name: string): Promise<ListInfo> {
+    const l = await this.#db.transaction(async () => {
+      const old = await this.list(name);
+      await this.#db.run(this.#q.deleteDeltas, [name]);
+      await this.#db.run(this.#q.renewList, [Math.max(old.epoch + 1, this.#clock()), name]);
+      return this.list(name);
+    }, { lock: true });
     this.#notify([{ list: name, epoch: l.epoch, version: 0, deltas: [], newEpoch: true }]);
     return l;
   }
 
   /** Stored deltas `from .. from+count-1` of one epoch that exist, in order. */
-  deltas(list: string, epoch: number, from: number, count: number): StoredDelta[] {
-    const rows = this.#s.deltas.all(list, epoch, from, from + count) as { list: string; epoch: number; version: number; issued_at: number; envelope: Buffer; records: Buffer }[];
+  async deltas(list: string, epoch: number, from: number, count: number): Promise<StoredDelta[]> {
+    const rows = await this.#db.all<{ list: string; epoch: number; version: number; issued_at: number; envelope: Uint8Array; records: Uint8Array }>(this.#q.deltas, [list, epoch, from, from + count]);
     return rows.map((r) => ({ list: r.list, epoch: r.epoch, version: r.version, issuedAt: r.issued_at, envelope: bytesOf(r.envelope), records: bytesOf(r.records) }));
   }
 
-  delta(list: string, version: number): StoredDelta | undefined {
-    return this.deltas(list, this.list(list).epoch, version, 1)[0];
+  async delta(list: string, version: number): Promise<StoredDelta | undefined> {
+    return (await this.deltas(list, (await this.list(list)).epoch, version, 1))[0];
   }
 
   // ---------------------------------------------------------------- reads
 
-  counts(): { industries: number; institutions: number; subjects: number; credentials: number; grants: number; schedules: number } {
-    return this.#s.counts.get() as ReturnType<Registry['counts']>;
+  async counts(): Promise<{ industries: number; institutions: number; subjects: number; credentials: number; grants: number; schedules: number }> {
+    return (await this.#db.get(this.#q.counts)) as Awaited<ReturnType<Registry['counts']>>;
   }
 
-  subject(id: string): SubjectInfo | undefined {
-    const s = this.#s.subject.get(id) as { id: string; kind: SubjectKind; institution: number | null; name: string } | undefined;
+  async subject(id: string): Promise<SubjectInfo | undefined> {
+    const s = await this.#db.get<{ id: string; kind: SubjectKind; institution: number | null; name: string }>(this.#q.subject, [id]);
     if (s === undefined) return undefined;
-    const g = this.#s.assignment.get('individual', id) as { grant_id: number } | undefined;
-    return { ...s, suspended: this.#suspended('subject', id), grant: g?.grant_id ?? null };
+    const g = await this.#db.get<{ grant_id: number }>(this.#q.assignment, ['individual', id]);
+    return { ...s, suspended: await this.#suspended('subject', id), grant: g?.grant_id ?? null };
   }
 
-  industry(id: number): { readonly id: number; readonly name: string; readonly code: string } | undefined {
-    return this.#s.industry.get(id) as { id: number; name: string; code: string } | undefined;
+  async industry(id: number): Promise<{ readonly id: number; readonly name: string; readonly code: string } | undefined> {
+    return this.#db.get<{ id: number; name: string; code: string }>(this.#q.industry, [id]);
   }
 
   /** The id of the industry with this code. */
-  industryByCode(code: string): number | undefined {
-    return (this.#s.industryByCode.get(code) as { id: number } | undefined)?.id;
+  async industryByCode(code: string): Promise<number | undefined> {
+    return (await this.#db.get<{ id: number }>(this.#q.industryByCode, [code]))?.id;
   }
 
-  institution(id: number): { readonly id: number; readonly name: string; readonly industry: number | null } | undefined {
-    return this.#s.institution.get(id) as { id: number; name: string; industry: number | null } | undefined;
+  async institution(id: number): Promise<{ readonly id: number; readonly name: string; readonly industry: number | null } | undefined> {
+    return this.#db.get<{ id: number; name: string; industry: number | null }>(this.#q.institution, [id]);
   }
 
   /** Ids of the institutions with exactly this name (names are not unique in the registry). */
-  institutionsNamed(name: string): number[] {
-    return (this.#s.institutionsNamed.raw().all(name) as [number][]).map(([id]) => id);
+  async institutionsNamed(name: string): Promise<number[]> {
+    return (await this.#db.rows(this.#q.institutionsNamed, [name])).map(([id]) => id as number);
   }
 
-  credentials(subject: string): CredentialInfo[] {
-    const rows = this.#s.credentialsOf.all(subject) as { key: Buffer; subject: string; kind: CredentialKind; revoked: number }[];
+  async credentials(subject: string): Promise<CredentialInfo[]> {
+    const rows = await this.#db.all<{ key: Uint8Array; subject: string; kind: CredentialKind; revoked: number }>(this.#q.credentialsOf, [subject]);
     return rows.map((r) => ({ key: bytesOf(r.key), subject: r.subject, kind: r.kind, revoked: r.revoked !== 0 }));
   }
 
-  credential(ref: CredentialRef): CredentialInfo | undefined {
+  async credential(ref: CredentialRef): Promise<CredentialInfo | undefined> {
     const key = this.#keyOf('credential', ref);
-    const r = this.#s.credential.get(buf(key)) as { key: Buffer; subject: string; kind: CredentialKind; revoked: number } | undefined;
+    const r = await this.#db.get<{ key: Uint8Array; subject: string; kind: CredentialKind; revoked: number }>(this.#q.credential, [key]);
     return r === undefined ? undefined : { key: bytesOf(r.key), subject: r.subject, kind: r.kind, revoked: r.revoked !== 0 };
   }
 
   /** The grant spec of an id; null if retired; undefined if never assigned. */
-  grantSpec(id: number): GrantSpec | null | undefined {
-    const g = this.#s.grant.get(id) as { id: number; spec: string | null } | undefined;
+  async grantSpec(id: number): Promise<GrantSpec | null | undefined> {
+    const g = await this.#db.get<{ id: number; spec: string | null }>(this.#q.grant, [id]);
     if (g === undefined) return undefined;
     return g.spec === null ? null : (JSON.parse(g.spec) as GrantSpec);
   }
@@ -510,99 +498,75 @@ export class Registry {
     return this.#keyOf('credential', { kind, rawId });
   }
 
-  /** The tables of the list's current version, for buildImageFromTables. */
-  tables(list = this.#defaultList()): TableModel {
-    return this.db.transaction(() => {
-      const l = this.list(list);
-      const grants = (this.#s.allGrants.all() as { id: number; spec: string | null }[]).map((g) => (g.spec === null ? null : (JSON.parse(g.spec) as GrantSpec)));
-      const industries = (this.#s.allIndustries.raw().all() as [number, number | null, number][]).map(([, grant, suspended]) => ({ grant: grant ?? undefined, suspended: suspended !== 0 }));
-      const institutions = (this.#s.allInstitutions.raw().all() as [number, number | null, number | null, number][]).map(([, industry, grant, suspended]) => ({
+  /** The tables of the list's current version, for buildImageFromTables (one consistent read). */
+  async tables(list?: string): Promise<TableModel> {
+    return this.#db.transaction(async () => {
+      const l = await this.list(list);
+      const grants = (await this.#db.all<{ id: number; spec: string | null }>(this.#q.allGrants)).map((g) => (g.spec === null ? null : (JSON.parse(g.spec) as GrantSpec)));
+      const industries = ((await this.#db.rows(this.#q.allIndustries)) as [number, number | null, number][]).map(([, grant, suspended]) => ({ grant: grant ?? undefined, suspended: suspended !== 0 }));
+      const institutions = ((await this.#db.rows(this.#q.allInstitutions)) as [number, number | null, number | null, number][]).map(([, industry, grant, suspended]) => ({
         industry: industry ?? undefined,
         grant: grant ?? undefined,
         suspended: suspended !== 0,
       }));
-      const rows = this.#s.imageCredentials.raw().all() as [string, number | null, number | null][];
+      const rows = (await this.#db.rows(this.#q.imageCredentials)) as [string, number | null, number | null][];
       const keys = new Uint8Array(rows.length * 8);
       const credentials = rows.map(([hex, institution, grant], i) => {
         for (let j = 0; j < 8; j++) keys[i * 8 + j] = (nibble(hex.charCodeAt(2 * j)) << 4) | nibble(hex.charCodeAt(2 * j + 1));
         return { key: keys.subarray(i * 8, i * 8 + 8), institution: institution ?? undefined, grant: grant ?? undefined };
       });
-      const schedules = (this.#s.allSchedules.raw().all() as [Buffer][]).map(([b]) => bytesOf(b));
+      const schedules = ((await this.#db.rows(this.#q.allSchedules)) as [Uint8Array][]).map(([b]) => bytesOf(b));
       return { epoch: l.epoch, version: l.version, grants, industries, institutions, credentials, schedules };
-    })();
+    });
   }
 
   // ---------------------------------------------------------------- mutations
 
-  /** Applies many mutations as one transaction (one version, or several if the records exceed one delta). */
-  bulk<T>(fn: (registry: this) => T): T {
+  /**
+   * Applies many mutations as one change: one transaction, held open across
+   * fn's awaits (a streamed import), committed as one version (consecutive
+   * versions when the records exceed one delta), rolled back whole if fn
+   * throws. Every registry call fn makes (in its async context) joins it; a
+   * mutation that throws inside leaves neither rows nor records behind.
+   */
+  async bulk<T>(fn: (registry: this) => Promise<T>): Promise<T> {
     return this.#mutate('bulk', false, () => fn(this));
   }
 
-  /**
-   * bulk() for a change fed asynchronously (a streamed import): one
-   * transaction (BEGIN IMMEDIATE .. COMMIT) held open across fn's awaits,
-   * committed as one change (consecutive versions when large), rolled back
-   * whole if fn throws. While it runs, nothing else may use this Registry
-   * object: every mutation joins the open transaction.
-   */
-  async bulkAsync<T>(fn: (registry: this) => Promise<T>): Promise<T> {
-    if (this.#ctx !== null) throw new Error('registry: bulkAsync inside another transaction');
-    if (this.#signer === null) throw new RegistryError('signingKey', 'bulk: signingKey is not set: the registry cannot sign deltas');
-    const ctx: TxContext = { groups: [], pack: [], packs: [], mutations: 0, enrolled: false };
-    this.#ctx = ctx;
-    let commits: CommitInfo[] = [];
-    let result: T;
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      result = await fn(this);
-      commits = this.#finish(ctx);
-      this.db.exec('COMMIT');
-    } catch (e) {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      throw e;
-    } finally {
-      this.#ctx = null;
-      this.#nothingChanged = false;
-    }
-    this.#notify(commits);
-    return result;
-  }
-
-  addIndustry(input: { readonly name: string; readonly code: string }): number {
-    return this.#mutate('addIndustry', true, () => {
+  async addIndustry(input: { readonly name: string; readonly code: string }): Promise<number> {
+    return this.#mutate('addIndustry', true, async (t) => {
       const op = 'addIndustry';
       checkInput(op, input);
       const name = checkText(op, 'name', input.name);
       const code = input.code;
       if (typeof code !== 'string' || !CODE.test(code)) fail(op, 'code', 'must be 1-32 characters of [a-z0-9_-]');
-      if (this.#s.industryByCode.get(code) !== undefined) fail(op, 'code', `'${code}' is already used`);
-      const id = (this.#s.nextIndustry.get() as { n: number }).n;
+      if ((await this.#db.get(this.#q.industryByCode, [code])) !== undefined) fail(op, 'code', `'${code}' is already used`);
+      const id = ((await this.#db.get(this.#q.nextIndustry)) as { n: number }).n;
       if (id > MAX_ID) fail(op, 'id', 'space exhausted (65535 industries)');
-      this.#s.insertIndustry.run(id, name, code);
+      (await this.#db.run(this.#q.insertIndustry, [id, name, code]));
       // A new industry has no grant and is not suspended, which is what the gate assumes of an unknown id.
-      this.#push([{ op: 'defineIndustry', industry: id }]);
+      this.#push(t, [{ op: 'defineIndustry', industry: id }]);
       return id;
     });
   }
 
-  addInstitution(input: { readonly name: string; readonly industry?: number | null }): number {
-    return this.#mutate('addInstitution', true, () => {
+  async addInstitution(input: { readonly name: string; readonly industry?: number | null }): Promise<number> {
+    return this.#mutate('addInstitution', true, async (t) => {
       const op = 'addInstitution';
       checkInput(op, input);
       const name = checkText(op, 'name', input.name);
       const industry = input.industry ?? null;
-      if (industry !== null) this.#checkIndustry(op, 'industry', industry);
-      const id = (this.#s.nextInstitution.get() as { n: number }).n;
+      if (industry !== null) await this.#checkIndustry(op, 'industry', industry);
+      const id = ((await this.#db.get(this.#q.nextInstitution)) as { n: number }).n;
       if (id > MAX_ID) fail(op, 'id', 'space exhausted (65535 institutions)');
-      this.#s.insertInstitution.run(id, name, industry);
-      this.#push([{ op: 'defineInstitution', institution: id, industry: industry ?? undefined }]);
+      (await this.#db.run(this.#q.insertInstitution, [id, name, industry]));
+      this.#push(t, [{ op: 'defineInstitution', institution: id, industry: industry ?? undefined }]);
       return id;
     });
   }
 
-  addSubject(input: { readonly id: string; readonly kind: SubjectKind; readonly institution?: number | null; readonly name: string }): string {
-    return this.#mutate('addSubject', true, () => {
+  async addSubject(input: { readonly id: string; readonly kind: SubjectKind; readonly institution?: number | null; readonly name: string }): Promise<string> {
+    return this.#mutate('addSubject', true, async (t) => {
       const op = 'addSubject';
       checkInput(op, input);
       const id = input.id;
@@ -610,45 +574,45 @@ export class Registry {
       if (!SUBJECT_KINDS.includes(input.kind)) fail(op, 'kind', `must be one of ${SUBJECT_KINDS.join(', ')}`);
       const name = checkText(op, 'name', input.name);
       const institution = input.institution ?? null;
-      if (institution !== null) this.#checkInstitution(op, 'institution', institution);
-      if (this.#s.subject.get(id) !== undefined) fail(op, 'id', `'${id}' already exists`);
-      this.#s.insertSubject.run(id, input.kind, institution, name);
+      if (institution !== null) await this.#checkInstitution(op, 'institution', institution);
+      if ((await this.#db.get(this.#q.subject, [id])) !== undefined) fail(op, 'id', `'${id}' already exists`);
+      (await this.#db.run(this.#q.insertSubject, [id, input.kind, institution, name]));
       return id; // nothing for the gates until it has a credential
     });
   }
 
   /** Enrols a credential (raw id hashed with the deployment key); returns its key. A revoked key may be enrolled again. */
-  addCredential(input: { readonly subject: string; readonly kind: CredentialKind; readonly rawId: Uint8Array | string }): Uint8Array {
-    return this.#mutate('addCredential', true, () => {
+  async addCredential(input: { readonly subject: string; readonly kind: CredentialKind; readonly rawId: Uint8Array | string }): Promise<Uint8Array> {
+    return this.#mutate('addCredential', true, async (t) => {
       const op = 'addCredential';
       checkInput(op, input);
-      const subject = this.#checkSubject(op, 'subject', input.subject);
+      const subject = await this.#checkSubject(op, 'subject', input.subject);
       if (!CREDENTIAL_KINDS.includes(input.kind)) fail(op, 'kind', `must be one of ${CREDENTIAL_KINDS.join(', ')}`);
       const key = this.#keyOf(op, { kind: input.kind, rawId: input.rawId });
-      const existing = this.#s.credential.get(buf(key)) as { subject: string; revoked: number } | undefined;
+      const existing = (await this.#db.get(this.#q.credential, [(key)])) as { subject: string; revoked: number } | undefined;
       if (existing !== undefined && existing.revoked === 0) fail(op, 'rawId', `is already enrolled (subject '${existing.subject}')`);
-      if (existing === undefined) this.#s.insertCredential.run(buf(key), subject.id, input.kind);
-      else this.#s.reactivateCredential.run(subject.id, input.kind, buf(key));
-      (this.#ctx as TxContext).enrolled = true;
-      const suspended = this.#suspended('subject', subject.id);
-      const group: DeltaOpSpec[] = [{ op: 'add', key, institution: subject.institution ?? undefined, grant: this.#assigned('individual', subject.id) ?? undefined }];
+      if (existing === undefined) (await this.#db.run(this.#q.insertCredential, [(key), subject.id, input.kind]));
+      else (await this.#db.run(this.#q.reactivateCredential, [subject.id, input.kind, (key)]));
+      t.ctx.enrolled = true;
+      const suspended = await this.#suspended('subject', subject.id);
+      const group: DeltaOpSpec[] = [{ op: 'add', key, institution: subject.institution ?? undefined, grant: await this.#assigned('individual', subject.id) ?? undefined }];
       // addCredential keeps a gate's subject-suspended bit for a key it has seen before: state it whenever it matters.
       if (suspended) group.push({ op: 'suspendSubject', key });
       else if (existing !== undefined) group.push({ op: 'resumeSubject', key });
-      this.#push(group);
+      this.#push(t, group);
       return key;
     });
   }
 
-  revokeCredential(ref: CredentialRef): void {
-    this.#mutate('revokeCredential', true, () => {
+  async revokeCredential(ref: CredentialRef): Promise<void> {
+    return this.#mutate('revokeCredential', true, async (t) => {
       const op = 'revokeCredential';
       const key = this.#keyOf(op, ref);
-      const row = this.#s.credential.get(buf(key)) as { revoked: number } | undefined;
+      const row = (await this.#db.get(this.#q.credential, [(key)])) as { revoked: number } | undefined;
       if (row === undefined) fail(op, 'credential', `${toHex(key)} is not enrolled`);
-      if (row.revoked !== 0) return this.#unchanged(); // keeps the first revocation's time
-      this.#s.revokeCredential.run(this.#clock(), buf(key));
-      this.#push([{ op: 'revoke', key }]);
+      if (row.revoked !== 0) return this.#unchanged(t); // keeps the first revocation's time
+      (await this.#db.run(this.#q.revokeCredential, [this.#clock(), (key)]));
+      this.#push(t, [{ op: 'revoke', key }]);
     });
   }
 
@@ -656,52 +620,52 @@ export class Registry {
    * Sets (spec) or removes (null) the grant of a subject ('individual'), an
    * institution or an industry. Returns the grant id (shared by equal specs) or null.
    */
-  grant(level: GrantLevel, target: string | number, spec: GrantSpec | null): number | null {
-    return this.#mutate('grant', true, () => {
+  async grant(level: GrantLevel, target: string | number, spec: GrantSpec | null): Promise<number | null> {
+    return this.#mutate('grant', true, async (t) => {
       const op = 'grant';
       if (!GRANT_LEVELS.includes(level)) fail(op, 'level', `must be one of ${GRANT_LEVELS.join(', ')}`);
       let subject: SubjectInfo | undefined;
       let institution: { id: number; industry: number | null } | undefined;
-      if (level === 'individual') subject = this.#checkSubject(op, 'target', target);
-      else if (level === 'institution') institution = this.#checkInstitution(op, 'target', target);
-      else this.#checkIndustry(op, 'target', target);
+      if (level === 'individual') subject = await this.#checkSubject(op, 'target', target);
+      else if (level === 'institution') institution = await this.#checkInstitution(op, 'target', target);
+      else await this.#checkIndustry(op, 'target', target);
       const industryId = level === 'industry' ? Number(target) : undefined;
       const t = String(target);
       let id: number | null = null;
-      const current = this.#assigned(level, t);
+      const current = await this.#assigned(level, t);
       if (spec !== null) {
-        const norm = this.#checkGrant(op, spec);
-        const same = this.#s.grantByRecord.get(buf(encodeGrant(norm))) as { id: number } | undefined;
-        if (same !== undefined && same.id === current) return this.#unchanged(current);
-        id = this.#grantId(op, norm);
-        this.#s.assign.run(level, t, id);
+        const norm = await this.#checkGrant(op, spec);
+        const same = this.#s.grantByRecord.get((encodeGrant(norm))) as { id: number } | undefined;
+        if (same !== undefined && same.id === current) return this.#unchanged(t, current);
+        id = await this.#grantId(t, op, norm);
+        (await this.#db.run(this.#q.assign, [level, t, id]));
       } else {
-        if (current === null) return this.#unchanged(null);
-        this.#s.unassign.run(level, t);
+        if (current === null) return this.#unchanged(t, null);
+        (await this.#db.run(this.#q.unassign, [level, t]));
       }
-      if (subject !== undefined) this.#pushSubjectCredentials(subject, 'grant', id);
-      else if (institution !== undefined) this.#push([{ op: 'defineInstitution', institution: institution.id, industry: institution.industry ?? undefined, grant: id ?? undefined }]);
-      else if (industryId !== undefined) this.#push([{ op: 'defineIndustry', industry: industryId, grant: id ?? undefined }]);
+      if (subject !== undefined) await this.#pushSubjectCredentials(t, subject, 'grant', id);
+      else if (institution !== undefined) this.#push(t, [{ op: 'defineInstitution', institution: institution.id, industry: institution.industry ?? undefined, grant: id ?? undefined }]);
+      else if (industryId !== undefined) this.#push(t, [{ op: 'defineIndustry', industry: industryId, grant: id ?? undefined }]);
       return id;
     });
   }
 
-  suspend(level: SuspensionLevel, target: string | number): void {
-    this.#suspension('suspend', level, target, true);
+  async suspend(level: SuspensionLevel, target: string | number): Promise<void> {
+    return this.#suspension('suspend', level, target, true);
   }
 
-  resume(level: SuspensionLevel, target: string | number): void {
-    this.#suspension('resume', level, target, false);
+  async resume(level: SuspensionLevel, target: string | number): Promise<void> {
+    return this.#suspension('resume', level, target, false);
   }
 
   /** Adds a weekly schedule (48 bytes, buildSchedule); returns its id for GrantSpec.schedule. */
-  addSchedule(bytes: Uint8Array): number {
-    return this.#mutate('addSchedule', true, () => {
+  async addSchedule(bytes: Uint8Array): Promise<number> {
+    return this.#mutate('addSchedule', true, async (t) => {
       const op = 'addSchedule';
       if (!(bytes instanceof Uint8Array) || bytes.length !== SCHEDULE_BYTES) fail(op, 'bytes', `must be ${SCHEDULE_BYTES} bytes`);
-      const id = (this.#s.nextSchedule.get() as { n: number }).n;
+      const id = ((await this.#db.get(this.#q.nextSchedule)) as { n: number }).n;
       if (id > MAX_SCHEDULES - 1) fail(op, 'id', `space exhausted (${MAX_SCHEDULES} schedules)`);
-      this.#s.insertSchedule.run(id, buf(bytes));
+      (await this.#db.run(this.#q.insertSchedule, [id, (bytes)]));
       return id; // schedules travel only in images
     });
   }
@@ -714,17 +678,17 @@ export class Registry {
       if (level === 'subject') {
         const s = this.#checkSubject(op, 'target', target);
         if (this.#suspended(level, s.id) === on) return this.#unchanged();
-        this.#s.setSuspension.run(level, s.id, on ? 1 : 0);
+        (await this.#db.run(this.#q.setSuspension, [level, s.id, on ? 1 : 0]));
         this.#pushSubjectCredentials(s, on ? 'suspend' : 'resume', s.grant);
       } else if (level === 'institution') {
         const i = this.#checkInstitution(op, 'target', target);
         if (this.#suspended(level, String(i.id)) === on) return this.#unchanged();
-        this.#s.setSuspension.run(level, String(i.id), on ? 1 : 0);
+        (await this.#db.run(this.#q.setSuspension, [level, String(i.id), on ? 1 : 0]));
         this.#push([{ op: on ? 'suspendInstitution' : 'resumeInstitution', institution: i.id }]);
       } else {
         const id = this.#checkIndustry(op, 'target', target);
         if (this.#suspended(level, String(id)) === on) return this.#unchanged();
-        this.#s.setSuspension.run(level, String(id), on ? 1 : 0);
+        (await this.#db.run(this.#q.setSuspension, [level, String(id), on ? 1 : 0]));
         this.#push([{ op: on ? 'suspendIndustry' : 'resumeIndustry', industry: id }]);
       }
     });
@@ -738,7 +702,7 @@ export class Registry {
    * subject's suspension state where it matters.
    */
   #pushSubjectCredentials(s: SubjectInfo, mode: 'grant' | 'suspend' | 'resume', grant: number | null): void {
-    const keys = (this.#s.activeCredentialsOf.raw().all(s.id) as [Buffer][]).map(([k]) => bytesOf(k));
+    const keys = ((await this.#db.rows(this.#q.activeCredentialsOf, [s.id])) as [Buffer][]).map(([k]) => bytesOf(k));
     for (const key of keys) {
       if (mode === 'suspend') {
         this.#push([{ op: 'suspendSubject', key }]);
@@ -763,12 +727,12 @@ export class Registry {
   }
 
   #suspended(level: SuspensionLevel, target: string): boolean {
-    const r = this.#s.suspension.get(level, target) as { active: number } | undefined;
+    const r = (await this.#db.get(this.#q.suspension, [level, target])) as { active: number } | undefined;
     return r !== undefined && r.active !== 0;
   }
 
   #assigned(level: GrantLevel, target: string): number | null {
-    const r = this.#s.assignment.get(level, target) as { grant_id: number } | undefined;
+    const r = (await this.#db.get(this.#q.assignment, [level, target])) as { grant_id: number } | undefined;
     return r?.grant_id ?? null;
   }
 
@@ -781,14 +745,14 @@ export class Registry {
 
   #checkInstitution(op: string, field: string, id: unknown): { id: number; industry: number | null } {
     if (typeof id !== 'number' || !Number.isInteger(id)) fail(op, field, 'must be an institution id (integer)');
-    const r = this.#s.institution.get(id) as { id: number; industry: number | null } | undefined;
+    const r = (await this.#db.get(this.#q.institution, [id])) as { id: number; industry: number | null } | undefined;
     if (r === undefined) fail(op, field, `institution ${id} does not exist`);
     return r;
   }
 
   #checkIndustry(op: string, field: string, id: unknown): number {
     if (typeof id !== 'number' || !Number.isInteger(id)) fail(op, field, 'must be an industry id (integer)');
-    if (this.#s.industry.get(id) === undefined) fail(op, field, `industry ${id} does not exist`);
+    if ((await this.#db.get(this.#q.industry, [id])) === undefined) fail(op, field, `industry ${id} does not exist`);
     return id;
   }
 
@@ -805,7 +769,7 @@ export class Registry {
     if (spec.validUntil !== undefined && spec.validUntil !== UNBOUNDED_UNTIL) out.validUntil = checkUint(op, 'spec.validUntil', spec.validUntil, UNBOUNDED_UNTIL);
     if ((out.validFrom ?? 0) > (out.validUntil ?? UNBOUNDED_UNTIL)) fail(op, 'spec.validUntil', 'is before validFrom');
     if (spec.schedule !== undefined) {
-      const n = (this.#s.scheduleCount.get() as { n: number }).n;
+      const n = ((await this.#db.get(this.#q.scheduleCount)) as { n: number }).n;
       out.schedule = checkUint(op, 'spec.schedule', spec.schedule, MAX_SCHEDULES - 1);
       if (out.schedule >= n) fail(op, 'spec.schedule', `schedule ${out.schedule} does not exist (${n} defined)`);
     }
@@ -816,11 +780,11 @@ export class Registry {
   /** The id of a grant with this record, defining it (and its defineGrant record) if new. */
   #grantId(op: string, spec: GrantSpec): number {
     const record = encodeGrant(spec);
-    const found = this.#s.grantByRecord.get(buf(record)) as { id: number } | undefined;
+    const found = (await this.#db.get(this.#q.grantByRecord, [(record)])) as { id: number } | undefined;
     if (found !== undefined) return found.id;
-    const id = (this.#s.nextGrant.get() as { n: number }).n;
+    const id = ((await this.#db.get(this.#q.nextGrant)) as { n: number }).n;
     if (id > MAX_ID) fail(op, 'spec', 'grant id space exhausted (65535 grants)');
-    this.#s.insertGrant.run(id, JSON.stringify(spec), buf(record));
+    (await this.#db.run(this.#q.insertGrant, [id, JSON.stringify(spec), (record)]));
     this.#push([{ op: 'defineGrant', id, grant: spec }]);
     return id;
   }
@@ -902,13 +866,13 @@ export class Registry {
   #finish(ctx: TxContext): CommitInfo[] {
     if (ctx.mutations === 0) return [];
     if (ctx.enrolled && !this.allowOverCapacity) {
-      const n = (this.#s.activeCredentials.get() as { n: number }).n;
+      const n = ((await this.#db.get(this.#q.activeCredentials)) as { n: number }).n;
       for (const l of this.lists()) {
         const capacity = this.capacity(l.name);
         if (n > capacity) throw new CapacityError(l.name, n, capacity);
       }
     }
-    this.#s.retireGrants.run();
+    (await this.#db.run(this.#q.retireGrants));
     if (ctx.groups.length === 0 && ctx.pack.length === 0 && ctx.packs.length === 0) ctx.groups.push([NOOP_RECORD]);
     compact(ctx);
     const packs = ctx.packs;
@@ -923,10 +887,10 @@ export class Registry {
         version++;
         if (records.length > MAX_DELTA_RECORDS * DELTA_RECORD_BYTES) throw new Error('registry: a record group exceeds one delta');
         const envelope = signer.seal(Delta, { list: l.name, epoch: l.epoch, version, issuedAt, records });
-        this.#s.insertDelta.run(l.name, l.epoch, version, issuedAt, buf(envelope), buf(records));
+        (await this.#db.run(this.#q.insertDelta, [l.name, l.epoch, version, issuedAt, (envelope), (records)]));
         deltas.push({ list: l.name, epoch: l.epoch, version, issuedAt, envelope, records });
       }
-      this.#s.setVersion.run(version, l.name);
+      (await this.#db.run(this.#q.setVersion, [version, l.name]));
       commits.push({ list: l.name, epoch: l.epoch, version, deltas, newEpoch: false });
     }
     return commits;
