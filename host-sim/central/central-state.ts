@@ -1,5 +1,5 @@
 // The central's own state beside the registry and the event store, in the
-// same SQLite database, so that other processes (the `subline` CLI) can read
+// same database, so that other processes (the `subline` CLI) can read
 // it:
 //
 // - `gates`: the presence of every gate the central has heard from (the
@@ -11,32 +11,8 @@
 //   broker has acknowledged (QoS 1). A central that starts (or `subline
 //   central publish`) publishes the deltas after it.
 
-import type Database from 'better-sqlite3';
 import type { GateStatusMessage } from '../../protocol/messages.js';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS gates (
-  gate TEXT PRIMARY KEY,
-  state TEXT NOT NULL,
-  journal INTEGER NOT NULL DEFAULT 0,
-  boot INTEGER NOT NULL,
-  conn INTEGER NOT NULL DEFAULT 0,
-  at INTEGER NOT NULL,
-  firmware TEXT NOT NULL,
-  line TEXT NOT NULL,
-  direction TEXT NOT NULL,
-  lane TEXT NOT NULL,
-  lists TEXT NOT NULL,
-  backlog INTEGER NOT NULL,
-  refused TEXT NOT NULL DEFAULT '[]',
-  received_at INTEGER NOT NULL,
-  last_seen INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS published (
-  list TEXT PRIMARY KEY,
-  epoch INTEGER NOT NULL,
-  version INTEGER NOT NULL,
-  at INTEGER NOT NULL) WITHOUT ROWID;
-`;
+import { dialect, type SqlDb } from './store/sql-db.js';
 
 /** A gate as the central last heard of it. Times are UTC seconds of the central's clock, except `at` (the gate's). */
 export interface GateRecord {
@@ -80,84 +56,54 @@ function parseArray<T>(text: string): T[] {
 }
 
 export class CentralState {
-  readonly db: Database.Database;
-  readonly #put: Database.Statement;
-  readonly #touch: Database.Statement;
-  readonly #all: Database.Statement;
-  readonly #one: Database.Statement;
-  readonly #published: Database.Statement;
-  readonly #setPublished: Database.Statement;
+  readonly db: SqlDb;
+  readonly #put: string;
+  readonly #touch: string;
 
-  /** On an open database (the registry's); creates the tables if missing. */
-  constructor(db: Database.Database) {
+  /** On an open database of the current schema (store/open-store.ts). */
+  constructor(db: SqlDb) {
     this.db = db;
-    db.exec(SCHEMA);
-    // Databases made before statuses carried the journal epoch.
-    const cols = db.prepare('PRAGMA table_info(gates)').all() as { name: string }[];
-    if (!cols.some((c) => c.name === 'journal')) db.exec('ALTER TABLE gates ADD COLUMN journal INTEGER NOT NULL DEFAULT 0');
-    // ... and before they carried the connection counter and refusal counts.
-    if (!cols.some((c) => c.name === 'conn')) db.exec('ALTER TABLE gates ADD COLUMN conn INTEGER NOT NULL DEFAULT 0');
-    if (!cols.some((c) => c.name === 'refused')) db.exec("ALTER TABLE gates ADD COLUMN refused TEXT NOT NULL DEFAULT '[]'");
-    this.#put = db.prepare(`INSERT INTO gates (gate, state, journal, boot, conn, at, firmware, line, direction, lane, lists, backlog, refused, received_at, last_seen)
-      VALUES (@gate, @state, @journal, @boot, @conn, @at, @firmware, @line, @direction, @lane, @lists, @backlog, @refused, @received_at, @last_seen)
+    const d = dialect(db.engine);
+    this.#put = `INSERT INTO gates (gate, state, journal, boot, conn, at, firmware, line, direction, lane, lists, backlog, refused, received_at, last_seen)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (gate) DO UPDATE SET state = excluded.state, journal = excluded.journal, boot = excluded.boot, conn = excluded.conn, at = excluded.at, firmware = excluded.firmware, line = excluded.line,
         direction = excluded.direction, lane = excluded.lane, lists = excluded.lists, backlog = excluded.backlog, refused = excluded.refused, received_at = excluded.received_at,
-        last_seen = MAX(gates.last_seen, excluded.last_seen)`);
-    this.#touch = db.prepare('UPDATE gates SET last_seen = MAX(last_seen, ?) WHERE gate = ?');
-    this.#all = db.prepare('SELECT * FROM gates ORDER BY gate');
-    this.#one = db.prepare('SELECT * FROM gates WHERE gate = ?');
-    this.#published = db.prepare('SELECT epoch, version FROM published WHERE list = ?');
-    // Forward only: two processes publishing (serve and a one-shot publish) never move it back.
-    this.#setPublished = db.prepare(`INSERT INTO published (list, epoch, version, at) VALUES (?, ?, ?, ?)
-      ON CONFLICT (list) DO UPDATE SET epoch = excluded.epoch, version = excluded.version, at = excluded.at
-      WHERE excluded.epoch > published.epoch OR (excluded.epoch = published.epoch AND excluded.version > published.version)`);
+        last_seen = ${d.max2('gates.last_seen', 'excluded.last_seen')}`;
+    this.#touch = `UPDATE gates SET last_seen = ${d.max2('last_seen', '?')} WHERE gate = ?`;
   }
 
   /**
    * Stores the status the presence rule kept for its gate. `lastSeen`: when the
    * gate itself was last heard (never moves back: a row keeps the later time).
    */
-  putStatus(status: GateStatusMessage, receivedAt: number, lastSeen = receivedAt): void {
+  async putStatus(status: GateStatusMessage, receivedAt: number, lastSeen = receivedAt): Promise<void> {
     const s = status;
-    this.#put.run({
-      gate: s.gate,
-      state: s.state,
-      journal: s.journal,
-      boot: s.boot,
-      conn: s.conn,
-      at: s.at,
-      firmware: s.firmware,
-      line: s.line,
-      direction: s.direction,
-      lane: s.lane,
-      lists: JSON.stringify(s.lists),
-      backlog: s.backlog,
-      refused: JSON.stringify(s.refused),
-      received_at: receivedAt,
-      last_seen: lastSeen,
-    });
+    await this.db.run(this.#put, [s.gate, s.state, s.journal, s.boot, s.conn, s.at, s.firmware, s.line, s.direction, s.lane, JSON.stringify(s.lists), s.backlog, JSON.stringify(s.refused), receivedAt, lastSeen]);
   }
 
   /** Something was heard from a gate that already has a row. */
-  touch(gate: string, at: number): void {
-    this.#touch.run(at, gate);
+  async touch(gate: string, at: number): Promise<void> {
+    await this.db.run(this.#touch, [at, gate]);
   }
 
-  gates(): GateRecord[] {
-    return (this.#all.all() as GateRow[]).map((r) => this.#record(r));
+  async gates(): Promise<GateRecord[]> {
+    return (await this.db.all<GateRow>('SELECT * FROM gates ORDER BY gate')).map((r) => this.#record(r));
   }
 
-  gate(gate: string): GateRecord | undefined {
-    const r = this.#one.get(gate) as GateRow | undefined;
+  async gate(gate: string): Promise<GateRecord | undefined> {
+    const r = await this.db.get<GateRow>('SELECT * FROM gates WHERE gate = ?', [gate]);
     return r === undefined ? undefined : this.#record(r);
   }
 
-  published(list: string): PublishedMark | undefined {
-    return this.#published.get(list) as PublishedMark | undefined;
+  async published(list: string): Promise<PublishedMark | undefined> {
+    return this.db.get<PublishedMark>('SELECT epoch, version FROM published WHERE list = ?', [list]);
   }
 
-  setPublished(list: string, mark: PublishedMark, at: number): void {
-    this.#setPublished.run(list, mark.epoch, mark.version, at);
+  /** Forward only: two processes publishing (serve and a one-shot publish) never move it back. */
+  async setPublished(list: string, mark: PublishedMark, at: number): Promise<void> {
+    await this.db.run(`INSERT INTO published (list, epoch, version, at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (list) DO UPDATE SET epoch = excluded.epoch, version = excluded.version, at = excluded.at
+      WHERE excluded.epoch > published.epoch OR (excluded.epoch = published.epoch AND excluded.version > published.version)`, [list, mark.epoch, mark.version, at]);
   }
 
   #record(r: GateRow): GateRecord {

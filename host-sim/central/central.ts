@@ -10,6 +10,11 @@
 // coming) → the signed head for the new version is published, retained. So a
 // revocation reaches the gates before the image work starts.
 //
+// Messages from one gate are handled one after another, in arrival order
+// (a bounded queue per gate: the store is asynchronous); different gates' go
+// on concurrently. A gate whose queue is full has the message refused
+// ('overloaded', counted): it resends.
+//
 // Changes committed by another process on the same database (the `subline`
 // CLI) are noticed by polling the list version (pollIntervalMs): the central
 // publishes the deltas it has not published yet and builds the new image. The
@@ -22,24 +27,30 @@ import { CommandResult, EventAck, EventBatch, GateStatus, Head, LIMITS, SyncRequ
 import { toHex } from '../../protocol/hex.js';
 import { Topics } from '../../protocol/topics.js';
 import { Ed25519Signer, nodeCrypto } from '../node-crypto.js';
-import { EventStore, type IngestResult } from './event-store.js';
+import type { EventStore, IngestResult } from './event-store.js';
 import { buildImageFromTables, chunkImage, type ChunkedImage } from './image-builder.js';
 import { generateKeys, type CentralKeys } from './keys.js';
-import { Registry, type CommitInfo, type ListInfo, type StoredDelta } from './registry.js';
-import { CentralState, type PublishedMark } from './central-state.js';
+import type { CommitInfo, ListInfo, Registry, StoredDelta } from './registry.js';
+import type { CentralState, PublishedMark } from './central-state.js';
 import { claimedNonce, sealCommand, type CommandOp, type CommandOptions } from './commands.js';
 import { GateAuthenticator } from './gate-authenticator.js';
-import { GateRegistry, type GateIdentity, type GateIdentityInput } from './gate-registry.js';
+import type { GateIdentity, GateIdentityInput, GateRegistry } from './gate-registry.js';
 import { RefusalLog } from './refusal-log.js';
 import { SyncBudget, type SyncBudgetOptions } from './sync-budget.js';
 import { mqttAuthOptions, type BrokerAuth } from '../broker-auth.js';
+import { openCentralStore, type CentralStore } from './store/open-store.js';
+import { isDiskFull } from './store/sql-db.js';
 
 /** Images kept for gates still pulling an older version (chunks of a superseded image stay valid). */
 const RECENT_IMAGES = 4;
 
 export interface CentralOptions {
-  /** A registry database path (or ':memory:'), or an open Registry (then the caller closes it). */
-  readonly db: string | Registry;
+  /**
+   * Where the data is: a SQLite path (or ':memory:') or a postgres:// URL, created or
+   * migrated if needed (tests, the simulator); or an open store (the CLI's, checked;
+   * then the caller closes it).
+   */
+  readonly db: string | CentralStore;
   /** Ed25519 secret key (32 bytes) for heads and deltas. */
   readonly signingKey: Uint8Array;
   /** 32 bytes: credential keys (protocol/credential-key.ts). */
@@ -63,8 +74,6 @@ export interface CentralOptions {
   readonly chunkSize?: number;
   /** UTC seconds (default: the system clock). */
   readonly clock?: () => number;
-  /** Event store (default: on the registry's database). */
-  readonly events?: EventStore;
   readonly clientId?: string;
   /** How long start() waits for the first connection (default 10,000 ms). */
   readonly connectTimeoutMs?: number;
@@ -132,10 +141,10 @@ const MAX_CATCH_UP_DELTAS = 256;
 /** A log line of one cause at most this often (seconds). */
 const LOG_INTERVAL_SECONDS = 60;
 
-/** SQLite could not write because the disk (or the file system's quota) is full. */
-function isDiskFull(e: unknown): boolean {
-  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'SQLITE_FULL';
-}
+/** Messages of one gate waiting to be handled; beyond this they are refused ('overloaded'). */
+const GATE_QUEUE_CAPACITY = 256;
+/** Messages of all gates waiting; beyond this they are refused ('overloaded'). */
+const QUEUE_CAPACITY = 16_384;
 
 /** lastSeen is written at most this often per gate (seconds). */
 const TOUCH_INTERVAL_SECONDS = 5;
@@ -169,8 +178,19 @@ export class Central {
   readonly #chunkSize: number;
   readonly #headInterval: number;
   readonly #headLifetime: number;
-  readonly #ownRegistry: boolean;
-  readonly #ownEvents: boolean;
+  readonly #store: CentralStore;
+  readonly #ownStore: boolean;
+  /** Per gate: the tail of its message queue and how many wait in it. */
+  readonly #queues = new Map<string, { tail: Promise<void>; depth: number }>();
+  #queued = 0;
+  readonly #drained = new Set<() => void>();
+  /** Publication work in commit order (catch-up reads are asynchronous). */
+  #publishing: Promise<void> = Promise.resolve();
+  #polling = false;
+  /** Publication work queued in #publishing and not finished. */
+  #pendingPublication = 0;
+  /** Image builds, one after another. */
+  #building: Promise<void> = Promise.resolve();
   readonly #presence = new Map<string, PresenceEntry>();
   readonly #unlisten: () => void;
   readonly #state: CentralState;
@@ -206,8 +226,34 @@ export class Central {
   readonly #logged = new Map<string, { at: number; held: number }>();
   #abortStart: (() => void) | null = null;
 
-  constructor(options: CentralOptions) {
+  /**
+   * The central on its store: opens (and, for a path or URL, creates or
+   * migrates) the database, reads back presence and the published mark.
+   * Call start() to connect.
+   */
+  static async open(options: CentralOptions): Promise<Central> {
+    const list = options.list ?? 'main';
+    const own = typeof options.db === 'string';
+    const store = typeof options.db === 'string'
+      ? await openCentralStore(options.db, { create: true, registry: { signingKey: options.signingKey, deploymentKey: options.deploymentKey, clock: options.clock, list } })
+      : options.db;
+    try {
+      store.registry.setKeys({ signingKey: options.signingKey, deploymentKey: options.deploymentKey });
+      await store.registry.createList(list);
+      const gates = await store.state.gates();
+      const published = await store.state.published(list);
+      const l = await store.registry.list(list);
+      return new Central(options, store, own, { gates, published, known: { epoch: l.epoch, version: l.version } });
+    } catch (e) {
+      if (own) await store.close();
+      throw e;
+    }
+  }
+
+  private constructor(options: CentralOptions, store: CentralStore, ownStore: boolean, loaded: { gates: readonly { status: GateStatusMessage; receivedAt: number }[]; published: PublishedMark | undefined; known: { epoch: number; version: number } }) {
     this.#o = options;
+    this.#store = store;
+    this.#ownStore = ownStore;
     this.#signer = new Ed25519Signer(options.signingKey);
     this.#clock = options.clock ?? defaultClock;
     this.list = options.list ?? 'main';
@@ -218,32 +264,29 @@ export class Central {
     this.#headLifetime = options.headLifetimeSeconds ?? 86400;
     if (!(this.#headInterval > 0)) throw new Error('central: headIntervalSeconds must be > 0');
     if (!Number.isInteger(this.#headLifetime) || this.#headLifetime <= this.#headInterval) throw new Error('central: headLifetimeSeconds must be an integer > headIntervalSeconds');
-    this.#ownRegistry = typeof options.db === 'string';
-    if (typeof options.db === 'string') this.registry = new Registry(options.db, { signingKey: options.signingKey, deploymentKey: options.deploymentKey, clock: this.#clock, list: this.list });
-    else {
-      this.registry = options.db;
-      this.registry.setKeys({ signingKey: options.signingKey, deploymentKey: options.deploymentKey });
-    }
-    this.registry.createList(this.list);
-    this.#ownEvents = options.events === undefined;
-    this.events = options.events ?? new EventStore(this.registry.db);
+    this.registry = store.registry;
+    this.events = store.events;
     // Presence is read back: a retained status older than what the central last knew
     // (the will of a connection whose birth it saw) must not replace those values.
-    this.#state = new CentralState(this.registry.db);
-    for (const g of this.#state.gates()) this.#presence.set(g.status.gate, { status: g.status, receivedAt: g.receivedAt });
-    this.identities = new GateRegistry(this.registry.db);
+    this.#state = store.state;
+    for (const g of loaded.gates) this.#presence.set(g.status.gate, { status: g.status, receivedAt: g.receivedAt });
+    this.identities = store.identities;
     this.#auth = new GateAuthenticator({ gates: this.identities, masterKey: options.gateMasterKey, crypto: nodeCrypto });
     this.#budget = new SyncBudget(options.syncBudget);
-    this.refusals = new RefusalLog({ db: this.registry.db, clock: this.#clock, ...(options.log !== undefined ? { log: options.log } : {}) });
-    this.#published = this.#state.published(this.list);
-    const l = this.registry.list(this.list);
-    this.#known = { epoch: l.epoch, version: l.version };
+    this.refusals = new RefusalLog({ db: store.db, clock: this.#clock, ...(options.log !== undefined ? { log: options.log } : {}) });
+    this.#published = loaded.published;
+    this.#known = loaded.known;
     this.#unlisten = this.registry.onCommit((c) => this.#onCommit(c));
   }
 
   /** Presence and publication state in the database (read by the CLI). */
   get state(): CentralState {
     return this.#state;
+  }
+
+  /** Every store of this central (one database). */
+  get store(): CentralStore {
+    return this.#store;
   }
 
   /** The highest delta version the broker has acknowledged for this list (persisted). */
@@ -255,8 +298,8 @@ export class Central {
    * Registers a gate (or re-provisions it with a new key id) and returns the
    * key its provisioning record must carry. `subline provision` does this.
    */
-  provisionGate(gate: GateIdentityInput): { readonly identity: GateIdentity; readonly gateKey: Uint8Array; readonly gateKeyId: number } {
-    const identity = this.identities.register(gate, this.#clock());
+  async provisionGate(gate: GateIdentityInput): Promise<{ readonly identity: GateIdentity; readonly gateKey: Uint8Array; readonly gateKeyId: number }> {
+    const identity = await this.identities.register(gate, this.#clock());
     return { identity, gateKey: this.#auth.keyFor(gate.gate, identity.keyId), gateKeyId: identity.keyId };
   }
 
@@ -295,7 +338,7 @@ export class Central {
     if (this.#client !== null) throw new Error('central: already started');
     this.#closed = false;
     this.#caughtUp = false;
-    this.#rebuild();
+    await this.#rebuild();
     const client = mqtt.connect(this.#o.brokerUrl, {
       clientId: this.#o.clientId ?? `subline-central-${toHex(nodeCrypto.sha256(this.#signer.publicKey)).slice(0, 8)}-${process.pid}`,
       clean: true,
@@ -332,10 +375,16 @@ export class Central {
       client.once('connect', ok);
     });
     this.#headTimer = setInterval(() => this.#publishHead(), this.#headInterval * 1000);
-    this.#refusalTimer = setInterval(() => this.#flushRefusals(), 1000);
+    this.#refusalTimer = setInterval(() => void this.#flushRefusals(), 1000);
     this.#refusalTimer.unref?.();
     const poll = this.#o.pollIntervalMs ?? 0;
-    if (poll > 0) this.#pollTimer = setInterval(() => this.checkForChanges(), poll);
+    if (poll > 0) {
+      this.#pollTimer = setInterval(() => {
+        if (this.#polling) return; // one poll at a time
+        this.#polling = true;
+        this.checkForChanges().finally(() => (this.#polling = false)).catch(() => undefined);
+      }, poll);
+    }
   }
 
   /**
@@ -343,15 +392,17 @@ export class Central {
    * current version (at most the latest 256). Returns how many were sent.
    * start() does this on the first connection.
    */
-  publishPending(): number {
-    const l = this.registry.list(this.list);
-    const mark = this.#published;
-    let from = mark !== undefined && mark.epoch === l.epoch ? mark.version + 1 : 1;
-    from = Math.max(from, l.version - MAX_CATCH_UP_DELTAS + 1, 1);
-    const deltas = from <= l.version ? this.registry.deltas(this.list, l.epoch, from, l.version - from + 1) : [];
-    for (const d of deltas) this.#publishDelta(d);
-    if (l.epoch !== this.#known.epoch || l.version > this.#known.version) this.#known = { epoch: l.epoch, version: l.version };
-    return deltas.length;
+  async publishPending(): Promise<number> {
+    return this.#inOrder(async () => {
+      const l = await this.registry.list(this.list);
+      const mark = this.#published;
+      let from = mark !== undefined && mark.epoch === l.epoch ? mark.version + 1 : 1;
+      from = Math.max(from, l.version - MAX_CATCH_UP_DELTAS + 1, 1);
+      const deltas = from <= l.version ? await this.registry.deltas(this.list, l.epoch, from, l.version - from + 1) : [];
+      for (const d of deltas) this.#publishDelta(d);
+      if (l.epoch !== this.#known.epoch || l.version > this.#known.version) this.#known = { epoch: l.epoch, version: l.version };
+      return deltas.length;
+    });
   }
 
   /**
@@ -359,23 +410,36 @@ export class Central {
    * the missing deltas and schedules the new image and head. Returns the
    * number of deltas published. Runs every pollIntervalMs when set.
    */
-  checkForChanges(): number {
+  async checkForChanges(): Promise<number> {
     if (this.#closed) return 0;
-    let l: ListInfo;
-    try {
-      l = this.registry.list(this.list);
-    } catch (e) {
-      this.#log(`poll: ${e instanceof Error ? e.message : String(e)}`);
-      return 0;
-    }
-    const k = this.#known;
-    if (l.epoch === k.epoch && l.version === k.version) return 0;
-    let n = 0;
-    if (l.epoch === k.epoch && l.version > k.version) n = this.#catchUp(l.epoch, k.version + 1, l.version);
-    this.#known = { epoch: l.epoch, version: l.version };
-    this.#log(`list ${this.list} changed elsewhere: epoch ${l.epoch} version ${l.version} (${n} delta(s) published)`);
-    this.#scheduleBuild();
-    return n;
+    return this.#inOrder(async () => {
+      let l: ListInfo;
+      try {
+        l = await this.registry.list(this.list);
+      } catch (e) {
+        this.#log(`poll: ${e instanceof Error ? e.message : String(e)}`);
+        return 0;
+      }
+      const k = this.#known;
+      if (l.epoch === k.epoch && l.version === k.version) return 0;
+      let n = 0;
+      if (l.epoch === k.epoch && l.version > k.version) n = await this.#catchUp(l.epoch, k.version + 1, l.version);
+      this.#known = { epoch: l.epoch, version: l.version };
+      this.#log(`list ${this.list} changed elsewhere: epoch ${l.epoch} version ${l.version} (${n} delta(s) published)`);
+      this.#scheduleBuild();
+      return n;
+    });
+  }
+
+  /** Runs publication work after the work before it (deltas go out in version order). */
+  #inOrder<T>(fn: () => Promise<T>): Promise<T> {
+    this.#pendingPublication++;
+    const r = this.#publishing.then(fn).finally(() => this.#pendingPublication--);
+    this.#publishing = r.then(
+      () => undefined,
+      () => undefined,
+    );
+    return r;
   }
 
   /** Resolves when every message published so far has been acknowledged by the broker (or failed). */
@@ -407,7 +471,7 @@ export class Central {
     return { ...sealed, result: r, refusedResults: waiter.refused };
   }
 
-  /** Stops the timers and the MQTT client; closes the databases it opened. */
+  /** Stops the timers and the MQTT client, finishes the messages taken in; closes the store it opened. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -433,12 +497,15 @@ export class Central {
         });
       });
     }
+    // Messages already taken in are finished (their writes and acks), then the publication work.
+    if (this.#queued > 0) await new Promise<void>((resolve) => this.#drained.add(resolve));
+    await this.#publishing;
+    await this.#building;
     if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
     this.#flushTimer = null;
-    this.#flushPublished();
-    this.#flushRefusals();
-    if (this.#ownEvents) this.events.close();
-    if (this.#ownRegistry) this.registry.close();
+    await this.#flushPublished();
+    await this.#flushRefusals();
+    if (this.#ownStore) await this.#store.close();
   }
 
   /** Re-signs and publishes the head now (the heartbeat does this every headIntervalSeconds). */
@@ -473,7 +540,7 @@ export class Central {
     this.#checkpointDue = true;
     this.#logThrottled(
       `storage_full.${what}`,
-      `storage full (SQLITE_FULL) writing ${what}: refused and not acknowledged (gates keep their records and resend); ${this.#full.refused} refused since the disk filled; logged at most once a minute`,
+      `storage full writing ${what}: refused and not acknowledged (gates keep their records and resend); ${this.#full.refused} refused since the disk filled; logged at most once a minute`,
     );
   }
 
@@ -482,13 +549,11 @@ export class Central {
    * database and truncate it, so the space the WAL took while the disk was
    * full is given back (the WAL file otherwise keeps its largest size).
    */
-  #storageOk(): void {
+  async #storageOk(): Promise<void> {
     if (!this.#checkpointDue) return;
     const refused = this.#full?.refused ?? 0;
     try {
-      const r = this.registry.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
-      const row = r[0];
-      if (row !== undefined && row.busy !== 0) return; // a reader holds the WAL: try again after the next write
+      if (!(await this.#store.db.reclaim())) return; // a reader holds the WAL: try again after the next write
     } catch (e) {
       if (isDiskFull(e)) return; // the checkpoint needs room in the database file: after the next write
       this.#logThrottled('storage_checkpoint', `storage: WAL checkpoint failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -497,7 +562,7 @@ export class Central {
     this.#checkpointDue = false;
     this.#full = null;
     this.stats.storage.recoveries++;
-    this.#log(`storage recovered: writes succeed again after ${refused} refused; WAL checkpointed and truncated`);
+    this.#log(`storage recovered: writes succeed again after ${refused} refused${this.#store.db.engine === 'sqlite' ? '; WAL checkpointed and truncated' : ''}`);
   }
 
   #count(map: Record<string, number>, key: string): void {
@@ -527,10 +592,10 @@ export class Central {
   }
 
   /** Publishes the stored deltas from..to of an epoch (at most the latest 256). */
-  #catchUp(epoch: number, from: number, to: number): number {
+  async #catchUp(epoch: number, from: number, to: number): Promise<number> {
     const first = Math.max(from, to - MAX_CATCH_UP_DELTAS + 1);
     if (first > to) return 0;
-    const deltas = this.registry.deltas(this.list, epoch, first, to - first + 1);
+    const deltas = await this.registry.deltas(this.list, epoch, first, to - first + 1);
     for (const d of deltas) this.#publishDelta(d);
     return deltas.length;
   }
@@ -543,25 +608,26 @@ export class Central {
     // One write per burst, not per delta (the database syncs every commit).
     this.#flushTimer ??= setTimeout(() => {
       this.#flushTimer = null;
-      this.#flushPublished();
+      void this.#flushPublished();
     }, 250);
   }
 
-  #flushRefusals(): void {
+  async #flushRefusals(): Promise<void> {
     try {
-      this.refusals.flush();
+      await this.refusals.flush();
     } catch (e) {
       if (isDiskFull(e)) return this.#storageFull('refusal counts');
       this.#logThrottled('refusal_counts', `refusal counts: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
-  #flushPublished(): void {
-    if (!this.#publishedDirty || this.#published === undefined || !this.registry.db.open) return;
+  async #flushPublished(): Promise<void> {
+    if (!this.#publishedDirty || this.#published === undefined || !this.#store.db.open) return;
     this.#publishedDirty = false;
     try {
-      this.#state.setPublished(this.list, this.#published, this.#clock());
+      await this.#state.setPublished(this.list, this.#published, this.#clock());
     } catch (e) {
+      this.#publishedDirty = true;
       if (isDiskFull(e)) return this.#storageFull('the published mark');
       this.#logThrottled('published_mark', `published mark: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -579,7 +645,7 @@ export class Central {
     // Deltas committed while no central was running (or by another process) go out once.
     if (!this.#caughtUp) {
       this.#caughtUp = true;
-      this.publishPending();
+      this.publishPending().catch((e: unknown) => this.#log(`publish pending deltas: ${e instanceof Error ? e.message : String(e)}`));
     }
     // Retained state may be gone (a broker without persistence restarted): publish the head again.
     this.#publishHead();
@@ -588,11 +654,27 @@ export class Central {
   #onCommit(c: CommitInfo): void {
     if (this.#closed || c.list !== this.list) return;
     const k = this.#known;
-    if (!c.newEpoch && c.epoch === k.epoch) {
-      // Versions committed by another process and not polled yet go out first, in order.
-      const first = c.deltas[0]?.version ?? c.version + 1;
-      if (first > k.version + 1) this.#catchUp(c.epoch, k.version + 1, first - 1);
+    const first = c.deltas[0]?.version ?? c.version + 1;
+    const gap = !c.newEpoch && c.epoch === k.epoch && first > k.version + 1;
+    if (!gap && this.#idlePublishing()) {
+      // The common case, at once (a revocation goes out in the tick it commits).
+      this.#publishCommit(c);
+      return;
     }
+    // Versions committed by another process and not polled yet go out first, in order.
+    this.#inOrder(async () => {
+      const kk = this.#known;
+      if (!c.newEpoch && c.epoch === kk.epoch && first > kk.version + 1) await this.#catchUp(c.epoch, kk.version + 1, first - 1);
+      this.#publishCommit(c);
+    }).catch((e: unknown) => this.#log(`publish commit: ${e instanceof Error ? e.message : String(e)}`));
+  }
+
+  #idlePublishing(): boolean {
+    return this.#pendingPublication === 0;
+  }
+
+  #publishCommit(c: CommitInfo): void {
+    const k = this.#known;
     for (const d of c.deltas) this.#publishDelta(d);
     if (c.epoch !== k.epoch || c.version > k.version) this.#known = { epoch: c.epoch, version: c.version };
     this.#scheduleBuild();
@@ -609,16 +691,18 @@ export class Central {
     this.#buildTimer = setTimeout(() => {
       this.#buildTimer = null;
       if (this.#closed) return;
-      if (this.#rebuild()) this.#publishHead();
+      this.#building = this.#building.then(async () => {
+        if (!this.#closed && (await this.#rebuild())) this.#publishHead();
+      });
     }, wait);
   }
 
   /** Builds the current version's image; false (old image kept) if it cannot be built. */
-  #rebuild(): boolean {
+  async #rebuild(): Promise<boolean> {
     const started = Date.now();
     try {
-      const tables = this.registry.tables(this.list);
-      if (this.#image !== null && this.#image.epoch === tables.epoch && this.#image.version === tables.version) return true;
+      const tables = await this.registry.tables(this.list);
+      if (this.#image !== null && this.#image.epoch === tables.epoch && this.#image.version >= tables.version) return true;
       const bytes = buildImageFromTables(tables);
       const chunked = chunkImage(bytes, this.#chunkSize, nodeCrypto);
       if (chunked.chunks.length > LIMITS.maxChunks) throw new Error(`image of ${bytes.length} bytes needs ${chunked.chunks.length} chunks (at most ${LIMITS.maxChunks})`);
@@ -667,52 +751,76 @@ export class Central {
 
   /** `retained`: delivered from the broker's store (an old message), not sent by the gate just now. */
   #onMessage(topic: string, payload: Buffer, retained = false): void {
-    try {
-      const parsed = this.topics.parse(topic);
-      if (!parsed.ok) return this.#count(this.stats.rejected, `topic.${parsed.error.code}`);
-      const p = parsed.value;
-      if (p.scope !== 'gate') return this.#count(this.stats.rejected, 'topic.unexpected');
-      this.#count(this.stats.received, p.kind);
-      const bytes = u8(payload);
-      const gate = p.gate;
-      // Nothing is stored, answered or shown before the sender is verified as this gate.
-      switch (p.kind) {
-        case 'sync': {
-          const r = this.#auth.open(gate, topic, SyncRequest, bytes);
-          if (!r.ok) return this.#refuse(gate, 'sync', r.cause);
-          this.#touch(gate);
-          return this.#onSync(gate, r.value);
+    const parsed = this.topics.parse(topic);
+    if (!parsed.ok) return this.#count(this.stats.rejected, `topic.${parsed.error.code}`);
+    const p = parsed.value;
+    if (p.scope !== 'gate') return this.#count(this.stats.rejected, 'topic.unexpected');
+    this.#count(this.stats.received, p.kind);
+    const gate = p.gate;
+    const bytes = u8(payload);
+    // One gate's messages in arrival order (presence, event chains), bounded per gate and in all.
+    let q = this.#queues.get(gate);
+    if ((q?.depth ?? 0) >= GATE_QUEUE_CAPACITY || this.#queued >= QUEUE_CAPACITY || this.#closed) return this.#refuse(gate, p.kind, 'overloaded');
+    if (q === undefined) {
+      q = { tail: Promise.resolve(), depth: 0 };
+      this.#queues.set(gate, q);
+    }
+    const queue = q;
+    queue.depth++;
+    this.#queued++;
+    queue.tail = queue.tail
+      .then(() => this.#handle(p.kind, gate, topic, bytes, retained))
+      .catch((e: unknown) => {
+        // Nothing a gate sends may stop the central.
+        if (isDiskFull(e)) return this.#storageFull('a message');
+        this.#count(this.stats.rejected, 'internal.exception');
+        const m = e instanceof Error ? e.message : String(e);
+        this.#logThrottled(`exception.${m}`, `message on ${topic}: ${m}`);
+      })
+      .finally(() => {
+        queue.depth--;
+        if (queue.depth === 0 && this.#queues.get(gate) === queue) this.#queues.delete(gate);
+        if (--this.#queued === 0) {
+          const waiting = [...this.#drained];
+          this.#drained.clear();
+          for (const w of waiting) w();
         }
-        case 'events': {
-          const r = this.#auth.open(gate, topic, EventBatch, bytes);
-          if (!r.ok) return this.#refuse(gate, 'events', r.cause);
-          this.#touch(gate);
-          return this.#onEvents(gate, r.value);
-        }
-        case 'status': {
-          if (bytes.length === 0) return this.#refuse(gate, 'status', 'empty'); // a cleared retained status
-          const r = this.#auth.open(gate, topic, GateStatus, bytes);
-          if (!r.ok) return this.#refuse(gate, 'status', r.cause);
-          return this.#onStatus(gate, r.value, retained);
-        }
-        case 'cmdres': {
-          const r = this.#auth.open(gate, topic, CommandResult, bytes);
-          if (!r.ok) {
-            this.#refusedResult(bytes);
-            return this.#refuse(gate, 'cmdres', r.cause);
-          }
-          this.#touch(gate);
-          return this.#onCommandResult(gate, r.value);
-        }
-        default:
-          return this.#count(this.stats.rejected, `${p.kind}.unexpected`);
+      });
+  }
+
+  /** Handles one message from `gate` (its turn in the gate's queue). */
+  async #handle(kind: string, gate: string, topic: string, bytes: Uint8Array, retained: boolean): Promise<void> {
+    // Nothing is stored, answered or shown before the sender is verified as this gate.
+    switch (kind) {
+      case 'sync': {
+        const r = await this.#auth.open(gate, topic, SyncRequest, bytes);
+        if (!r.ok) return this.#refuse(gate, 'sync', r.cause);
+        await this.#touch(gate);
+        return this.#onSync(gate, r.value);
       }
-    } catch (e) {
-      // Nothing a gate sends may stop the central.
-      if (isDiskFull(e)) return this.#storageFull('a message');
-      this.#count(this.stats.rejected, 'internal.exception');
-      const m = e instanceof Error ? e.message : String(e);
-      this.#logThrottled(`exception.${m}`, `message on ${topic}: ${m}`);
+      case 'events': {
+        const r = await this.#auth.open(gate, topic, EventBatch, bytes);
+        if (!r.ok) return this.#refuse(gate, 'events', r.cause);
+        await this.#touch(gate);
+        return this.#onEvents(gate, r.value);
+      }
+      case 'status': {
+        if (bytes.length === 0) return this.#refuse(gate, 'status', 'empty'); // a cleared retained status
+        const r = await this.#auth.open(gate, topic, GateStatus, bytes);
+        if (!r.ok) return this.#refuse(gate, 'status', r.cause);
+        return this.#onStatus(gate, r.value, retained);
+      }
+      case 'cmdres': {
+        const r = await this.#auth.open(gate, topic, CommandResult, bytes);
+        if (!r.ok) {
+          this.#refusedResult(bytes);
+          return this.#refuse(gate, 'cmdres', r.cause);
+        }
+        await this.#touch(gate);
+        return this.#onCommandResult(gate, r.value);
+      }
+      default:
+        return this.#count(this.stats.rejected, `${kind}.unexpected`);
     }
   }
 
@@ -725,19 +833,19 @@ export class Central {
     if (w !== undefined) w.refused++;
   }
 
-  #onSync(gate: string, q: SyncRequestMessage): void {
+  async #onSync(gate: string, q: SyncRequestMessage): Promise<void> {
     if (q.gate !== gate) return this.#refuse(gate, 'sync', 'gate_mismatch');
     if (q.list !== this.list) return this.#refuse(gate, 'sync', 'unknown_list');
     if (!this.#budget.take(gate, this.#clock())) return this.#refuse(gate, 'sync', 'over_budget');
     const data = this.topics.gate(gate, 'data');
     const send = (m: Uint8Array): boolean => this.#budget.charge(gate, m.length) && this.#publish(data, m);
     if (q.want === 'deltas') {
-      const l = this.registry.list(this.list);
+      const l = await this.registry.list(this.list);
       if (q.epoch !== l.epoch) return this.#refuse(gate, 'sync', 'wrong_epoch');
       const from = Math.max(1, q.from);
       const count = q.count - (from - q.from);
       if (count <= 0) return;
-      for (const d of this.registry.deltas(this.list, l.epoch, from, count)) if (send(d.envelope)) this.stats.published.deltaReplies++;
+      for (const d of await this.registry.deltas(this.list, l.epoch, from, count)) if (send(d.envelope)) this.stats.published.deltaReplies++;
       return;
     }
     const latest = this.#image;
@@ -762,16 +870,16 @@ export class Central {
     if (q.from >= img.chunked.chunks.length) this.#refuse(gate, 'sync', 'chunk_range');
   }
 
-  #onEvents(gate: string, b: EventBatchMessage): void {
+  async #onEvents(gate: string, b: EventBatchMessage): Promise<void> {
     if (b.gate !== gate) return this.#refuse(gate, 'events', 'gate_mismatch');
     let res: IngestResult;
     try {
-      res = this.events.ingest(b);
+      res = await this.events.ingest(b);
     } catch (e) {
       if (isDiskFull(e)) return this.#storageFull('events');
       throw e;
     }
-    this.#storageOk();
+    await this.#storageOk();
     const s = this.stats.ingest;
     s.batches++;
     s.stored += res.stored;
@@ -787,11 +895,11 @@ export class Central {
     }
     if (res.ack === null) return;
     const topic = this.topics.gate(gate, 'ack');
-    const ack = this.#auth.seal(gate, topic, EventAck, { gate, epoch: res.ack.epoch, seq: res.ack.seq, chain: res.ack.chain });
+    const ack = await this.#auth.seal(gate, topic, EventAck, { gate, epoch: res.ack.epoch, seq: res.ack.seq, chain: res.ack.chain });
     if (ack !== null && this.#publish(topic, ack)) this.stats.published.acks++;
   }
 
-  #onStatus(gate: string, s: GateStatusMessage, retained: boolean): void {
+  async #onStatus(gate: string, s: GateStatusMessage, retained: boolean): Promise<void> {
     if (s.gate !== gate) return this.#refuse(gate, 'status', 'gate_mismatch');
     const cur = this.#presence.get(gate)?.status;
     if (cur !== undefined && !supersedes(s, cur)) {
@@ -808,16 +916,16 @@ export class Central {
     // a retained status from its store. Otherwise the last seen time stays (or is the status's own).
     const heard = !retained && s.state === 'online';
     if (heard) this.#lastTouch.set(gate, receivedAt);
-    this.#state.putStatus(kept, receivedAt, heard ? receivedAt : s.at);
+    await this.#state.putStatus(kept, receivedAt, heard ? receivedAt : s.at);
   }
 
   /** Records (throttled) that a known gate was heard from. */
-  #touch(gate: string): void {
+  async #touch(gate: string): Promise<void> {
     if (!this.#presence.has(gate)) return;
     const now = this.#clock();
     if (now - (this.#lastTouch.get(gate) ?? 0) < TOUCH_INTERVAL_SECONDS) return;
     this.#lastTouch.set(gate, now);
-    this.#state.touch(gate, now);
+    await this.#state.touch(gate, now);
   }
 
   #onCommandResult(gate: string, res: CommandResultMessage): void {

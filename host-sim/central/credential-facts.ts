@@ -6,7 +6,7 @@
 // CLI put next to such an event whether the key was never enrolled, revoked
 // (and when), or its holder or institution is suspended. Read-only.
 
-import type Database from 'better-sqlite3';
+import type { SqlDb } from './store/sql-db.js';
 import { fromHex } from '../../protocol/hex.js';
 
 export type CredentialFacts =
@@ -32,22 +32,21 @@ interface Row {
 }
 
 export class CredentialFactsReader {
-  readonly #stmt: Database.Statement;
+  readonly #db: SqlDb;
   readonly #cache = new Map<string, CredentialFacts>();
 
-  constructor(db: Database.Database) {
-    const hasAt = (db.prepare('PRAGMA table_info(credentials)').all() as { name: string }[]).some((c) => c.name === 'revoked_at');
-    this.#stmt = db.prepare(`SELECT c.subject, c.kind, c.revoked, ${hasAt ? 'c.revoked_at' : 'NULL'} AS revoked_at,
-        EXISTS (SELECT 1 FROM suspensions WHERE level = 'subject' AND target = c.subject AND active = 1) AS subject_suspended,
-        EXISTS (SELECT 1 FROM suspensions sp JOIN subjects s ON s.id = c.subject WHERE sp.level = 'institution' AND sp.target = CAST(s.institution AS TEXT) AND sp.active = 1) AS institution_suspended
-      FROM credentials c WHERE c.key = ?`);
+  constructor(db: SqlDb) {
+    this.#db = db;
   }
 
   /** The facts for a key (16 hex digits). */
-  facts(keyHex: string): CredentialFacts {
+  async facts(keyHex: string): Promise<CredentialFacts> {
     let f = this.#cache.get(keyHex);
     if (f !== undefined) return f;
-    const r = this.#stmt.get(Buffer.from(fromHex(keyHex))) as Row | undefined;
+    const r = await this.#db.get<Row>(`SELECT c.subject, c.kind, c.revoked, c.revoked_at,
+        CASE WHEN EXISTS (SELECT 1 FROM suspensions WHERE level = 'subject' AND target = c.subject AND active = 1) THEN 1 ELSE 0 END AS subject_suspended,
+        CASE WHEN EXISTS (SELECT 1 FROM suspensions sp JOIN subjects s ON s.id = c.subject WHERE sp.level = 'institution' AND sp.target = CAST(s.institution AS TEXT) AND sp.active = 1) THEN 1 ELSE 0 END AS institution_suspended
+      FROM credentials c WHERE c.key = ?`, [fromHex(keyHex)]);
     f = r === undefined
       ? { enrolled: false }
       : { enrolled: true, subject: r.subject, kind: r.kind, revoked: r.revoked === 1, revokedAt: r.revoked_at, subjectSuspended: r.subject_suspended === 1, institutionSuspended: r.institution_suspended === 1 };
@@ -56,8 +55,8 @@ export class CredentialFactsReader {
   }
 
   /** One phrase: `never enrolled`, `revoked 2026-12-02T10:00:00Z`, `holder suspended`, `institution suspended`, `enrolled`. */
-  describe(keyHex: string): string {
-    const f = this.facts(keyHex);
+  async describe(keyHex: string): Promise<string> {
+    const f = await this.facts(keyHex);
     if (!f.enrolled) return 'never enrolled';
     if (f.revoked) return f.revokedAt === null ? 'revoked' : `revoked ${new Date(f.revokedAt * 1000).toISOString().replace('.000Z', 'Z')}`;
     if (f.subjectSuspended) return 'holder suspended';

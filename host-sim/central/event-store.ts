@@ -35,11 +35,11 @@
 // per distinct record bytes; the held rows are never touched. The result's
 // `conflicts` counts the records newly kept; the central counts them per gate.
 
-import Database from 'better-sqlite3';
 import type { EventBatchMessage } from '../../protocol/messages.js';
 import { RECORD_BYTES } from '../../protocol/event-record.js';
 import { bytesEqual } from '../../protocol/hex.js';
 import { sha256Pair } from '../node-crypto.js';
+import { bytes, dialect, type SqlDb, type SqlValue } from './store/sql-db.js';
 
 const ZERO_CHAIN = new Uint8Array(32);
 
@@ -94,36 +94,6 @@ export interface EventStoreOptions {
   readonly clock?: () => number;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS events (
-  gate TEXT NOT NULL,
-  epoch INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  record BLOB NOT NULL CHECK (length(record) = ${RECORD_BYTES}),
-  chain BLOB NOT NULL CHECK (length(chain) = 32),
-  received_at INTEGER NOT NULL,
-  PRIMARY KEY (gate, epoch, seq)) WITHOUT ROWID;
--- per (gate, epoch): highest contiguous seq from 1, chain(contiguous), highest stored seq
-CREATE TABLE IF NOT EXISTS event_heads (
-  gate TEXT NOT NULL,
-  epoch INTEGER NOT NULL,
-  contiguous INTEGER NOT NULL,
-  chain BLOB NOT NULL,
-  max_seq INTEGER NOT NULL,
-  PRIMARY KEY (gate, epoch)) WITHOUT ROWID;
--- records of refused batches that differ from the held ones (never silently dropped)
-CREATE TABLE IF NOT EXISTS event_conflicts (
-  gate TEXT NOT NULL,
-  epoch INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  record BLOB NOT NULL CHECK (length(record) = ${RECORD_BYTES}),
-  chain BLOB NOT NULL CHECK (length(chain) = 32),
-  stored BLOB,
-  problem TEXT NOT NULL,
-  received_at INTEGER NOT NULL,
-  PRIMARY KEY (gate, epoch, seq, record)) WITHOUT ROWID;
-`;
-
 /** Per (gate, epoch): the highest contiguous seq from 1, its chain value, the highest stored seq. */
 export interface EventHead {
   contiguous: number;
@@ -170,14 +140,6 @@ export function batchChains(b: EventBatchMessage): Uint8Array[] | 'bad_length' |
     chains[i] = c;
   }
   return bytesEqual(c, b.chain) ? chains : 'bad_chain';
-}
-
-/** The plan's result with `conflicts`: `keep(k)` stores one conflict row and returns 1 if it was new. */
-export function withConflicts(plan: IngestPlan, keep: (k: ConflictToKeep) => number): IngestResult {
-  if (plan.keep === null) return plan.result;
-  let kept = 0;
-  for (const k of plan.keep) kept += keep(k);
-  return { ...plan.result, conflicts: kept };
 }
 
 /**
@@ -248,72 +210,62 @@ export function planIngest(b: EventBatchMessage, chains: readonly Uint8Array[], 
   return { result: first > next.contiguous + 1 ? { ...result, problem: 'gap_before' } : result, inserts, head: next, keep: null };
 }
 
-const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+/** Rows of a ranged read, by seq. */
+type Near = Map<number, [Uint8Array, Uint8Array]>;
 
+/**
+ * The event store on either engine (store/sql-db.ts). One transaction per
+ * batch. On PostgreSQL the (gate, epoch) head row is created if missing and
+ * locked to the commit (SELECT ... FOR UPDATE), so two centrals ingesting the
+ * same gate serialize on it while other gates go on; on SQLite the write lock
+ * serializes every writer. Inserts are ON CONFLICT DO NOTHING: a record is
+ * stored once by (gate, epoch, seq) whoever writes it.
+ */
 export class EventStore {
-  readonly db: Database.Database;
-  readonly #ownDb: boolean;
+  readonly db: SqlDb;
   readonly #clock: () => number;
-  readonly #insert: Database.Statement;
-  readonly #head: Database.Statement;
-  readonly #setHead: Database.Statement;
-  readonly #range: Database.Statement;
-  readonly #after: Database.Statement;
-  readonly #conflict: Database.Statement;
-  readonly #ingestTx: Database.Transaction<(b: EventBatchMessage, chains: Uint8Array[]) => IngestResult>;
+  readonly #headSql: string;
+  readonly #bulk: boolean;
 
-  /** On a path (or ':memory:'), or on an open database (the registry's) whose lifetime the caller keeps. */
-  constructor(db: string | Database.Database, options: EventStoreOptions = {}) {
-    this.#ownDb = typeof db === 'string';
-    this.db = typeof db === 'string' ? new Database(db) : db;
-    if (this.#ownDb) {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
-    }
-    this.db.exec(SCHEMA);
+  /** On an open database of the current schema (store/open-store.ts), whose lifetime the caller keeps. */
+  constructor(db: SqlDb, options: EventStoreOptions = {}) {
+    this.db = db;
     this.#clock = options.clock ?? Date.now;
-    this.#insert = this.db.prepare('INSERT INTO events (gate, epoch, seq, record, chain, received_at) VALUES (?, ?, ?, ?, ?, ?)');
-    this.#head = this.db.prepare('SELECT contiguous, chain, max_seq FROM event_heads WHERE gate = ? AND epoch = ?').raw();
-    this.#setHead = this.db.prepare(
-      'INSERT INTO event_heads (gate, epoch, contiguous, chain, max_seq) VALUES (?, ?, ?, ?, ?) ON CONFLICT (gate, epoch) DO UPDATE SET contiguous = excluded.contiguous, chain = excluded.chain, max_seq = excluded.max_seq',
-    );
-    this.#range = this.db.prepare('SELECT seq, record, chain FROM events WHERE gate = ? AND epoch = ? AND seq >= ? AND seq <= ? ORDER BY seq').raw();
-    this.#after = this.db.prepare('SELECT seq, chain FROM events WHERE gate = ? AND epoch = ? AND seq > ? ORDER BY seq').raw();
-    this.#conflict = this.db.prepare('INSERT OR IGNORE INTO event_conflicts (gate, epoch, seq, record, chain, stored, problem, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-    this.#ingestTx = this.db.transaction((b: EventBatchMessage, chains: Uint8Array[]) => this.#ingest(b, chains));
-  }
-
-  close(): void {
-    if (this.#ownDb && this.db.open) this.db.close();
+    this.#headSql = `SELECT contiguous, chain, max_seq FROM event_heads WHERE gate = ? AND epoch = ?${dialect(db.engine).forUpdate}`;
+    // One INSERT of arrays per batch on PostgreSQL (a round trip a row would cost ~100x);
+    // SQLite runs prepared rows in-process.
+    this.#bulk = db.engine === 'postgres';
   }
 
   /** Stores a decoded batch exactly once; see the file comment. Never throws for bad content. */
-  ingest(b: EventBatchMessage): IngestResult {
+  async ingest(b: EventBatchMessage): Promise<IngestResult> {
     const chains = batchChains(b);
-    if (typeof chains === 'string') return { stored: 0, duplicates: 0, ack: this.ack(b.gate, b.epoch), problem: chains };
-    return this.#ingestTx.immediate(b, chains);
+    if (typeof chains === 'string') return { stored: 0, duplicates: 0, ack: await this.ack(b.gate, b.epoch), problem: chains };
+    return this.db.transaction(() => this.#ingest(b, chains), { write: true });
   }
 
   /** The ack for (gate, epoch): highest contiguous seq and chain(seq), or null if seq 1 is not stored. */
-  ack(gate: string, epoch: number): EventAckValue | null {
-    const h = this.#readHead(gate, epoch);
+  async ack(gate: string, epoch: number): Promise<EventAckValue | null> {
+    const h = await this.#readHead(gate, epoch, false);
     return h.contiguous === 0 ? null : { epoch, seq: h.contiguous, chain: h.chain };
   }
 
-  count(gate?: string): number {
-    const r = (gate === undefined ? this.db.prepare('SELECT COUNT(*) AS n FROM events').get() : this.db.prepare('SELECT COUNT(*) AS n FROM events WHERE gate = ?').get(gate)) as { n: number };
-    return r.n;
+  async count(gate?: string): Promise<number> {
+    const r = gate === undefined ? await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM events') : await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM events WHERE gate = ?', [gate]);
+    return r?.n ?? 0;
   }
 
   /** Stored rows in (gate, epoch, seq) order. */
-  export(gate?: string, epoch?: number): EventRow[] {
-    return [...this.rows(gate, epoch)];
+  async export(gate?: string, epoch?: number): Promise<EventRow[]> {
+    const out: EventRow[] = [];
+    for await (const r of this.rows(gate, epoch)) out.push(r);
+    return out;
   }
 
-  /** The same rows as export(), one at a time (for large exports). */
-  *rows(gate?: string, epoch?: number): Generator<EventRow> {
+  /** The same rows as export(), a page at a time (large exports hold one page). */
+  async *rows(gate?: string, epoch?: number, pageSize = 5000): AsyncGenerator<EventRow> {
     const where: string[] = [];
-    const args: (string | number)[] = [];
+    const args: SqlValue[] = [];
     if (gate !== undefined) {
       where.push('gate = ?');
       args.push(gate);
@@ -322,30 +274,42 @@ export class EventStore {
       where.push('epoch = ?');
       args.push(epoch);
     }
-    const sql = `SELECT gate, epoch, seq, record, chain, received_at FROM events${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY gate, epoch, seq`;
-    for (const r of this.db.prepare(sql).iterate(...args) as IterableIterator<{ gate: string; epoch: number; seq: number; record: Buffer; chain: Buffer; received_at: number }>) {
-      yield { gate: r.gate, epoch: r.epoch, seq: r.seq, record: new Uint8Array(r.record), chain: new Uint8Array(r.chain), receivedAt: r.received_at };
+    // Keyset pagination on the primary key: each page starts after the last row of the one before.
+    let after: [string, number, number] | null = null;
+    for (;;) {
+      const w = [...where];
+      const a = [...args];
+      if (after !== null) {
+        w.push('(gate, epoch, seq) > (?, ?, ?)');
+        a.push(...after);
+      }
+      const sql = `SELECT gate, epoch, seq, record, chain, received_at FROM events${w.length > 0 ? ` WHERE ${w.join(' AND ')}` : ''} ORDER BY gate, epoch, seq LIMIT ${pageSize}`;
+      const page = (await this.db.rows(sql, a)) as [string, number, number, Uint8Array, Uint8Array, number][];
+      for (const [g, e, seq, record, chain, receivedAt] of page) yield { gate: g, epoch: e, seq, record: bytes(record), chain: bytes(chain), receivedAt };
+      if (page.length < pageSize) return;
+      const last = page[page.length - 1] as [string, number, number, ...unknown[]];
+      after = [last[0], last[1], last[2]];
     }
   }
 
   /** Records kept as conflicts, in (gate, epoch, seq) order. */
-  conflicts(gate?: string): ConflictRow[] {
-    const sql = `SELECT gate, epoch, seq, record, chain, stored, problem, received_at FROM event_conflicts${gate !== undefined ? ' WHERE gate = ?' : ''} ORDER BY gate, epoch, seq, received_at`;
-    const rows = this.db.prepare(sql).all(...(gate !== undefined ? [gate] : [])) as { gate: string; epoch: number; seq: number; record: Buffer; chain: Buffer; stored: Buffer | null; problem: IngestProblem; received_at: number }[];
-    return rows.map((r) => ({ gate: r.gate, epoch: r.epoch, seq: r.seq, record: new Uint8Array(r.record), chain: new Uint8Array(r.chain), stored: r.stored === null ? null : new Uint8Array(r.stored), problem: r.problem, receivedAt: r.received_at }));
+  async conflicts(gate?: string): Promise<ConflictRow[]> {
+    const sql = `SELECT gate, epoch, seq, record, chain, stored, problem, received_at FROM event_conflicts${gate !== undefined ? ' WHERE gate = ?' : ''} ORDER BY gate, epoch, seq, received_at, record`;
+    const rows = await this.db.all<{ gate: string; epoch: number; seq: number; record: Uint8Array; chain: Uint8Array; stored: Uint8Array | null; problem: IngestProblem; received_at: number }>(sql, gate !== undefined ? [gate] : []);
+    return rows.map((r) => ({ gate: r.gate, epoch: r.epoch, seq: r.seq, record: bytes(r.record), chain: bytes(r.chain), stored: r.stored === null ? null : bytes(r.stored), problem: r.problem, receivedAt: r.received_at }));
   }
 
   /** How many records are kept as conflicts (of one gate, or all). */
-  conflictCount(gate?: string): number {
-    const r = (gate === undefined ? this.db.prepare('SELECT COUNT(*) AS n FROM event_conflicts').get() : this.db.prepare('SELECT COUNT(*) AS n FROM event_conflicts WHERE gate = ?').get(gate)) as { n: number };
-    return r.n;
+  async conflictCount(gate?: string): Promise<number> {
+    const r = gate === undefined ? await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM event_conflicts') : await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM event_conflicts WHERE gate = ?', [gate]);
+    return r?.n ?? 0;
   }
 
   /** Recomputes the chain of (gate, epoch) from seq 1 over the stored rows; the first seq whose stored chain disagrees, or null. */
-  audit(gate: string, epoch: number): number | null {
+  async audit(gate: string, epoch: number): Promise<number | null> {
     let c: Uint8Array = ZERO_CHAIN;
     let expect = 1;
-    for (const r of this.export(gate, epoch)) {
+    for await (const r of this.rows(gate, epoch)) {
       if (r.seq !== expect) return r.seq;
       c = sha256Pair(c, r.record);
       if (!bytesEqual(c, r.chain)) return r.seq;
@@ -354,25 +318,63 @@ export class EventStore {
     return null;
   }
 
-  #readHead(gate: string, epoch: number): Head {
-    const r = this.#head.get(gate, epoch) as [number, Buffer, number] | undefined;
-    return r === undefined ? EMPTY_HEAD : { contiguous: r[0], chain: new Uint8Array(r[1]), maxSeq: r[2] };
+  async #readHead(gate: string, epoch: number, lock: boolean): Promise<Head> {
+    const r = (await this.db.rows(lock ? this.#headSql : 'SELECT contiguous, chain, max_seq FROM event_heads WHERE gate = ? AND epoch = ?', [gate, epoch]))[0] as [number, Uint8Array, number] | undefined;
+    return r === undefined ? EMPTY_HEAD : { contiguous: r[0], chain: bytes(r[1]), maxSeq: r[2] };
   }
 
-  #ingest(b: EventBatchMessage, chains: Uint8Array[]): IngestResult {
-    const { gate, epoch } = b;
-    const now = this.#clock();
-    const plan = planIngest(b, chains, this.#readHead(gate, epoch), (from, to) => {
-      const m = new Map<number, [Uint8Array, Uint8Array]>();
-      for (const [seq, r, c] of this.#range.all(gate, epoch, from, to) as [number, Buffer, Buffer][]) m.set(seq, [r, c]);
-      return m;
-    }, (after) => this.#after.iterate(gate, epoch, after) as IterableIterator<[number, Buffer]>);
-    const n = plan.inserts === 'all' ? b.count : plan.inserts.length;
-    for (let j = 0; j < n; j++) {
-      const i = plan.inserts === 'all' ? j : (plan.inserts[j] as number);
-      this.#insert.run(gate, epoch, b.first + i, buf(recordOf(b, i)), buf(chains[i] as Uint8Array), now);
+  async #ingest(b: EventBatchMessage, chains: Uint8Array[]): Promise<IngestResult> {
+    const { gate, epoch, first, count } = b;
+    const last = first + count - 1;
+    // The head row is the lock of (gate, epoch) on PostgreSQL: made if missing, then held to the commit.
+    if (this.#bulk) await this.db.run('INSERT INTO event_heads (gate, epoch, contiguous, chain, max_seq) VALUES (?, ?, 0, ?, 0) ON CONFLICT DO NOTHING', [gate, epoch, ZERO_CHAIN]);
+    const head = await this.#readHead(gate, epoch, true);
+    // Every read planIngest may make, done before it runs (it is synchronous); none on the hot path.
+    const hot = first === head.contiguous + 1 && head.maxSeq <= head.contiguous && bytesEqual(b.prev, head.chain);
+    const near: Near = new Map();
+    let after: [number, Uint8Array][] = [];
+    if (!hot) {
+      for (const [seq, r, c] of (await this.db.rows('SELECT seq, record, chain FROM events WHERE gate = ? AND epoch = ? AND seq >= ? AND seq <= ? ORDER BY seq', [gate, epoch, first - 1, last + 1])) as [number, Uint8Array, Uint8Array][]) near.set(seq, [r, c]);
+      if (first <= head.contiguous + 1 && last > head.contiguous && head.maxSeq > last) {
+        after = ((await this.db.rows('SELECT seq, chain FROM events WHERE gate = ? AND epoch = ? AND seq > ? ORDER BY seq', [gate, epoch, last])) as [number, Uint8Array][]);
+      }
     }
-    if (plan.head !== null) this.#setHead.run(gate, epoch, plan.head.contiguous, buf(plan.head.chain), plan.head.maxSeq);
-    return withConflicts(plan, (k) => this.#conflict.run(gate, epoch, k.seq, buf(k.record), buf(k.chain), k.stored === null ? null : buf(k.stored), k.problem, now).changes);
+    const plan = planIngest(b, chains, head, (from, to) => {
+      const m: Near = new Map();
+      for (const [seq, v] of near) if (seq >= from && seq <= to) m.set(seq, v);
+      return m;
+    }, () => after);
+    const now = this.#clock();
+    const n = plan.inserts === 'all' ? count : plan.inserts.length;
+    const at = (j: number): number => (plan.inserts === 'all' ? j : (plan.inserts[j] as number));
+    if (n > 0 && this.#bulk) {
+      const seqs: number[] = [];
+      const records: Uint8Array[] = [];
+      const cs: Uint8Array[] = [];
+      for (let j = 0; j < n; j++) {
+        const i = at(j);
+        seqs.push(first + i);
+        records.push(recordOf(b, i));
+        cs.push(chains[i] as Uint8Array);
+      }
+      await this.db.run('INSERT INTO events (gate, epoch, seq, record, chain, received_at) SELECT ?, ?, s, r, ch, ? FROM unnest(?::bigint[], ?::bytea[], ?::bytea[]) AS t(s, r, ch) ON CONFLICT DO NOTHING', [gate, epoch, now, seqs, records, cs]);
+    } else {
+      for (let j = 0; j < n; j++) {
+        const i = at(j);
+        await this.db.run('INSERT INTO events (gate, epoch, seq, record, chain, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [gate, epoch, first + i, recordOf(b, i), chains[i] as Uint8Array, now]);
+      }
+    }
+    if (plan.head !== null) {
+      await this.db.run(
+        'INSERT INTO event_heads (gate, epoch, contiguous, chain, max_seq) VALUES (?, ?, ?, ?, ?) ON CONFLICT (gate, epoch) DO UPDATE SET contiguous = excluded.contiguous, chain = excluded.chain, max_seq = excluded.max_seq',
+        [gate, epoch, plan.head.contiguous, plan.head.chain, plan.head.maxSeq],
+      );
+    }
+    if (plan.keep === null) return plan.result;
+    let kept = 0;
+    for (const k of plan.keep) {
+      kept += await this.db.run('INSERT INTO event_conflicts (gate, epoch, seq, record, chain, stored, problem, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [gate, epoch, k.seq, k.record, k.chain, k.stored, k.problem, now]);
+    }
+    return { ...plan.result, conflicts: kept };
   }
 }

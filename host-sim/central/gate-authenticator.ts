@@ -10,13 +10,18 @@ import type { Crypto } from '../../protocol/crypto.js';
 import { openMaced, sealMaced } from '../../protocol/mac-envelope.js';
 import type { MessageOf, MessageSchema } from '../../protocol/schema.js';
 import { deriveGateKey } from './gate-keys.js';
-import type { GateRegistry } from './gate-registry.js';
+import type { GateIdentityState } from './gate-registry.js';
+
+/** Where the authenticator reads a gate's state and key id (GateRegistry). */
+export interface GateAuthSource {
+  authState(gate: string): Promise<{ readonly state: GateIdentityState; readonly keyId: number } | null>;
+}
 
 /** Derived keys kept; the cache is cleared when it is full (a fleet is far smaller). */
 const KEY_CACHE_CAPACITY = 4096;
 
 export interface GateAuthenticatorOptions {
-  readonly gates: GateRegistry;
+  readonly gates: GateAuthSource;
   /** 32 bytes (the key file's gateMasterKey). */
   readonly masterKey: Uint8Array;
   readonly crypto: Crypto;
@@ -37,10 +42,11 @@ export class GateAuthenticator {
   /**
    * Opens a MACed message from `gate` received on `topic`. Error codes:
    * unknown_gate, decommissioned, stale_key (a kid other than the gate's
-   * current one), bad_mac, and the decoders' codes. Never throws.
+   * current one), bad_mac, and the decoders' codes. Rejects only when the
+   * database cannot be read.
    */
-  open<M extends MessageSchema>(gate: string, topic: string, schema: M, bytes: Uint8Array): Opened<MessageOf<M>> {
-    const a = this.#o.gates.authState(gate);
+  async open<M extends MessageSchema>(gate: string, topic: string, schema: M, bytes: Uint8Array): Promise<Opened<MessageOf<M>>> {
+    const a = await this.#o.gates.authState(gate);
     if (a === null) return { ok: false, cause: 'unknown_gate' };
     if (a.state !== 'active') return { ok: false, cause: 'decommissioned' };
     const r = openMaced(schema, bytes, topic, (kid) => (kid === a.keyId ? this.#key(gate, kid) : null), this.#o.crypto);
@@ -49,8 +55,8 @@ export class GateAuthenticator {
   }
 
   /** MACs a message for one gate (its current key), or null when the gate is not active. */
-  seal<M extends MessageSchema>(gate: string, topic: string, schema: M, value: MessageOf<M>): Uint8Array | null {
-    const a = this.#o.gates.authState(gate);
+  async seal<M extends MessageSchema>(gate: string, topic: string, schema: M, value: MessageOf<M>): Promise<Uint8Array | null> {
+    const a = await this.#o.gates.authState(gate);
     if (a === null || a.state !== 'active') return null;
     return sealMaced(schema, value, topic, this.#key(gate, a.keyId), a.keyId, this.#o.crypto);
   }

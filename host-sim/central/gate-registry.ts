@@ -5,21 +5,7 @@
 // never active again: re-provisioning it is refused. The keys themselves are
 // derived from the master key (gate-keys.ts) and not stored here.
 
-import type Database from 'better-sqlite3';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS gate_identities (
-  gate TEXT PRIMARY KEY,
-  site TEXT NOT NULL,
-  list TEXT NOT NULL,
-  line TEXT NOT NULL,
-  direction TEXT NOT NULL,
-  lane TEXT NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('active', 'decommissioned')),
-  key_id INTEGER NOT NULL,
-  provisioned_at INTEGER NOT NULL,
-  decommissioned_at INTEGER) WITHOUT ROWID;
-`;
+import type { SqlDb } from './store/sql-db.js';
 
 export type GateIdentityState = 'active' | 'decommissioned';
 
@@ -67,61 +53,48 @@ function identity(r: Row): GateIdentity {
 }
 
 export class GateRegistry {
-  readonly db: Database.Database;
-  readonly #get: Database.Statement;
-  readonly #all: Database.Statement;
-  readonly #insert: Database.Statement;
-  readonly #reprovision: Database.Statement;
-  readonly #decommission: Database.Statement;
-  readonly #auth: Database.Statement;
+  readonly db: SqlDb;
 
-  /** On an open database (the registry's); creates the table if missing. */
-  constructor(db: Database.Database) {
+  /** On an open database of the current schema (store/open-store.ts). */
+  constructor(db: SqlDb) {
     this.db = db;
-    db.exec(SCHEMA);
-    this.#get = db.prepare('SELECT * FROM gate_identities WHERE gate = ?');
-    this.#all = db.prepare('SELECT * FROM gate_identities ORDER BY gate');
-    this.#insert = db.prepare(`INSERT INTO gate_identities (gate, site, list, line, direction, lane, state, key_id, provisioned_at)
-      VALUES (@gate, @site, @list, @line, @direction, @lane, 'active', 1, @at)`);
-    this.#reprovision = db.prepare(`UPDATE gate_identities SET site = @site, list = @list, line = @line, direction = @direction, lane = @lane,
-      key_id = key_id + 1, provisioned_at = @at WHERE gate = @gate AND state = 'active'`);
-    this.#decommission = db.prepare("UPDATE gate_identities SET state = 'decommissioned', decommissioned_at = ? WHERE gate = ? AND state = 'active'");
-    this.#auth = db.prepare('SELECT state, key_id FROM gate_identities WHERE gate = ?').raw(true);
   }
 
   /**
    * Registers a gate, or re-provisions an active one with the next key id
    * (its previous record's key stops working). Refuses a decommissioned id.
    */
-  register(g: GateIdentityInput, at: number): GateIdentity {
-    return this.db.transaction(() => {
-      const cur = this.get(g.gate);
-      const row = { gate: g.gate, site: g.site, list: g.list, line: g.line, direction: g.direction, lane: g.lane, at };
-      if (cur === undefined) this.#insert.run(row);
-      else if (cur.state === 'decommissioned') throw new GateRegistryError(`gate ${g.gate} was decommissioned${cur.decommissionedAt !== null ? ` at ${new Date(cur.decommissionedAt * 1000).toISOString()}` : ''}: its identity has ended (provision the gate under a new id)`);
+  async register(g: GateIdentityInput, at: number): Promise<GateIdentity> {
+    return this.db.transaction(async () => {
+      const cur = await this.get(g.gate);
+      if (cur === undefined) {
+        await this.db.run(`INSERT INTO gate_identities (gate, site, list, line, direction, lane, state, key_id, provisioned_at) VALUES (?, ?, ?, ?, ?, ?, 'active', 1, ?)`, [g.gate, g.site, g.list, g.line, g.direction, g.lane, at]);
+      } else if (cur.state === 'decommissioned') throw new GateRegistryError(`gate ${g.gate} was decommissioned${cur.decommissionedAt !== null ? ` at ${new Date(cur.decommissionedAt * 1000).toISOString()}` : ''}: its identity has ended (provision the gate under a new id)`);
       else if (cur.keyId >= MAX_KEY_ID) throw new GateRegistryError(`gate ${g.gate}: no key id left (provisioned ${cur.keyId} times)`);
-      else this.#reprovision.run(row);
-      return this.get(g.gate) as GateIdentity;
-    })();
+      else {
+        await this.db.run(`UPDATE gate_identities SET site = ?, list = ?, line = ?, direction = ?, lane = ?, key_id = key_id + 1, provisioned_at = ? WHERE gate = ? AND state = 'active'`, [g.site, g.list, g.line, g.direction, g.lane, at, g.gate]);
+      }
+      return (await this.get(g.gate)) as GateIdentity;
+    }, { write: true });
   }
 
   /** Ends a gate's identity: the central refuses it from its next message. False if it is not an active gate. */
-  decommission(gate: string, at: number): boolean {
-    return this.#decommission.run(at, gate).changes === 1;
+  async decommission(gate: string, at: number): Promise<boolean> {
+    return (await this.db.run("UPDATE gate_identities SET state = 'decommissioned', decommissioned_at = ? WHERE gate = ? AND state = 'active'", [at, gate])) === 1;
   }
 
-  get(gate: string): GateIdentity | undefined {
-    const r = this.#get.get(gate) as Row | undefined;
+  async get(gate: string): Promise<GateIdentity | undefined> {
+    const r = await this.db.get<Row>('SELECT * FROM gate_identities WHERE gate = ?', [gate]);
     return r === undefined ? undefined : identity(r);
   }
 
-  all(): GateIdentity[] {
-    return (this.#all.all() as Row[]).map(identity);
+  async all(): Promise<GateIdentity[]> {
+    return (await this.db.all<Row>('SELECT * FROM gate_identities ORDER BY gate')).map(identity);
   }
 
   /** The hot path (every message from a gate): state and key id only, null for an unknown id. */
-  authState(gate: string): { readonly state: GateIdentityState; readonly keyId: number } | null {
-    const r = this.#auth.get(gate) as [GateIdentityState, number] | undefined;
+  async authState(gate: string): Promise<{ readonly state: GateIdentityState; readonly keyId: number } | null> {
+    const r = (await this.db.rows('SELECT state, key_id FROM gate_identities WHERE gate = ?', [gate]))[0] as [GateIdentityState, number] | undefined;
     return r === undefined ? null : { state: r[0], keyId: r[1] };
   }
 }

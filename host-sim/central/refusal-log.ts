@@ -6,17 +6,7 @@
 // whoever publishes): at most GATE_CAPACITY distinct ids are tracked, the
 // rest are counted under OTHER_GATES.
 
-import type Database from 'better-sqlite3';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS refusals (
-  gate TEXT NOT NULL,
-  cause TEXT NOT NULL,
-  count INTEGER NOT NULL,
-  first_at INTEGER NOT NULL,
-  last_at INTEGER NOT NULL,
-  PRIMARY KEY (gate, cause)) WITHOUT ROWID;
-`;
+import { dialect, type SqlDb } from './store/sql-db.js';
 
 export const GATE_CAPACITY = 4096;
 /** Where refusals from ids beyond GATE_CAPACITY are counted (not a valid gate id). */
@@ -42,7 +32,7 @@ interface Entry {
 
 export interface RefusalLogOptions {
   /** Persist here (omit for memory only). */
-  readonly db?: Database.Database;
+  readonly db?: SqlDb;
   /** UTC seconds. */
   readonly clock: () => number;
   readonly log?: (line: string) => void;
@@ -51,16 +41,13 @@ export interface RefusalLogOptions {
 export class RefusalLog {
   readonly #o: RefusalLogOptions;
   readonly #byGate = new Map<string, Map<string, Entry>>();
-  readonly #upsert: Database.Statement | null;
+  readonly #upsert: string | null;
   #dirty = false;
 
   constructor(options: RefusalLogOptions) {
     this.#o = options;
-    if (options.db !== undefined) {
-      options.db.exec(SCHEMA);
-      this.#upsert = options.db.prepare(`INSERT INTO refusals (gate, cause, count, first_at, last_at) VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (gate, cause) DO UPDATE SET count = refusals.count + excluded.count, last_at = MAX(refusals.last_at, excluded.last_at)`);
-    } else this.#upsert = null;
+    this.#upsert = options.db === undefined ? null : `INSERT INTO refusals (gate, cause, count, first_at, last_at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (gate, cause) DO UPDATE SET count = refusals.count + excluded.count, last_at = ${dialect(options.db.engine).max2('refusals.last_at', 'excluded.last_at')}`;
   }
 
   /** Counts one refusal; logs it unless this gate's cause was logged in the last minute. */
@@ -102,26 +89,32 @@ export class RefusalLog {
     return out;
   }
 
-  /** Writes the counts not yet in the database (one transaction). */
-  flush(): void {
+  /** Writes the counts not yet in the database (one transaction). A failed write keeps them pending. */
+  async flush(): Promise<void> {
     const up = this.#upsert;
     const db = this.#o.db;
     if (!this.#dirty || up === null || db === undefined || !db.open) return;
     this.#dirty = false;
-    db.transaction(() => {
-      for (const [gate, causes] of this.#byGate)
-        for (const [cause, e] of causes) {
-          if (e.pending === 0) continue;
-          up.run(gate, cause, e.pending, e.firstAt, e.lastAt);
-          e.pending = 0;
-        }
-    })();
+    const taken: [Entry, number][] = [];
+    try {
+      await db.transaction(async () => {
+        for (const [gate, causes] of this.#byGate)
+          for (const [cause, e] of causes) {
+            if (e.pending === 0) continue;
+            const n = e.pending;
+            await db.run(up, [gate, cause, n, e.firstAt, e.lastAt]);
+            taken.push([e, n]);
+          }
+      }, { write: true });
+      for (const [e, n] of taken) e.pending -= n;
+    } catch (e) {
+      this.#dirty = true;
+      throw e;
+    }
   }
 
   /** The counts in a database (every central process that wrote there), for the CLI. */
-  static read(db: Database.Database): RefusalCount[] {
-    const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refusals'").get();
-    if (exists === undefined) return [];
-    return (db.prepare('SELECT gate, cause, count, first_at AS firstAt, last_at AS lastAt FROM refusals ORDER BY gate, cause').all() as RefusalCount[]);
+  static async read(db: SqlDb): Promise<RefusalCount[]> {
+    return db.all<RefusalCount>('SELECT gate, cause, count, first_at AS "firstAt", last_at AS "lastAt" FROM refusals ORDER BY gate, cause');
   }
 }

@@ -34,7 +34,7 @@
 //   that follow deltas learn a new schedule from their next image; a grant
 //   referring to a schedule a gate does not hold never opens (fails closed).
 
-import Database from 'better-sqlite3';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { credentialKey, MAX_RAW_ID_BYTES, type CredentialKindCode } from '../../protocol/credential-key.js';
 import { Delta } from '../../protocol/messages.js';
 import { fromHex, toHex } from '../../protocol/hex.js';
@@ -42,6 +42,7 @@ import { DELTA_RECORD_BYTES, NONE16, NONE8, SCHEDULE_BYTES, UNBOUNDED_UNTIL, typ
 import { isValidId } from '../../protocol/topics.js';
 import { Ed25519Signer, nodeCrypto } from '../node-crypto.js';
 import { encodeDeltaRecords, encodeGrant, type DeltaOpSpec, type GrantSpec, type TableModel } from './image-builder.js';
+import { dialect, type Dialect, type SqlDb } from './store/sql-db.js';
 
 export type SubjectKind = 'person' | 'vehicle' | 'goods';
 export type CredentialKind = 'card' | 'uhf';
@@ -130,49 +131,8 @@ const CODE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const MAX_ID = NONE16 - 1; // 0xFFFF means "none"
 const MAX_SCHEDULES = NONE8 - 1;
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS industries (id INTEGER PRIMARY KEY, name TEXT NOT NULL, code TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS institutions (id INTEGER PRIMARY KEY, name TEXT NOT NULL, industry INTEGER REFERENCES industries(id));
-CREATE TABLE IF NOT EXISTS subjects (
-  id TEXT PRIMARY KEY,
-  kind TEXT NOT NULL CHECK (kind IN ('person', 'vehicle', 'goods')),
-  institution INTEGER REFERENCES institutions(id),
-  name TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS credentials (
-  key BLOB PRIMARY KEY CHECK (length(key) = 8),
-  subject TEXT NOT NULL REFERENCES subjects(id),
-  kind TEXT NOT NULL CHECK (kind IN ('card', 'uhf')),
-  revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS credentials_subject ON credentials(subject);
--- spec and record are NULL for a retired grant (its id is never reused)
-CREATE TABLE IF NOT EXISTS grants (id INTEGER PRIMARY KEY, spec TEXT, record BLOB UNIQUE);
-CREATE TABLE IF NOT EXISTS grant_assignments (
-  level TEXT NOT NULL CHECK (level IN ('individual', 'institution', 'industry')),
-  target TEXT NOT NULL,
-  grant_id INTEGER NOT NULL REFERENCES grants(id),
-  PRIMARY KEY (level, target)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS grant_assignments_grant ON grant_assignments(grant_id);
-CREATE TABLE IF NOT EXISTS suspensions (
-  level TEXT NOT NULL CHECK (level IN ('subject', 'institution', 'industry')),
-  target TEXT NOT NULL,
-  active INTEGER NOT NULL,
-  PRIMARY KEY (level, target)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS schedules (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL CHECK (length(bytes) = 48));
-CREATE TABLE IF NOT EXISTS lists (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL, version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS deltas (
-  list TEXT NOT NULL REFERENCES lists(name),
-  epoch INTEGER NOT NULL,
-  version INTEGER NOT NULL,
-  issued_at INTEGER NOT NULL,
-  envelope BLOB NOT NULL,
-  records BLOB NOT NULL,
-  PRIMARY KEY (list, epoch, version)) WITHOUT ROWID;
-`;
-const SCHEMA_VERSION = '1';
 
-const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-const bytesOf = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b);
+const bytesOf = (b: Uint8Array): Uint8Array => new Uint8Array(b);
 const defaultClock = (): number => Math.floor(Date.now() / 1000);
 /** An upper-case hex digit from SQLite's hex(). */
 const nibble = (c: number): number => (c <= 57 ? c - 48 : c - 55);
@@ -187,6 +147,19 @@ interface TxContext {
   mutations: number;
   /** A credential was enrolled: the lists' capacity is checked before the commit. */
   enrolled: boolean;
+}
+
+/** The registry's change open in an async context: depth 0 is the outermost mutation (or bulk). */
+interface TxState {
+  readonly ctx: TxContext;
+  readonly depth: number;
+  closed: boolean;
+}
+
+/** What one mutation tells its transaction: its records go to ctx; unchanged = it makes no version. */
+interface Frame {
+  readonly ctx: TxContext;
+  unchanged: boolean;
 }
 
 /** Credentials a list may hold unless a change is allowed over it (`central init --capacity`). */
@@ -249,7 +222,7 @@ function checkSubset<T extends string>(op: string, field: string, v: unknown, al
 }
 
 function queries(d: Dialect) {
-const p = (sql: string): string => sql;
+  const p = (sql: string): string => sql;
   return {
     industry: p('SELECT id, name, code FROM industries WHERE id = ?'),
     industryByCode: p('SELECT id FROM industries WHERE code = ?'),
@@ -320,7 +293,7 @@ export class Registry {
   #deploymentKey: Uint8Array | null = null;
   #signer: Ed25519Signer | null = null;
   /** The open change of this async context (its records and counts); mutations inside it join it. */
-  readonly #tx = new AsyncLocalStorage<TxContext>();
+  readonly #tx = new AsyncLocalStorage<TxState>();
   /** When true, a change may make a list hold more credentials than its capacity (`--over-capacity`). */
   allowOverCapacity = false;
   readonly #listeners = new Set<(c: CommitInfo) => void>();
@@ -543,7 +516,7 @@ export class Registry {
       if ((await this.#db.get(this.#q.industryByCode, [code])) !== undefined) fail(op, 'code', `'${code}' is already used`);
       const id = ((await this.#db.get(this.#q.nextIndustry)) as { n: number }).n;
       if (id > MAX_ID) fail(op, 'id', 'space exhausted (65535 industries)');
-      (await this.#db.run(this.#q.insertIndustry, [id, name, code]));
+      await this.#db.run(this.#q.insertIndustry, [id, name, code]);
       // A new industry has no grant and is not suspended, which is what the gate assumes of an unknown id.
       this.#push(t, [{ op: 'defineIndustry', industry: id }]);
       return id;
@@ -559,14 +532,14 @@ export class Registry {
       if (industry !== null) await this.#checkIndustry(op, 'industry', industry);
       const id = ((await this.#db.get(this.#q.nextInstitution)) as { n: number }).n;
       if (id > MAX_ID) fail(op, 'id', 'space exhausted (65535 institutions)');
-      (await this.#db.run(this.#q.insertInstitution, [id, name, industry]));
+      await this.#db.run(this.#q.insertInstitution, [id, name, industry]);
       this.#push(t, [{ op: 'defineInstitution', institution: id, industry: industry ?? undefined }]);
       return id;
     });
   }
 
   async addSubject(input: { readonly id: string; readonly kind: SubjectKind; readonly institution?: number | null; readonly name: string }): Promise<string> {
-    return this.#mutate('addSubject', true, async (t) => {
+    return this.#mutate('addSubject', true, async () => {
       const op = 'addSubject';
       checkInput(op, input);
       const id = input.id;
@@ -576,7 +549,7 @@ export class Registry {
       const institution = input.institution ?? null;
       if (institution !== null) await this.#checkInstitution(op, 'institution', institution);
       if ((await this.#db.get(this.#q.subject, [id])) !== undefined) fail(op, 'id', `'${id}' already exists`);
-      (await this.#db.run(this.#q.insertSubject, [id, input.kind, institution, name]));
+      await this.#db.run(this.#q.insertSubject, [id, input.kind, institution, name]);
       return id; // nothing for the gates until it has a credential
     });
   }
@@ -589,10 +562,10 @@ export class Registry {
       const subject = await this.#checkSubject(op, 'subject', input.subject);
       if (!CREDENTIAL_KINDS.includes(input.kind)) fail(op, 'kind', `must be one of ${CREDENTIAL_KINDS.join(', ')}`);
       const key = this.#keyOf(op, { kind: input.kind, rawId: input.rawId });
-      const existing = (await this.#db.get(this.#q.credential, [(key)])) as { subject: string; revoked: number } | undefined;
+      const existing = await this.#db.get<{ subject: string; revoked: number }>(this.#q.credential, [key]);
       if (existing !== undefined && existing.revoked === 0) fail(op, 'rawId', `is already enrolled (subject '${existing.subject}')`);
-      if (existing === undefined) (await this.#db.run(this.#q.insertCredential, [(key), subject.id, input.kind]));
-      else (await this.#db.run(this.#q.reactivateCredential, [subject.id, input.kind, (key)]));
+      if (existing === undefined) await this.#db.run(this.#q.insertCredential, [key, subject.id, input.kind]);
+      else await this.#db.run(this.#q.reactivateCredential, [subject.id, input.kind, key]);
       t.ctx.enrolled = true;
       const suspended = await this.#suspended('subject', subject.id);
       const group: DeltaOpSpec[] = [{ op: 'add', key, institution: subject.institution ?? undefined, grant: await this.#assigned('individual', subject.id) ?? undefined }];
@@ -608,10 +581,10 @@ export class Registry {
     return this.#mutate('revokeCredential', true, async (t) => {
       const op = 'revokeCredential';
       const key = this.#keyOf(op, ref);
-      const row = (await this.#db.get(this.#q.credential, [(key)])) as { revoked: number } | undefined;
+      const row = await this.#db.get<{ revoked: number }>(this.#q.credential, [key]);
       if (row === undefined) fail(op, 'credential', `${toHex(key)} is not enrolled`);
       if (row.revoked !== 0) return this.#unchanged(t); // keeps the first revocation's time
-      (await this.#db.run(this.#q.revokeCredential, [this.#clock(), (key)]));
+      await this.#db.run(this.#q.revokeCredential, [this.#clock(), key]);
       this.#push(t, [{ op: 'revoke', key }]);
     });
   }
@@ -630,18 +603,18 @@ export class Registry {
       else if (level === 'institution') institution = await this.#checkInstitution(op, 'target', target);
       else await this.#checkIndustry(op, 'target', target);
       const industryId = level === 'industry' ? Number(target) : undefined;
-      const t = String(target);
+      const tgt = String(target);
       let id: number | null = null;
-      const current = await this.#assigned(level, t);
+      const current = await this.#assigned(level, tgt);
       if (spec !== null) {
         const norm = await this.#checkGrant(op, spec);
-        const same = this.#s.grantByRecord.get((encodeGrant(norm))) as { id: number } | undefined;
+        const same = await this.#db.get<{ id: number }>(this.#q.grantByRecord, [encodeGrant(norm)]);
         if (same !== undefined && same.id === current) return this.#unchanged(t, current);
         id = await this.#grantId(t, op, norm);
-        (await this.#db.run(this.#q.assign, [level, t, id]));
+        await this.#db.run(this.#q.assign, [level, tgt, id]);
       } else {
         if (current === null) return this.#unchanged(t, null);
-        (await this.#db.run(this.#q.unassign, [level, t]));
+        await this.#db.run(this.#q.unassign, [level, tgt]);
       }
       if (subject !== undefined) await this.#pushSubjectCredentials(t, subject, 'grant', id);
       else if (institution !== undefined) this.#push(t, [{ op: 'defineInstitution', institution: institution.id, industry: institution.industry ?? undefined, grant: id ?? undefined }]);
@@ -660,36 +633,36 @@ export class Registry {
 
   /** Adds a weekly schedule (48 bytes, buildSchedule); returns its id for GrantSpec.schedule. */
   async addSchedule(bytes: Uint8Array): Promise<number> {
-    return this.#mutate('addSchedule', true, async (t) => {
+    return this.#mutate('addSchedule', true, async () => {
       const op = 'addSchedule';
       if (!(bytes instanceof Uint8Array) || bytes.length !== SCHEDULE_BYTES) fail(op, 'bytes', `must be ${SCHEDULE_BYTES} bytes`);
       const id = ((await this.#db.get(this.#q.nextSchedule)) as { n: number }).n;
       if (id > MAX_SCHEDULES - 1) fail(op, 'id', `space exhausted (${MAX_SCHEDULES} schedules)`);
-      (await this.#db.run(this.#q.insertSchedule, [id, (bytes)]));
+      await this.#db.run(this.#q.insertSchedule, [id, bytes]);
       return id; // schedules travel only in images
     });
   }
 
   // ---------------------------------------------------------------- internals
 
-  #suspension(op: 'suspend' | 'resume', level: SuspensionLevel, target: string | number, on: boolean): void {
-    this.#mutate(op, true, () => {
+  async #suspension(op: 'suspend' | 'resume', level: SuspensionLevel, target: string | number, on: boolean): Promise<void> {
+    return this.#mutate(op, true, async (t) => {
       if (!SUSPENSION_LEVELS.includes(level)) fail(op, 'level', `must be one of ${SUSPENSION_LEVELS.join(', ')}`);
       if (level === 'subject') {
-        const s = this.#checkSubject(op, 'target', target);
-        if (this.#suspended(level, s.id) === on) return this.#unchanged();
-        (await this.#db.run(this.#q.setSuspension, [level, s.id, on ? 1 : 0]));
-        this.#pushSubjectCredentials(s, on ? 'suspend' : 'resume', s.grant);
+        const s = await this.#checkSubject(op, 'target', target);
+        if ((await this.#suspended(level, s.id)) === on) return this.#unchanged(t);
+        await this.#db.run(this.#q.setSuspension, [level, s.id, on ? 1 : 0]);
+        await this.#pushSubjectCredentials(t, s, on ? 'suspend' : 'resume', s.grant);
       } else if (level === 'institution') {
-        const i = this.#checkInstitution(op, 'target', target);
-        if (this.#suspended(level, String(i.id)) === on) return this.#unchanged();
-        (await this.#db.run(this.#q.setSuspension, [level, String(i.id), on ? 1 : 0]));
-        this.#push([{ op: on ? 'suspendInstitution' : 'resumeInstitution', institution: i.id }]);
+        const i = await this.#checkInstitution(op, 'target', target);
+        if ((await this.#suspended(level, String(i.id))) === on) return this.#unchanged(t);
+        await this.#db.run(this.#q.setSuspension, [level, String(i.id), on ? 1 : 0]);
+        this.#push(t, [{ op: on ? 'suspendInstitution' : 'resumeInstitution', institution: i.id }]);
       } else {
-        const id = this.#checkIndustry(op, 'target', target);
-        if (this.#suspended(level, String(id)) === on) return this.#unchanged();
-        (await this.#db.run(this.#q.setSuspension, [level, String(id), on ? 1 : 0]));
-        this.#push([{ op: on ? 'suspendIndustry' : 'resumeIndustry', industry: id }]);
+        const id = await this.#checkIndustry(op, 'target', target);
+        if ((await this.#suspended(level, String(id))) === on) return this.#unchanged(t);
+        await this.#db.run(this.#q.setSuspension, [level, String(id), on ? 1 : 0]);
+        this.#push(t, [{ op: on ? 'suspendIndustry' : 'resumeIndustry', industry: id }]);
       }
     });
   }
@@ -701,62 +674,61 @@ export class Registry {
    * suspended subjects out, so a resume must add them back — followed by the
    * subject's suspension state where it matters.
    */
-  #pushSubjectCredentials(s: SubjectInfo, mode: 'grant' | 'suspend' | 'resume', grant: number | null): void {
-    const keys = ((await this.#db.rows(this.#q.activeCredentialsOf, [s.id])) as [Buffer][]).map(([k]) => bytesOf(k));
+  async #pushSubjectCredentials(t: Frame, s: SubjectInfo, mode: 'grant' | 'suspend' | 'resume', grant: number | null): Promise<void> {
+    const keys = ((await this.#db.rows(this.#q.activeCredentialsOf, [s.id])) as [Uint8Array][]).map(([k]) => bytesOf(k));
     for (const key of keys) {
       if (mode === 'suspend') {
-        this.#push([{ op: 'suspendSubject', key }]);
+        this.#push(t, [{ op: 'suspendSubject', key }]);
         continue;
       }
       const group: DeltaOpSpec[] = [{ op: 'add', key, institution: s.institution ?? undefined, grant: grant ?? undefined }];
       if (mode === 'resume') group.push({ op: 'resumeSubject', key });
       else if (s.suspended) group.push({ op: 'suspendSubject', key });
-      this.#push(group);
+      this.#push(t, group);
     }
   }
 
   /** Called by a mutation that found nothing to change, before it wrote anything: it makes no version. */
-  #unchanged<T = void>(result?: T): T {
-    this.#nothingChanged = true;
+  #unchanged<T = void>(t: Frame, result?: T): T {
+    t.unchanged = true;
     return result as T;
   }
 
-  #push(group: DeltaOpSpec[]): void {
-    if (this.#ctx === null) throw new Error('registry: records outside a transaction');
-    this.#ctx.groups.push(group);
+  #push(t: Frame, group: DeltaOpSpec[]): void {
+    t.ctx.groups.push(group);
   }
 
-  #suspended(level: SuspensionLevel, target: string): boolean {
-    const r = (await this.#db.get(this.#q.suspension, [level, target])) as { active: number } | undefined;
+  async #suspended(level: SuspensionLevel, target: string): Promise<boolean> {
+    const r = await this.#db.get<{ active: number }>(this.#q.suspension, [level, target]);
     return r !== undefined && r.active !== 0;
   }
 
-  #assigned(level: GrantLevel, target: string): number | null {
-    const r = (await this.#db.get(this.#q.assignment, [level, target])) as { grant_id: number } | undefined;
+  async #assigned(level: GrantLevel, target: string): Promise<number | null> {
+    const r = await this.#db.get<{ grant_id: number }>(this.#q.assignment, [level, target]);
     return r?.grant_id ?? null;
   }
 
-  #checkSubject(op: string, field: string, id: unknown): SubjectInfo {
+  async #checkSubject(op: string, field: string, id: unknown): Promise<SubjectInfo> {
     if (typeof id !== 'string') fail(op, field, 'must be a subject id (string)');
-    const s = this.subject(id);
+    const s = await this.subject(id);
     if (s === undefined) fail(op, field, `subject '${id}' does not exist`);
     return s;
   }
 
-  #checkInstitution(op: string, field: string, id: unknown): { id: number; industry: number | null } {
+  async #checkInstitution(op: string, field: string, id: unknown): Promise<{ id: number; industry: number | null }> {
     if (typeof id !== 'number' || !Number.isInteger(id)) fail(op, field, 'must be an institution id (integer)');
-    const r = (await this.#db.get(this.#q.institution, [id])) as { id: number; industry: number | null } | undefined;
+    const r = await this.#db.get<{ id: number; industry: number | null }>(this.#q.institution, [id]);
     if (r === undefined) fail(op, field, `institution ${id} does not exist`);
     return r;
   }
 
-  #checkIndustry(op: string, field: string, id: unknown): number {
+  async #checkIndustry(op: string, field: string, id: unknown): Promise<number> {
     if (typeof id !== 'number' || !Number.isInteger(id)) fail(op, field, 'must be an industry id (integer)');
     if ((await this.#db.get(this.#q.industry, [id])) === undefined) fail(op, field, `industry ${id} does not exist`);
     return id;
   }
 
-  #checkGrant(op: string, spec: GrantSpec): GrantSpec {
+  async #checkGrant(op: string, spec: GrantSpec): Promise<GrantSpec> {
     if (spec === null || typeof spec !== 'object') fail(op, 'spec', 'must be a GrantSpec object or null');
     const known = new Set(['lines', 'directions', 'lanes', 'validFrom', 'validUntil', 'schedule', 'passbackGroup']);
     for (const k of Object.keys(spec)) if (!known.has(k)) fail(op, `spec.${k}`, 'is not a GrantSpec field');
@@ -778,14 +750,14 @@ export class Registry {
   }
 
   /** The id of a grant with this record, defining it (and its defineGrant record) if new. */
-  #grantId(op: string, spec: GrantSpec): number {
+  async #grantId(t: Frame, op: string, spec: GrantSpec): Promise<number> {
     const record = encodeGrant(spec);
-    const found = (await this.#db.get(this.#q.grantByRecord, [(record)])) as { id: number } | undefined;
+    const found = await this.#db.get<{ id: number }>(this.#q.grantByRecord, [record]);
     if (found !== undefined) return found.id;
     const id = ((await this.#db.get(this.#q.nextGrant)) as { n: number }).n;
     if (id > MAX_ID) fail(op, 'spec', 'grant id space exhausted (65535 grants)');
-    (await this.#db.run(this.#q.insertGrant, [id, JSON.stringify(spec), (record)]));
-    this.#push([{ op: 'defineGrant', id, grant: spec }]);
+    await this.#db.run(this.#q.insertGrant, [id, JSON.stringify(spec), record]);
+    this.#push(t, [{ op: 'defineGrant', id, grant: spec }]);
     return id;
   }
 
@@ -809,70 +781,68 @@ export class Registry {
   }
 
   /**
-   * Runs fn in a transaction. The outermost call bumps the versions and
-   * stores the deltas; nested calls (inside bulk) run in a savepoint, so a
+   * Runs fn as one change. The outermost call opens the transaction (taking
+   * the writer lock), bumps the versions and stores the deltas; a call inside
+   * it (inside bulk, in the same async context) runs in a savepoint, so a
    * mutation that throws inside bulk leaves neither rows nor records behind.
+   * Mutations inside one bulk run one after another (await each).
    */
-  #mutate<T>(what: string, counts: boolean, fn: () => T): T {
-    const outer = this.#ctx;
-    if (outer !== null) {
-      const mark = outer.groups.length;
-      const mutations = outer.mutations;
-      this.#depth++;
+  async #mutate<T>(what: string, counts: boolean, fn: (t: Frame) => Promise<T>): Promise<T> {
+    const outer = this.#tx.getStore();
+    if (outer !== undefined && !outer.closed) {
+      const ctx = outer.ctx;
+      const mark = ctx.groups.length;
+      const mutations = ctx.mutations;
+      const inner: TxState = { ctx, depth: outer.depth + 1, closed: false };
+      const t: Frame = { ctx, unchanged: false };
       try {
-        this.#nothingChanged = false;
-        const r = this.#savepoint(fn) as T;
-        if (counts && !this.#nothingChanged) outer.mutations++;
+        const r = await this.#tx.run(inner, () => this.#db.transaction(() => fn(t)));
+        if (counts && !t.unchanged) ctx.mutations++;
         // A mutation directly inside the outermost transaction cannot be dropped alone any more
         // (only the whole transaction can): pack its records, so a huge bulk holds 16 bytes a record.
-        if (this.#depth === 1 && outer.groups.length >= 64) compact(outer);
+        if (inner.depth === 1 && ctx.groups.length >= 64) compact(ctx);
         return r;
       } catch (e) {
-        outer.groups.length = mark;
-        outer.mutations = mutations;
+        ctx.groups.length = mark;
+        ctx.mutations = mutations;
         throw e;
       } finally {
-        this.#depth--;
-        this.#nothingChanged = false;
+        inner.closed = true;
       }
     }
     if (this.#signer === null) throw new RegistryError('signingKey', `${what}: signingKey is not set: the registry cannot sign deltas`);
     const ctx: TxContext = { groups: [], pack: [], packs: [], mutations: 0, enrolled: false };
-    this.#ctx = ctx;
+    const state: TxState = { ctx, depth: 0, closed: false };
     let commits: CommitInfo[] = [];
     let result: T;
     try {
-      // IMMEDIATE: take the write lock first, so a writer in another process (the
-      // central, the CLI) makes this wait (busy timeout) instead of failing with
-      // SQLITE_BUSY when a read transaction would have to be upgraded.
-      result = this.db
-        .transaction(() => {
-          this.#nothingChanged = false;
-          const r = fn();
-          if (counts && !this.#nothingChanged) ctx.mutations++;
-          commits = this.#finish(ctx);
+      result = await this.#tx.run(state, () =>
+        this.#db.transaction(async () => {
+          const t: Frame = { ctx, unchanged: false };
+          const r = await fn(t);
+          if (counts && !t.unchanged) ctx.mutations++;
+          commits = await this.#finish(ctx);
           return r;
-        })
-        .immediate();
+        }, { lock: true }),
+      );
     } finally {
-      this.#ctx = null;
-      this.#nothingChanged = false;
+      state.closed = true;
     }
     this.#notify(commits);
     return result;
   }
 
   /** Inside the transaction: retires unused grants, packs the records into deltas, signs and stores one per new version of every list. */
-  #finish(ctx: TxContext): CommitInfo[] {
+  async #finish(ctx: TxContext): Promise<CommitInfo[]> {
     if (ctx.mutations === 0) return [];
     if (ctx.enrolled && !this.allowOverCapacity) {
       const n = ((await this.#db.get(this.#q.activeCredentials)) as { n: number }).n;
-      for (const l of this.lists()) {
-        const capacity = this.capacity(l.name);
+      for (const l of await this.lists()) {
+        const capacity = await this.capacity(l.name);
         if (n > capacity) throw new CapacityError(l.name, n, capacity);
       }
     }
-    (await this.#db.run(this.#q.retireGrants));
+    await this.#db.run(this.#q.retireGrants);
     if (ctx.groups.length === 0 && ctx.pack.length === 0 && ctx.packs.length === 0) ctx.groups.push([NOOP_RECORD]);
     compact(ctx);
     const packs = ctx.packs;
@@ -880,17 +850,17 @@ export class Registry {
     const issuedAt = this.#clock();
     const signer = this.#signer as Ed25519Signer;
     const commits: CommitInfo[] = [];
-    for (const l of this.lists()) {
+    for (const l of await this.lists()) {
       const deltas: StoredDelta[] = [];
       let version = l.version;
       for (const records of packs) {
         version++;
         if (records.length > MAX_DELTA_RECORDS * DELTA_RECORD_BYTES) throw new Error('registry: a record group exceeds one delta');
         const envelope = signer.seal(Delta, { list: l.name, epoch: l.epoch, version, issuedAt, records });
-        (await this.#db.run(this.#q.insertDelta, [l.name, l.epoch, version, issuedAt, (envelope), (records)]));
+        await this.#db.run(this.#q.insertDelta, [l.name, l.epoch, version, issuedAt, envelope, records]);
         deltas.push({ list: l.name, epoch: l.epoch, version, issuedAt, envelope, records });
       }
-      (await this.#db.run(this.#q.setVersion, [version, l.name]));
+      await this.#db.run(this.#q.setVersion, [version, l.name]);
       commits.push({ list: l.name, epoch: l.epoch, version, deltas, newEpoch: false });
     }
     return commits;

@@ -13,18 +13,14 @@ import { redactUrl, type SqlDb, type SqlValue, type TransactionOptions } from '.
 const WRITER_LOCK = 0x5ab11e;
 const INT8_OID = 20;
 
-const types = {
-  getTypeParser(oid: number, format?: 'text' | 'binary') {
-    if (oid === INT8_OID && format !== 'binary') {
-      return (v: string): number => {
-        const n = Number(v);
-        if (!Number.isSafeInteger(n)) throw new Error(`postgres: integer ${v} is beyond 2^53`);
-        return n;
-      };
-    }
-    return pg.types.getTypeParser(oid, format);
-  },
-} as pg.CustomTypesConfig;
+const int8 = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new Error(`postgres: integer ${v} is beyond 2^53`);
+  return n;
+};
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown => (oid === INT8_OID && format !== 'binary' ? int8 : pg.types.getTypeParser(oid, format))) as pg.CustomTypesConfig['getTypeParser'],
+};
 
 interface Tx {
   readonly db: PgDb;
@@ -127,8 +123,8 @@ export class PgDb implements SqlDb {
     return new Set(r.map((x) => x.name.toLowerCase()));
   }
 
-  async reclaim(): Promise<void> {
-    /* the server manages its own space */
+  reclaim(): Promise<boolean> {
+    return Promise.resolve(true); // the server manages its own space
   }
 
   async transaction<T>(fn: () => Promise<T>, options: TransactionOptions = {}): Promise<T> {

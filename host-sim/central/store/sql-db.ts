@@ -19,12 +19,15 @@
 // transaction lock): registry changes of every process are serialized, as
 // they must be (one change = one list version).
 
-export type SqlValue = string | number | bigint | null | Uint8Array;
+/** A parameter; arrays only where PostgreSQL reads them (unnest). */
+export type SqlValue = string | number | bigint | null | Uint8Array | readonly number[] | readonly Uint8Array[];
 export type Engine = 'sqlite' | 'postgres';
 
 export interface TransactionOptions {
   /** Serialize with every other locking transaction on this database (registry changes). */
   readonly lock?: boolean;
+  /** The transaction will write: SQLite takes the write lock at BEGIN (IMMEDIATE); PostgreSQL locks rows as it goes. */
+  readonly write?: boolean;
 }
 
 export interface SqlDb {
@@ -45,8 +48,8 @@ export interface SqlDb {
   tables(): Promise<Set<string>>;
   /** The columns of a table (lower case; empty when it does not exist). */
   columns(table: string): Promise<Set<string>>;
-  /** After a disk-full episode: give space back (SQLite: checkpoint and truncate the WAL). No-op elsewhere. */
-  reclaim(): Promise<void>;
+  /** After a disk-full episode: give space back (SQLite: checkpoint and truncate the WAL; false while a reader holds it). True elsewhere. */
+  reclaim(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -56,12 +59,14 @@ export interface Dialect {
   max2(a: string, b: string): string;
   /** Upper-case hex digits of a blob. */
   hex(column: string): string;
+  /** Appended to a SELECT that must lock its rows to the commit (PostgreSQL; SQLite's write lock covers the database). */
+  forUpdate: string;
 }
 
 export function dialect(engine: Engine): Dialect {
   return engine === 'sqlite'
-    ? { max2: (a, b) => `MAX(${a}, ${b})`, hex: (c) => `hex(${c})` }
-    : { max2: (a, b) => `GREATEST(${a}, ${b})`, hex: (c) => `upper(encode(${c}, 'hex'))` };
+    ? { max2: (a, b) => `MAX(${a}, ${b})`, hex: (c) => `hex(${c})`, forUpdate: '' }
+    : { max2: (a, b) => `GREATEST(${a}, ${b})`, hex: (c) => `upper(encode(${c}, 'hex'))`, forUpdate: ' FOR UPDATE' };
 }
 
 /** The engine's form of DDL written for SQLite. */

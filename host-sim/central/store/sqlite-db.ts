@@ -83,9 +83,10 @@ export class SqliteDb implements SqlDb {
     return new Set(r.map((x) => x.name.toLowerCase()));
   }
 
-  async reclaim(): Promise<void> {
-    await this.#query(() => {
-      this.raw.pragma('wal_checkpoint(TRUNCATE)');
+  async reclaim(): Promise<boolean> {
+    return this.#query(() => {
+      const r = this.raw.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+      return (r[0]?.busy ?? 0) === 0;
     });
   }
 
@@ -97,7 +98,7 @@ export class SqliteDb implements SqlDb {
     try {
       // IMMEDIATE: take the write lock first, so a writer in another process makes this
       // wait (busy timeout) instead of failing with SQLITE_BUSY on a read-to-write upgrade.
-      this.raw.exec(options.lock === true ? 'BEGIN IMMEDIATE' : 'BEGIN');
+      this.raw.exec(options.lock === true || options.write === true ? 'BEGIN IMMEDIATE' : 'BEGIN');
       this.#open = true;
       let result: T;
       try {
@@ -153,7 +154,7 @@ export class SqliteDb implements SqlDb {
       try {
         return Promise.resolve(fn());
       } catch (e) {
-        return Promise.reject(e as Error);
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }
     }
     return this.#acquire().then((release) => {
