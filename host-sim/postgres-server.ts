@@ -16,6 +16,8 @@ export interface PostgresHandle {
   /** postgres://subline@127.0.0.1:PORT/subline (trust authentication on loopback). */
   readonly url: string;
   readonly port: number;
+  /** The server's directory (data and socket); close() deletes it. */
+  readonly dir: string;
   /** Fast shutdown, then the data directory is deleted. */
   close(): Promise<void>;
 }
@@ -124,6 +126,7 @@ export async function startPostgres(options: { readonly durable?: boolean; reado
     return {
       url: `postgres://subline@127.0.0.1:${port}/subline`,
       port,
+      dir,
       close(): Promise<void> {
         closed ??= new Promise<void>((resolve) => {
           if (child.exitCode !== null || child.signalCode !== null) return resolve();
