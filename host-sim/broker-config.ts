@@ -21,10 +21,10 @@ import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync }
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
-import Database from 'better-sqlite3';
 import { writeFileAtomic } from './atomic-file.js';
 import { BrokerAcl, messageSizeLimit } from './broker-acl.js';
-import { GateRegistry } from './central/gate-registry.js';
+import { openCentralStore, openDb, StoreOpenError } from './central/store/open-store.js';
+import { isPostgresUrl, redactUrl } from './central/store/sql-db.js';
 import { CENTRAL_IDENTITY, DeploymentPki } from './pki/deployment-pki.js';
 import { isValidRoot } from '../protocol/topics.js';
 
@@ -38,6 +38,8 @@ const PBKDF2_ITERATIONS = 101;
 export interface BrokerConfigOptions {
   /** The central's data directory (central.db, pki/). */
   readonly data: string;
+  /** The central's database when not DATA/central.db (a postgres:// URL or a SQLite path). */
+  readonly db?: string;
   /** Where to write the configuration. */
   readonly out: string;
   /** The password listener's port (always on 127.0.0.1). */
@@ -90,22 +92,27 @@ export function readBrokerPasswords(data: string): Map<string, string> {
 }
 
 /** The ACL of a data directory: its active gates, its operators (not revoked) and the central. */
-export async function aclOfData(data: string, topicRoot = 'subline'): Promise<BrokerAcl> {
-  return (await readDeployment(resolve(data), topicRoot)).acl;
+export async function aclOfData(data: string, topicRoot = 'subline', db?: string): Promise<BrokerAcl> {
+  return (await readDeployment(resolve(data), topicRoot, db)).acl;
 }
 
-async function readDeployment(data: string, topicRoot: string): Promise<{ acl: BrokerAcl; pki: DeploymentPki; gates: number; operators: string[] }> {
-  const db = join(data, 'central.db');
-  if (!existsSync(db)) throw new BrokerConfigError(`no database at ${db}: run \`subline central init --data ${data}\` first (or pass --data)`, 'missing');
+async function readDeployment(data: string, topicRoot: string, dbTarget?: string): Promise<{ acl: BrokerAcl; pki: DeploymentPki; gates: number; operators: string[] }> {
+  const db = dbTarget === undefined ? join(data, 'central.db') : isPostgresUrl(dbTarget) ? dbTarget : resolve(dbTarget);
+  if (!isPostgresUrl(db) && !existsSync(db)) throw new BrokerConfigError(`no database at ${db}: run \`subline central init --data ${data}\` first (or pass --data)`, 'missing');
   const pkiDir = join(data, 'pki');
   if (!DeploymentPki.exists(pkiDir)) throw new BrokerConfigError(`no deployment PKI in ${pkiDir}: run \`subline central init --data ${data}\` (it creates one)`, 'missing');
   const pki = await DeploymentPki.load(pkiDir);
-  const handle = new Database(db, { fileMustExist: true });
   let gates;
   try {
-    gates = new GateRegistry(handle).all().filter((g) => g.state === 'active');
-  } finally {
-    handle.close();
+    const store = await openCentralStore(await openDb(db));
+    try {
+      gates = (await store.identities.all()).filter((g) => g.state === 'active');
+    } finally {
+      await store.close();
+    }
+  } catch (e) {
+    if (e instanceof StoreOpenError || (e instanceof Error && e.name === 'SchemaError')) throw new BrokerConfigError(`${redactUrl(db)}: ${e.message}`, 'missing');
+    throw e;
   }
   const operators = [...new Set(pki.issued().filter((c) => c.role === 'operator' && c.revokedAt === undefined).map((c) => c.cn))];
   const acl = new BrokerAcl({ topicRoot, gates: gates.map((g) => ({ id: g.gate, list: g.list })), central: CENTRAL_IDENTITY, operators });
@@ -153,7 +160,7 @@ export async function writeBrokerConfig(options: BrokerConfigOptions): Promise<B
     // Never write over a folder this command did not make (say /etc/mosquitto).
     if (readdirSync(out).length > 0 && !existsSync(join(out, SUMMARY_FILE))) throw new BrokerConfigError(`--out ${out} is not empty and was not written by \`subline broker config\` (no ${SUMMARY_FILE}): choose an empty or new directory`, 'input');
   }
-  const { acl, pki, gates, operators } = await readDeployment(data, topicRoot);
+  const { acl, pki, gates, operators } = await readDeployment(data, topicRoot, options.db);
 
   mkdirSync(join(out, 'persist'), { recursive: true, mode: 0o700 });
   const user = userName(statSync(out).uid);

@@ -41,7 +41,7 @@ t('a rate the process cannot keep up with (its event loop blocked for a second) 
     }
     await new Promise((r) => setTimeout(r, 500));
     await sim.drain(10000);
-    const rep = sim.report();
+    const rep = await sim.report();
     assert.is(rep.rateAsked, 200);
     assert.ok(rep.rateSustained < 180, `sustained ${rep.rateSustained}`);
     assert.ok(rep.rateSustained > 0);

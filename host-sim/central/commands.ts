@@ -52,7 +52,8 @@ export function sealCommand(signingKey: Uint8Array, gate: string, op: CommandOp,
 }
 
 /** Opens a command result received on a topic: the gate's MAC checked (gate-authenticator.ts). */
-export type OpenResult = (topic: string, bytes: Uint8Array) => { readonly ok: true; readonly value: CommandResultMessage } | { readonly ok: false; readonly cause: string };
+export type OpenedResult = { readonly ok: true; readonly value: CommandResultMessage } | { readonly ok: false; readonly cause: string };
+export type OpenResult = (topic: string, bytes: Uint8Array) => OpenedResult | Promise<OpenedResult>;
 
 export interface CommandAnswer {
   /** The gate's verified answer, or null when none came within waitMs. */
@@ -85,13 +86,14 @@ export async function sendCommandOver(client: MqttClient, topics: Topics, sealed
   const onMessage = (topic: string, payload: Buffer): void => {
     if (topic !== resTopic) return;
     const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
-    const r = open(topic, bytes);
-    if (!r.ok) {
-      const n = claimedNonce(bytes);
-      if (n !== null && bytesEqual(n, sealed.command.nonce)) refused[r.cause] = (refused[r.cause] ?? 0) + 1;
-      return;
-    }
-    if (r.value.gate === gate && bytesEqual(r.value.nonce, sealed.command.nonce)) done(r.value);
+    void Promise.resolve(open(topic, bytes)).then((r) => {
+      if (!r.ok) {
+        const n = claimedNonce(bytes);
+        if (n !== null && bytesEqual(n, sealed.command.nonce)) refused[r.cause] = (refused[r.cause] ?? 0) + 1;
+        return;
+      }
+      if (r.value.gate === gate && bytesEqual(r.value.nonce, sealed.command.nonce)) done(r.value);
+    }, () => undefined);
   };
   client.on('message', onMessage);
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -250,8 +250,14 @@ export class EventStore {
     return h.contiguous === 0 ? null : { epoch, seq: h.contiguous, chain: h.chain };
   }
 
-  async count(gate?: string): Promise<number> {
-    const r = gate === undefined ? await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM events') : await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM events WHERE gate = ?', [gate]);
+  /** Stored records (of one gate, or of one gate's epoch, or all). */
+  async count(gate?: string, epoch?: number): Promise<number> {
+    const r =
+      gate === undefined
+        ? await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM events')
+        : epoch === undefined
+          ? await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM events WHERE gate = ?', [gate])
+          : await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM events WHERE gate = ? AND epoch = ?', [gate, epoch]);
     return r?.n ?? 0;
   }
 

@@ -6,10 +6,11 @@ import { Option, type Command } from 'commander';
 import { BrokerConfigError, DEFAULT_PASSWORD_PORT, DEFAULT_TLS_PORT, writeBrokerConfig } from '../broker-config.js';
 import { BrokerAclError } from '../broker-acl.js';
 import { CliError } from './cli-error.js';
-import { addGroup, bad, dataOption, out, parseInteger, topicRootOption } from './common.js';
+import { addGroup, bad, dataOption, dbOption, out, parseInteger, topicRootOption } from './common.js';
 
 interface BrokerConfigFlags {
   readonly data: string;
+  readonly db?: string;
   readonly out?: string;
   readonly port: string;
   readonly tlsPort: string;
@@ -24,6 +25,7 @@ export function registerBroker(program: Command): void {
     .command('config')
     .description('write mosquitto.conf, its ACL, password file and TLS files from the gate registry and PKI of --data; run again (then SIGHUP mosquitto) after provisioning or decommissioning gates')
     .addOption(dataOption())
+    .addOption(dbOption())
     .requiredOption('--out <dir>', 'where to write the configuration (a new or empty directory, or one written by this command)')
     .addOption(new Option('--port <n>', 'password listener, bound to 127.0.0.1 only (labs and host tools)').default(String(DEFAULT_PASSWORD_PORT)))
     .addOption(new Option('--tls-port <n>', 'TLS listener (client certificates required)').default(String(DEFAULT_TLS_PORT)))
@@ -39,7 +41,7 @@ async function config(o: BrokerConfigFlags): Promise<void> {
   if (o.out === undefined || o.out === '') bad('--out is required');
   let s;
   try {
-    s = await writeBrokerConfig({ data: o.data, out: o.out, port, tlsPort, ...(o.host !== undefined ? { host: o.host } : {}), topicRoot: o.topicRoot });
+    s = await writeBrokerConfig({ data: o.data, ...(o.db !== undefined ? { db: o.db } : {}), out: o.out, port, tlsPort, ...(o.host !== undefined ? { host: o.host } : {}), topicRoot: o.topicRoot });
   } catch (e) {
     if (e instanceof BrokerConfigError) throw new CliError(e.message, e.kind === 'missing' ? 3 : 2);
     if (e instanceof BrokerAclError) throw new CliError(`the registry holds an identity the broker cannot take: ${e.message}`, 3);

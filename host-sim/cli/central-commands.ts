@@ -1,5 +1,7 @@
 // `subline central ...`: the reference central from the command line — a data
-// directory (keys.json + central.db) that `init` creates, registry changes
+// directory (keys.json, pki/, and central.db unless --db names a PostgreSQL
+// database) that `init` creates, `migrate` and `copy` (schema versions, moving
+// the data to another database), registry changes
 // (import, grant, revoke, suspend, resume) committed straight to the
 // database, `serve` (the MQTT central, which notices those changes by polling
 // the list version), `publish` (one shot), and read-outs (events, gates).
@@ -9,29 +11,31 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline/promises';
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { Option, type Command } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import { Presets, SingleBar } from 'cli-progress';
 import { fromHex, toHex } from '../../protocol/hex.js';
 import type { Direction, LaneKind, Line } from '../../protocol/whitelist-format.js';
 import { Central } from '../central/central.js';
-import { CentralState, type GateRecord } from '../central/central-state.js';
+import type { GateRecord } from '../central/central-state.js';
 import { decodeEvent, type DecodedEvent } from '../central/event-decode.js';
-import { EventStore } from '../central/event-store.js';
-import { GateRegistry, type GateIdentity } from '../central/gate-registry.js';
+import type { GateIdentity } from '../central/gate-registry.js';
 import { RefusalLog, type RefusalCount } from '../central/refusal-log.js';
+import { copyStore, CopyError } from '../central/store/copy-store.js';
+import { openCentralStore, openDb, StoreOpenError, type CentralStore } from '../central/store/open-store.js';
+import { migrate, SCHEMA_VERSION, SchemaError } from '../central/store/schema.js';
+import { isPostgresUrl, redactUrl } from '../central/store/sql-db.js';
 import { DEFAULT_SYNC_BUDGET, type SyncBudgetOptions } from '../central/sync-budget.js';
 import { DeploymentPki, operatorIdentity } from '../pki/deployment-pki.js';
 import { stampDatabase } from '../central/database-stamp.js';
 import { CredentialFactsReader } from '../central/credential-facts.js';
 import type { GrantSpec } from '../central/image-builder.js';
 import { generateKeys, writeKeyFile } from '../central/keys.js';
-import { CapacityError, DEFAULT_LIST_CAPACITY, Registry, type CredentialRef, type GrantLevel, type SuspensionLevel } from '../central/registry.js';
+import { CapacityError, DEFAULT_LIST_CAPACITY, type CredentialRef, type GrantLevel, type Registry, type SuspensionLevel } from '../central/registry.js';
 import { CliError } from './cli-error.js';
 import {
-  addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, formatTable, isoSeconds, listOption, loadKeys, note, openRegistry, out, parseHex, parseInteger,
-  parseSet, parseTime, registryErrors, requireDatabase, requireList, resolveBrokerAuth, topicRootOption, type BrokerAuthFlags, type DataPaths,
+  addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, dbName, dbOption, formatTable, isoSeconds, listOption, loadKeys, note, openStore, out, parseHex, parseInteger,
+  parseSet, parseTime, registryErrors, requireDatabase, requireList, resolveBrokerAuth, topicRootOption, withStore, type BrokerAuthFlags, type DataPaths,
 } from './common.js';
 import { applyImport, IMPORT_TYPES, openImportFiles, type ImportProgress, type ImportType } from './import.js';
 
@@ -46,6 +50,7 @@ export function registerCentral(program: Command): void {
     .command('init')
     .description('create the data directory, the key file (mode 0600), the database with a list and the deployment PKI (CA, broker and central certificates); prints the public key')
     .addOption(dataOption())
+    .addOption(dbOption())
     .addOption(listOption())
     .option('--broker-host <name...>', "more names or addresses in the broker's server certificate (localhost, 127.0.0.1 and ::1 are always there)")
     .option('--capacity <n>', `credentials the list may hold (default ${DEFAULT_LIST_CAPACITY}, what a gate's flash layout holds); on an initialised directory, sets it`)
@@ -54,10 +59,28 @@ export function registerCentral(program: Command): void {
     .action((o: InitOptions) => init(o));
 
   central
+    .command('migrate')
+    .description("bring the database's schema up to this build's version (each step one transaction; back it up first); a newer schema is refused")
+    .addOption(dataOption())
+    .addOption(dbOption())
+    .option('--json', 'print the result as one JSON object (database, from, to, steps, unchanged)')
+    .action((o: MigrateOptions) => migrateCommand(o));
+
+  central
+    .command('copy')
+    .description("copy the central's data (every list version, delta, registry row, event and chain value, gate identity, presence) into another, empty database: e.g. from SQLite to PostgreSQL")
+    .requiredOption('--to <url>', 'the target: postgres://user@host:port/db (an empty database), or a new SQLite file')
+    .addOption(dataOption())
+    .addOption(dbOption())
+    .option('--json', 'print the result as one JSON object (from, to, rows, tables, seconds)')
+    .action((o: CopyOptions) => copyCommand(o));
+
+  central
     .command('import')
     .description('import industries, institutions, people, vehicles, consignments, credentials and grants from CSV and JSON files, all in one transaction')
     .argument('<files...>', 'CSV files (one entity type each, told by the header, the file name or --type) and JSON files (arrays by type)')
     .addOption(dataOption())
+    .addOption(dbOption())
     .addOption(new Option('--type <type>', 'what every CSV file holds (default: from its header or name)').choices(IMPORT_TYPES))
     .option('--dry-run', 'check everything, import nothing')
     .option('--over-capacity', "commit even when the list would hold more credentials than its capacity (`central init --capacity`)")
@@ -78,6 +101,7 @@ export function registerCentral(program: Command): void {
     .option('--remove', 'remove the grant instead')
     .option('--json', 'print the result as one JSON object (unchanged, list, version, ...)')
     .addOption(dataOption())
+    .addOption(dbOption())
     .action((o: GrantOptions) => grant(o));
 
   central
@@ -88,7 +112,8 @@ export function registerCentral(program: Command): void {
     .option('--key <hex>', 'credential key (16 hex digits, as in `central events`)')
     .option('--json', 'print the result as one JSON object (unchanged, list, version, ...)')
     .addOption(dataOption())
-    .action((o: { data: string; card?: string; uhf?: string; key?: string; json?: boolean }) => revoke(o));
+    .addOption(dbOption())
+    .action((o: { data: string; db?: string; card?: string; uhf?: string; key?: string; json?: boolean }) => revoke(o));
 
   for (const [name, on] of [
     ['suspend', true],
@@ -102,13 +127,15 @@ export function registerCentral(program: Command): void {
       .option('--industry <n>', 'industry id or code')
       .option('--json', 'print the result as one JSON object (unchanged, list, version, ...)')
       .addOption(dataOption())
-      .action((o: { data: string; subject?: string; institution?: string; industry?: string; json?: boolean }) => suspension(on, o));
+    .addOption(dbOption())
+      .action((o: { data: string; db?: string; subject?: string; institution?: string; industry?: string; json?: boolean }) => suspension(on, o));
   }
 
   addBrokerAuthOptions(central
     .command('serve')
     .description('run the central against the broker until Ctrl-C: sync, events, acks, presence, heads; publishes changes other processes commit')
     .addOption(dataOption())
+    .addOption(dbOption())
     .addOption(brokerOption())
     .addOption(topicRootOption())
     .addOption(listOption())
@@ -123,6 +150,7 @@ export function registerCentral(program: Command): void {
     .command('publish')
     .description('one shot: publish the current head (retained) and the deltas not published yet, then disconnect')
     .addOption(dataOption())
+    .addOption(dbOption())
     .addOption(brokerOption())
     .addOption(topicRootOption())
     .addOption(listOption())
@@ -138,6 +166,7 @@ export function registerCentral(program: Command): void {
     .option('--out <file>', 'write to this file (default: standard output)')
     .option('--conflicts', 'instead: the records a gate sent that differ from the one stored for the same (gate, epoch, seq), next to it (JSON)')
     .addOption(dataOption())
+    .addOption(dbOption())
     .action((o: EventsOptions) => (o.conflicts === true ? conflicts(o) : events(o)));
 
   central
@@ -146,7 +175,8 @@ export function registerCentral(program: Command): void {
     .option('--operator <name>', "issue a client certificate for this operator (CN subline.operator.NAME) into the data directory's pki/operators/")
     .option('--json', 'print JSON')
     .addOption(dataOption())
-    .action((o: { data: string; operator?: string; json?: boolean }) => certs(o));
+    .addOption(dbOption())
+    .action((o: { data: string; db?: string; operator?: string; json?: boolean }) => certs(o));
 
   central
     .command('gates')
@@ -155,6 +185,7 @@ export function registerCentral(program: Command): void {
     .option('--json', 'same as --format json')
     .option('--decommission <gate>', "end this gate's identity: the central refuses everything from it at once (it cannot be provisioned again under this id)")
     .addOption(dataOption())
+    .addOption(dbOption())
     .addOption(listOption())
     .action((o: GatesOptions) => (o.decommission !== undefined ? decommission(o) : gates(o)));
 }
@@ -163,6 +194,7 @@ export function registerCentral(program: Command): void {
 
 interface InitOptions {
   readonly data: string;
+  readonly db?: string;
   readonly list: string;
   readonly force?: boolean;
   readonly yes?: boolean;
@@ -172,7 +204,7 @@ interface InitOptions {
 
 /** --force on a directory with keys replaces them: asked on a terminal, --yes otherwise. */
 async function confirmForce(o: InitOptions): Promise<void> {
-  const p = dataPaths(o.data);
+  const p = dataPaths(o.data, o.db);
   if (o.force !== true || o.yes === true || !existsSync(p.keys)) return;
   const question = `replace the keys of ${p.dir}? Every list gets a new epoch and every gate must be provisioned again`;
   if (!process.stdin.isTTY) throw new CliError(`--force would ${question.slice(0, 1).toLowerCase()}${question.slice(1).replace('?', ':')}; add --yes to confirm (no terminal to ask on)`, 2);
@@ -198,82 +230,206 @@ async function ensurePki(p: DataPaths, hosts: readonly string[]): Promise<void> 
 async function init(o: InitOptions): Promise<void> {
   if (o.capacity !== undefined) parseInteger(o.capacity, '--capacity', 1, 100_000_000);
   await confirmForce(o);
-  initKeysAndDb(o);
-  await ensurePki(dataPaths(o.data), o.brokerHost ?? []);
+  await initKeysAndDb(o);
+  await ensurePki(dataPaths(o.data, o.db), o.brokerHost ?? []);
 }
 
-function initKeysAndDb(o: InitOptions): void {
-  const p = dataPaths(o.data);
+/** Whether the target already holds a database: a SQLite file that exists, a PostgreSQL database with any central table. */
+async function databaseExists(p: DataPaths): Promise<boolean> {
+  if (!isPostgresUrl(p.db)) return existsSync(p.db);
+  let db;
+  try {
+    db = await openDb(p.db);
+  } catch (e) {
+    if (e instanceof StoreOpenError) throw new CliError(`${e.message} (is the database server running, and does the database exist? \`createdb\` makes one)`, 4);
+    throw e;
+  }
+  try {
+    const t = await db.tables();
+    return t.has('lists') || t.has('meta') || t.has('central_meta');
+  } finally {
+    await db.close();
+  }
+}
+
+/** The schema created or brought up to date, for init's output. */
+function schemaLine(s: CentralStore): string {
+  const m = s.migration;
+  if (m === null || m.steps.length === 0) return `schema: ${SCHEMA_VERSION}`;
+  return `schema: ${m.from === null ? `${m.to} (created)` : `${m.from} -> ${m.to} (migrated)`}`;
+}
+
+async function initKeysAndDb(o: InitOptions): Promise<void> {
+  const p = dataPaths(o.data, o.db);
   const list = checkId(o.list, '--list');
   const capacity = o.capacity !== undefined ? parseInteger(o.capacity, '--capacity', 1, 100_000_000) : undefined;
   const hadKeys = existsSync(p.keys);
-  const hadDb = existsSync(p.db);
+  const hadDb = await databaseExists(p);
+  const open = async (keys?: { signingKey: Uint8Array; deploymentKey: Uint8Array }, withList?: string): Promise<CentralStore> => {
+    try {
+      return await openCentralStore(p.db, { create: true, registry: { ...(keys !== undefined ? { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey } : {}), ...(withList !== undefined ? { list: withList } : {}) } });
+    } catch (e) {
+      if (e instanceof SchemaError) throw new CliError(e.message, 3);
+      throw e;
+    }
+  };
   if (hadKeys && o.force !== true) {
     const keys = loadKeys(p);
     if (hadDb) {
       // An existing database must be this key file's (an empty or foreign file is not silently taken over).
-      requireDatabase(p, keys);
-      const r = new Registry(p.db);
+      await (await requireDatabase(p, keys, { schema: false })).close();
+      const r = await open();
       try {
-        if (r.lists().some((l) => l.name === list) && DeploymentPki.exists(p.pki)) {
-          // Initialised: the one thing init still does is set a list's capacity.
+        if ((await r.registry.lists()).some((l) => l.name === list) && DeploymentPki.exists(p.pki)) {
+          // Initialised: the one thing init still does is set a list's capacity (and bring the schema up to date).
+          if (r.migration !== null && r.migration.steps.length > 0) out(schemaLine(r));
           if (capacity !== undefined) {
-            r.setCapacity(list, capacity);
-            out(`list: ${list} capacity set to ${capacity} credentials (${r.counts().credentials} enrolled)`);
+            await r.registry.setCapacity(list, capacity);
+            out(`list: ${list} capacity set to ${capacity} credentials (${(await r.registry.counts()).credentials} enrolled)`);
             return;
           }
+          if (r.migration !== null && r.migration.steps.length > 0) return;
           throw new CliError(`${p.dir} is already initialised (keys.json, list '${list}' and the deployment CA exist; public key ${toHex(keys.publicKey)}); --force replaces the keys, --capacity N sets the list's capacity`, 3);
         }
       } finally {
-        r.close();
+        await r.close();
       }
     }
     // Keys kept; the database or the list is new.
-    const r = new Registry(p.db, { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, list });
-    if (capacity !== undefined) r.setCapacity(list, capacity);
-    const l = r.list(list);
-    const cap = r.capacity(list);
-    stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000)); // an existing database passed requireDatabase above
-    r.close();
-    out(`data: ${p.dir} (existing keys kept)`);
-    out(`list: ${list} (epoch ${l.epoch}, version ${l.version}, capacity ${cap} credentials)`);
-    out(`public key: ${toHex(keys.publicKey)}`);
+    const r = await open(keys, list);
+    try {
+      if (capacity !== undefined) await r.registry.setCapacity(list, capacity);
+      const l = await r.registry.list(list);
+      const cap = await r.registry.capacity(list);
+      await stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000)); // an existing database passed requireDatabase above
+      out(`data: ${p.dir} (existing keys kept)`);
+      if (p.db !== dataPaths(o.data).db) out(`database: ${dbName(p)}`);
+      out(schemaLine(r));
+      out(`list: ${list} (epoch ${l.epoch}, version ${l.version}, capacity ${cap} credentials)`);
+      out(`public key: ${toHex(keys.publicKey)}`);
+    } finally {
+      await r.close();
+    }
     return;
   }
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-  if (hadDb && o.force !== true) requireDatabase(p); // a database without keys: only if it is a central's (then --force makes new keys for it)
+  if (hadDb && o.force !== true) await (await requireDatabase(p, undefined, { schema: false })).close(); // a database without keys: only if it is a central's (then --force makes new keys for it)
   const keys = generateKeys();
   // The database first, the keys last (written atomically): a failure leaves the old keys in place.
-  const r = new Registry(p.db, { list });
+  const r = await open(undefined, list);
   let l;
   let cap = DEFAULT_LIST_CAPACITY;
+  let schema: string;
   try {
     // Deltas signed with the old key would fail on gates that trust the new one: new epochs, old deltas dropped.
-    if (hadKeys && hadDb) for (const x of r.lists()) r.recreateList(x.name);
-    if (capacity !== undefined) r.setCapacity(list, capacity);
-    l = r.list(list);
-    cap = r.capacity(list);
-    stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000));
+    if (hadKeys && hadDb) for (const x of await r.registry.lists()) await r.registry.recreateList(x.name);
+    if (capacity !== undefined) await r.registry.setCapacity(list, capacity);
+    l = await r.registry.list(list);
+    cap = await r.registry.capacity(list);
+    await stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000));
+    schema = schemaLine(r);
   } finally {
-    r.close();
+    await r.close();
   }
   writeKeyFile(p.keys, keys, { overwrite: o.force === true });
   out(`data: ${p.dir}${hadKeys ? ' (keys replaced: every list has a new epoch; provision every gate again)' : ''}`);
+  if (p.db !== dataPaths(o.data).db) out(`database: ${dbName(p)}`);
+  out(schema);
   out(`list: ${list} (epoch ${l.epoch}, version ${l.version}, capacity ${cap} credentials)`);
   out(`public key: ${toHex(keys.publicKey)}`);
 }
 
+// ---------------------------------------------------------------- schema, copy
+
+interface MigrateOptions {
+  readonly data: string;
+  readonly db?: string;
+  readonly json?: boolean;
+}
+
+/** Brings the database's schema up to this build's (each step one transaction); refuses a newer one. */
+async function migrateCommand(o: MigrateOptions): Promise<void> {
+  const p = dataPaths(o.data, o.db);
+  const db = await requireDatabase(p, undefined, { schema: false });
+  try {
+    let r;
+    try {
+      r = await migrate(db);
+    } catch (e) {
+      if (e instanceof SchemaError) throw new CliError(e.message, 3);
+      throw e;
+    }
+    if (o.json === true) out(JSON.stringify({ database: dbName(p), from: r.from, to: r.to, steps: r.steps, unchanged: r.steps.length === 0 }));
+    else if (r.steps.length === 0) out(`unchanged: ${dbName(p)} is at schema ${r.to}, this build's`);
+    else {
+      for (const step of r.steps) out(`  ${step}`);
+      out(`migrated ${dbName(p)}: schema ${r.from ?? 'none'} -> ${r.to}`);
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+interface CopyOptions {
+  readonly data: string;
+  readonly db?: string;
+  readonly to: string;
+  readonly json?: boolean;
+}
+
+/** Copies every table of the central's database into another, empty one (SQLite -> PostgreSQL, or back). */
+async function copyCommand(o: CopyOptions): Promise<void> {
+  const p = dataPaths(o.data, o.db);
+  const target = dataPaths(o.data, o.to).db;
+  if (target === p.db) bad('--to names the database being copied');
+  const keys = loadKeys(p);
+  const from = await requireDatabase(p, keys);
+  try {
+    if (!isPostgresUrl(target) && existsSync(target)) throw new CliError(`--to ${target} exists: copy only into a new SQLite file or an empty PostgreSQL database`, 3);
+    let to;
+    try {
+      to = await openDb(target, { create: true });
+    } catch (e) {
+      if (e instanceof StoreOpenError) throw new CliError(`--to: ${e.message}`, e.code === 'unreachable' ? 4 : 3);
+      throw e;
+    }
+    const bar = process.stderr.isTTY && o.json !== true ? new SingleBar({ format: 'copying {table} | {total} rows | {seconds} s', stream: process.stderr, hideCursor: true }, Presets.shades_classic) : null;
+    const started = Date.now();
+    let last = '';
+    bar?.start(1, 0, { table: '', total: 0, seconds: '0.0' });
+    let result;
+    try {
+      result = await copyStore(from, to, (x) => {
+        bar?.update(0, { table: x.table, total: x.total, seconds: ((Date.now() - started) / 1000).toFixed(1) });
+        if (bar === null && o.json !== true && x.table !== last) {
+          last = x.table;
+          note(`copying ${x.table}`);
+        }
+      });
+    } catch (e) {
+      if (e instanceof CopyError) throw new CliError(`${e.message}; nothing copied`, 3);
+      if (e instanceof SchemaError) throw new CliError(e.message, 3);
+      throw e;
+    } finally {
+      bar?.stop();
+      await to.close();
+    }
+    const seconds = (Date.now() - started) / 1000;
+    if (o.json === true) out(JSON.stringify({ from: dbName(p), to: redactUrl(target), rows: result.total, tables: result.tables, seconds }));
+    else {
+      out(formatTable(['TABLE', 'ROWS'], Object.entries(result.tables).map(([t, n]) => [t, String(n)])));
+      out(`copied ${result.total} rows from ${dbName(p)} to ${redactUrl(target)} in ${seconds.toFixed(1)} s; run the central on it with --db ${redactUrl(target)} (keys stay in ${p.dir})`);
+    }
+  } finally {
+    await from.close();
+  }
+}
+
 // ---------------------------------------------------------------- registry changes
 
-function withRegistry<T>(data: string, fn: (r: Registry, p: DataPaths) => T): T {
-  const p = dataPaths(data);
-  const keys = loadKeys(p);
-  const r = openRegistry(p, keys);
-  try {
-    return fn(r, p);
-  } finally {
-    r.close();
-  }
+async function withRegistry<T>(o: { readonly data: string; readonly db?: string }, fn: (r: Registry, p: DataPaths) => Promise<T>): Promise<T> {
+  const p = dataPaths(o.data, o.db);
+  return withStore(p, loadKeys(p), (s) => fn(s.registry, p));
 }
 
 /**
@@ -281,8 +437,8 @@ function withRegistry<T>(data: string, fn: (r: Registry, p: DataPaths) => T): T 
  * so no version: not an error). With --json one object: unchanged, list,
  * version (the list's version after the command) and the command's own fields.
  */
-function committed(r: Registry, versionBefore: number, what: string, unchangedWhat: string, json: boolean, fields: Record<string, unknown> = {}): void {
-  const l = r.list();
+async function committed(r: Registry, versionBefore: number, what: string, unchangedWhat: string, json: boolean, fields: Record<string, unknown> = {}): Promise<void> {
+  const l = await r.list();
   const unchanged = l.version === versionBefore;
   if (json) out(JSON.stringify({ unchanged, list: l.name, version: l.version, ...fields }));
   else if (unchanged) out(`unchanged: ${unchangedWhat}; list ${l.name} stays at version ${l.version}`);
@@ -291,6 +447,7 @@ function committed(r: Registry, versionBefore: number, what: string, unchangedWh
 
 interface ImportFlags {
   readonly data: string;
+  readonly db?: string;
   readonly type?: ImportType;
   readonly dryRun?: boolean;
   readonly overCapacity?: boolean;
@@ -331,8 +488,9 @@ function importProgress(): { update: (p: ImportProgress) => void; stop: () => vo
 
 async function importFiles(files: string[], o: ImportFlags): Promise<void> {
   const sources = openImportFiles(files, o.type);
-  const p = dataPaths(o.data);
-  const r = openRegistry(p, loadKeys(p));
+  const p = dataPaths(o.data, o.db);
+  const store = await openStore(p, loadKeys(p));
+  const r = store.registry;
   const progress = importProgress();
   try {
     r.allowOverCapacity = o.overCapacity === true;
@@ -349,16 +507,17 @@ async function importFiles(files: string[], o: ImportFlags): Promise<void> {
       .filter(([, n]) => n > 0)
       .map(([t, n]) => `${n} ${t}`);
     const what = `${o.dryRun === true ? 'checked (dry run, nothing imported)' : 'imported'} ${s.rows} rows${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`;
-    if (o.json === true) out(JSON.stringify({ dryRun: o.dryRun === true, unchanged: o.dryRun !== true && s.versionAfter === s.versionBefore, list: r.list().name, rows: s.rows, counts: s.counts, versionBefore: s.versionBefore, versionAfter: s.versionAfter, credentials: r.counts().credentials, capacity: r.capacity() }));
+    if (o.json === true) out(JSON.stringify({ dryRun: o.dryRun === true, unchanged: o.dryRun !== true && s.versionAfter === s.versionBefore, list: (await r.list()).name, rows: s.rows, counts: s.counts, versionBefore: s.versionBefore, versionAfter: s.versionAfter, credentials: (await r.counts()).credentials, capacity: await r.capacity() }));
     else if (o.dryRun === true) out(what);
-    else committed(r, s.versionBefore, `${what} (${s.versionAfter === s.versionBefore + 1 ? `version ${s.versionAfter}` : `versions ${s.versionBefore + 1}..${s.versionAfter}`})`, `${s.rows} rows read, the registry already held all of it`, false);
+    else await committed(r, s.versionBefore, `${what} (${s.versionAfter === s.versionBefore + 1 ? `version ${s.versionAfter}` : `versions ${s.versionBefore + 1}..${s.versionAfter}`})`, `${s.rows} rows read, the registry already held all of it`, false);
   } finally {
-    r.close();
+    await store.close();
   }
 }
 
 interface GrantOptions {
   readonly data: string;
+  readonly db?: string;
   readonly level: GrantLevel;
   readonly target: string;
   readonly lines?: string;
@@ -372,28 +531,28 @@ interface GrantOptions {
 }
 
 /** An institution by id or unique name; an industry by id or code. */
-function resolveTarget(r: Registry, level: GrantLevel | SuspensionLevel, target: string, what: string): string | number {
+async function resolveTarget(r: Registry, level: GrantLevel | SuspensionLevel, target: string, what: string): Promise<string | number> {
   if (level === 'individual' || level === 'subject') {
-    if (r.subject(target) === undefined) bad(`${what}: subject '${target}' does not exist`);
+    if ((await r.subject(target)) === undefined) bad(`${what}: subject '${target}' does not exist`);
     return target;
   }
   if (/^\d+$/.test(target)) {
     const id = Number(target);
-    if (level === 'institution' ? r.institution(id) === undefined : r.industry(id) === undefined) bad(`${what}: ${level} ${id} does not exist`);
+    if (level === 'institution' ? (await r.institution(id)) === undefined : (await r.industry(id)) === undefined) bad(`${what}: ${level} ${id} does not exist`);
     return id;
   }
   if (level === 'institution') {
-    const ids = r.institutionsNamed(target);
+    const ids = await r.institutionsNamed(target);
     if (ids.length === 0) bad(`${what}: institution '${target}' does not exist`);
     if (ids.length > 1) bad(`${what}: institution name '${target}' is ambiguous (ids ${ids.join(', ')}): use the id`);
     return ids[0] as number;
   }
-  const id = r.industryByCode(target);
+  const id = await r.industryByCode(target);
   if (id === undefined) bad(`${what}: industry '${target}' does not exist (give its id or code)`);
   return id;
 }
 
-function grant(o: GrantOptions): void {
+async function grant(o: GrantOptions): Promise<void> {
   let spec: GrantSpec | null = null;
   if (o.remove === true) {
     for (const f of ['lines', 'directions', 'lanes', 'from', 'until', 'passbackGroup'] as const) if (o[f] !== undefined) bad(`--remove takes no --${f === 'passbackGroup' ? 'passback-group' : f}`);
@@ -412,39 +571,39 @@ function grant(o: GrantOptions): void {
       ...(passbackGroup !== undefined ? { passbackGroup } : {}),
     };
   }
-  withRegistry(o.data, (r) => {
-    const target = resolveTarget(r, o.level, o.target, '--target');
-    const before = r.version();
-    const id = registryErrors(() => r.grant(o.level, target, spec));
+  await withRegistry(o, async (r) => {
+    const target = await resolveTarget(r, o.level, o.target, '--target');
+    const before = await r.version();
+    const id = await registryErrors(() => r.grant(o.level, target, spec));
     const who = `${o.level} ${typeof target === 'number' ? target : `'${target}'`}`;
-    committed(r, before, spec === null ? `grant of ${who} removed` : `grant ${id} set for ${who}`, spec === null ? `${who} has no grant` : `${who} already has grant ${id}`, o.json === true, { level: o.level, target, grant: id });
+    await committed(r, before, spec === null ? `grant of ${who} removed` : `grant ${id} set for ${who}`, spec === null ? `${who} has no grant` : `${who} already has grant ${id}`, o.json === true, { level: o.level, target, grant: id });
   });
 }
 
-function revoke(o: { data: string; card?: string; uhf?: string; key?: string; json?: boolean }): void {
+async function revoke(o: { data: string; db?: string; card?: string; uhf?: string; key?: string; json?: boolean }): Promise<void> {
   const given = (['card', 'uhf', 'key'] as const).filter((k) => o[k] !== undefined);
   if (given.length !== 1) bad('give exactly one of --card, --uhf or --key');
   const k = given[0] as 'card' | 'uhf' | 'key';
   const ref: CredentialRef = k === 'key' ? { key: fromHex(parseHex(o.key as string, '--key', 8, 8)) } : { kind: k, rawId: parseHex(o[k] as string, `--${k}`, 1, 64) };
-  withRegistry(o.data, (r) => {
-    const c = registryErrors(() => r.credential(ref));
+  await withRegistry(o, async (r) => {
+    const c = await registryErrors(() => r.credential(ref));
     if (c === undefined) bad(`--${k}: no such credential is enrolled`);
-    const before = r.version();
-    registryErrors(() => r.revokeCredential({ key: c.key }));
-    committed(r, before, `credential ${toHex(c.key)} of subject '${c.subject}' revoked`, `credential ${toHex(c.key)} of subject '${c.subject}' is already revoked`, o.json === true, { key: toHex(c.key), subject: c.subject });
+    const before = await r.version();
+    await registryErrors(() => r.revokeCredential({ key: c.key }));
+    await committed(r, before, `credential ${toHex(c.key)} of subject '${c.subject}' revoked`, `credential ${toHex(c.key)} of subject '${c.subject}' is already revoked`, o.json === true, { key: toHex(c.key), subject: c.subject });
   });
 }
 
-function suspension(on: boolean, o: { data: string; subject?: string; institution?: string; industry?: string; json?: boolean }): void {
+async function suspension(on: boolean, o: { data: string; db?: string; subject?: string; institution?: string; industry?: string; json?: boolean }): Promise<void> {
   const given = (['subject', 'institution', 'industry'] as const).filter((k) => o[k] !== undefined);
   if (given.length !== 1) bad('give exactly one of --subject, --institution or --industry');
   const level = given[0] as SuspensionLevel;
-  withRegistry(o.data, (r) => {
-    const target = resolveTarget(r, level, o[level] as string, `--${level}`);
-    const before = r.version();
-    registryErrors(() => (on ? r.suspend(level, target) : r.resume(level, target)));
+  await withRegistry(o, async (r) => {
+    const target = await resolveTarget(r, level, o[level] as string, `--${level}`);
+    const before = await r.version();
+    await registryErrors(() => (on ? r.suspend(level, target) : r.resume(level, target)));
     const who = `${level} ${typeof target === 'number' ? target : `'${target}'`}`;
-    committed(r, before, `${who} ${on ? 'suspended' : 'resumed'}`, `${who} is ${on ? 'already suspended' : 'not suspended'}`, o.json === true, { level, target, suspended: on });
+    await committed(r, before, `${who} ${on ? 'suspended' : 'resumed'}`, `${who} is ${on ? 'already suspended' : 'not suspended'}`, o.json === true, { level, target, suspended: on });
   });
 }
 
@@ -452,6 +611,7 @@ function suspension(on: boolean, o: { data: string; subject?: string; institutio
 
 interface ServeOptions extends BrokerAuthFlags {
   readonly data: string;
+  readonly db?: string;
   readonly broker: string;
   readonly topicRoot: string;
   readonly list: string;
@@ -475,30 +635,30 @@ function parseSeconds(value: string, what: string, min: number, max: number): nu
   return n;
 }
 
-function openCentral(o: BrokerAuthFlags & { data: string; broker: string; topicRoot: string; list: string }, extra: { headIntervalSeconds?: number; pollIntervalMs?: number; subscribe?: boolean; connectTimeoutMs?: number; syncBudget?: SyncBudgetOptions; log?: (l: string) => void }): { central: Central; registry: Registry } {
-  const p = dataPaths(o.data);
+async function openCentral(o: BrokerAuthFlags & { data: string; db?: string; broker: string; topicRoot: string; list: string }, extra: { headIntervalSeconds?: number; pollIntervalMs?: number; subscribe?: boolean; connectTimeoutMs?: number; syncBudget?: SyncBudgetOptions; log?: (l: string) => void }): Promise<{ central: Central; store: CentralStore }> {
+  const p = dataPaths(o.data, o.db);
   checkBrokerUrl(o.broker);
   checkTopicRoot(o.topicRoot);
   checkId(o.list, '--list');
   const keys = loadKeys(p);
   const brokerAuth = resolveBrokerAuth(o, o.broker, p);
-  const registry = openRegistry(p, keys);
+  const store = await openStore(p, keys);
   try {
-    requireList(registry, o.list);
-    const central = new Central({ ...(brokerAuth !== undefined ? { brokerAuth } : {}), db: registry, signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: o.broker, topicRoot: o.topicRoot, list: o.list, ...extra });
-    return { central, registry };
+    await requireList(store.registry, o.list);
+    const central = await Central.open({ ...(brokerAuth !== undefined ? { brokerAuth } : {}), db: store, signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: o.broker, topicRoot: o.topicRoot, list: o.list, ...extra });
+    return { central, store };
   } catch (e) {
-    registry.close();
+    await store.close();
     throw e;
   }
 }
 
-async function startCentral(central: Central, registry: Registry, broker: string): Promise<void> {
+async function startCentral(central: Central, store: CentralStore, broker: string): Promise<void> {
   try {
     await central.start();
   } catch (e) {
     await central.close();
-    registry.close();
+    await store.close();
     throw new CliError(`${e instanceof Error ? e.message : String(e)} (is the broker running at ${broker}?)`, 4);
   }
 }
@@ -509,10 +669,10 @@ async function serve(o: ServeOptions): Promise<void> {
   const log = o.quiet === true ? undefined : (line: string) => note(`${new Date().toISOString()} ${line}`);
   const connectTimeoutMs = Math.round(parseSeconds(o.connectTimeout, '--connect-timeout', 0.1, 3600) * 1000);
   const syncBudget = parseBudget(o.syncBudget);
-  const { central, registry } = openCentral(o, { headIntervalSeconds, pollIntervalMs: Math.round(poll * 1000), connectTimeoutMs, syncBudget, ...(log !== undefined ? { log } : {}) });
-  await startCentral(central, registry, o.broker);
+  const { central, store } = await openCentral(o, { headIntervalSeconds, pollIntervalMs: Math.round(poll * 1000), connectTimeoutMs, syncBudget, ...(log !== undefined ? { log } : {}) });
+  await startCentral(central, store, o.broker);
   const h = central.head;
-  out(`central: serving list ${central.list} (epoch ${h?.epoch ?? '?'}, version ${h?.version ?? '?'}) on ${o.broker} under '${o.topicRoot}', public key ${toHex(central.publicKey)}; Ctrl-C stops`);
+  out(`central: serving list ${central.list} (epoch ${h?.epoch ?? '?'}, version ${h?.version ?? '?'}) on ${o.broker} under '${o.topicRoot}' from ${store.db.engine === 'postgres' ? `PostgreSQL ${store.db.where}` : store.db.where}, public key ${toHex(central.publicKey)}; Ctrl-C stops`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.off('SIGINT', onInt);
@@ -526,12 +686,13 @@ async function serve(o: ServeOptions): Promise<void> {
     process.on('SIGTERM', onTerm);
   });
   await central.close();
-  registry.close();
+  await store.close();
   out('central: stopped');
 }
 
 interface PublishOptions extends BrokerAuthFlags {
   readonly data: string;
+  readonly db?: string;
   readonly broker: string;
   readonly topicRoot: string;
   readonly list: string;
@@ -540,10 +701,10 @@ interface PublishOptions extends BrokerAuthFlags {
 
 async function publish(o: PublishOptions): Promise<void> {
   const waitMs = Math.round(parseSeconds(o.wait, '--wait', 0.1, 600) * 1000);
-  const { central, registry } = openCentral(o, { subscribe: false, connectTimeoutMs: waitMs });
+  const { central, store } = await openCentral(o, { subscribe: false, connectTimeoutMs: waitMs });
   const mark = central.publishedMark;
   const started = Date.now();
-  await startCentral(central, registry, o.broker);
+  await startCentral(central, store, o.broker);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const acked = await Promise.race([
     central.idle().then(() => true),
@@ -557,7 +718,7 @@ async function publish(o: PublishOptions): Promise<void> {
   const errors = central.stats.published.errors;
   const now = central.publishedMark;
   await central.close();
-  registry.close();
+  await store.close();
   if (!acked) throw new CliError(`the broker ${o.broker} did not acknowledge everything within ${o.wait} s`, 4);
   if (errors > 0) throw new CliError(`${errors} publish(es) failed`, 1);
   const range = deltas > 0 && now !== undefined ? ` (versions ${now.version - deltas + 1}..${now.version})` : mark !== undefined ? ' (all were published already)' : '';
@@ -566,14 +727,12 @@ async function publish(o: PublishOptions): Promise<void> {
 
 // ---------------------------------------------------------------- read-outs
 
-function openDb(data: string): { db: Database.Database; p: DataPaths } {
-  const p = dataPaths(data);
-  requireDatabase(p);
-  return { db: new Database(p.db, { fileMustExist: true }), p };
-}
+/** The stores of an initialised central for reading (no keys: nothing is signed). */
+const openForReading = (o: { readonly data: string; readonly db?: string }): Promise<CentralStore> => openStore(dataPaths(o.data, o.db));
 
 interface EventsOptions {
   readonly data: string;
+  readonly db?: string;
   readonly gate?: string;
   readonly epoch?: string;
   readonly format: 'csv' | 'json';
@@ -582,17 +741,17 @@ interface EventsOptions {
 }
 
 /** Conflicting records (event-store.ts, `event_conflicts`): both sides decoded, nothing dropped. */
-function conflicts(o: EventsOptions): void {
+async function conflicts(o: EventsOptions): Promise<void> {
   if (o.out !== undefined || o.epoch !== undefined) bad('--conflicts takes --gate only (it prints JSON)');
   const gate = o.gate !== undefined ? checkId(o.gate, '--gate') : undefined;
-  const { db } = openDb(o.data);
+  const store = await openForReading(o);
   try {
-    const rows = new EventStore(db).conflicts(gate);
+    const rows = await store.events.conflicts(gate);
     const dec = (record: Uint8Array, r: (typeof rows)[number]) => decodeEvent({ gate: r.gate, epoch: r.epoch, seq: r.seq, record, chain: r.chain, receivedAt: r.receivedAt });
     out(JSON.stringify(rows.map((r) => ({ gate: r.gate, epoch: r.epoch, seq: r.seq, problem: r.problem, stored: r.stored === null ? null : dec(r.stored, r), conflicting: dec(r.record, r) })), null, 2));
     if (rows.length > 0) note(`${rows.length} conflicting record(s): a gate sent records that differ from those stored under the same (gate, epoch, seq); both are kept (docs/SYNC.md, "Conflicting records")`);
   } finally {
-    db.close();
+    await store.close();
   }
 }
 
@@ -604,12 +763,12 @@ const CSV_HEADER = ['gate', 'epoch', 'seq', 'time', 'type', 'reason', 'level', '
 async function events(o: EventsOptions): Promise<void> {
   const gate = o.gate !== undefined ? checkId(o.gate, '--gate') : undefined;
   const epoch = o.epoch !== undefined ? parseInteger(o.epoch, '--epoch', 0, 0xffffffff) : undefined;
-  const { db } = openDb(o.data);
+  const stores = await openForReading(o);
   const tmp = o.out !== undefined ? `${o.out}.tmp-${process.pid}` : undefined;
   let sink: WriteStream | NodeJS.WriteStream = process.stdout;
   let n = 0;
   try {
-    const store = new EventStore(db);
+    const store = stores.events;
     if (tmp !== undefined) {
       sink = createWriteStream(tmp, { flags: 'wx' });
       await once(sink, 'open');
@@ -618,7 +777,7 @@ async function events(o: EventsOptions): Promise<void> {
     const write = async (text: string) => {
       if (!s.write(text)) await once(s, 'drain');
     };
-    const facts = new CredentialFactsReader(db);
+    const facts = new CredentialFactsReader(stores.db);
     let batch: ExportedEvent[] = [];
     const flush = async () => {
       if (batch.length === 0) return;
@@ -627,9 +786,9 @@ async function events(o: EventsOptions): Promise<void> {
       batch = [];
     };
     await write(o.format === 'csv' ? stringify([CSV_HEADER]) : '[\n');
-    for (const row of store.rows(gate, epoch)) {
+    for await (const row of store.rows(gate, epoch)) {
       const e = decodeEvent(row);
-      batch.push({ ...e, registry: e.reason === 'unknown_credential' && e.key !== '' ? facts.describe(e.key) : '' });
+      batch.push({ ...e, registry: e.reason === 'unknown_credential' && e.key !== '' ? await facts.describe(e.key) : '' });
       n++;
       if (batch.length === 1000) await flush();
     }
@@ -649,12 +808,13 @@ async function events(o: EventsOptions): Promise<void> {
     }
     throw e;
   } finally {
-    db.close();
+    await stores.close();
   }
 }
 
 interface GatesOptions {
   readonly data: string;
+  readonly db?: string;
   readonly list: string;
   readonly format: 'table' | 'json';
   readonly json?: boolean;
@@ -663,16 +823,16 @@ interface GatesOptions {
 
 async function decommission(o: GatesOptions): Promise<void> {
   const gate = checkId(o.decommission as string, '--decommission');
-  const { db } = openDb(o.data);
+  const store = await openForReading(o);
   try {
-    const reg = new GateRegistry(db);
-    const cur = reg.get(gate);
+    const reg = store.identities;
+    const cur = await reg.get(gate);
     if (cur === undefined) throw new CliError(`gate ${gate} is not provisioned here (see \`subline central gates\`)`, 3);
     if (cur.state === 'decommissioned') throw new CliError(`gate ${gate} was already decommissioned at ${isoSeconds(cur.decommissionedAt ?? 0)}`, 3);
     const at = Math.floor(Date.now() / 1000);
-    reg.decommission(gate, at);
+    await reg.decommission(gate, at);
     // Its TLS certificates go on the CRL: the broker refuses the gate once it reloads it.
-    const pkiDir = dataPaths(o.data).pki;
+    const pkiDir = dataPaths(o.data, o.db).pki;
     const revoked = DeploymentPki.exists(pkiDir) ? await (await DeploymentPki.load(pkiDir)).revoke(gate) : 0;
     if (o.json === true || o.format === 'json') out(JSON.stringify({ gate, state: 'decommissioned', keyId: cur.keyId, at: isoSeconds(at), certificatesRevoked: revoked }, null, 2));
     else {
@@ -680,24 +840,24 @@ async function decommission(o: GatesOptions): Promise<void> {
       out(`${revoked} TLS certificate(s) of ${gate} revoked (${pkiDir}/crl.pem): run \`subline broker config\` again and reload the broker (SIGHUP) so that it refuses the gate too`);
     }
   } finally {
-    db.close();
+    await store.close();
   }
 }
 
-function gates(o: GatesOptions): void {
+async function gates(o: GatesOptions): Promise<void> {
   const list = checkId(o.list, '--list');
-  const { db } = openDb(o.data);
+  const store = await openForReading(o);
   let rows: GateRecord[];
   let identities: GateIdentity[];
   let refusals: RefusalCount[];
   let current: { epoch: number; version: number } | undefined;
   try {
-    rows = new CentralState(db).gates();
-    identities = new GateRegistry(db).all();
-    refusals = RefusalLog.read(db);
-    current = db.prepare('SELECT epoch, version FROM lists WHERE name = ?').get(list) as { epoch: number; version: number } | undefined;
+    rows = await store.state.gates();
+    identities = await store.identities.all();
+    refusals = await RefusalLog.read(store.db);
+    current = (await store.registry.lists()).find((l) => l.name === list);
   } finally {
-    db.close();
+    await store.close();
   }
   const byId = new Map(identities.map((g) => [g.gate, g]));
   const presence = new Map(rows.map((g) => [g.status.gate, g]));
@@ -784,8 +944,8 @@ function gates(o: GatesOptions): void {
   note("(state, boot, whitelist, backlog and the gate's refusals are those of each gate's last verified status message; refused at the central: messages that failed verification or checks, per cause; last seen: the last verified message the gate itself sent — a will or a retained status read at start does not count)");
 }
 
-async function certs(o: { data: string; operator?: string; json?: boolean }): Promise<void> {
-  const p = dataPaths(o.data);
+async function certs(o: { data: string; db?: string; operator?: string; json?: boolean }): Promise<void> {
+  const p = dataPaths(o.data, o.db);
   if (!DeploymentPki.exists(p.pki)) throw new CliError(`no deployment PKI in ${p.pki}: run \`subline central init --data ${p.dir}\``, 3);
   const pki = await DeploymentPki.load(p.pki);
   if (o.operator !== undefined) {

@@ -1,6 +1,7 @@
 // Shared pieces of the `subline` command groups: the command class (usage
 // errors exit 2), the common options, value parsers that name the option
-// they refuse, the data directory (keys.json + central.db), a broker
+// they refuse, the data directory (keys.json, pki/, central.db unless --db
+// names another database), the central's store opened and checked, a broker
 // connection with a deadline, and plain-text tables.
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -9,8 +10,11 @@ import { Command, Option, type ErrorOptions } from 'commander';
 import mqtt, { type MqttClient } from 'mqtt';
 import { isValidId, isValidRoot } from '../../protocol/topics.js';
 import { KeyFileError, readKeyFile, type CentralKeys } from '../central/keys.js';
-import { checkDatabase } from '../central/database-stamp.js';
-import { Registry, RegistryError } from '../central/registry.js';
+import { checkStamp } from '../central/database-stamp.js';
+import { RegistryError, type Registry } from '../central/registry.js';
+import { openCentralStore, openDb, StoreOpenError, type CentralStore } from '../central/store/open-store.js';
+import { checkSchema, SchemaError } from '../central/store/schema.js';
+import { isPostgresUrl, redactUrl, type SqlDb } from '../central/store/sql-db.js';
 import { CliError } from './cli-error.js';
 import { mqttAuthOptions, type BrokerAuth } from '../broker-auth.js';
 import { CENTRAL_IDENTITY } from '../pki/deployment-pki.js';
@@ -41,7 +45,9 @@ export const DEFAULT_DATA = './subline-data';
 /** The TLS listener of a broker made by `subline broker config` (secure by default; the password listener on 1883 is for labs). */
 export const DEFAULT_BROKER = 'mqtts://127.0.0.1:8883';
 
-export const dataOption = (): Option => new Option('--data <dir>', 'data directory holding central.db and keys.json').env('SUBLINE_DATA').default(DEFAULT_DATA);
+export const dataOption = (): Option => new Option('--data <dir>', 'data directory holding keys.json, pki/ and (unless --db) central.db').env('SUBLINE_DATA').default(DEFAULT_DATA);
+/** Where the central's data is, when not DATA/central.db: a PostgreSQL URL (or another SQLite file). Keys stay in --data. */
+export const dbOption = (): Option => new Option('--db <url>', "the central's database: postgres://user@host:port/db, or a SQLite file (default: DATA/central.db)").env('SUBLINE_DB');
 export const brokerOption = (what = 'MQTT broker URL (mqtt://host:port)'): Option => new Option('--broker <url>', what).env('SUBLINE_BROKER').default(DEFAULT_BROKER);
 export const topicRootOption = (): Option => new Option('--topic-root <root>', 'topic root (1-4 segments of [A-Za-z0-9._-])').default('subline');
 export const listOption = (): Option => new Option('--list <name>', 'whitelist name').default('main');
@@ -223,16 +229,32 @@ export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 export interface DataPaths {
   readonly dir: string;
+  /** The database: a SQLite path or a postgres:// URL. */
   readonly db: string;
   readonly keys: string;
   /** The deployment PKI (host-sim/pki/deployment-pki.ts). */
   readonly pki: string;
 }
 
-export function dataPaths(dir: string): DataPaths {
+export function dataPaths(dir: string, db?: string): DataPaths {
   const d = resolve(dir);
-  return { dir: d, db: join(d, 'central.db'), keys: join(d, 'keys.json'), pki: join(d, 'pki') };
+  let target = join(d, 'central.db');
+  if (db !== undefined && db !== '') {
+    if (isPostgresUrl(db)) {
+      try {
+        new URL(db);
+      } catch {
+        bad(`--db '${redactUrl(db)}' is not a URL (expected postgres://user@host:port/database)`);
+      }
+      target = db;
+    } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(db)) bad(`--db '${redactUrl(db)}': only postgres:// URLs and SQLite file paths are supported`);
+    else target = resolve(db);
+  }
+  return { dir: d, db: target, keys: join(d, 'keys.json'), pki: join(d, 'pki') };
 }
+
+/** The database for messages (no password). */
+export const dbName = (p: DataPaths): string => redactUrl(p.db);
 
 export function loadKeys(p: DataPaths): CentralKeys {
   try {
@@ -250,28 +272,58 @@ export function loadKeys(p: DataPaths): CentralKeys {
   }
 }
 
+const initHint = (p: DataPaths): string => `run \`subline central init --data ${p.dir}${isPostgresUrl(p.db) ? ` --db ${redactUrl(p.db)}` : ''}\` first (or pass --data/--db)`;
+
 /**
- * Refuses (exit 3, before any broker connection) a database that `central
- * init` did not make — missing, empty, foreign — or that belongs to another
- * key file than `keys` (when given). Never changes the file.
+ * Opens the database and refuses (exit 3, before any broker connection) one
+ * that `central init` did not make — missing, empty, foreign, unreachable —
+ * that belongs to another key file than `keys` (when given), or (unless
+ * `schema: false`) whose schema is not this build's. Never changes it.
  */
-export function requireDatabase(p: DataPaths, keys?: CentralKeys): void {
-  const c = checkDatabase(p.db, keys?.publicKey);
-  if (c.ok) return;
-  if (c.code === 'missing') bad(`no database at ${p.db}: run \`subline central init --data ${p.dir}\` first (or pass --data)`);
-  throw new CliError(`${c.message}; refused (nothing was changed). \`subline central init\` is the only way to create a central's database${c.code === 'foreign_key' ? '; pass the --data directory whose keys.json made it' : ''}`, 3);
+export async function requireDatabase(p: DataPaths, keys?: CentralKeys, options: { readonly schema?: boolean } = {}): Promise<SqlDb> {
+  let db: SqlDb;
+  try {
+    db = await openDb(p.db);
+  } catch (e) {
+    if (e instanceof StoreOpenError) {
+      if (e.code === 'missing') bad(`no database at ${p.db}: ${initHint(p)}`);
+      if (e.code === 'unreachable') throw new CliError(`${e.message} (is the database server running? check --db / SUBLINE_DB)`, 4);
+      throw new CliError(`${e.message}; refused (nothing was changed). \`subline central init\` is the only way to create a central's database`, 3);
+    }
+    throw e;
+  }
+  try {
+    const c = await checkStamp(db, keys?.publicKey);
+    if (!c.ok) throw new CliError(`${c.message}; refused (nothing was changed). \`subline central init\` is the only way to create a central's database${c.code === 'foreign_key' ? '; pass the --data directory whose keys.json made it' : ''}`, 3);
+    if (options.schema !== false) await checkSchema(db);
+    return db;
+  } catch (e) {
+    await db.close();
+    if (e instanceof SchemaError) throw new CliError(e.message, 3);
+    throw e;
+  }
 }
 
-/** The registry of an initialised data directory, with its keys. */
-export function openRegistry(p: DataPaths, keys: CentralKeys): Registry {
-  requireDatabase(p, keys);
-  return registryErrors(() => new Registry(p.db, { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey }));
+/** Every store of an initialised central (its registry with the keys, when given). The caller closes it. */
+export async function openStore(p: DataPaths, keys?: CentralKeys): Promise<CentralStore> {
+  const db = await requireDatabase(p, keys);
+  return registryErrors(() => openCentralStore(db, keys === undefined ? {} : { registry: { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey } }));
+}
+
+/** Runs fn on the store of an initialised central, then closes it. */
+export async function withStore<T>(p: DataPaths, keys: CentralKeys | undefined, fn: (s: CentralStore) => Promise<T>): Promise<T> {
+  const s = await openStore(p, keys);
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
 }
 
 /** Runs fn; a RegistryError becomes a CliError (bad input) with its message. */
-export function registryErrors<T>(fn: () => T): T {
+export async function registryErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
-    return fn();
+    return await fn();
   } catch (e) {
     if (e instanceof RegistryError) bad(e.message);
     throw e;
@@ -279,9 +331,10 @@ export function registryErrors<T>(fn: () => T): T {
 }
 
 /** The list must exist in the registry. */
-export function requireList(registry: Registry, list: string): void {
+export async function requireList(registry: Registry, list: string): Promise<void> {
   checkId(list, '--list');
-  if (!registry.lists().some((l) => l.name === list)) bad(`list '${list}' does not exist in this database (lists: ${registry.lists().map((l) => l.name).join(', ') || 'none'}); create it with \`subline central init --list ${list}\``);
+  const lists = await registry.lists();
+  if (!lists.some((l) => l.name === list)) bad(`list '${list}' does not exist in this database (lists: ${lists.map((l) => l.name).join(', ') || 'none'}); create it with \`subline central init --list ${list}\``);
 }
 
 // ---------------------------------------------------------------- broker

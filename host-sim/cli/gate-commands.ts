@@ -8,7 +8,6 @@
 // reported as such).
 
 import { encodeConfigParams } from '../../protocol/messages.js';
-import Database from 'better-sqlite3';
 import type { Command } from 'commander';
 import { fromHex, toHex } from '../../protocol/hex.js';
 import { Topics } from '../../protocol/topics.js';
@@ -17,12 +16,12 @@ import type { CentralKeys } from '../central/keys.js';
 import { nodeCrypto } from '../node-crypto.js';
 import { COMMAND_OPS, sealCommand, sendCommandOver, type CommandOp } from '../central/commands.js';
 import { GateAuthenticator } from '../central/gate-authenticator.js';
-import { GateRegistry } from '../central/gate-registry.js';
 import { CliError } from './cli-error.js';
-import { addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, connectBroker, dataOption, dataPaths, isoSeconds, loadKeys, note, out, parseHex, parseInteger, requireDatabase, resolveBrokerAuth, topicRootOption, type BrokerAuthFlags, type DataPaths } from './common.js';
+import { addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, connectBroker, dataOption, dataPaths, dbName, dbOption, isoSeconds, loadKeys, note, out, parseHex, parseInteger, resolveBrokerAuth, topicRootOption, withStore, type BrokerAuthFlags, type DataPaths } from './common.js';
 
 interface GateCommandOptions extends BrokerAuthFlags {
   readonly data: string;
+  readonly db?: string;
   readonly broker: string;
   readonly topicRoot: string;
   readonly expires: string;
@@ -55,7 +54,7 @@ export function registerGate(program: Command): void {
       c.option('--stale-after <seconds>', 'whitelist staleness threshold of the freshness policy, 60-604800 s');
       c.option('--params <hex>', 'raw parameters (a CBOR config map, protocol/schema.cddl), 1-256 bytes in hex');
     }
-    addBrokerAuthOptions(c.addOption(dataOption()).addOption(brokerOption()).addOption(topicRootOption()))
+    addBrokerAuthOptions(c.addOption(dataOption()).addOption(dbOption()).addOption(brokerOption()).addOption(topicRootOption()))
       .action((g: string, o: GateCommandOptions) => send(op, g, o));
   }
   addBrokerAuthOptions(
@@ -65,22 +64,24 @@ export function registerGate(program: Command): void {
       .argument('<gate>', 'gate id')
       .option('--wait <seconds>', 'how long to wait for the retained status', '5')
       .option('--json', 'print the status as JSON')
-      .addOption(dataOption())
+      .addOption(dataOption()).addOption(dbOption())
       .addOption(brokerOption())
       .addOption(topicRootOption()),
   ).action((g: string, o: GateCommandOptions) => status(g, o));
 }
 
-/** The database with the gate identities; the gate must be provisioned and active. */
-function openIdentities(p: DataPaths, gate: string, keys: CentralKeys): Database.Database {
-  requireDatabase(p, keys);
-  const db = new Database(p.db, { fileMustExist: true });
-  const g = new GateRegistry(db).get(gate);
+/**
+ * The authenticator for one provisioned, active gate: its identity is read
+ * once from the database (closed again at once: a command waits seconds for
+ * its answer, and holds no connection meanwhile).
+ */
+async function gateAuthenticator(p: DataPaths, gate: string, keys: CentralKeys): Promise<GateAuthenticator> {
+  const g = await withStore(p, keys, (s) => s.identities.get(gate));
   if (g === undefined || g.state !== 'active') {
-    db.close();
-    throw new CliError(g === undefined ? `unknown gate '${gate}': not provisioned in ${p.db} (check the id with \`subline central gates\`)` : `gate '${gate}' is decommissioned: no answer from it could be verified`, 3);
+    throw new CliError(g === undefined ? `unknown gate '${gate}': not provisioned in ${dbName(p)} (check the id with \`subline central gates\`)` : `gate '${gate}' is decommissioned: no answer from it could be verified`, 3);
   }
-  return db;
+  const state = { state: g.state, keyId: g.keyId };
+  return new GateAuthenticator({ gates: { authState: (id) => Promise.resolve(id === gate ? state : null) }, masterKey: keys.gateMasterKey, crypto: nodeCrypto });
 }
 
 async function send(op: CommandOp, gateArg: string, o: GateCommandOptions): Promise<void> {
@@ -98,11 +99,10 @@ async function send(op: CommandOp, gateArg: string, o: GateCommandOptions): Prom
   if (op === 'config' && params === undefined) bad('config needs --passback, --stale-after or --params');
   checkBrokerUrl(o.broker);
   const topics = new Topics(checkTopicRoot(o.topicRoot));
-  const p = dataPaths(o.data);
+  const p = dataPaths(o.data, o.db);
   const keys = loadKeys(p);
-  const db = openIdentities(p, gate, keys);
-  try {
-    const auth = new GateAuthenticator({ gates: new GateRegistry(db), masterKey: keys.gateMasterKey, crypto: nodeCrypto });
+  const auth = await gateAuthenticator(p, gate, keys);
+  {
     const sealed = sealCommand(keys.signingKey, gate, op, { expiresInSeconds: expiresIn, ...(params !== undefined ? { params } : {}) });
     const nonce = toHex(sealed.command.nonce);
     const client = await connectBroker(o.broker, Math.min(waitSeconds, 10) * 1000, 'subline-cmd', resolveBrokerAuth(o, o.broker, p));
@@ -127,8 +127,6 @@ async function send(op: CommandOp, gateArg: string, o: GateCommandOptions): Prom
     if (result.status !== 'done') throw new CliError(`gate ${gate} ${result.status === 'refused' ? 'refused' : 'failed'} ${op}: ${result.reason} (nonce ${nonce})`, 3);
     if (o.json !== true) out(`gate ${gate}: ${op} done: ${result.reason} (nonce ${nonce}, gate time ${isoSeconds(result.at)})`);
     if (op === 'lockdown') note(`the lockdown stays until \`subline gate release ${gate}\``);
-  } finally {
-    db.close();
   }
 }
 
@@ -138,11 +136,10 @@ async function status(gateArg: string, o: GateCommandOptions): Promise<void> {
   const waitSeconds = parseInteger(o.wait, '--wait', 1, 600);
   checkBrokerUrl(o.broker);
   const topics = new Topics(checkTopicRoot(o.topicRoot));
-  const p = dataPaths(o.data);
+  const p = dataPaths(o.data, o.db);
   const keys = loadKeys(p);
-  const db = openIdentities(p, gate, keys);
-  try {
-    const auth = new GateAuthenticator({ gates: new GateRegistry(db), masterKey: keys.gateMasterKey, crypto: nodeCrypto });
+  const auth = await gateAuthenticator(p, gate, keys);
+  {
     const topic = topics.gate(gate, 'status');
     const client = await connectBroker(o.broker, Math.min(waitSeconds, 10) * 1000, 'subline-status', resolveBrokerAuth(o, o.broker, p));
     let payload: Uint8Array | null = null;
@@ -161,7 +158,7 @@ async function status(gateArg: string, o: GateCommandOptions): Promise<void> {
       await client.endAsync().catch(() => undefined);
     }
     if (payload === null || (payload as Uint8Array).length === 0) throw new CliError(`no retained status of gate ${gate} on ${o.broker} within ${waitSeconds} s (topic ${topic}): the gate has not connected to this broker, or under another --topic-root`, 4);
-    const r = auth.open(gate, topic, GateStatus, payload);
+    const r = await auth.open(gate, topic, GateStatus, payload);
     if (!r.ok) throw new CliError(`the status on ${topic} is not MACed by gate ${gate} (${r.cause}): forged, or from an earlier provisioning`, 3);
     const s = r.value;
     if (o.json === true) {
@@ -171,7 +168,5 @@ async function status(gateArg: string, o: GateCommandOptions): Promise<void> {
     out(`gate ${s.gate}: ${s.state}, firmware ${s.firmware}, ${s.line} line, ${s.direction}, ${s.lane} lane; journal epoch ${s.journal}, boot ${s.boot}, connection ${s.conn}; at ${isoSeconds(s.at)} (gate clock)`);
     out(`  whitelist: ${s.lists.length === 0 ? 'none' : s.lists.map((l) => `${l.list} epoch ${l.epoch} version ${l.version}`).join(', ')}; backlog ${s.backlog} event(s) not yet acknowledged`);
     if (s.refused.length > 0) out(`  refused by the gate: ${s.refused.map((x) => `${x.cause} ${x.count}`).join(', ')}`);
-  } finally {
-    db.close();
   }
 }

@@ -5,7 +5,7 @@
 // and nothing is imported.
 //
 // CSV files are streamed (csv-parse's stream parser, row by row into the open
-// transaction: Registry.bulkAsync), so a million rows need no more memory than
+// transaction: Registry.bulk), so a million rows need no more memory than
 // a few: only each file's header is read before the import starts. JSON files
 // are read whole (they are for small, structured imports).
 //
@@ -374,27 +374,27 @@ function hexId(row: ImportRow, field: string, v: string): string {
 }
 
 /** Digits: an id. Otherwise resolved by `byName`. */
-function reference(row: ImportRow, field: string, what: string, byId: (id: number) => boolean, byName: (name: string) => number[]): number {
+async function reference(row: ImportRow, field: string, what: string, byId: (id: number) => Promise<boolean>, byName: (name: string) => Promise<number[]>): Promise<number> {
   const v = row.values[field];
   if (typeof v === 'number' || (typeof v === 'string' && /^\d+$/.test(v.trim()))) {
     const id = Number(v);
-    if (!Number.isSafeInteger(id) || !byId(id)) rowFail(row, field, `${what} ${String(v)} does not exist`);
+    if (!Number.isSafeInteger(id) || !(await byId(id))) rowFail(row, field, `${what} ${String(v)} does not exist`);
     return id;
   }
   if (typeof v !== 'string') rowFail(row, field, `must be the ${what}'s id or name`);
-  const found = byName(v.trim());
+  const found = await byName(v.trim());
   if (found.length === 0) rowFail(row, field, `${what} '${v}' does not exist`);
   if (found.length > 1) rowFail(row, field, `${what} name '${v}' is ambiguous (ids ${found.join(', ')}): use the id`);
   return found[0] as number;
 }
 
-const industryRef = (r: Registry, row: ImportRow, field: string): number =>
-  reference(row, field, 'industry', (id) => r.industry(id) !== undefined, (code) => {
-    const id = r.industryByCode(code);
+const industryRef = (r: Registry, row: ImportRow, field: string): Promise<number> =>
+  reference(row, field, 'industry', async (id) => (await r.industry(id)) !== undefined, async (code) => {
+    const id = await r.industryByCode(code);
     return id === undefined ? [] : [id];
   });
-const institutionRef = (r: Registry, row: ImportRow, field: string): number =>
-  reference(row, field, 'institution', (id) => r.institution(id) !== undefined, (name) => r.institutionsNamed(name));
+const institutionRef = (r: Registry, row: ImportRow, field: string): Promise<number> =>
+  reference(row, field, 'institution', async (id) => (await r.institution(id)) !== undefined, (name) => r.institutionsNamed(name));
 
 // ---------------------------------------------------------------- applying
 
@@ -404,10 +404,10 @@ const LANES: readonly LaneKind[] = ['person', 'vehicle', 'goods'];
 const KINDS: readonly SubjectKind[] = ['person', 'vehicle', 'goods'];
 const LEVELS: readonly GrantLevel[] = ['individual', 'institution', 'industry'];
 
-function applyRow(r: Registry, row: ImportRow, counts: ImportSummary['counts']): void {
-  const reg = <T>(columns: Readonly<Record<string, string>>, fn: () => T): T => {
+async function applyRow(r: Registry, row: ImportRow, counts: ImportSummary['counts']): Promise<void> {
+  const reg = async <T>(columns: Readonly<Record<string, string>>, fn: () => Promise<T>): Promise<T> => {
     try {
-      return fn();
+      return await fn();
     } catch (e) {
       if (e instanceof RegistryError) fromRegistry(row, e, columns);
       throw e;
@@ -417,13 +417,13 @@ function applyRow(r: Registry, row: ImportRow, counts: ImportSummary['counts']):
     case 'industries': {
       const code = text(row, 'code', true);
       const name = text(row, 'name', true);
-      reg({ code: 'code', name: 'name', id: 'code' }, () => r.addIndustry({ code, name }));
+      await reg({ code: 'code', name: 'name', id: 'code' }, () => r.addIndustry({ code, name }));
       break;
     }
     case 'institutions': {
       const name = text(row, 'name', true);
-      const industry = row.values.industry === undefined ? null : industryRef(r, row, 'industry');
-      reg({ name: 'name', industry: 'industry', id: 'name' }, () => r.addInstitution({ name, industry }));
+      const industry = row.values.industry === undefined ? null : await industryRef(r, row, 'industry');
+      await reg({ name: 'name', industry: 'industry', id: 'name' }, () => r.addInstitution({ name, industry }));
       break;
     }
     case 'people':
@@ -435,12 +435,12 @@ function applyRow(r: Registry, row: ImportRow, counts: ImportSummary['counts']):
       if (implied !== undefined && kind !== implied) rowFail(row, 'kind', `is '${kind}' but ${row.type} are of kind ${implied}`);
       const id = text(row, 'id', true);
       const name = text(row, 'name', true);
-      const institution = row.values.institution === undefined ? null : institutionRef(r, row, 'institution');
-      reg({ id: 'id', kind: 'kind', name: 'name', institution: 'institution' }, () => r.addSubject({ id, kind, name, institution }));
+      const institution = row.values.institution === undefined ? null : await institutionRef(r, row, 'institution');
+      await reg({ id: 'id', kind: 'kind', name: 'name', institution: 'institution' }, () => r.addSubject({ id, kind, name, institution }));
       for (const field of ['card', 'uhf'] as const) {
         for (const raw of items(row, field)) {
           const rawId = hexId(row, field, raw);
-          reg({ rawId: field, kind: field, subject: 'id' }, () => r.addCredential({ subject: id, kind: field, rawId }));
+          await reg({ rawId: field, kind: field, subject: 'id' }, () => r.addCredential({ subject: id, kind: field, rawId }));
           counts['inline credentials']++;
         }
       }
@@ -450,12 +450,12 @@ function applyRow(r: Registry, row: ImportRow, counts: ImportSummary['counts']):
       const subject = text(row, 'subject', true);
       const kind = oneOf(row, 'kind', ['card', 'uhf'] as const);
       const rawId = hexId(row, 'raw_id', text(row, 'raw_id', true));
-      reg({ subject: 'subject', kind: 'kind', rawId: 'raw_id' }, () => r.addCredential({ subject, kind, rawId }));
+      await reg({ subject: 'subject', kind: 'kind', rawId: 'raw_id' }, () => r.addCredential({ subject, kind, rawId }));
       break;
     }
     case 'grants': {
       const level = oneOf(row, 'level', LEVELS);
-      const target = level === 'individual' ? text(row, 'target', true) : level === 'institution' ? institutionRef(r, row, 'target') : industryRef(r, row, 'target');
+      const target = level === 'individual' ? text(row, 'target', true) : level === 'institution' ? await institutionRef(r, row, 'target') : await industryRef(r, row, 'target');
       const validFrom = time(row, 'valid_from', false);
       const validUntil = time(row, 'valid_until', true);
       const passbackGroup = integer(row, 'passback_group', 1, 255);
@@ -468,7 +468,7 @@ function applyRow(r: Registry, row: ImportRow, counts: ImportSummary['counts']):
         ...(passbackGroup !== undefined ? { passbackGroup } : {}),
       };
       const columns = { level: 'level', target: 'target', spec: 'lines', 'spec.lines': 'lines', 'spec.directions': 'directions', 'spec.lanes': 'lanes', 'spec.validFrom': 'valid_from', 'spec.validUntil': 'valid_until', 'spec.passbackGroup': 'passback_group' };
-      reg(columns, () => r.grant(level, target, spec));
+      await reg(columns, () => r.grant(level, target, spec));
       break;
     }
   }
@@ -484,7 +484,7 @@ export interface ImportProgress {
 }
 
 /**
- * Applies the files' rows in one transaction (Registry.bulkAsync): all or
+ * Applies the files' rows in one transaction (Registry.bulk): all or
  * nothing, by type in ORDER whatever the order of the files; CSV rows are
  * streamed. `progress` is called every `every` rows and at the end. With
  * dryRun the transaction is rolled back after the last row. A change over a
@@ -492,17 +492,17 @@ export interface ImportProgress {
  */
 export async function applyImport(r: Registry, sources: readonly ImportSource[], options: { readonly dryRun?: boolean; readonly every?: number; readonly progress?: (p: ImportProgress) => void } = {}): Promise<ImportSummary> {
   const counts = Object.fromEntries([...IMPORT_TYPES, 'inline credentials'].map((t) => [t, 0])) as ImportSummary['counts'];
-  const versionBefore = r.version();
+  const versionBefore = await r.version();
   const every = options.every ?? 5000;
   const totalBytes = sources.reduce((n, s) => n + s.bytes, 0);
   let rows = 0;
   let bytes = 0;
   const report = () => options.progress?.({ rows, bytes, totalBytes });
   // Imports only enrol: the count can be kept here, so a file over the capacity stops at the first row past it, not after the last.
-  const limit = r.allowOverCapacity ? null : r.tightestCapacity();
-  const enrolledBefore = r.counts().credentials;
-  const apply = (reg: Registry, row: ImportRow) => {
-    applyRow(reg, row, counts);
+  const limit = r.allowOverCapacity ? null : await r.tightestCapacity();
+  const enrolledBefore = (await r.counts()).credentials;
+  const apply = async (reg: Registry, row: ImportRow) => {
+    await applyRow(reg, row, counts);
     if (limit !== null) {
       const n = enrolledBefore + counts.credentials + counts['inline credentials'];
       if (n > limit.capacity) throw new CapacityError(limit.list, n, limit.capacity, where(row));
@@ -511,13 +511,13 @@ export async function applyImport(r: Registry, sources: readonly ImportSource[],
     if (rows % every === 0) report();
   };
   try {
-    await r.bulkAsync(async (reg) => {
+    await r.bulk(async (reg) => {
       for (const type of ORDER) {
         for (const source of sources) {
           if (source.json !== undefined) {
-            for (const row of source.json) if (row.type === type) apply(reg, row);
+            for (const row of source.json) if (row.type === type) await apply(reg, row);
           } else if (source.csv !== undefined && source.csv.type === type) {
-            for await (const row of streamCsv(source.csv, (n) => (bytes += n))) apply(reg, row);
+            for await (const row of streamCsv(source.csv, (n) => (bytes += n))) await apply(reg, row);
           }
         }
       }
@@ -531,5 +531,5 @@ export async function applyImport(r: Registry, sources: readonly ImportSource[],
     if (e instanceof RegistryError) throw new CliError(`${e.message}; nothing imported`, 2);
     throw e;
   }
-  return { rows, counts, versionBefore, versionAfter: r.version() };
+  return { rows, counts, versionBefore, versionAfter: await r.version() };
 }

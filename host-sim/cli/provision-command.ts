@@ -19,10 +19,10 @@ import { bytesEqual, toHex } from '../../protocol/hex.js';
 import { decodeProvisioning, encodeProvisioning, type ProvisioningRecord } from '../../protocol/provisioning.js';
 import { readKeyFile } from '../central/keys.js';
 import { deriveGateKey } from '../central/gate-keys.js';
-import { GateRegistry, GateRegistryError } from '../central/gate-registry.js';
+import { GateRegistryError } from '../central/gate-registry.js';
 import { commonName, DeploymentPki, type GateCredentials } from '../pki/deployment-pki.js';
 import { CliError } from './cli-error.js';
-import { addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, isoSeconds, listOption, loadKeys, nowSeconds, openRegistry, out, parseInteger, requireList, topicRootOption } from './common.js';
+import { addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, dbOption, isoSeconds, listOption, loadKeys, nowSeconds, openStore, out, parseInteger, requireList, topicRootOption } from './common.js';
 
 type Action = ProvisioningRecord['policy']['fresh'];
 const ACTIONS: readonly Action[] = ['normal', 'individual_only', 'deny'];
@@ -30,6 +30,7 @@ const STATES = ['fresh', 'stale', 'expired', 'unsynced'] as const;
 
 interface ProvisionOptions {
   readonly data: string;
+  readonly db?: string;
   readonly check?: string;
   readonly json?: boolean;
   readonly gate?: string;
@@ -72,6 +73,7 @@ export function registerProvision(program: Command): void {
     .option('--check <file>', 'validate an existing record and print it (without secrets)')
     .option('--json', 'with --check: print JSON')
     .addOption(dataOption())
+    .addOption(dbOption())
     .action((o: ProvisionOptions) => (o.check !== undefined ? check(o.check, o) : provision(o)));
 }
 
@@ -121,16 +123,16 @@ async function provision(o: ProvisionOptions): Promise<void> {
   const policy = policyOf(line, o.staleAfter, o.policy);
   const file = o.out as string;
   if (existsSync(file) && o.force !== true) throw new CliError(`--out ${file} already exists (pass --force to replace it)`, 3);
-  const paths = dataPaths(o.data);
+  const paths = dataPaths(o.data, o.db);
   const keys = loadKeys(paths);
-  const registry = openRegistry(paths, keys);
+  const store = await openStore(paths, keys);
   let issued: GateCredentials | null = null;
   let pki: DeploymentPki | null = null;
   let written = false;
   try {
-    requireList(registry, list);
-    const identities = new GateRegistry(registry.db);
-    const cur = identities.get(gate);
+    await requireList(store.registry, list);
+    const identities = store.identities;
+    const cur = await identities.get(gate);
     if (cur?.state === 'decommissioned') throw new CliError(`gate ${gate} was decommissioned: its identity has ended (provision the gate under a new id)`, 3);
     const direction = o.direction as 'in' | 'out';
     const lane = o.lane as 'person' | 'vehicle' | 'goods';
@@ -139,10 +141,10 @@ async function provision(o: ProvisionOptions): Promise<void> {
     issued = await pki.issueGate(gate);
     const tls = { cert: issued.certDer, key: issued.keyDer, ca: issued.caDer };
     // One transaction: the identity is registered only if the record is written.
-    registry.db.transaction(() => {
+    await store.db.transaction(async () => {
       let identity;
       try {
-        identity = identities.register({ gate, site, list, line, direction, lane }, nowSeconds());
+        identity = await identities.register({ gate, site, list, line, direction, lane }, nowSeconds());
       } catch (e) {
         if (e instanceof GateRegistryError) throw new CliError(e.message, 3);
         throw e;
@@ -158,13 +160,13 @@ async function provision(o: ProvisionOptions): Promise<void> {
       writeRecord(file, record);
       written = true;
       out(`gate identity: ${gate} ${identity.keyId === 1 ? 'registered' : `re-provisioned (key id ${identity.keyId}; records written before this one no longer work)`}`);
-    })();
+    }, { write: true });
     // A re-provisioned gate's earlier certificates end with its earlier records.
     const old = await pki.revokeOthers(gate, issued.serial);
     out(`TLS client certificate: CN ${gate}, serial ${issued.serial}${old > 0 ? ` (${old} earlier certificate(s) of this gate revoked: reload the broker to apply the CRL)` : ''}`);
   } finally {
     if (!written && issued !== null && pki !== null) await pki.revokeSerial(issued.serial);
-    registry.close();
+    await store.close();
   }
 }
 

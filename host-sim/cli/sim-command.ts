@@ -259,7 +259,7 @@ export function registerSim(program: Command): void {
       clearInterval(timer);
       console.error('stopping: waiting for every journaled event to reach the central ...');
       const drained = await sim.drain(30000);
-      const report = sim.report();
+      const report = await sim.report();
       if (tty) process.stdout.write(`\x1b[H\x1b[2J${render(sim, duration)}\n`);
       console.log(summary(report));
       let failure: CliError | null = null;

@@ -10,19 +10,17 @@
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { fromHex, toHex } from '../../protocol/hex.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import type { BrokerAuth } from '../broker-auth.js';
-import { GateRegistry } from '../central/gate-registry.js';
 import type { CentralKeys } from '../central/keys.js';
 import { DeploymentPki } from '../pki/deployment-pki.js';
 import type { GateSpec } from '../sim/fleet-simulator.js';
 import { Command } from 'commander';
 import { CliError } from './cli-error.js';
 import { registerCentral } from './central-commands.js';
-import { dataPaths, loadKeys, requireDatabase, resolveBrokerAuth, type BrokerAuthFlags } from './common.js';
+import { dataPaths, loadKeys, openStore, resolveBrokerAuth, type BrokerAuthFlags } from './common.js';
 
 type GateTls = NonNullable<ProvisioningRecord['tls']>;
 
@@ -58,20 +56,19 @@ export async function initIfMissing(data: string): Promise<boolean> {
 export async function prepareSimDeployment(data: string, specs: readonly GateSpec[], broker: string | undefined, flags: BrokerAuthFlags): Promise<SimDeployment> {
   const p = dataPaths(data);
   const keys = loadKeys(p);
-  requireDatabase(p, keys);
+  const store = await openStore(p, keys);
   if (!DeploymentPki.exists(p.pki)) throw new CliError(`no deployment PKI in ${p.pki}: run \`subline central init --data ${p.dir}\``, 3);
   const pki = await DeploymentPki.load(p.pki);
   const dir = join(p.dir, 'sim-gates');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const db = new Database(p.db);
   const registered: string[] = [];
   const gateTls = new Map<string, GateTls>();
   try {
-    const reg = new GateRegistry(db);
+    const reg = store.identities;
     for (const s of specs) {
-      const known = reg.get(s.id);
+      const known = await reg.get(s.id);
       if (known === undefined) {
-        reg.register({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane }, Math.floor(Date.now() / 1000));
+        await reg.register({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane }, Math.floor(Date.now() / 1000));
         registered.push(s.id);
       } else if (known.state !== 'active') throw new CliError(`${s.id} is decommissioned in ${p.db}: the simulator cannot use that id`, 3);
       const file = join(dir, `${s.id}.json`);
@@ -85,7 +82,7 @@ export async function prepareSimDeployment(data: string, specs: readonly GateSpe
       gateTls.set(s.id, { cert: c.certDer, key: c.keyDer, ca: c.caDer });
     }
   } finally {
-    db.close();
+    await store.close();
   }
   const centralAuth = broker !== undefined ? resolveBrokerAuth(flags, broker, p) : undefined;
   return { keys, ...(centralAuth !== undefined ? { centralAuth } : {}), gateTls, registered };

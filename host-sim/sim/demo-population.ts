@@ -64,58 +64,59 @@ function closedNowSchedule(nowSeconds: number): Uint8Array {
   return s;
 }
 
-export function seedPopulation(r: Registry, seed: number, size: PopulationSize = DEMO_SIZE, nowSeconds = Math.floor(Date.now() / 1000)): Population {
+export async function seedPopulation(r: Registry, seed: number, size: PopulationSize = DEMO_SIZE, nowSeconds = Math.floor(Date.now() / 1000)): Promise<Population> {
   const rnd = mulberry32(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
   const all: GrantSpec = { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'] };
-  return r.bulk((reg) => {
-    const industries = INDUSTRIES.map((i) => reg.addIndustry({ name: i.name, code: i.code }));
+  return r.bulk(async (reg) => {
+    const industries: number[] = [];
+    for (const i of INDUSTRIES) industries.push(await reg.addIndustry({ name: i.name, code: i.code }));
     // Industry-level filings for two focus industries: their staff pass the first line on the industry's filing.
-    reg.grant('industry', industries[2]!, { lines: ['first'], directions: ['in', 'out'], lanes: ['person'] });
-    reg.grant('industry', industries[4]!, { lines: ['first'], directions: ['in', 'out'], lanes: ['person'] });
-    const schedule = reg.addSchedule(closedNowSchedule(nowSeconds));
+    await reg.grant('industry', industries[2]!, { lines: ['first'], directions: ['in', 'out'], lanes: ['person'] });
+    await reg.grant('industry', industries[4]!, { lines: ['first'], directions: ['in', 'out'], lanes: ['person'] });
+    const schedule = await reg.addSchedule(closedNowSchedule(nowSeconds));
     const institutions: number[] = [];
     for (let i = 0; i < size.institutions; i++) {
       const ind = industries[i % industries.length]!;
-      const inst = reg.addInstitution({ name: `${INDUSTRIES[i % INDUSTRIES.length]!.name} ${pick(INSTITUTION_KINDS)} ${i + 1}`, industry: ind });
+      const inst = await reg.addInstitution({ name: `${INDUSTRIES[i % INDUSTRIES.length]!.name} ${pick(INSTITUTION_KINDS)} ${i + 1}`, industry: ind });
       institutions.push(inst);
       // Most institutions hold an institution-level filing for people on both lines; some only the first line.
-      if (i % 5 !== 4) reg.grant('institution', inst, i % 7 === 3 ? { ...all, lines: ['first'] } : { ...all, passbackGroup: 1 });
+      if (i % 5 !== 4) await reg.grant('institution', inst, i % 7 === 3 ? { ...all, lines: ['first'] } : { ...all, passbackGroup: 1 });
     }
     const people: Population['people'] = [];
     for (let p = 0; p < size.people; p++) {
       const inst = institutions[Math.floor(rnd() * institutions.length)]!;
       const id = `p-${p}`;
-      reg.addSubject({ id, kind: 'person', institution: inst, name: `Researcher ${p}` });
+      await reg.addSubject({ id, kind: 'person', institution: inst, name: `Researcher ${p}` });
       const card = te.encode(`card-${seed}-${p}`);
-      reg.addCredential({ subject: id, kind: 'card', rawId: card });
+      await reg.addCredential({ subject: id, kind: 'card', rawId: card });
       const scheduled = p % 97 === 5;
       // A few individual filings: a schedule that is closed right now, or visiting staff with a short validity.
-      if (scheduled) reg.grant('individual', id, { ...all, schedule });
-      else if (p % 53 === 7) reg.grant('individual', id, { ...all, validUntil: nowSeconds + 30 * 86400 });
+      if (scheduled) await reg.grant('individual', id, { ...all, schedule });
+      else if (p % 53 === 7) await reg.grant('individual', id, { ...all, validUntil: nowSeconds + 30 * 86400 });
       people.push({ id: card, institution: inst, scheduled, passback: true });
     }
     const vehicles: Uint8Array[] = [];
     for (let v = 0; v < size.vehicles; v++) {
       const id = `v-${v}`;
-      reg.addSubject({ id, kind: 'vehicle', institution: institutions[v % institutions.length]!, name: `Vehicle ${v}` });
+      await reg.addSubject({ id, kind: 'vehicle', institution: institutions[v % institutions.length]!, name: `Vehicle ${v}` });
       const tag = te.encode(`epc-veh-${seed}-${v}`);
-      reg.addCredential({ subject: id, kind: 'uhf', rawId: tag });
-      reg.grant('individual', id, { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['vehicle'] });
+      await reg.addCredential({ subject: id, kind: 'uhf', rawId: tag });
+      await reg.grant('individual', id, { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['vehicle'] });
       vehicles.push(tag);
     }
     const consignments: Uint8Array[] = [];
     for (let c = 0; c < size.consignments; c++) {
       const id = `g-${c}`;
-      reg.addSubject({ id, kind: 'goods', institution: institutions[c % institutions.length]!, name: `Consignment ${c} (research samples)` });
+      await reg.addSubject({ id, kind: 'goods', institution: institutions[c % institutions.length]!, name: `Consignment ${c} (research samples)` });
       const tag = te.encode(`epc-goods-${seed}-${c}`);
-      reg.addCredential({ subject: id, kind: 'uhf', rawId: tag });
-      reg.grant('individual', id, { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['goods'] });
+      await reg.addCredential({ subject: id, kind: 'uhf', rawId: tag });
+      await reg.grant('individual', id, { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['goods'] });
       consignments.push(tag);
     }
     const revoked = people.filter((_, i) => i % 211 === 13).map((p) => p.id);
     // One institution is suspended from the start (its staff are denied) and another during the run.
-    reg.suspend('institution', institutions[institutions.length - 1]!);
+    await reg.suspend('institution', institutions[institutions.length - 1]!);
     return { people, vehicles, consignments, suspendLater: institutions[1]!, revoked, institutions: institutions.length };
   });
 }

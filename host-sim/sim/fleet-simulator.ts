@@ -195,6 +195,9 @@ export class FleetSimulator {
   readonly #lotUntil: number[] = [];
   readonly #plan: { at: number; what: string; done: boolean }[] = [];
   #closing = false;
+  /** The store's counts as last read (refreshCounts, every second while running). */
+  #counts = { stored: 0, version: 0 };
+  #countsTimer: ReturnType<typeof setInterval> | null = null;
   /** Whether the reader-format twins of the demo credentials are enrolled (for the XS gates). */
   #twins = false;
   /** A broker restart under way (the scripted moment): close() waits for it. */
@@ -232,30 +235,30 @@ export class FleetSimulator {
     if (saved !== null && (saved.seed !== this.#o.seed || JSON.stringify(saved.size) !== JSON.stringify(size))) {
       throw new SimStateError(`${state!.dir} holds the demo population of seed ${saved.seed} (${saved.size.people} people): run with --seed ${saved.seed}, or remove ${state!.dir} for a new one`);
     }
-    this.central = new Central({ db: state?.db ?? join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, topicRoot: this.topicRoot, headIntervalSeconds: 10, chunkSize: 16384,
+    this.central = await Central.open({ db: state?.db ?? join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, topicRoot: this.topicRoot, headIntervalSeconds: 10, chunkSize: 16384,
       ...(embedded ? { brokerAuth: { username: CENTRAL_IDENTITY, password: passwordOf(CENTRAL_IDENTITY) } } : centralAuth !== undefined ? { brokerAuth: centralAuth } : {}),
     });
     await this.central.start();
     const xsCount = Math.min(this.#o.xs ?? 0, this.specs.length);
     if (saved === null) {
-      this.population = seedPopulation(this.central.registry, this.#o.seed, size);
-      if (xsCount > 0) this.#enrollXsTwins(size);
+      this.population = await seedPopulation(this.central.registry, this.#o.seed, size);
+      if (xsCount > 0) await this.#enrollXsTwins(size);
     } else {
       // The demo continues: the population is the one an earlier run seeded. What its script
       // did (cards revoked, an institution suspended) is undone, so that this run's script shows it again.
       this.population = saved.population;
       this.#personIndex = new Map(this.population.people.map((p, i) => [toHex(p.id), i]));
-      if (xsCount > 0 && !saved.xsTwins) this.#enrollXsTwins(size);
+      if (xsCount > 0 && !saved.xsTwins) await this.#enrollXsTwins(size);
       const twins = saved.xsTwins || xsCount > 0;
       this.#twins = twins;
-      this.central.registry.bulk((r) => {
-        saved.population.revoked.forEach((card, k) => {
+      await this.central.registry.bulk(async (r) => {
+        for (const [k, card] of saved.population.revoked.entries()) {
           const subject = saved.revokedSubjects[k]!;
-          if (r.credential({ kind: 'card', rawId: card })?.revoked === true) r.addCredential({ subject, kind: 'card', rawId: card });
+          if ((await r.credential({ kind: 'card', rawId: card }))?.revoked === true) await r.addCredential({ subject, kind: 'card', rawId: card });
           const twin = this.#personIndex.get(toHex(card));
-          if (twins && twin !== undefined && r.credential({ kind: 'card', rawId: xsCardId(twin) })?.revoked === true) r.addCredential({ subject, kind: 'card', rawId: xsCardId(twin) });
-        });
-        r.resume('institution', saved.population.suspendLater);
+          if (twins && twin !== undefined && (await r.credential({ kind: 'card', rawId: xsCardId(twin) }))?.revoked === true) await r.addCredential({ subject, kind: 'card', rawId: xsCardId(twin) });
+        }
+        await r.resume('institution', saved.population.suspendLater);
       });
     }
     if (state !== null) {
@@ -272,9 +275,9 @@ export class FleetSimulator {
       // Registered like `subline provision` does: the gate's key is derived from the central's master key.
       // A Node gate an earlier run saved keeps its identity, flash and journal epoch: its journal continues.
       const known = i < xsCount ? null : (state?.gate(s.id, this.#o.seed * 1000 + i) ?? null);
-      const identity = known !== null ? this.central.identities.get(s.id) : undefined;
+      const identity = known !== null ? await this.central.identities.get(s.id) : undefined;
       const reuse = known !== null && identity !== undefined && identity.state === 'active' && identity.keyId === known.gateKeyId ? known : null;
-      const id = reuse !== null ? { gateKey: deriveGateKey(keys.gateMasterKey, s.id, reuse.gateKeyId), gateKeyId: reuse.gateKeyId } : this.central.provisionGate({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane });
+      const id = reuse !== null ? { gateKey: deriveGateKey(keys.gateMasterKey, s.id, reuse.gateKeyId), gateKeyId: reuse.gateKeyId } : await this.central.provisionGate({ gate: s.id, site: s.site, list: 'main', line: s.line, direction: s.direction, lane: s.lane });
       const p: ProvisioningRecord = {
         gate: s.id, site: s.site, line: s.line, direction: s.direction, lane: s.lane, list: 'main', topicRoot: this.topicRoot, broker: this.brokerUrl,
         ...(embedded ? { username: s.id, password: new TextEncoder().encode(passwordOf(s.id)) } : {}),
@@ -311,6 +314,8 @@ export class FleetSimulator {
     // falls behind by more than a quarter of a second of taps gives them up (counted), so the
     // rate it sustained is reported instead of a burst to catch up.
     this.#tapTimer = setInterval(() => this.#tick(), TAP_TICK_MS);
+    await this.refreshCounts();
+    this.#countsTimer = setInterval(() => void this.refreshCounts().catch(() => undefined), 1000);
   }
 
   #tick(): void {
@@ -349,13 +354,13 @@ export class FleetSimulator {
   }
 
   /** A reader-format twin credential for every demo credential (see xsCardId). */
-  #enrollXsTwins(size: PopulationSize): void {
+  async #enrollXsTwins(size: PopulationSize): Promise<void> {
     this.#twins = true;
     this.#personIndex = new Map(this.population.people.map((p, i) => [toHex(p.id), i]));
-    this.central.registry.bulk((r) => {
-      for (let i = 0; i < size.people; i++) r.addCredential({ subject: `p-${i}`, kind: 'card', rawId: xsCardId(i) });
-      for (let i = 0; i < size.vehicles; i++) r.addCredential({ subject: `v-${i}`, kind: 'uhf', rawId: xsEpc('vehicle', i) });
-      for (let i = 0; i < size.consignments; i++) r.addCredential({ subject: `g-${i}`, kind: 'uhf', rawId: xsEpc('goods', i) });
+    await this.central.registry.bulk(async (r) => {
+      for (let i = 0; i < size.people; i++) await r.addCredential({ subject: `p-${i}`, kind: 'card', rawId: xsCardId(i) });
+      for (let i = 0; i < size.vehicles; i++) await r.addCredential({ subject: `v-${i}`, kind: 'uhf', rawId: xsEpc('vehicle', i) });
+      for (let i = 0; i < size.consignments; i++) await r.addCredential({ subject: `g-${i}`, kind: 'uhf', rawId: xsEpc('goods', i) });
     });
   }
 
@@ -377,18 +382,18 @@ export class FleetSimulator {
         }, s * 1000),
       );
     };
-    at(this.#o.revokeAt, `revoke ${this.population.revoked.length} cards`, () => {
-      this.central.registry.bulk((r) => {
+    at(this.#o.revokeAt, `revoke ${this.population.revoked.length} cards`, async () => {
+      await this.central.registry.bulk(async (r) => {
         for (const card of this.population.revoked) {
-          r.revokeCredential({ kind: 'card', rawId: card });
+          await r.revokeCredential({ kind: 'card', rawId: card });
           const twin = this.#twins ? this.#personIndex.get(toHex(card)) : undefined;
-          if (twin !== undefined) r.revokeCredential({ kind: 'card', rawId: xsCardId(twin) });
+          if (twin !== undefined) await r.revokeCredential({ kind: 'card', rawId: xsCardId(twin) });
         }
       });
       this.moments.push(`${this.elapsedSeconds.toFixed(0)}s ${this.population.revoked.length} cards revoked`);
     });
-    at(this.#o.suspendAt, `suspend institution ${this.population.suspendLater}`, () => {
-      this.central.registry.suspend('institution', this.population.suspendLater);
+    at(this.#o.suspendAt, `suspend institution ${this.population.suspendLater}`, async () => {
+      await this.central.registry.suspend('institution', this.population.suspendLater);
       this.moments.push(`${this.elapsedSeconds.toFixed(0)}s institution ${this.population.suspendLater} suspended`);
     });
     at(this.#o.brokerRestartAt === undefined || this.broker === null ? null : this.#o.brokerRestartAt, 'restart the broker', async () => {
@@ -550,7 +555,13 @@ export class FleetSimulator {
     });
     const refusedAtCentral: Record<string, number> = {};
     for (const r of this.central.refusals.all()) refusedAtCentral[r.cause] = (refusedAtCentral[r.cause] ?? 0) + r.count;
-    return { gates, totals: { taps, granted, denied, stored: this.central.events.count(), version: this.central.registry.version(), brokerUp: this.broker !== null, refusedAtCentral } };
+    return { gates, totals: { taps, granted, denied, stored: this.#counts.stored, version: this.#counts.version, brokerUp: this.broker !== null, refusedAtCentral } };
+  }
+
+  /** Events stored and the list version, read from the store (the view shows the last read: it is synchronous). */
+  async refreshCounts(): Promise<void> {
+    if (this.#closing) return;
+    this.#counts = { stored: await this.central.events.count(), version: await this.central.registry.version() };
   }
 
   /** Journal position of a gate: epoch, last seq, acked. */
@@ -577,27 +588,31 @@ export class FleetSimulator {
     return false;
   }
 
-  report(): SimReport {
+  async report(): Promise<SimReport> {
+    await this.refreshCounts();
     const v = this.view();
     const rate = this.rate(v.totals.taps);
     const perGate = this.#slots.map((slot, i) => {
       const g = v.gates[i]!;
       const j = this.#journal(slot);
-      const stored = this.central.events.export(g.id, j.epoch).length;
-      return { id: g.id, engine: slot.engine, epoch: j.epoch, journaled: j.lastSeq, stored, version: g.version, online: g.online };
+      return { id: g.id, engine: slot.engine, epoch: j.epoch, journaled: j.lastSeq, version: g.version, online: g.online };
     });
+    const stored = await Promise.all(perGate.map((p) => this.central.events.count(p.id, p.epoch)));
+    const withStored = perGate.map((p, i) => ({ ...p, stored: stored[i] ?? 0 }));
     const eventsJournaled = perGate.reduce((a, b) => a + b.journaled, 0);
-    const eventsStoredAtCentral = perGate.reduce((a, b) => a + b.stored, 0);
+    const eventsStoredAtCentral = withStored.reduce((a, b) => a + b.stored, 0);
     return {
       seed: this.#o.seed, gates: this.#slots.length, durationSeconds: Math.round(rate.seconds), broker: this.broker !== null ? 'embedded' : this.brokerUrl, topicRoot: this.topicRoot,
       taps: v.totals.taps, granted: v.totals.granted, deniedByReason: v.totals.denied, eventsJournaled, eventsStoredAtCentral,
-      exactlyOnce: eventsJournaled === eventsStoredAtCentral && perGate.every((p) => p.journaled === p.stored), moments: this.moments,
-      rateAsked: rate.asked, rateSustained: Math.round(rate.sustained * 10) / 10, tapSeconds: Math.round(rate.seconds * 100) / 100, rateShort: rate.short, perGate, centralVersion: v.totals.version,
+      exactlyOnce: eventsJournaled === eventsStoredAtCentral && withStored.every((p) => p.journaled === p.stored), moments: this.moments,
+      rateAsked: rate.asked, rateSustained: Math.round(rate.sustained * 10) / 10, tapSeconds: Math.round(rate.seconds * 100) / 100, rateShort: rate.short, perGate: withStored, centralVersion: v.totals.version,
     };
   }
 
   async close(): Promise<void> {
     this.#closing = true;
+    if (this.#countsTimer !== null) clearInterval(this.#countsTimer);
+    this.#countsTimer = null;
     if (this.#tapTimer !== null) clearInterval(this.#tapTimer);
     for (const t of this.#timers) clearTimeout(t);
     for (const g of this.gates) g.stop();

@@ -127,6 +127,32 @@ CREATE TABLE IF NOT EXISTS refusals (
   PRIMARY KEY (gate, cause)) WITHOUT ROWID;
 `;
 
+/** Every table's primary key (keyset pagination: `central copy`, exports). */
+export const TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
+  meta: ['key'],
+  central_meta: ['key'],
+  industries: ['id'],
+  institutions: ['id'],
+  subjects: ['id'],
+  credentials: ['key'],
+  grants: ['id'],
+  grant_assignments: ['level', 'target'],
+  suspensions: ['level', 'target'],
+  schedules: ['id'],
+  lists: ['name'],
+  deltas: ['list', 'epoch', 'version'],
+  events: ['gate', 'epoch', 'seq'],
+  event_heads: ['gate', 'epoch'],
+  event_conflicts: ['gate', 'epoch', 'seq', 'record'],
+  gates: ['gate'],
+  published: ['list'],
+  gate_identities: ['gate'],
+  refusals: ['gate', 'cause'],
+};
+
+/** The tables in an order that satisfies their foreign keys (a copy inserts in this order). */
+export const COPY_ORDER: readonly string[] = Object.keys(TABLE_KEYS);
+
 /** Columns schema 1 databases may lack (added on open by older builds): table, column, definition. */
 const ADDED_IN_2: readonly (readonly [string, string, string])[] = [
   ['credentials', 'revoked_at', 'INTEGER'],
