@@ -1,31 +1,39 @@
 // npm run bench -- scale : the central's stores side by side in one run (issue
-// 18). Central ingest with verification — per batch: the gate's identity, its
-// HMAC checked, decoded, chain verified, stored exactly once, the ack MACed —
-// into SQLite (EventStore, WAL, synchronous=FULL) and into PostgreSQL
-// (PgEventStore on a server this bench starts as the tests do, fsync on),
-// with one gate's stream (one writer) and eight gates' streams in parallel on
-// PostgreSQL (eight connections). Every row states `store` and `verified`.
-// Not yet here: registry change latency on PostgreSQL (the registry is not on
-// PostgreSQL yet).
-import Database from 'better-sqlite3';
+// 18), SQLite (WAL, synchronous=FULL) and PostgreSQL (a server this bench
+// starts as the tests do, fsync on), both through the one store interface
+// (host-sim/central/store/):
+// - central ingest with verification — per batch: the gate's identity read
+//   from the store, its HMAC checked, decoded, chain verified, stored exactly
+//   once, the ack MACed — one gate's stream (one writer) on each engine, and
+//   seven gates' streams in parallel on PostgreSQL (a pool of eight
+//   connections). Every row states `store` and `verified`.
+// - registry change latency on each engine: a revocation committed (one list
+//   version, its signed delta stored) and that delta published by a Central
+//   to a broker and acknowledged (QoS 1), over a registry of REGISTRY
+//   credentials.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { EventStore, type IngestResult } from '../host-sim/central/event-store.js';
+import { startEmbeddedBroker } from '../host-sim/broker.js';
+import { Central } from '../host-sim/central/central.js';
+import type { IngestResult } from '../host-sim/central/event-store.js';
 import { GateAuthenticator } from '../host-sim/central/gate-authenticator.js';
-import { GateRegistry } from '../host-sim/central/gate-registry.js';
-import { generateKeys } from '../host-sim/central/keys.js';
-import { PgEventStore } from '../host-sim/central/pg-event-store.js';
+import { generateKeys, type CentralKeys } from '../host-sim/central/keys.js';
+import { openCentralStore, type CentralStore } from '../host-sim/central/store/open-store.js';
 import { nodeCrypto, sha256Pair } from '../host-sim/node-crypto.js';
 import { locatePostgres, startPostgres } from '../host-sim/postgres-server.js';
 import { sealMaced } from '../protocol/mac-envelope.js';
 import { EventAck, EventBatch, type EventBatchMessage } from '../protocol/messages.js';
 import { Topics } from '../protocol/topics.js';
-import { BenchReport } from './lib.js';
+import { BenchReport, percentile } from './lib.js';
 
 const PER_GATE = 51_200; // 200 batches of 256
 const GATES = 8;
+const REGISTRY = Number(process.env.BENCH_SCALE_CREDENTIALS ?? 10_000);
+const ROUNDS = 20;
+const te = new TextEncoder();
+const round1 = (x: number) => Math.round(x * 10) / 10;
 
 function stream(gate: string): EventBatchMessage[] {
   const out: EventBatchMessage[] = [];
@@ -41,36 +49,84 @@ function stream(gate: string): EventBatchMessage[] {
   return out;
 }
 
+/** The wire form of every gate's stream, MACed with the key the store registered for it. */
+async function sealStreams(store: CentralStore, keys: CentralKeys, ids: readonly string[], topics: Topics): Promise<{ auth: GateAuthenticator; wire: Map<string, Uint8Array[]> }> {
+  const auth = new GateAuthenticator({ gates: store.identities, masterKey: keys.gateMasterKey, crypto: nodeCrypto });
+  const wire = new Map<string, Uint8Array[]>();
+  for (const g of ids) {
+    const { keyId } = await store.identities.register({ gate: g, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' }, 1);
+    wire.set(g, stream(g).map((b) => sealMaced(EventBatch, b, topics.gate(g, 'events'), auth.keyFor(g, keyId), keyId, nodeCrypto)));
+  }
+  return { auth, wire };
+}
+
+/** The central's path for one batch. */
+async function handle(auth: GateAuthenticator, topics: Topics, g: string, bytes: Uint8Array, ingest: (b: EventBatchMessage) => Promise<IngestResult>): Promise<void> {
+  const r = await auth.open(g, topics.gate(g, 'events'), EventBatch, bytes);
+  if (!r.ok) throw new Error(`bench: batch refused (${r.cause})`);
+  const res = await ingest(r.value);
+  if (res.ack === null || (await auth.seal(g, topics.gate(g, 'ack'), EventAck, { gate: g, epoch: res.ack.epoch, seq: res.ack.seq, chain: res.ack.chain })) === null) throw new Error('bench: no ack');
+}
+
+/** Revocation latency: the registry call until its delta is published and acknowledged by the broker. */
+async function registryLatency(report: BenchReport, store: CentralStore, keys: CentralKeys, engine: string, note: string): Promise<void> {
+  const everywhere = { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'] } as const;
+  let t0 = performance.now();
+  await store.registry.bulk(async (r) => {
+    const inst = await r.addInstitution({ name: 'Institution' });
+    await r.grant('institution', inst, everywhere);
+    for (let i = 0; i < REGISTRY; i++) {
+      await r.addSubject({ id: `p${i}`, kind: 'person', institution: inst, name: `P${i}` });
+      await r.addCredential({ subject: `p${i}`, kind: 'card', rawId: te.encode(`card-${i}`) });
+    }
+  });
+  const populateMs = performance.now() - t0;
+  const broker = await startEmbeddedBroker();
+  const central = await Central.open({ db: store, signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600, subscribe: false });
+  try {
+    await central.start();
+    await central.idle();
+    const commit: number[] = [];
+    const published: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      t0 = performance.now();
+      await store.registry.revokeCredential({ kind: 'card', rawId: te.encode(`card-${i * 7}`) });
+      commit.push(performance.now() - t0);
+      await central.idle();
+      published.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const extra = { store: engine, rounds: ROUNDS, populateMs: Math.round(populateMs), note };
+    report.add({ metric: 'registry_change_committed_ms_p50', value: round1(percentile(commit, 50)), unit: 'ms', engine: 'node', entries: REGISTRY, ...extra });
+    report.add({ metric: 'registry_change_published_ms_p50', value: round1(percentile(published, 50)), unit: 'ms', engine: 'node', entries: REGISTRY, ...extra });
+    report.add({ metric: 'registry_change_published_ms_p99', value: round1(percentile(published, 99)), unit: 'ms', engine: 'node', entries: REGISTRY, ...extra });
+  } finally {
+    await central.close();
+    await broker.close();
+  }
+}
+
 export async function benchScale(): Promise<string> {
   const report = new BenchReport('scale');
   const dir = mkdtempSync(join(tmpdir(), 'subline-bench-scale-'));
   const keys = generateKeys();
   const topics = new Topics('subline');
-  const db = new Database(join(dir, 'identities.db'));
-  const gates = new GateRegistry(db);
-  const auth = new GateAuthenticator({ gates, masterKey: keys.gateMasterKey, crypto: nodeCrypto });
   const ids = Array.from({ length: GATES }, (_, i) => `scale-g${i}`);
-  const wire = new Map<string, Uint8Array[]>();
-  for (const g of ids) {
-    const { keyId } = gates.register({ gate: g, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' }, 1);
-    wire.set(g, stream(g).map((b) => sealMaced(EventBatch, b, topics.gate(g, 'events'), auth.keyFor(g, keyId), keyId, nodeCrypto)));
-  }
-  // The central's path for one batch, the store's ingest given.
-  const handle = async (g: string, bytes: Uint8Array, ingest: (b: EventBatchMessage) => IngestResult | Promise<IngestResult>) => {
-    const r = auth.open(g, topics.gate(g, 'events'), EventBatch, bytes);
-    if (!r.ok) throw new Error(`bench: batch refused (${r.cause})`);
-    const res = await ingest(r.value);
-    if (res.ack === null || auth.seal(g, topics.gate(g, 'ack'), EventAck, { gate: g, epoch: res.ack.epoch, seq: res.ack.seq, chain: res.ack.chain }) === null) throw new Error('bench: no ack');
-  };
+  const registryKeys = { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey };
   const row = (store: string, writers: number, events: number, ms: number, note: string) =>
     report.add({ metric: 'central_ingest_events_per_s', value: Math.round((events * 1000) / ms), unit: 'events/s', engine: 'node', entries: 0, store, verified: true, writers, events, note });
   try {
-    // SQLite: one gate's stream, one writer (better-sqlite3 is synchronous: one writer per database).
-    const lite = new EventStore(join(dir, 'events.db'));
-    let t0 = performance.now();
-    for (const bytes of wire.get(ids[0] as string) as Uint8Array[]) await handle(ids[0] as string, bytes, (b) => lite.ingest(b));
-    row('sqlite', 1, PER_GATE, performance.now() - t0, 'MACed 256-record batches into SQLite (WAL, synchronous=FULL), in-process');
-    lite.close();
+    // SQLite: one gate's stream, one writer (one connection, one writer per database).
+    const lite = await openCentralStore(join(dir, 'central.db'), { create: true, registry: registryKeys });
+    try {
+      const { auth, wire } = await sealStreams(lite, keys, ids.slice(0, 1), topics);
+      const t0 = performance.now();
+      for (const bytes of wire.get(ids[0] as string) as Uint8Array[]) await handle(auth, topics, ids[0] as string, bytes, (b) => lite.events.ingest(b));
+      row('sqlite', 1, PER_GATE, performance.now() - t0, 'MACed 256-record batches into SQLite (WAL, synchronous=FULL), in-process, through the store interface');
+      await registryLatency(report, lite, keys, 'sqlite', 'revokeCredential -> one version, signed delta stored (SQLite, synchronous=FULL) -> published by the Central, PUBACK from the embedded broker');
+    } finally {
+      await lite.close();
+    }
 
     const where = locatePostgres();
     if (!where.ok) {
@@ -79,29 +135,32 @@ export async function benchScale(): Promise<string> {
     }
     const server = await startPostgres({ durable: true });
     try {
-      const pg1 = await PgEventStore.open({ url: server.url, connections: GATES });
+      const pg = await openCentralStore(server.url, { create: true, registry: registryKeys, connections: GATES });
       try {
-        t0 = performance.now();
-        for (const bytes of wire.get(ids[1] as string) as Uint8Array[]) await handle(ids[1] as string, bytes, (b) => pg1.ingest(b));
+        const { auth, wire } = await sealStreams(pg, keys, ids, topics);
+        let t0 = performance.now();
+        for (const bytes of wire.get(ids[1] as string) as Uint8Array[]) await handle(auth, topics, ids[1] as string, bytes, (b) => pg.events.ingest(b));
         row('postgres', 1, PER_GATE, performance.now() - t0, `MACed 256-record batches into PostgreSQL ${where.version} (fsync on) on loopback, one batch at a time`);
         // The other seven gates at once: one stream each, in parallel over the pool.
         const parallel = ids.filter((g) => g !== ids[1]);
         t0 = performance.now();
-        await Promise.all(parallel.map(async (g) => {
-          for (const bytes of wire.get(g) as Uint8Array[]) await handle(g, bytes, (b) => pg1.ingest(b));
-        }));
+        await Promise.all(
+          parallel.map(async (g) => {
+            for (const bytes of wire.get(g) as Uint8Array[]) await handle(auth, topics, g, bytes, (b) => pg.events.ingest(b));
+          }),
+        );
         const ms = performance.now() - t0;
-        const n = await pg1.count();
+        const n = await pg.events.count();
         if (n !== PER_GATE * GATES) throw new Error(`bench: ${n} events stored, expected ${PER_GATE * GATES}`);
         row('postgres', parallel.length, PER_GATE * parallel.length, ms, `${parallel.length} gates' streams in parallel over a pool of ${GATES} connections`);
+        await registryLatency(report, pg, keys, 'postgres', `revokeCredential -> one version, signed delta stored (PostgreSQL ${where.version}, fsync on, loopback) -> published by the Central, PUBACK from the embedded broker`);
       } finally {
-        await pg1.close();
+        await pg.close();
       }
     } finally {
       await server.close();
     }
   } finally {
-    db.close();
     rmSync(dir, { recursive: true, force: true });
   }
   return report.write();

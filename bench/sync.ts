@@ -1,6 +1,7 @@
 // npm run bench -- sync : revocation latency over 200 gates with 50,000
 // credentials each on a local Mosquitto; resync of one gate from empty to
-// 250,000 credentials; central event ingest into SQLite.
+// 250,000 credentials; central event ingest into SQLite through the store
+// interface (host-sim/central/store/).
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,10 +12,8 @@ import type { ProvisioningRecord } from '../protocol/provisioning.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { findMosquitto, freeLoopbackPorts, startEmbeddedBroker, startMosquitto, type BrokerHandle } from '../host-sim/broker.js';
 import { Central } from '../host-sim/central/central.js';
-import Database from 'better-sqlite3';
-import { EventStore } from '../host-sim/central/event-store.js';
 import { GateAuthenticator } from '../host-sim/central/gate-authenticator.js';
-import { GateRegistry } from '../host-sim/central/gate-registry.js';
+import { openCentralStore } from '../host-sim/central/store/open-store.js';
 import { sealMaced } from '../protocol/mac-envelope.js';
 import { EventAck, EventBatch } from '../protocol/messages.js';
 import { Topics } from '../protocol/topics.js';
@@ -42,14 +41,15 @@ async function until(what: string, cond: () => boolean, timeoutMs: number): Prom
   }
 }
 
-function populate(c: Central, n: number): void {
+async function populate(c: Central, n: number): Promise<void> {
   const everywhere = { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'] } as const;
-  c.registry.bulk((r) => {
-    const insts = Array.from({ length: 40 }, (_, i) => r.addInstitution({ name: `Institution ${i}` }));
-    for (const i of insts) r.grant('institution', i, everywhere);
+  await c.registry.bulk(async (r) => {
+    const insts: number[] = [];
+    for (let i = 0; i < 40; i++) insts.push(await r.addInstitution({ name: `Institution ${i}` }));
+    for (const i of insts) await r.grant('institution', i, everywhere);
     for (let i = 0; i < n; i++) {
-      r.addSubject({ id: `p${i}`, kind: 'person', institution: insts[i % insts.length]!, name: `P${i}` });
-      r.addCredential({ subject: `p${i}`, kind: 'card', rawId: te.encode(`card-${i}`) });
+      await r.addSubject({ id: `p${i}`, kind: 'person', institution: insts[i % insts.length]!, name: `P${i}` });
+      await r.addCredential({ subject: `p${i}`, kind: 'card', rawId: te.encode(`card-${i}`) });
     }
   });
 }
@@ -69,14 +69,13 @@ async function broker(dir: string, keys: CentralKeys, gateIds: readonly string[]
   writeKeyFile(join(dir, 'keys.json'), keys);
   const pki = await DeploymentPki.create(join(dir, 'pki'));
   const t0 = performance.now();
-  const db = new Database(join(dir, 'central.db'));
-  const reg = new GateRegistry(db);
+  const store = await openCentralStore(join(dir, 'central.db'), { create: true });
   for (const id of gateIds) {
-    reg.register({ gate: id, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' }, 1);
+    await store.identities.register({ gate: id, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' }, 1);
     const c = await pki.issueGate(id);
     gateTls.set(id, { cert: c.certDer, key: c.keyDer, ca: c.caDer });
   }
-  db.close();
+  await store.close();
   console.error(`sync: ${gateIds.length} gate certificates issued in ${Math.round(performance.now() - t0)} ms`);
   const [tlsPort, port] = await freeLoopbackPorts(2);
   await writeBrokerConfig({ data: dir, out: join(dir, 'broker'), port, tlsPort, host: '127.0.0.1' });
@@ -87,8 +86,8 @@ async function broker(dir: string, keys: CentralKeys, gateIds: readonly string[]
 
 
 /** A gate's record, registered with the central (as `subline provision` does), with its TLS identity when the broker wants one. */
-function provisioning(gate: string, url: string, keys: ReturnType<typeof generateKeys>, central: Central, tls?: NonNullable<ProvisioningRecord['tls']>): ProvisioningRecord {
-  const { gateKey, gateKeyId } = central.provisionGate({ gate, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' });
+async function provisioning(gate: string, url: string, keys: ReturnType<typeof generateKeys>, central: Central, tls?: NonNullable<ProvisioningRecord['tls']>): Promise<ProvisioningRecord> {
+  const { gateKey, gateKeyId } = await central.provisionGate({ gate, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' });
   return { gate, site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: url, trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey, gateKeyId, ...(tls !== undefined ? { tls } : {}), journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0 };
 }
 
@@ -101,17 +100,18 @@ export async function benchSync(): Promise<string> {
   const auth = centralAuth !== undefined ? { brokerAuth: centralAuth } : {};
   try {
     // ---- revocation over a fleet ----
-    const central = new Central({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: b.url, headIntervalSeconds: 30, ...auth });
+    const central = await Central.open({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: b.url, headIntervalSeconds: 30, ...auth });
     await central.start();
     let t0 = performance.now();
-    populate(central, PER_GATE);
+    await populate(central, PER_GATE);
     central.publishHead();
     console.error(`sync: registry of ${PER_GATE} in ${Math.round(performance.now() - t0)} ms`);
     const layout = { credentials: PER_GATE, journalSectors: 8 };
     // One gate pulls the image; the others start from a copy of its flash (the fleet is provisioned).
-    const first = new NodeGate({ provisioning: provisioning('g0000', b.url, keys, central, gateTls.get('g0000')), crypto: nodeCrypto, layout, sync: { tickMs: 20 } });
+    const first = new NodeGate({ provisioning: await provisioning('g0000', b.url, keys, central, gateTls.get('g0000')), crypto: nodeCrypto, layout, sync: { tickMs: 20 } });
     first.start();
-    await until('first gate image', () => first.gate.store.version === central.registry.version(), 120000);
+    let version = await central.registry.version();
+    await until('first gate image', () => first.gate.store.version === version, 120000);
     first.stop();
     const snapshot = first.flash.snapshot();
     const changedAt = new Map<string, number>();
@@ -120,7 +120,7 @@ export async function benchSync(): Promise<string> {
     for (let i = 0; i < GATES; i++) {
       const id = `g${String(i).padStart(4, '0')}`;
       const g: NodeGate = new NodeGate({
-        provisioning: provisioning(id, b.url, keys, central, gateTls.get(id)), crypto: nodeCrypto, layout, seed: i + 1,
+        provisioning: await provisioning(id, b.url, keys, central, gateTls.get(id)), crypto: nodeCrypto, layout, seed: i + 1,
         flash: NorFlash.fromSnapshot(snapshot, { blockSize: 4096 }),
         sync: { tickMs: 50, keepAliveSeconds: 60 },
         onSyncChange: () => {
@@ -130,14 +130,15 @@ export async function benchSync(): Promise<string> {
       g.start();
       gates.push(g);
     }
-    await until('fleet connected', () => gates.every((g) => g.gate.sync.connected && g.gate.store.version === central.registry.version()), 120000);
+    version = await central.registry.version();
+    await until('fleet connected', () => gates.every((g) => g.gate.sync.connected && g.gate.store.version === version), 120000);
     await wait(500);
     const samples: number[] = [];
     for (let round = 0; round < 5; round++) {
       changedAt.clear();
-      target = central.registry.version() + 1;
+      target = (await central.registry.version()) + 1;
       t0 = performance.now();
-      central.registry.revokeCredential({ kind: 'card', rawId: te.encode(`card-${round * 13}`) });
+      await central.registry.revokeCredential({ kind: 'card', rawId: te.encode(`card-${round * 13}`) });
       await until('revocation durable on every gate', () => changedAt.size === GATES, 60000);
       for (const at of changedAt.values()) samples.push(at - t0);
       await wait(300);
@@ -149,23 +150,24 @@ export async function benchSync(): Promise<string> {
     await central.close();
 
     // ---- resync of one gate from empty ----
-    const c2 = new Central({ db: join(dir, 'resync.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: b.url, headIntervalSeconds: 30, ...auth });
+    const c2 = await Central.open({ db: join(dir, 'resync.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: b.url, headIntervalSeconds: 30, ...auth });
     await c2.start();
     t0 = performance.now();
-    populate(c2, RESYNC);
+    await populate(c2, RESYNC);
     c2.publishHead();
     console.error(`sync: registry of ${RESYNC} in ${Math.round(performance.now() - t0)} ms`);
-    const fresh = new NodeGate({ provisioning: provisioning('resync', b.url, keys, c2, gateTls.get('resync')), crypto: nodeCrypto, layout: { credentials: RESYNC, journalSectors: 8 }, sync: { tickMs: 5 } });
+    const fresh = new NodeGate({ provisioning: await provisioning('resync', b.url, keys, c2, gateTls.get('resync')), crypto: nodeCrypto, layout: { credentials: RESYNC, journalSectors: 8 }, sync: { tickMs: 5 } });
     t0 = performance.now();
     fresh.start();
-    await until('resync', () => fresh.gate.store.version === c2.registry.version(), 120000);
+    const resyncVersion = await c2.registry.version();
+    await until('resync', () => fresh.gate.store.version === resyncVersion, 120000);
     const resyncMs = performance.now() - t0;
     report.add({ metric: 'resync_ms', value: round(resyncMs), unit: 'ms', engine: 'node', entries: RESYNC, broker: kind, imageBytes: c2.image?.bytes.length, chunks: c2.image?.chunked.chunks.length, note: 'gate start on blank flash -> image pulled (16 KiB chunks, window 4), verified, erased, written, committed; flash timing not charged' });
     fresh.stop();
     await c2.close();
 
     // ---- central ingest ----
-    benchIngest(report, keys, dir);
+    await benchIngest(report, keys, dir);
   } finally {
     await b.close();
     rmSync(dir, { recursive: true, force: true });
@@ -175,7 +177,7 @@ export async function benchSync(): Promise<string> {
 
 
 /** Central ingest in-process, without and with MAC verification (exported for a quick run). */
-export function benchIngest(report: BenchReport, keys: ReturnType<typeof generateKeys>, dir: string): void {
+export async function benchIngest(report: BenchReport, keys: ReturnType<typeof generateKeys>, dir: string): Promise<void> {
   let t0: number;
   const total = 200_000;
   const batches = [];
@@ -201,31 +203,30 @@ export function benchIngest(report: BenchReport, keys: ReturnType<typeof generat
   for (const x of batches) x.gate = 'ingest-gate';
   for (const verified of [false, true]) {
     const path = join(dir, `events-${verified ? 'verified' : 'plain'}.db`);
-    const store = new EventStore(path);
-    const db = new Database(path);
-    const auth = new GateAuthenticator({ gates: new GateRegistry(db), masterKey: keys.gateMasterKey, crypto: nodeCrypto });
+    const central = await openCentralStore(path, { create: true });
+    const store = central.events;
+    const auth = new GateAuthenticator({ gates: central.identities, masterKey: keys.gateMasterKey, crypto: nodeCrypto });
     const topics = new Topics('subline');
     const topic = topics.gate('ingest-gate', 'events');
     const ackTopic = topics.gate('ingest-gate', 'ack');
-    const { keyId } = new GateRegistry(db).register({ gate: 'ingest-gate', site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' }, 1);
+    const { keyId } = await central.identities.register({ gate: 'ingest-gate', site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' }, 1);
     // What the gate sends: the batch MACed with its key for its topic (sealed outside the timed loop).
     const wire = verified ? batches.map((x) => sealMaced(EventBatch, x, topic, auth.keyFor('ingest-gate', keyId), keyId, nodeCrypto)) : [];
     t0 = performance.now();
     if (verified) {
       // The central's path per batch: identity lookup, MAC check, decode, chain check and insert, MACed ack.
       for (const bytes of wire) {
-        const r = auth.open('ingest-gate', topic, EventBatch, bytes);
+        const r = await auth.open('ingest-gate', topic, EventBatch, bytes);
         if (!r.ok) throw new Error(`bench: batch refused (${r.cause})`);
-        const res = store.ingest(r.value);
-        if (res.ack === null || auth.seal('ingest-gate', ackTopic, EventAck, { gate: 'ingest-gate', epoch: res.ack.epoch, seq: res.ack.seq, chain: res.ack.chain }) === null) throw new Error('bench: no ack');
+        const res = await store.ingest(r.value);
+        if (res.ack === null || (await auth.seal('ingest-gate', ackTopic, EventAck, { gate: 'ingest-gate', epoch: res.ack.epoch, seq: res.ack.seq, chain: res.ack.chain })) === null) throw new Error('bench: no ack');
       }
-    } else for (const x of batches) store.ingest(x);
+    } else for (const x of batches) await store.ingest(x);
     const ms = performance.now() - t0;
-    if (store.count('ingest-gate') !== batches.length * 256) throw new Error('bench: not every event stored');
-    store.close();
-    db.close();
+    if ((await store.count('ingest-gate')) !== batches.length * 256) throw new Error('bench: not every event stored');
+    await central.close();
     report.add({
-      metric: 'central_ingest_events_per_s', value: Math.round((batches.length * 256 * 1000) / ms), unit: 'events/s', engine: 'node', entries: 0, events: batches.length * 256, verified,
+      metric: 'central_ingest_events_per_s', value: Math.round((batches.length * 256 * 1000) / ms), unit: 'events/s', engine: 'node', entries: 0, events: batches.length * 256, store: 'sqlite', verified,
       note: verified
         ? 'MACed 256-record batches: gate identity looked up, HMAC-SHA256 checked, decoded, chain verified, exactly-once insert into SQLite (WAL, synchronous=FULL), ack MACed'
         : 'EventStore.ingest of 256-record batches (chain verified, exactly-once insert) into SQLite, WAL, synchronous=FULL, one file; no MAC',

@@ -333,8 +333,11 @@ export class EventStore {
     const { gate, epoch, first, count } = b;
     const last = first + count - 1;
     // The head row is the lock of (gate, epoch) on PostgreSQL: made if missing, then held to the commit.
-    if (this.#bulk) await this.db.run('INSERT INTO event_heads (gate, epoch, contiguous, chain, max_seq) VALUES (?, ?, 0, ?, 0) ON CONFLICT DO NOTHING', [gate, epoch, ZERO_CHAIN]);
-    const head = await this.#readHead(gate, epoch, true);
+    let head = await this.#readHead(gate, epoch, true);
+    if (this.#bulk && head === EMPTY_HEAD) {
+      await this.db.run('INSERT INTO event_heads (gate, epoch, contiguous, chain, max_seq) VALUES (?, ?, 0, ?, 0) ON CONFLICT DO NOTHING', [gate, epoch, ZERO_CHAIN]);
+      head = await this.#readHead(gate, epoch, true);
+    }
     // Every read planIngest may make, done before it runs (it is synchronous); none on the hot path.
     const hot = first === head.contiguous + 1 && head.maxSeq <= head.contiguous && bytesEqual(b.prev, head.chain);
     const near: Near = new Map();
