@@ -18,13 +18,12 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, sta
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { derivePassword, findMosquitto, startEmbeddedBroker, startMosquitto, type SecuredBrokerHandle } from '../host-sim/broker.js';
 import { aclOfData, mosquittoPasswordEntry, readBrokerPasswords, writeBrokerConfig } from '../host-sim/broker-config.js';
 import type { BrokerAcl } from '../host-sim/broker-acl.js';
 import { messageSizeLimit } from '../host-sim/broker-acl.js';
-import { GateRegistry } from '../host-sim/central/gate-registry.js';
+import { openCentralStore, type CentralStore } from '../host-sim/central/store/open-store.js';
 import { CENTRAL_IDENTITY, DeploymentPki, operatorIdentity } from '../host-sim/pki/deployment-pki.js';
 import { Topics } from '../protocol/topics.js';
 import { runCli } from './helpers/cli.js';
@@ -58,21 +57,31 @@ const temp = (p: string) => {
   return d;
 };
 
+/** The central's database of a data directory (created the first time), as `subline provision` opens it. */
+const openData = (data: string): Promise<CentralStore> => openCentralStore(join(data, 'central.db'), { create: true });
+
+/** Registers a gate in the data directory's database (what `subline provision` does to it). */
+async function provision(data: string, gate: string, list = 'main'): Promise<void> {
+  const store = await openData(data);
+  try {
+    await store.identities.register({ gate, site: 'sz', list, line: 'first', direction: 'in', lane: 'person' }, 1);
+  } finally {
+    await store.close();
+  }
+}
+
 // One deployment for both brokers: gates g-a and g-c on list main, g-b on goods.
 let deployment: Promise<Deployment> | null = null;
 function deploy(): Promise<Deployment> {
   deployment ??= (async () => {
     const data = temp('subline-broker-data-');
     const pki = await DeploymentPki.create(join(data, 'pki'));
-    const db = new Database(join(data, 'central.db'));
-    const reg = new GateRegistry(db);
     const gates = {} as Record<'g-a' | 'g-b' | 'g-c', Creds>;
     for (const [id, list] of [['g-a', 'main'], ['g-b', 'goods'], ['g-c', 'main']] as const) {
-      reg.register({ gate: id, site: 'sz', list, line: 'first', direction: 'in', lane: 'person' }, 1);
+      await provision(data, id, list);
       const c = await pki.issueGate(id);
       gates[id] = { id, cert: pem(c.certDer, 'CERTIFICATE'), key: pem(c.keyDer, 'PRIVATE KEY') };
     }
-    db.close();
     const op = await pki.issueOperator('alice');
     const old = await pki.issueOperator('old', { notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) });
     const other = await DeploymentPki.create(temp('subline-broker-other-'));
@@ -428,9 +437,7 @@ for (const kind of ['mosquitto', 'aedes'] as const) {
     const url = b.handle.tlsUrl as string;
     // A gate of its own per broker (the deployment is shared): provisioned, then revoked.
     const id = `r-${kind}`;
-    const db = new Database(join(d.data, 'central.db'));
-    new GateRegistry(db).register({ gate: id, site: 'sz', list: 'main', line: 'first', direction: 'in', lane: 'person' }, 1);
-    db.close();
+    await provision(d.data, id);
     const issued = await d.pki.issueGate(id);
     const gr = { id, cert: pem(issued.certDer, 'CERTIFICATE'), key: pem(issued.keyDer, 'PRIVATE KEY') };
     await b.refresh();
@@ -448,15 +455,17 @@ for (const kind of ['mosquitto', 'aedes'] as const) {
       await refusedConnect(url, tlsOptions(d, d.operator, { clientId: 'g-b' }), "an operator with g-b's client id");
       assert.ok(gb.client.connected, 'g-b is still connected');
       // A gate decommissioned and revoked while connected is cut off at reload.
-      const db = new Database(join(d.data, 'central.db'));
-      const reg = new GateRegistry(db);
-      reg.register({ gate: 'g-live', site: 'sz', list: 'main', line: 'first', direction: 'in', lane: 'person' }, 1);
+      await provision(d.data, 'g-live');
       const c = await d.pki.issueGate('g-live');
       await b.refresh();
       const live = await connectMqtt(url, tlsOptions(d, { id: 'g-live', cert: pem(c.certDer, 'CERTIFICATE'), key: pem(c.keyDer, 'PRIVATE KEY') }));
       const closed = new Promise<void>((r) => live.once('close', () => r()));
-      reg.decommission('g-live', 2);
-      db.close();
+      const store = await openData(d.data);
+      try {
+        assert.ok(await store.identities.decommission('g-live', 2));
+      } finally {
+        await store.close();
+      }
       await d.pki.revoke('g-live');
       await b.refresh();
       await closed;
@@ -519,9 +528,7 @@ c('writes a complete configuration; keys and passwords 0600; re-running keeps pa
   assert.ok(pw.has(CENTRAL_IDENTITY) && pw.has(operatorIdentity('alice')));
 
   // Again after provisioning a gate: same passwords, the new gate in the ACL.
-  const db = new Database(join(d.data, 'central.db'));
-  new GateRegistry(db).register({ gate: 'g-new', site: 'sz', list: 'main', line: 'first', direction: 'in', lane: 'person' }, 1);
-  db.close();
+  await provision(d.data, 'g-new');
   const again = await runCli(['broker', 'config', '--data', d.data, '--out', out, '--topic-root', ROOT]);
   assert.is(again.code, 0, again.stderr);
   assert.match(again.stdout, /wrote .*mosquitto\.conf/);
@@ -566,7 +573,7 @@ c('bad input exits 2; a data directory without database or PKI exits 3; --help e
     assert.match(r.stderr, re);
   }
   const noPki = temp('subline-broker-nopki-');
-  new Database(join(noPki, 'central.db')).close();
+  await (await openData(noPki)).close(); // a central's database, no PKI
   const r = await runCli(['broker', 'config', '--data', noPki, '--out', join(noPki, 'o')]);
   assert.is(r.code, 3);
   assert.match(r.stderr, /no deployment PKI/);

@@ -6,7 +6,6 @@
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -17,14 +16,26 @@ import { openMaced } from '../protocol/mac-envelope.js';
 import { supersedes } from '../host-sim/central/central.js';
 import { GateAuthenticator } from '../host-sim/central/gate-authenticator.js';
 import { deriveGateKey } from '../host-sim/central/gate-keys.js';
-import { GateRegistry, GateRegistryError } from '../host-sim/central/gate-registry.js';
+import { GateRegistryError } from '../host-sim/central/gate-registry.js';
 import { GATE_CAPACITY, OTHER_GATES, RefusalLog } from '../host-sim/central/refusal-log.js';
 import { SyncBudget } from '../host-sim/central/sync-budget.js';
+import { openCentralStore } from '../host-sim/central/store/open-store.js';
 import { nodeCrypto } from '../host-sim/node-crypto.js';
 
 const MASTER = new Uint8Array(32).map((_, i) => i * 7 + 1);
 const te = new TextEncoder();
 const G = { site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' } as const;
+
+/** assert.throws for a promise: it rejects, and the error satisfies `check`. */
+async function rejects(p: Promise<unknown>, check: (e: unknown) => boolean): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(check(e), `rejected with an unexpected error: ${e instanceof Error ? e.message : String(e)}`);
+    return;
+  }
+  assert.unreachable('resolved; expected a rejection');
+}
 
 const t = suite('central: gate identity and authentication');
 
@@ -45,51 +56,51 @@ t('gate keys: HKDF-SHA256(master, "subline-gate-key-v1", gate ‖ 0 ‖ kid), eq
   assert.throws(() => deriveGateKey(MASTER, 'g', 0x10000), /out of range/);
 });
 
-t('registry: register, re-provision bumps the key id, decommission ends the identity for good', () => {
-  const db = new Database(':memory:');
-  const reg = new GateRegistry(db);
-  assert.is(reg.authState('g1'), null);
-  const a = reg.register({ gate: 'g1', ...G }, 100);
+t('registry: register, re-provision bumps the key id, decommission ends the identity for good', async () => {
+  const store = await openCentralStore(':memory:', { create: true });
+  const reg = store.identities;
+  assert.is(await reg.authState('g1'), null);
+  const a = await reg.register({ gate: 'g1', ...G }, 100);
   assert.equal([a.state, a.keyId, a.provisionedAt, a.decommissionedAt], ['active', 1, 100, null]);
-  const b = reg.register({ gate: 'g1', ...G, site: 'huanggang' }, 200);
+  const b = await reg.register({ gate: 'g1', ...G, site: 'huanggang' }, 200);
   assert.equal([b.keyId, b.site, b.provisionedAt], [2, 'huanggang', 200]);
-  assert.equal(reg.authState('g1'), { state: 'active', keyId: 2 });
-  assert.ok(reg.decommission('g1', 300));
-  assert.not.ok(reg.decommission('g1', 301), 'only once');
-  assert.not.ok(reg.decommission('nope', 301));
-  assert.equal(reg.authState('g1'), { state: 'decommissioned', keyId: 2 });
-  assert.throws(() => reg.register({ gate: 'g1', ...G }, 400), (e: unknown) => e instanceof GateRegistryError && /identity has ended/.test(e.message));
-  assert.is(reg.get('g1')?.decommissionedAt, 300);
-  db.close();
+  assert.equal(await reg.authState('g1'), { state: 'active', keyId: 2 });
+  assert.ok(await reg.decommission('g1', 300));
+  assert.not.ok(await reg.decommission('g1', 301), 'only once');
+  assert.not.ok(await reg.decommission('nope', 301));
+  assert.equal(await reg.authState('g1'), { state: 'decommissioned', keyId: 2 });
+  await rejects(reg.register({ gate: 'g1', ...G }, 400), (e: unknown) => e instanceof GateRegistryError && /identity has ended/.test(e.message));
+  assert.is((await reg.get('g1'))?.decommissionedAt, 300);
+  await store.close();
 });
 
-t('authenticator: only the active gate, with its current key id, on its own topic', () => {
-  const db = new Database(':memory:');
-  const reg = new GateRegistry(db);
+t('authenticator: only the active gate, with its current key id, on its own topic', async () => {
+  const store = await openCentralStore(':memory:', { create: true });
+  const reg = store.identities;
   const auth = new GateAuthenticator({ gates: reg, masterKey: MASTER, crypto: nodeCrypto });
   const topic = 'subline/v1/gates/g1/sync';
   const q = { gate: 'g1', list: 'main', epoch: 1, want: 'deltas' as const, version: 3, from: 4, count: 2 };
   const seal = (kid: number, key = deriveGateKey(MASTER, 'g1', kid), on = topic) => sealMaced(SyncRequest, q, on, key, kid, nodeCrypto);
-  const cause = (bytes: Uint8Array, on = topic) => {
-    const r = auth.open('g1', on, SyncRequest, bytes);
+  const cause = async (bytes: Uint8Array, on = topic) => {
+    const r = await auth.open('g1', on, SyncRequest, bytes);
     return r.ok ? 'ok' : r.cause;
   };
-  assert.is(cause(seal(1)), 'unknown_gate', 'not provisioned: refused before any MAC is computed');
-  reg.register({ gate: 'g1', ...G }, 1);
-  const r = auth.open('g1', topic, SyncRequest, seal(1));
+  assert.is(await cause(seal(1)), 'unknown_gate', 'not provisioned: refused before any MAC is computed');
+  await reg.register({ gate: 'g1', ...G }, 1);
+  const r = await auth.open('g1', topic, SyncRequest, seal(1));
   assert.ok(r.ok && r.value.version === 3);
-  assert.is(cause(seal(1, new Uint8Array(32))), 'bad_mac', 'another key');
-  assert.is(cause(seal(1, undefined, 'subline/v1/gates/g1/events')), 'bad_mac', "another topic's MAC");
-  assert.is(cause(seal(1), 'subline/v1/gates/g2/sync'), 'bad_mac', 'replayed on another gate (g2 unknown is checked first in practice)');
-  reg.register({ gate: 'g1', ...G }, 2); // re-provisioned: key id 2
-  assert.is(cause(seal(1)), 'stale_key', 'the old record stops working');
-  assert.is(cause(seal(2)), 'ok');
-  const ack = auth.seal('g1', 'subline/v1/gates/g1/ack', EventAck, { gate: 'g1', epoch: 1, seq: 9, chain: new Uint8Array(32) });
+  assert.is(await cause(seal(1, new Uint8Array(32))), 'bad_mac', 'another key');
+  assert.is(await cause(seal(1, undefined, 'subline/v1/gates/g1/events')), 'bad_mac', "another topic's MAC");
+  assert.is(await cause(seal(1), 'subline/v1/gates/g2/sync'), 'bad_mac', 'replayed on another gate (g2 unknown is checked first in practice)');
+  await reg.register({ gate: 'g1', ...G }, 2); // re-provisioned: key id 2
+  assert.is(await cause(seal(1)), 'stale_key', 'the old record stops working');
+  assert.is(await cause(seal(2)), 'ok');
+  const ack = await auth.seal('g1', 'subline/v1/gates/g1/ack', EventAck, { gate: 'g1', epoch: 1, seq: 9, chain: new Uint8Array(32) });
   assert.ok(ack !== null && openMaced(EventAck, ack, 'subline/v1/gates/g1/ack', (kid) => (kid === 2 ? deriveGateKey(MASTER, 'g1', 2) : null), nodeCrypto).ok, 'acks are MACed with the gate key');
-  reg.decommission('g1', 3);
-  assert.is(cause(seal(2)), 'decommissioned', 'refused at once');
-  assert.is(auth.seal('g1', 'subline/v1/gates/g1/ack', EventAck, { gate: 'g1', epoch: 1, seq: 9, chain: new Uint8Array(32) }), null, 'nothing is sent to a decommissioned gate');
-  db.close();
+  await reg.decommission('g1', 3);
+  assert.is(await cause(seal(2)), 'decommissioned', 'refused at once');
+  assert.is(await auth.seal('g1', 'subline/v1/gates/g1/ack', EventAck, { gate: 'g1', epoch: 1, seq: 9, chain: new Uint8Array(32) }), null, 'nothing is sent to a decommissioned gate');
+  await store.close();
 });
 
 t('presence order: (journal, boot, conn); for one connection the will beats its birth, never the reverse', () => {
@@ -132,8 +143,9 @@ t('sync budget: requests and bytes per gate per window, then a new window', () =
   assert.throws(() => new SyncBudget({ requests: 0 }), /positive/);
 });
 
-t('refusal log: per gate and cause, logged once a minute, persisted additively, bounded', () => {
-  const db = new Database(':memory:');
+t('refusal log: per gate and cause, logged once a minute, persisted additively, bounded', async () => {
+  const store = await openCentralStore(':memory:', { create: true });
+  const db = store.db;
   let now = 1000;
   const lines: string[] = [];
   const log = new RefusalLog({ db, clock: () => now, log: (l) => lines.push(l) });
@@ -144,17 +156,19 @@ t('refusal log: per gate and cause, logged once a minute, persisted additively, 
   log.count('g1', 'events.bad_mac');
   assert.is(lines.length, 3);
   assert.match(lines[2] as string, /refused from g1: events\.bad_mac; 51 so far/);
-  log.flush();
+  await log.flush();
   log.count('g1', 'events.bad_mac');
-  log.flush();
-  const rows = RefusalLog.read(db);
+  await log.flush();
+  const rows = await RefusalLog.read(db);
   assert.equal(rows.map((r) => [r.gate, r.cause, r.count]), [['g1', 'events.bad_mac', 52], ['g1', 'status.bad_mac', 1]]);
   assert.equal(log.forGate('g1'), { 'events.bad_mac': 52, 'status.bad_mac': 1 });
   const mem = new RefusalLog({ clock: () => now });
   for (let i = 0; i < GATE_CAPACITY + 10; i++) mem.count(`id-${i}`, 'events.unknown_gate');
   assert.is(mem.forGate(OTHER_GATES)['events.unknown_gate'], 10, 'ids beyond the capacity are counted together');
-  assert.equal(RefusalLog.read(new Database(':memory:')), [], 'no table yet: nothing');
-  db.close();
+  const empty = await openCentralStore(':memory:', { create: true });
+  assert.equal(await RefusalLog.read(empty.db), [], 'nothing refused yet: nothing');
+  await empty.close();
+  await store.close();
 });
 
 t('a will is MACed like a birth: the central opens both with the same key', () => {

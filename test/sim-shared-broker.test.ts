@@ -50,7 +50,7 @@ t.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'subline-sim-shared-'));
   // A lab broker (plain mqtt://, no auth) and a real central on it, under the default root.
   broker = await startEmbeddedBroker({ port: 0 });
-  central = new Central({ db: join(dir, 'real.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600 });
+  central = await Central.open({ db: join(dir, 'real.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600 });
   await central.start();
   // Its head is published once connected: retained on the broker from then on.
   for (let i = 0; i < 50 && (await retainedHead(broker.url, 'subline')) === null; i++) await new Promise((r) => setTimeout(r, 100));
@@ -70,7 +70,7 @@ t("--topic-root subline where the real central's head is retained: refused (exit
   assert.not.match(r.out, /summary:/);
   const after = await retainedHead(broker.url, 'subline');
   assert.equal(after, before, 'the retained head is the same message');
-  assert.is(central.events.count(), 0);
+  assert.is(await central.events.count(), 0);
   assert.equal(central.refusals.all(), [], 'no unknown gate at the real central');
 });
 
@@ -86,7 +86,7 @@ t('the default on a plain broker: a topic root of its own (printed); the real ro
   assert.ok(rep.eventsJournaled > 0 && rep.exactlyOnce, r.out);
   assert.is(await retainedHead(broker.url, root), null, 'the run leaves no retained head under its own root (its key was for this run only)');
   assert.equal(await retainedHead(broker.url, 'subline'), before, 'the real head is untouched');
-  assert.is(central.events.count(), 0, 'no event of the simulator at the real central');
+  assert.is(await central.events.count(), 0, 'no event of the simulator at the real central');
   assert.equal(central.refusals.all(), [], 'no unknown gate at the real central');
   assert.is(central.stats.received.events ?? 0, 0);
   assert.is(central.stats.received.status ?? 0, 0);
@@ -97,7 +97,7 @@ t('--topic-root chosen: the run leaves no retained head of its own behind, so th
     const r = await runSubline(['sim', '--broker', broker.url, '--topic-root', 'lab/sim', '--gates', '2', '--duration', '3', '--no-view']);
     assert.is(r.code, 0, `run ${run}: ${r.err}${r.out}`);
   }
-  assert.is(central.events.count(), 0);
+  assert.is(await central.events.count(), 0);
 });
 
 t('--topic-root checks its value (exit 2)', async () => {

@@ -23,14 +23,14 @@ const te = new TextEncoder();
 const everywhere = { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person', 'vehicle', 'goods'] } as const;
 const card = (i: number) => te.encode(`card-${i}`);
 
-function populate(c: Central, people: number): void {
-  c.registry.bulk((r) => {
-    const inst = r.addInstitution({ name: 'Quantum Science Centre' });
-    r.grant('institution', inst, everywhere);
+async function populate(c: Central, people: number): Promise<void> {
+  await c.registry.bulk(async (r) => {
+    const inst = await r.addInstitution({ name: 'Quantum Science Centre' });
+    await r.grant('institution', inst, everywhere);
     for (let i = 0; i < people; i++) {
       const id = `p-${i}`;
-      r.addSubject({ id, kind: 'person', institution: inst, name: `Person ${i}` });
-      r.addCredential({ subject: id, kind: 'card', rawId: card(i) });
+      await r.addSubject({ id, kind: 'person', institution: inst, name: `Person ${i}` });
+      await r.addCredential({ subject: id, kind: 'card', rawId: card(i) });
     }
   });
 }
@@ -53,12 +53,15 @@ async function scenario(kind: BrokerKind): Promise<void> {
   try {
     await f.startBroker();
     const c = await f.startCentral();
-    populate(c, 60);
+    await populate(c, 60);
     const central = () => f.central;
     c.publishHead();
     const gates = await Promise.all(['fl-in-t01', 'fl-out-t02', 'sl-in-t03'].map((id, n) => f.startGate(id, n === 2 ? { line: 'second' } : {})));
     const latest = () => c.registry.version();
-    const converged = () => gates.every((g) => g.gate.store.version === latest());
+    const converged = async () => {
+      const v = await latest();
+      return gates.every((g) => g.gate.store.version === v);
+    };
     await waitFor('first image on every gate', converged);
     for (const g of gates) assert.is(reasonFor(central, g, 3), Reason.granted);
 
@@ -71,13 +74,13 @@ async function scenario(kind: BrokerKind): Promise<void> {
     await waitFor('all events acknowledged after the broker restart', () => gates.every((g) => g.gate.journal.acked === g.gate.journal.lastSeq), 20000);
 
     // A revocation reaches every gate.
-    c.registry.revokeCredential({ kind: 'card', rawId: card(5) });
+    await c.registry.revokeCredential({ kind: 'card', rawId: card(5) });
     await waitFor('revocation on every gate', () => gates.every((g) => reasonFor(central, g, 5) === Reason.revoked));
 
     // A gate cut off (power cut) while deltas are published catches up from its flash.
     const flash = f.cutGate('fl-out-t02');
-    for (const i of [6, 7, 8]) c.registry.revokeCredential({ kind: 'card', rawId: card(i) });
-    c.registry.suspend('subject', 'p-9');
+    for (const i of [6, 7, 8]) await c.registry.revokeCredential({ kind: 'card', rawId: card(i) });
+    await c.registry.suspend('subject', 'p-9');
     const back = await f.startGate('fl-out-t02', {}, flash);
     gates[1] = back;
     await waitFor('the cut-off gate catches up', converged);
@@ -86,18 +89,18 @@ async function scenario(kind: BrokerKind): Promise<void> {
 
     // Duplicate and reordered deliveries of deltas: re-published (with the central's identity).
     const topics = new Topics('subline');
-    const v = latest();
-    const d1 = c.registry.delta('main', v - 1)!;
-    const d2 = c.registry.delta('main', v)!;
+    const v = await latest();
+    const d1 = (await c.registry.delta('main', v - 1))!;
+    const d2 = (await c.registry.delta('main', v))!;
     const client = await mqtt.connectAsync(f.broker.url, f.centralClientOptions()); // the central's identity: on a secured broker nobody else may publish deltas
     for (const env of [d2.envelope, d1.envelope, d2.envelope, d1.envelope]) await client.publishAsync(topics.list('main', 'delta'), Buffer.from(env), { qos: 1 });
     await client.endAsync();
     await new Promise((r) => setTimeout(r, 300));
-    assert.ok(converged(), 'duplicates and reordering change nothing');
+    assert.ok(await converged(), 'duplicates and reordering change nothing');
 
     // The broker restarts in the middle of an image pull.
     const fresh = await f.startGate('fl-in-t04');
-    await waitFor('pull started', () => fresh.gate.sync.pulling || fresh.gate.store.version === latest(), 5000);
+    await waitFor('pull started', async () => fresh.gate.sync.pulling || fresh.gate.store.version === (await latest()), 5000);
     await f.broker.close();
     await new Promise((r) => setTimeout(r, 200));
     await f.startBroker();
@@ -113,12 +116,15 @@ async function scenario(kind: BrokerKind): Promise<void> {
     // The central restarts; more changes and taps follow.
     await c.close();
     const c2 = await f.startCentral();
-    c2.registry.revokeCredential({ kind: 'card', rawId: card(11) });
+    await c2.registry.revokeCredential({ kind: 'card', rawId: card(11) });
     for (const g of gates) for (let i = 0; i < 5; i++) tap(g, 20 + i);
-    await waitFor('every gate on the latest version after the central restart', () => gates.every((g) => g.gate.store.version === c2.registry.version()), 20000);
+    await waitFor('every gate on the latest version after the central restart', async () => {
+      const v = await c2.registry.version();
+      return gates.every((g) => g.gate.store.version === v);
+    }, 20000);
     await waitFor('every event acknowledged', () => gates.every((g) => g.gate.journal.acked === g.gate.journal.lastSeq), 20000);
-    for (const g of gates) assert.ok(assertEventsExactlyOnce(f, g) > 0);
-    assert.is(f.central.events.export('sl-in-t03', 1).length > 0, true, 'the old epoch stays stored');
+    for (const g of gates) assert.ok((await assertEventsExactlyOnce(f, g)) > 0);
+    assert.is((await f.central.events.export('sl-in-t03', 1)).length > 0, true, 'the old epoch stays stored');
     for (const g of gates) assert.is(g.gate.sync.stats.rejected['head_bad_signature'] ?? 0, 0);
   } finally {
     await f.close();

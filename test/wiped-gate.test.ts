@@ -14,7 +14,7 @@ import { toHex } from '../protocol/hex.js';
 import { NorFlash, PowerCutError } from '../host-sim/flash/nor-flash.js';
 import { NodeGate } from '../host-sim/node-gate.js';
 import { nodeCrypto } from '../host-sim/node-crypto.js';
-import { EventStore } from '../host-sim/central/event-store.js';
+import { openCentralStore } from '../host-sim/central/store/open-store.js';
 import { sha256Pair } from '../host-sim/node-crypto.js';
 import { FAST_SYNC, Fleet, waitFor } from './helpers/fleet.js';
 import type { ProvisioningRecord } from '../protocol/provisioning.js';
@@ -205,8 +205,9 @@ function batch(gate: string, epoch: number, first: number, records: Uint8Array[]
   return { gate, epoch, first, count: records.length, prev, chain: c, records: all };
 }
 
-central('the stored record stays, the differing one goes to conflicts once, both are visible', () => {
-  const s = new EventStore(':memory:');
+central('the stored record stays, the differing one goes to conflicts once, both are visible', async () => {
+  const store = await openCentralStore(':memory:', { create: true });
+  const s = store.events;
   const rec = (tag: number, i: number) => {
     const r = new Uint8Array(RECORD_BYTES).fill(i);
     r[0] = tag;
@@ -214,31 +215,32 @@ central('the stored record stays, the differing one goes to conflicts once, both
   };
   const zero = new Uint8Array(32);
   const life1 = [1, 2, 3, 4].map((i) => rec(1, i));
-  assert.is(s.ingest(batch('g1', 7, 1, life1, zero)).stored, 4);
+  assert.is((await s.ingest(batch('g1', 7, 1, life1, zero))).stored, 4);
   // The same key, different bytes: a gate that restarted its journal in the same epoch.
   const life2 = [1, 2, 3, 4, 5, 6].map((i) => rec(2, i));
-  const r = s.ingest(batch('g1', 7, 1, life2, zero));
+  const r = await s.ingest(batch('g1', 7, 1, life2, zero));
   assert.is(r.stored, 0);
   assert.is(r.problem, 'overlap_mismatch');
   assert.is(r.conflicts, 6, 'every record of the refused batch that differs from what is held is kept');
   // Sent again (the gate resends): nothing is counted twice.
-  assert.is(s.ingest(batch('g1', 7, 1, life2, zero)).conflicts, 0);
-  const conflicts = s.conflicts('g1');
+  assert.is((await s.ingest(batch('g1', 7, 1, life2, zero))).conflicts, 0);
+  const conflicts = await s.conflicts('g1');
   assert.is(conflicts.length, 6);
   assert.equal(conflicts.map((c) => c.seq), [1, 2, 3, 4, 5, 6]);
   assert.is(toHex(conflicts[0]!.record), toHex(life2[0]!));
   assert.is(toHex(conflicts[0]!.stored!), toHex(life1[0]!), 'the held record next to it');
   assert.is(conflicts[4]!.stored, null, 'no held record at seq 5');
-  assert.is(s.export('g1', 7).length, 4, 'the held records are untouched');
-  assert.is(toHex(s.export('g1', 7)[0]!.record), toHex(life1[0]!));
+  const held = await s.export('g1', 7);
+  assert.is(held.length, 4, 'the held records are untouched');
+  assert.is(toHex(held[0]!.record), toHex(life1[0]!));
   // A chain break (same records after the held ones, chained from a different prev) is kept too.
   const tail = batch('g1', 7, 5, [rec(3, 5)], new Uint8Array(32).fill(9));
-  const t = s.ingest(tail);
+  const t = await s.ingest(tail);
   assert.is(t.problem, 'chain_break');
   assert.is(t.conflicts, 1);
-  assert.is(s.conflicts('g1').length, 7);
-  assert.is(s.conflictCount(), 7);
-  s.close();
+  assert.is((await s.conflicts('g1')).length, 7);
+  assert.is(await s.conflictCount(), 7);
+  await store.close();
 });
 
 central.run();
@@ -287,13 +289,13 @@ e2e('every record of both lives is at the central exactly once, under distinct e
     for (const [lives, m] of [['A', lifeA], ['B', lifeB]] as const) {
       for (const [key, hex] of m) {
         const [epoch, seq] = key.split('.').map(Number) as [number, number];
-        const rows = c.events.export(p.gate, epoch).filter((r) => r.seq === seq);
+        const rows = (await c.events.export(p.gate, epoch)).filter((r) => r.seq === seq);
         assert.is(rows.length, 1, `life ${lives} ${key} stored once`);
         assert.is(toHex(rows[0]!.record), hex, `life ${lives} ${key} stored as journaled`);
       }
     }
-    assert.is(c.events.count(p.gate), lifeA.size + lifeB.size, 'nothing else stored');
-    assert.is(c.events.conflictCount(p.gate), 0);
+    assert.is(await c.events.count(p.gate), lifeA.size + lifeB.size, 'nothing else stored');
+    assert.is(await c.events.conflictCount(p.gate), 0);
     assert.is(c.stats.ingest.conflicts, 0);
     b.stop();
   } finally {
@@ -321,11 +323,11 @@ e2e('a gate that reuses an (epoch, seq) (no counter: old firmware) is seen: conf
     const b = start();
     assert.is(b.gate.journal.epoch, a.gate.journal.epoch, 'the same epoch: the bug this guards against');
     await tapUntil(b, 10, 'b');
-    await waitFor('conflicts seen', () => c.events.conflictCount(p.gate) > 0, 20000);
+    await waitFor('conflicts seen', async () => (await c.events.conflictCount(p.gate)) > 0, 20000);
     const refused = c.refusals.forGate(p.gate);
     assert.ok((refused['events.conflict'] ?? 0) > 0, JSON.stringify(refused));
     assert.ok(c.stats.ingest.conflicts > 0);
-    assert.is(c.events.export(p.gate, a.gate.journal.epoch)[0]!.record[0] !== undefined, true);
+    assert.is((await c.events.export(p.gate, a.gate.journal.epoch))[0]!.record[0] !== undefined, true);
     b.stop();
   } finally {
     await f.close();

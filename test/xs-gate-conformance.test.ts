@@ -63,14 +63,14 @@ async function world(): Promise<World> {
   const broker = await startEmbeddedBroker({ port: 0 });
   const keys = generateKeys();
   // Every head carries the same issuedAt: both gates then hold the same time floor whatever head they saw last.
-  const central = new Central({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 1024, clock: () => T0 - 30 });
+  const central = await Central.open({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 1024, clock: () => T0 - 30 });
   await central.start();
-  const institution = central.registry.bulk((r) => {
-    const inst = r.addInstitution({ name: 'Quantum Science Centre' });
-    r.grant('institution', inst, { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'] });
+  const institution = await central.registry.bulk(async (r) => {
+    const inst = await r.addInstitution({ name: 'Quantum Science Centre' });
+    await r.grant('institution', inst, { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'] });
     for (let i = 0; i < 30; i++) {
-      r.addSubject({ id: `p-${i}`, kind: 'person', institution: inst, name: `Person ${i}` });
-      r.addCredential({ subject: `p-${i}`, kind: 'card', rawId: card(i) });
+      await r.addSubject({ id: `p-${i}`, kind: 'person', institution: inst, name: `Person ${i}` });
+      await r.addCredential({ subject: `p-${i}`, kind: 'card', rawId: card(i) });
     }
     return inst;
   });
@@ -78,10 +78,11 @@ async function world(): Promise<World> {
   return { dir, institution, broker, port: broker.port, central, keys };
 }
 
-function provisioning(w: World, gate: string): ProvisioningRecord {
+async function provisioning(w: World, gate: string): Promise<ProvisioningRecord> {
+  const { gateKey, gateKeyId } = await w.central.provisionGate({ gate, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' });
   return {
     gate, site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: w.broker.url,
-    trustedKeys: [w.keys.publicKey], deploymentKey: w.keys.deploymentKey, ...w.central.provisionGate({ gate, site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' }), journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0,
+    trustedKeys: [w.keys.publicKey], deploymentKey: w.keys.deploymentKey, gateKey, gateKeyId, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0,
   };
 }
 
@@ -92,11 +93,11 @@ t('one scenario on an XS gate (main.ts) and a Node gate: same decisions, reasons
   let xs: XsGate | null = null;
   let node: LockstepNodeGate | null = null;
   try {
-    const xsRecord = provisioning(w, 'conf-xs');
+    const xsRecord = await provisioning(w, 'conf-xs');
     const newXs = (data?: Uint8Array) =>
       new XsGate({ provisioning: xsRecord, config: { subline: { reader: { kind: 'em4100' }, layout: { credentials: LAYOUT.credentials, journalSectors: LAYOUT.journalSectors ?? 16 } } }, ntpSeconds: T0, partitionBytes: { data: partitionBytes(LAYOUT) }, seed: 3, ...(data !== undefined ? { data } : {}) });
     xs = newXs();
-    node = new LockstepNodeGate(provisioning(w, 'conf-node'));
+    node = new LockstepNodeGate(await provisioning(w, 'conf-node'));
     await xs.start();
 
     let clockSet = false;
@@ -110,9 +111,9 @@ t('one scenario on an XS gate (main.ts) and a Node gate: same decisions, reasons
       }
       await sleep(1);
     };
-    const until = async (what: string, cond: () => boolean, timeoutMs = 20000, stepMs = 20) => {
+    const until = async (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20000, stepMs = 20) => {
       const end = Date.now() + timeoutMs;
-      while (!cond()) {
+      while (!(await cond())) {
         if (Date.now() > end) throw new Error(`timed out waiting for ${what}: xs ${JSON.stringify(xs!.status())} node online ${node!.g.gate.sync.connected} v${node!.g.gate.store.version}`);
         await step(stepMs);
       }
@@ -132,8 +133,8 @@ t('one scenario on an XS gate (main.ts) and a Node gate: same decisions, reasons
       n.vt.set(() => n.g.inputs.set('rotation', true), ROTATION_DEBOUNCE_MS);
       n.vt.set(() => n.g.inputs.set('rotation', false), hold + ROTATION_DEBOUNCE_MS);
     };
-    const synced = () => {
-      const v = w.central.registry.version();
+    const synced = async () => {
+      const v = await w.central.registry.version();
       return xs!.status().online && xs!.status().version === v && node!.g.gate.sync.connected && node!.g.gate.store.version === v;
     };
     const drained = () => {
@@ -143,7 +144,7 @@ t('one scenario on an XS gate (main.ts) and a Node gate: same decisions, reasons
     };
 
     // 1. Boot: both come online, pull the image, get the time.
-    await until('both gates online with the whitelist and a trusted clock', () => synced() && clockSet && xs!.status().clockTrusted);
+    await until('both gates online with the whitelist and a trusted clock', async () => (await synced()) && clockSet && xs!.status().clockTrusted);
     assert.equal(xs.status().faults, []);
     assert.ok(xs.lines.some((l) => /^subline: subline-gate .* gate conf-xs \(first line, in, person\) boot 1/.test(l)), xs.lines.join('\n'));
 
@@ -165,10 +166,10 @@ t('one scenario on an XS gate (main.ts) and a Node gate: same decisions, reasons
     assert.is(xs.status().granted, node.g.gate.controller.stats.granted);
 
     // 3. A whitelist update: a revocation and a new card.
-    w.central.registry.revokeCredential({ kind: 'card', rawId: card(4) });
-    w.central.registry.bulk((r) => {
-      r.addSubject({ id: 'p-40', kind: 'person', institution: w.institution, name: 'Person 40' });
-      r.addCredential({ subject: 'p-40', kind: 'card', rawId: card(40) });
+    await w.central.registry.revokeCredential({ kind: 'card', rawId: card(4) });
+    await w.central.registry.bulk(async (r) => {
+      await r.addSubject({ id: 'p-40', kind: 'person', institution: w.institution, name: 'Person 40' });
+      await r.addCredential({ subject: 'p-40', kind: 'card', rawId: card(40) });
     });
     await until('the update on both gates', synced);
     tap(4);
@@ -207,12 +208,12 @@ t('one scenario on an XS gate (main.ts) and a Node gate: same decisions, reasons
     node.g.stop();
     const nodeFlash = node.g.flash;
     xs = newXs(data);
-    node = new LockstepNodeGate(provisioning(w, 'conf-node'), nodeFlash);
+    node = new LockstepNodeGate(await provisioning(w, 'conf-node'), nodeFlash);
     clockSet = false;
     const boot = await xs.start();
     assert.is(boot.boot, 2, 'boot counter from flash');
     assert.is(boot.journal.lastSeq, beforeCut + 1, 'the journal survived; the boot is journaled');
-    await until('both online again after the power cut', () => synced() && clockSet);
+    await until('both online again after the power cut', async () => (await synced()) && clockSet);
     tap(6);
     pulse();
     await run(200);
@@ -224,8 +225,8 @@ t('one scenario on an XS gate (main.ts) and a Node gate: same decisions, reasons
     sameDecisions('after the power cut');
     const xsStatus = xs.status();
     // ...and the same journal, record for record, at the central.
-    const xsRows = w.central.events.export('conf-xs', 1);
-    const nodeRows = w.central.events.export('conf-node', 1);
+    const xsRows = await w.central.events.export('conf-xs', 1);
+    const nodeRows = await w.central.events.export('conf-node', 1);
     assert.is(xsRows.length, xsStatus.journal.lastSeq, 'the central holds every XS record once');
     assert.is(nodeRows.length, xsRows.length, 'both journals have the same length');
     const describe = (rec: Uint8Array) => `${eventTypeName((rec[12] ?? 0) & 0x1f)}/${REASON_NAMES[rec[13] ?? 0] ?? rec[13]}`;

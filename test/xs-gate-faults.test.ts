@@ -26,14 +26,19 @@ const keys = generateKeys();
 const SMALL = { subline: { layout: { credentials: 4000, journalSectors: 16 } } };
 const card = (i: number) => Uint8Array.of(0x4e, 0x02, 0x00, (i >> 8) & 0xff, i & 0xff);
 
-/** A record; with a central, the gate is registered there (as `subline provision` does) and gets its key. */
-function record(over: Partial<ProvisioningRecord> = {}, central?: Central): ProvisioningRecord {
+/** A record, with a key no central knows (the gate is not registered anywhere). */
+function record(over: Partial<ProvisioningRecord> = {}, id: { readonly gateKey: Uint8Array; readonly gateKeyId: number } = { gateKey: new Uint8Array(32).fill(7), gateKeyId: 1 }): ProvisioningRecord {
   const base = { gate: 'bad-input', site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', ...over } as const;
-  const id = central?.provisionGate({ gate: base.gate, site: base.site, list: base.list, line: base.line, direction: base.direction, lane: base.lane }) ?? { gateKey: new Uint8Array(32).fill(7), gateKeyId: 1 };
   return {
     ...base, topicRoot: 'subline', broker: 'mqtt://127.0.0.1:1',
     trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId, journalEpoch: 1, policy: DEFAULT_POLICY.first, passbackSeconds: 0, ...over,
   };
+}
+
+/** A record of a gate registered at the central (as `subline provision` does), with its key. */
+async function registered(central: Central, over: Partial<ProvisioningRecord> = {}): Promise<ProvisioningRecord> {
+  const base = { gate: 'bad-input', site: 'futian', line: 'first', direction: 'in', lane: 'person', list: 'main', ...over } as const;
+  return record(over, await central.provisionGate({ gate: base.gate, site: base.site, list: base.list, line: base.line, direction: base.direction, lane: base.lane }));
 }
 
 /** An XS gate without network (nothing to connect to). */
@@ -151,22 +156,22 @@ interface World {
 async function world(): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'subline-xs-faults-'));
   const broker = await startEmbeddedBroker({ port: 0 });
-  const central = new Central({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 1024 });
+  const central = await Central.open({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 1024 });
   await central.start();
-  central.registry.bulk((r) => {
-    const inst = r.addInstitution({ name: 'Materials Lab' });
-    r.grant('institution', inst, { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'] });
+  await central.registry.bulk(async (r) => {
+    const inst = await r.addInstitution({ name: 'Materials Lab' });
+    await r.grant('institution', inst, { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'] });
     for (let i = 0; i < 10; i++) {
-      r.addSubject({ id: `p-${i}`, kind: 'person', institution: inst, name: `Person ${i}` });
-      r.addCredential({ subject: `p-${i}`, kind: 'card', rawId: card(i) });
+      await r.addSubject({ id: `p-${i}`, kind: 'person', institution: inst, name: `Person ${i}` });
+      await r.addCredential({ subject: `p-${i}`, kind: 'card', rawId: card(i) });
     }
   });
   central.publishHead();
   return { dir, broker, central };
 }
 
-function records(w: World, gate: string): string[] {
-  return w.central.events.export(gate, 1).map((r) => {
+async function records(w: World, gate: string): Promise<string[]> {
+  return (await w.central.events.export(gate, 1)).map((r) => {
     const type = eventTypeName((r.record[12] ?? 0) & 0x1f);
     const reason = r.record[13] ?? 0;
     return type === 'alarm' ? `alarm/${Object.entries(AlarmCode).find(([, v]) => v === reason)?.[0] ?? reason}` : type === 'decision_granted' || type === 'decision_denied' ? `${type}/${REASON_NAMES[reason] ?? reason}` : type;
@@ -179,16 +184,16 @@ lane('relay driver fault: alarm, then the first line fails open and the second c
   const w = await world();
   const gates: XsGate[] = [];
   try {
-    const mk = (gate: string, line: 'first' | 'second') => {
-      const g = new XsGate({ provisioning: record({ gate, line, policy: DEFAULT_POLICY[line], broker: w.broker.url }, w.central), config: { ...SMALL, subline: { ...SMALL.subline, reader: { kind: 'em4100' } } }, partitionBytes: { data: 2 * 1024 * 1024 } });
+    const mk = async (gate: string, line: 'first' | 'second') => {
+      const g = new XsGate({ provisioning: await registered(w.central, { gate, line, policy: DEFAULT_POLICY[line], broker: w.broker.url }), config: { ...SMALL, subline: { ...SMALL.subline, reader: { kind: 'em4100' } } }, partitionBytes: { data: 2 * 1024 * 1024 } });
       gates.push(g);
       return g;
     };
-    const first = mk('relay-l1', 'first');
-    const second = mk('relay-l2', 'second');
-    const stuck = mk('stuck-l1', 'first');
+    const first = await mk('relay-l1', 'first');
+    const second = await mk('relay-l2', 'second');
+    const stuck = await mk('stuck-l1', 'first');
     await Promise.all(gates.map((g) => g.start()));
-    const v = w.central.registry.version();
+    const v = await w.central.registry.version();
     await Promise.all(gates.map((g) => g.runUntil('online with the whitelist', (s) => s.online && s.version === v && s.clockTrusted)));
 
     for (const g of [first, second]) {
@@ -220,10 +225,10 @@ lane('relay driver fault: alarm, then the first line fails open and the second c
 
     await Promise.all(gates.map((g) => g.runUntil('every event acknowledged', (s) => s.online && s.journal.acked === s.journal.lastSeq, { timeoutMs: 20000 })));
     for (const g of gates) assert.equal(g.status().faults, [], g.id);
-    assert.equal(records(w, 'relay-l1'), ['boot', 'decision_granted/granted', 'alarm/relay_fault', 'passage_not_taken', 'decision_granted/granted', 'passage_not_taken']);
-    assert.equal(records(w, 'relay-l2'), ['boot', 'decision_granted/granted', 'alarm/relay_fault', 'passage_not_taken', 'decision_denied/lane_fault']);
+    assert.equal(await records(w, 'relay-l1'), ['boot', 'decision_granted/granted', 'alarm/relay_fault', 'passage_not_taken', 'decision_granted/granted', 'passage_not_taken']);
+    assert.equal(await records(w, 'relay-l2'), ['boot', 'decision_granted/granted', 'alarm/relay_fault', 'passage_not_taken', 'decision_denied/lane_fault']);
     // The stuck sensor raises rotation_sensor_fault after sensorStuckMs; the first line keeps granting (fails open).
-    assert.equal(records(w, 'stuck-l1'), ['boot', 'forced_passage', 'decision_granted/granted', 'alarm/rotation_sensor_fault', 'passage_not_taken', 'decision_granted/granted', 'passage_not_taken']);
+    assert.equal(await records(w, 'stuck-l1'), ['boot', 'forced_passage', 'decision_granted/granted', 'alarm/rotation_sensor_fault', 'passage_not_taken', 'decision_granted/granted', 'passage_not_taken']);
   } finally {
     for (const g of gates) await g.close();
     await w.central.close();
@@ -236,9 +241,9 @@ lane('a power cut in the middle of a journal write: no relay, the device stops; 
   const w = await world();
   let g: XsGate | null = null;
   try {
-    g = new XsGate({ provisioning: record({ gate: 'torn', broker: w.broker.url }, w.central), config: { ...SMALL, subline: { ...SMALL.subline, reader: { kind: 'em4100' } } }, partitionBytes: { data: 2 * 1024 * 1024 } });
+    g = new XsGate({ provisioning: await registered(w.central, { gate: 'torn', broker: w.broker.url }), config: { ...SMALL, subline: { ...SMALL.subline, reader: { kind: 'em4100' } } }, partitionBytes: { data: 2 * 1024 * 1024 } });
     await g.start();
-    const v = w.central.registry.version();
+    const v = await w.central.registry.version();
     await g.runUntil('online with the whitelist', (s) => s.online && s.version === v && s.clockTrusted);
     g.tap(card(1));
     g.pulse('rotation');
@@ -263,7 +268,7 @@ lane('a power cut in the middle of a journal write: no relay, the device stops; 
     await g.advance(200);
     await g.runUntil('uploaded after the reboot', (s) => s.online && s.journal.acked === s.journal.lastSeq, { timeoutMs: 20000 });
     const s = g.status();
-    const rows = w.central.events.export('torn', 1);
+    const rows = await w.central.events.export('torn', 1);
     assert.is(rows.length, s.journal.lastSeq, 'the central holds every seq once');
     assert.equal(new Set(rows.map((r) => r.seq)).size, rows.length);
     assert.is(s.granted, 1);

@@ -39,14 +39,14 @@ const t = suite('xs gate: power cut at random points of a sync');
 t('three seeded cuts: XS and Node recover the same state from the same flash; the XS gate then converges', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'subline-xs-cut-'));
   const broker = await startEmbeddedBroker({ port: 0 });
-  const central = new Central({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 4096 });
+  const central = await Central.open({ db: join(dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: broker.url, headIntervalSeconds: 3600, chunkSize: 4096 });
   await central.start();
-  central.registry.bulk((r) => {
-    const inst = r.addInstitution({ name: 'Future Networks Institute' });
-    r.grant('institution', inst, { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'] });
+  await central.registry.bulk(async (r) => {
+    const inst = await r.addInstitution({ name: 'Future Networks Institute' });
+    await r.grant('institution', inst, { lines: ['first', 'second'], directions: ['in', 'out'], lanes: ['person'] });
     for (let i = 0; i < 2000; i++) {
-      r.addSubject({ id: `p-${i}`, kind: 'person', institution: inst, name: `Person ${i}` });
-      r.addCredential({ subject: `p-${i}`, kind: 'card', rawId: card(i) });
+      await r.addSubject({ id: `p-${i}`, kind: 'person', institution: inst, name: `Person ${i}` });
+      await r.addCredential({ subject: `p-${i}`, kind: 'card', rawId: card(i) });
     }
   });
   central.publishHead();
@@ -54,10 +54,11 @@ t('three seeded cuts: XS and Node recover the same state from the same flash; th
   const gates: XsGate[] = [];
   try {
     for (let seed = 1; seed <= 3; seed++) {
+      const id = await central.provisionGate({ gate: `cut-${seed}`, site: 'futian', list: 'main', line: seed === 2 ? 'second' : 'first', direction: 'in', lane: 'person' });
       const p: ProvisioningRecord = {
         gate: `cut-${seed}`, site: 'futian', line: seed === 2 ? 'second' : 'first', direction: 'in', lane: 'person', list: 'main', topicRoot: 'subline', broker: broker.url,
         trustedKeys: [keys.publicKey], deploymentKey: keys.deploymentKey, journalEpoch: 1, policy: DEFAULT_POLICY[seed === 2 ? 'second' : 'first'], passbackSeconds: 0,
-        ...central.provisionGate({ gate: `cut-${seed}`, site: 'futian', list: 'main', line: seed === 2 ? 'second' : 'first', direction: 'in', lane: 'person' }),
+        gateKey: id.gateKey, gateKeyId: id.gateKeyId,
       };
       const g = new XsGate({ provisioning: p, config: CONFIG, partitionBytes: { data: 2 * 1024 * 1024 }, seed });
       gates.push(g);
@@ -65,12 +66,12 @@ t('three seeded cuts: XS and Node recover the same state from the same flash; th
       // A cut somewhere in the first image pull (erases and chunk writes) or the deltas and uploads that follow.
       const at = 1 + Math.floor(rnd() * 300);
       await g.armPowerCut(at, 'any');
-      central.registry.revokeCredential({ kind: 'card', rawId: card(seed) });
+      await central.registry.revokeCredential({ kind: 'card', rawId: card(seed) });
       for (let i = 0; i < 5; i++) g.tap(card(10 + i), 'card', i * 300);
       // Keep the sync busy (revocations, taps, uploads) until the cut fires.
       let cut = await g.advance(200);
       for (let step = 0; step < 150 && !cut.status.poweredOff; step++) {
-        if (step % 3 === 2) central.registry.revokeCredential({ kind: 'card', rawId: card(200 + seed * 100 + step) });
+        if (step % 3 === 2) await central.registry.revokeCredential({ kind: 'card', rawId: card(200 + seed * 100 + step) });
         g.tap(card(20 + step));
         await new Promise((r) => setTimeout(r, 20)); // real time for the broker and the bridge's MQTT.js
         cut = await g.advance(300);
@@ -85,9 +86,10 @@ t('three seeded cuts: XS and Node recover the same state from the same flash; th
         node,
         `cut ${seed} at op ${at}: XS and Node recover the same state`,
       );
-      central.registry.revokeCredential({ kind: 'card', rawId: card(100 + seed) });
-      await g.runUntil(`converged after cut ${seed}`, (s) => s.online && s.version === central.registry.version() && s.journal.acked === s.journal.lastSeq, { timeoutMs: 30000 });
-      const rows = central.events.export(p.gate, 1);
+      await central.registry.revokeCredential({ kind: 'card', rawId: card(100 + seed) });
+      const latest = await central.registry.version(); // the last change of this round
+      await g.runUntil(`converged after cut ${seed}`, (s) => s.online && s.version === latest && s.journal.acked === s.journal.lastSeq, { timeoutMs: 30000 });
+      const rows = await central.events.export(p.gate, 1);
       assert.is(new Set(rows.map((r) => r.seq)).size, rows.length, 'exactly once');
       assert.is(rows.length, g.status().journal.lastSeq);
     }

@@ -54,6 +54,7 @@ export function registerCentral(program: Command): void {
     .addOption(listOption())
     .option('--broker-host <name...>', "more names or addresses in the broker's server certificate (localhost, 127.0.0.1 and ::1 are always there)")
     .option('--capacity <n>', `credentials the list may hold (default ${DEFAULT_LIST_CAPACITY}, what a gate's flash layout holds); on an initialised directory, sets it`)
+    .option('--new-epoch', "on an initialised directory: start a new epoch of the list (gates install the whole image again); after restoring a backup older than the versions the gates hold")
     .option('--force', 'replace existing keys (every list gets a new epoch: gates must be provisioned again); the deployment CA is kept; asks on a terminal')
     .option('--yes', 'with --force: do not ask (needed when there is no terminal)')
     .action((o: InitOptions) => init(o));
@@ -200,6 +201,7 @@ interface InitOptions {
   readonly yes?: boolean;
   readonly capacity?: string;
   readonly brokerHost?: string[];
+  readonly newEpoch?: boolean;
 }
 
 /** --force on a directory with keys replaces them: asked on a terminal, --yes otherwise. */
@@ -283,6 +285,11 @@ async function initKeysAndDb(o: InitOptions): Promise<void> {
         if ((await r.registry.lists()).some((l) => l.name === list) && DeploymentPki.exists(p.pki)) {
           // Initialised: the one thing init still does is set a list's capacity (and bring the schema up to date).
           if (r.migration !== null && r.migration.steps.length > 0) out(schemaLine(r));
+          if (o.newEpoch === true) {
+            const l = await r.registry.recreateList(list);
+            out(`list: ${list} has a new epoch ${l.epoch} at version 0: gates install the whole image again (a running \`central serve\` publishes it within its poll interval)`);
+            if (capacity === undefined) return;
+          }
           if (capacity !== undefined) {
             await r.registry.setCapacity(list, capacity);
             out(`list: ${list} capacity set to ${capacity} credentials (${(await r.registry.counts()).credentials} enrolled)`);
@@ -871,7 +878,8 @@ async function gates(o: GatesOptions): Promise<void> {
   const view = ids.map((id) => {
     const g = presence.get(id);
     const held = g?.status.lists.find((l) => l.list === list);
-    const behind = held !== undefined && current !== undefined && held.epoch === current.epoch ? Math.max(0, current.version - held.version) : null;
+    // Negative: the gate holds a version this database never made (restored from an older backup).
+    const behind = held !== undefined && current !== undefined && held.epoch === current.epoch ? current.version - held.version : null;
     const atGate: Record<string, number> = {};
     for (const r of g?.status.refused ?? []) atGate[r.cause] = r.count;
     return { id, identity: byId.get(id), g, held, behind, atCentral: refusedBy.get(id) ?? {}, atGate };
@@ -916,7 +924,7 @@ async function gates(o: GatesOptions): Promise<void> {
   const whitelist = (held: (typeof view)[number]['held'], behind: number | null): string => {
     if (held === undefined) return 'none';
     if (behind === null) return `${list} v${held.version} (other epoch)`;
-    return `${list} v${held.version}${behind > 0 ? ` (${behind} behind)` : ''}`;
+    return `${list} v${held.version}${behind > 0 ? ` (${behind} behind)` : behind < 0 ? ` (AHEAD of the central by ${-behind})` : ''}`;
   };
   out(
     formatTable(
@@ -941,6 +949,8 @@ async function gates(o: GatesOptions): Promise<void> {
     if (parts.length > 0) out(`  ${id} refused: ${parts.join(', ')}`);
   }
   for (const [id, m] of strangers) out(`  refused from ${id} (not a provisioned gate): ${Object.entries(m).map(([c, n]) => `${c} ${n}`).join(', ')}`);
+  const ahead = view.filter((v) => v.behind !== null && v.behind < 0).map((v) => v.id);
+  if (ahead.length > 0) note(`warning: ${ahead.join(', ')} hold(s) a version of list ${list} newer than this database's (restored from an older backup?): run \`subline central init --new-epoch\` so that every gate installs the whole image again (docs/DEPLOYMENT.md, "After a restore")`);
   note("(state, boot, whitelist, backlog and the gate's refusals are those of each gate's last verified status message; refused at the central: messages that failed verification or checks, per cause; last seen: the last verified message the gate itself sent — a will or a retained status read at start does not count)");
 }
 

@@ -18,9 +18,9 @@ import * as assert from 'uvu/assert';
 import { Central, type CentralOptions } from '../../host-sim/central/central.js';
 import { RECORD_BYTES } from '../../protocol/event-record.js';
 import { toHex } from '../../protocol/hex.js';
-import Database from 'better-sqlite3';
 import { deriveGateKey } from '../../host-sim/central/gate-keys.js';
-import { GateRegistry } from '../../host-sim/central/gate-registry.js';
+import { openCentralStore, type CentralStore } from '../../host-sim/central/store/open-store.js';
+import type { GateIdentity as StoredIdentity, GateIdentityInput } from '../../host-sim/central/gate-registry.js';
 import { generateKeys, writeKeyFile } from '../../host-sim/central/keys.js';
 import { NodeGate } from '../../host-sim/node-gate.js';
 import type { NorFlash } from '../../host-sim/flash/nor-flash.js';
@@ -30,9 +30,10 @@ export type BrokerKind = 'aedes' | 'mosquitto';
 
 export const FAST_SYNC = { tickMs: 20, requestTimeoutMs: 600, ackTimeoutMs: 1000, reconnectMinMs: 100, reconnectMaxMs: 800, keepAliveSeconds: 5, statusIntervalMs: 2000 };
 
-export async function waitFor(what: string, cond: () => boolean, timeoutMs = 15000): Promise<void> {
+/** Polls `cond` (which may read the central's asynchronous stores) every 20 ms until it holds. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15000): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -70,6 +71,7 @@ export class Fleet {
   readonly #identities = new Map<string, GateIdentity>();
   readonly #secret = randomBytes(32);
   #pki: DeploymentPki | null = null;
+  #registering: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly kind: BrokerKind,
@@ -81,6 +83,11 @@ export class Fleet {
 
   get dbPath(): string {
     return join(this.dir, 'central.db');
+  }
+
+  /** The fleet's database opened beside the central (as `subline provision` does), created the first time. */
+  #openStore(): Promise<CentralStore> {
+    return openCentralStore(this.dbPath, { create: true });
   }
 
   get #brokerDir(): string {
@@ -104,9 +111,7 @@ export class Fleet {
   /** Writes Mosquitto's files from the fleet's data directory (the gates registered so far). */
   async #writeMosquittoConfig(): Promise<void> {
     await this.#ensurePki();
-    const db = new Database(this.dbPath);
-    new GateRegistry(db); // the table exists even before the first gate
-    db.close();
+    await (await this.#openStore()).close(); // the database (and its gate table) exists even before the first gate
     if (this.#port === 0) {
       const [tls, password] = await freeLoopbackPorts(2);
       this.#port = tls as number;
@@ -145,9 +150,31 @@ export class Fleet {
 
   async startCentral(extra: Partial<CentralOptions> = {}): Promise<Central> {
     const auth = this.#centralAuth();
-    this.central = new Central({ ...extra, db: this.dbPath, signingKey: this.keys.signingKey, deploymentKey: this.keys.deploymentKey, gateMasterKey: this.keys.gateMasterKey, brokerUrl: this.broker.url, headIntervalSeconds: 1, chunkSize: 1024, ...(auth !== undefined ? { brokerAuth: auth } : {}), ...extra });
+    this.central = await Central.open({ ...extra, db: this.dbPath, signingKey: this.keys.signingKey, deploymentKey: this.keys.deploymentKey, gateMasterKey: this.keys.gateMasterKey, brokerUrl: this.broker.url, headIntervalSeconds: 1, chunkSize: 1024, ...(auth !== undefined ? { brokerAuth: auth } : {}), ...extra });
     await this.central.start();
     return this.central;
+  }
+
+  /**
+   * The gate's identity in the central's database, registered if it has none.
+   * While the central runs, on its connection; otherwise on a connection of
+   * its own, one registration at a time: two SQLite connections of one process
+   * must not both be in a transaction (a transaction spans awaits, and the
+   * second BEGIN IMMEDIATE waits synchronously, the event loop blocked, for
+   * the first to end).
+   */
+  async #register(g: GateIdentityInput): Promise<StoredIdentity> {
+    const run = this.#registering.then(async () => {
+      const live = this.central !== undefined && this.central.store.db.open ? this.central.store : null;
+      const store = live ?? (await this.#openStore());
+      try {
+        return (await store.identities.get(g.gate)) ?? (await store.identities.register(g, 1));
+      } finally {
+        if (live === null) await store.close();
+      }
+    });
+    this.#registering = run.catch(() => undefined);
+    return run;
   }
 
   /** The gate's record; registers it in the central's database the first time (as `subline provision` does) and lets it onto the broker. */
@@ -156,14 +183,8 @@ export class Fleet {
     const base = { gate, site: 'futian', line, direction: 'in', lane: 'person', list: 'main', ...over } as const;
     let id = this.#identities.get(gate);
     if (id === undefined) {
-      const db = new Database(this.dbPath);
-      try {
-        const reg = new GateRegistry(db);
-        const identity = reg.get(gate) ?? reg.register({ gate, site: base.site, list: base.list, line: base.line, direction: base.direction, lane: base.lane }, 1);
-        id = { gateKey: deriveGateKey(this.keys.gateMasterKey, gate, identity.keyId), gateKeyId: identity.keyId };
-      } finally {
-        db.close();
-      }
+      const identity = await this.#register({ gate, site: base.site, list: base.list, line: base.line, direction: base.direction, lane: base.lane });
+      id = { gateKey: deriveGateKey(this.keys.gateMasterKey, gate, identity.keyId), gateKeyId: identity.keyId };
       if (this.secure && this.kind === 'mosquitto') {
         const c = await (await this.#ensurePki()).issueGate(gate);
         id.tls = { cert: c.certDer, key: c.keyDer, ca: c.caDer };
@@ -210,9 +231,9 @@ export class Fleet {
 }
 
 /** Every record the gate journaled equals what the central stored, exactly once. */
-export function assertEventsExactlyOnce(f: Fleet, g: NodeGate): number {
+export async function assertEventsExactlyOnce(f: Fleet, g: NodeGate): Promise<number> {
   const j = g.gate.journal;
-  const rows = f.central.events.export(g.gate.id, j.epoch);
+  const rows = await f.central.events.export(g.gate.id, j.epoch);
   const seqs = new Set(rows.map((r) => r.seq));
   assert.is(seqs.size, rows.length, 'no duplicates');
   assert.is(rows.length, j.lastSeq, `${g.gate.id}: central holds every seq 1..${j.lastSeq}`);
