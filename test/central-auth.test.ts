@@ -21,6 +21,7 @@ import { GATE_CAPACITY, OTHER_GATES, RefusalLog } from '../host-sim/central/refu
 import { SyncBudget } from '../host-sim/central/sync-budget.js';
 import { openCentralStore } from '../host-sim/central/store/open-store.js';
 import { nodeCrypto } from '../host-sim/node-crypto.js';
+import { Topics } from '../protocol/topics.js';
 
 const MASTER = new Uint8Array(32).map((_, i) => i * 7 + 1);
 const te = new TextEncoder();
@@ -180,3 +181,51 @@ t('a will is MACed like a birth: the central opens both with the same key', () =
 });
 
 t.run();
+
+const q = suite('central: message queues and made-up ids');
+
+q('a flood under an unknown id costs one lookup per burst, a provisioned id is heard at once; every message is refused or handled, none lost', async () => {
+  const { startEmbeddedBroker } = await import('../host-sim/broker.js');
+  const { Central } = await import('../host-sim/central/central.js');
+  const { generateKeys } = await import('../host-sim/central/keys.js');
+  const mqtt = (await import('mqtt')).default;
+  const broker = await startEmbeddedBroker();
+  const keys = generateKeys();
+  const store = await openCentralStore(':memory:', { create: true, registry: { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey } });
+  let lookups = 0;
+  const authState = store.identities.authState.bind(store.identities);
+  store.identities.authState = (gate: string) => {
+    lookups++;
+    return authState(gate);
+  };
+  const central = await Central.open({ db: store, signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: MASTER, brokerUrl: broker.url, headIntervalSeconds: 3600 });
+  const client = mqtt.connect(broker.url, { clientId: 'flooder' });
+  try {
+    await central.start();
+    if (!client.connected) await new Promise<void>((r) => client.once('connect', () => r()));
+    const junk = new Uint8Array(40).fill(7);
+    const burst = async (n: number) => {
+      for (let i = 0; i < n; i++) client.publish(new Topics('subline').gate('ghost-1', 'sync'), Buffer.from(junk), { qos: 0 });
+      await new Promise((r) => setTimeout(r, 300));
+    };
+    await burst(100);
+    await burst(100);
+    const refused = (central.stats.rejected['sync.unknown_gate'] ?? 0) + (central.stats.rejected['sync.overloaded'] ?? 0);
+    assert.is(refused, 200, `every message refused: ${JSON.stringify(central.stats.rejected)}`);
+    assert.ok(lookups <= 2, `${lookups} lookups for 200 messages of one made-up id`);
+    // Provisioned now (as `subline provision` through this central would): no longer refused as unknown.
+    await central.provisionGate({ gate: 'ghost-1', ...G });
+    const before = central.stats.rejected['sync.unknown_gate'] ?? 0;
+    await burst(1);
+    assert.is(central.stats.rejected['sync.unknown_gate'] ?? 0, before, 'not refused as unknown once provisioned');
+    const other = Object.entries(central.stats.rejected).filter(([k]) => k.startsWith('sync.') && k !== 'sync.unknown_gate' && k !== 'sync.overloaded');
+    assert.is(other.reduce((n, [, v]) => n + v, 0), 1, `looked up and refused for what it is (junk): ${JSON.stringify(central.stats.rejected)}`);
+  } finally {
+    client.end(true);
+    await central.close();
+    await store.close();
+    await broker.close();
+  }
+});
+
+q.run();

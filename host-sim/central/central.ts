@@ -22,6 +22,7 @@
 // (central-state.ts), so a restarted central, or `subline central publish`,
 // sends exactly what is missing. Presence is kept there too, for the CLI.
 
+import { performance } from 'node:perf_hooks';
 import mqtt, { type MqttClient } from 'mqtt';
 import { CommandResult, EventAck, EventBatch, GateStatus, Head, LIMITS, SyncRequest, type CommandMessage, encodeChunk, encodeManifest, type CommandResultMessage, type EventBatchMessage, type GateStatusMessage, type HeadMessage, type SyncRequestMessage } from '../../protocol/messages.js';
 import { toHex } from '../../protocol/hex.js';
@@ -145,6 +146,9 @@ const LOG_INTERVAL_SECONDS = 60;
 const GATE_QUEUE_CAPACITY = 256;
 /** Messages of all gates waiting; beyond this they are refused ('overloaded'). */
 const QUEUE_CAPACITY = 16_384;
+/** Ids found unknown are refused without a lookup (or a queue slot) for this long (ms, monotonic: a test's frozen clock must not make it last): a flood under a made-up id costs one lookup every 2 s. */
+const UNKNOWN_ID_MS = 2000;
+const UNKNOWN_IDS_KEPT = 4096;
 
 /** lastSeen is written at most this often per gate (seconds). */
 const TOUCH_INTERVAL_SECONDS = 5;
@@ -183,6 +187,8 @@ export class Central {
   /** Per gate: the tail of its message queue and how many wait in it. */
   readonly #queues = new Map<string, { tail: Promise<void>; depth: number }>();
   #queued = 0;
+  /** Ids whose last lookup found no gate, until when (performance.now()) they are refused at once. */
+  readonly #unknownIds = new Map<string, number>();
   readonly #drained = new Set<() => void>();
   /** Publication work in commit order (catch-up reads are asynchronous). */
   #publishing: Promise<void> = Promise.resolve();
@@ -300,6 +306,7 @@ export class Central {
    */
   async provisionGate(gate: GateIdentityInput): Promise<{ readonly identity: GateIdentity; readonly gateKey: Uint8Array; readonly gateKeyId: number }> {
     const identity = await this.identities.register(gate, this.#clock());
+    this.#unknownIds.delete(gate.gate);
     return { identity, gateKey: this.#auth.keyFor(gate.gate, identity.keyId), gateKeyId: identity.keyId };
   }
 
@@ -745,6 +752,10 @@ export class Central {
 
   /** Counts a refusal of a message from `gate` (stats by kind, log and table per gate). */
   #refuse(gate: string, kind: string, cause: string): void {
+    if (cause === 'unknown_gate' && !this.#unknownIds.has(gate)) {
+      if (this.#unknownIds.size >= UNKNOWN_IDS_KEPT) this.#unknownIds.clear();
+      this.#unknownIds.set(gate, performance.now() + UNKNOWN_ID_MS);
+    }
     this.#count(this.stats.rejected, `${kind}.${cause}`);
     this.refusals.count(gate, `${kind}.${cause}`);
   }
@@ -758,6 +769,10 @@ export class Central {
     this.#count(this.stats.received, p.kind);
     const gate = p.gate;
     const bytes = u8(payload);
+    if (this.#knownUnknown(gate)) {
+      if (p.kind === 'cmdres') this.#refusedResult(bytes);
+      return this.#refuse(gate, p.kind, 'unknown_gate');
+    }
     // One gate's messages in arrival order (presence, event chains), bounded per gate and in all.
     let q = this.#queues.get(gate);
     if ((q?.depth ?? 0) >= GATE_QUEUE_CAPACITY || this.#queued >= QUEUE_CAPACITY || this.#closed) return this.#refuse(gate, p.kind, 'overloaded');
@@ -790,6 +805,24 @@ export class Central {
 
   /** Handles one message from `gate` (its turn in the gate's queue). */
   async #handle(kind: string, gate: string, topic: string, bytes: Uint8Array, retained: boolean): Promise<void> {
+    if (this.#knownUnknown(gate)) {
+      // Found unknown while this message waited in the queue.
+      if (kind === 'cmdres') this.#refusedResult(bytes);
+      return this.#refuse(gate, kind, 'unknown_gate');
+    }
+    await this.#dispatch(kind, gate, topic, bytes, retained);
+  }
+
+  /** The id was found to be no gate's within the last UNKNOWN_ID_MS. */
+  #knownUnknown(gate: string): boolean {
+    const until = this.#unknownIds.get(gate);
+    if (until === undefined) return false;
+    if (performance.now() < until) return true;
+    this.#unknownIds.delete(gate);
+    return false;
+  }
+
+  async #dispatch(kind: string, gate: string, topic: string, bytes: Uint8Array, retained: boolean): Promise<void> {
     // Nothing is stored, answered or shown before the sender is verified as this gate.
     switch (kind) {
       case 'sync': {

@@ -6,6 +6,10 @@
 // open on the connection, a query from another async context waits for it to
 // end (it would otherwise run inside it, and see or join its writes). Queries
 // when none is open run at once.
+//
+// Another connection's lock (another process, or another SqliteDb of this
+// one) is waited for asynchronously: SQLite's own busy wait would block the
+// event loop, which the lock holder may need to finish its transaction.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import Database from 'better-sqlite3';
@@ -24,6 +28,11 @@ export interface SqliteDbOptions {
   readonly busyTimeoutMs?: number;
 }
 
+const isBusy = (e: unknown): boolean => {
+  const code = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED';
+};
+
 const bind = (params: readonly SqlValue[]): unknown[] => params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p));
 
 export class SqliteDb implements SqlDb {
@@ -37,16 +46,21 @@ export class SqliteDb implements SqlDb {
   #open = false;
   /** Tail of the queue of transactions (and of queries that arrived while one was open). */
   #tail: Promise<void> = Promise.resolve();
+  /** How long a statement is retried while another connection holds the lock (ms). */
+  readonly #busyMs: number;
 
   constructor(path: string, options: SqliteDbOptions = {}) {
     this.where = path;
-    this.raw = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.fileMustExist ?? false, timeout: options.busyTimeoutMs ?? 5000 });
+    this.#busyMs = options.busyTimeoutMs ?? 5000;
+    // A short synchronous wait covers the open (journal mode); after it, statements use none (see above).
+    this.raw = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.fileMustExist ?? false, timeout: this.#busyMs });
     if (options.readonly !== true) {
       this.raw.pragma('journal_mode = WAL');
       // FULL: a commit (and so an event ack) survives a power cut.
       this.raw.pragma('synchronous = FULL');
     }
     this.raw.pragma('foreign_keys = ON');
+    this.raw.pragma('busy_timeout = 0');
   }
 
   get open(): boolean {
@@ -98,7 +112,8 @@ export class SqliteDb implements SqlDb {
     try {
       // IMMEDIATE: take the write lock first, so a writer in another process makes this
       // wait (busy timeout) instead of failing with SQLITE_BUSY on a read-to-write upgrade.
-      this.raw.exec(options.lock === true || options.write === true ? 'BEGIN IMMEDIATE' : 'BEGIN');
+      const begin = options.lock === true || options.write === true ? 'BEGIN IMMEDIATE' : 'BEGIN';
+      await this.#whileBusy(() => this.raw.exec(begin));
       this.#open = true;
       let result: T;
       try {
@@ -150,20 +165,36 @@ export class SqliteDb implements SqlDb {
   }
 
   #query<T>(fn: () => T): Promise<T> {
-    if (!this.#open || this.#current() !== null) {
+    const inside = this.#current() !== null;
+    if (!this.#open || inside) {
       try {
         return Promise.resolve(fn());
       } catch (e) {
-        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+        // Inside our transaction we hold the lock (BEGIN IMMEDIATE) or it is a read: a busy error is real.
+        // Outside one: another connection holds the lock; wait for it in the queue (no transaction of ours opens meanwhile).
+        if (inside || !isBusy(e)) return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }
     }
-    return this.#acquire().then((release) => {
+    return this.#acquire().then(async (release) => {
       try {
-        return fn();
+        return await this.#whileBusy(fn);
       } finally {
         release();
       }
     });
+  }
+
+  /** fn, again after a pause (1 ms doubling to 100 ms) while another connection holds the lock, up to the busy timeout. */
+  async #whileBusy<T>(fn: () => T): Promise<T> {
+    const deadline = Date.now() + this.#busyMs;
+    for (let wait = 1; ; wait = Math.min(wait * 2, 100)) {
+      try {
+        return fn();
+      } catch (e) {
+        if (!isBusy(e) || Date.now() + wait > deadline) throw e;
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
   }
 
   #acquire(): Promise<() => void> {
