@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { readImportFiles } from '../host-sim/cli/import.js';
 import { readKeyFile } from '../host-sim/central/keys.js';
-import { Registry } from '../host-sim/central/registry.js';
+import { openCentralStore, type CentralStore } from '../host-sim/central/store/open-store.js';
 import { runCli, tempDir, type CliResult } from './helpers/cli.js';
 
 const t = suite('import: large files');
@@ -37,9 +37,9 @@ function show(r: CliResult): string {
   return `exit ${String(r.code)}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
 }
 
-function registry(data: string): Registry {
+function registry(data: string): Promise<CentralStore> {
   const k = readKeyFile(join(data, 'keys.json'));
-  return new Registry(join(data, 'central.db'), { signingKey: k.signingKey, deploymentKey: k.deploymentKey });
+  return openCentralStore(join(data, 'central.db'), { registry: { signingKey: k.signingKey, deploymentKey: k.deploymentKey } });
 }
 
 t('130,000 people with cards in one CSV file are read, every row, in order', async () => {
@@ -74,9 +74,9 @@ t("a change over the list's capacity is refused (3, the numbers, nothing importe
     const refused = await runCli(['central', 'import', '--data', data, more]);
     assert.is(refused.code, 3, show(refused));
     assert.match(refused.stderr, /list 'main' would hold more than its capacity of 100 credentials \(101 at .*people-b\.csv:12, where the import stopped\); nothing imported/);
-    let r = registry(data);
-    assert.equal([r.counts().credentials, r.version(), r.capacity()], [90, 1, 100], 'nothing imported');
-    r.close();
+    let s = await registry(data);
+    assert.equal([(await s.registry.counts()).credentials, await s.registry.version(), await s.registry.capacity()], [90, 1, 100], 'nothing imported');
+    await s.close();
     const over = await runCli(['central', 'import', '--data', data, more, '--over-capacity', '--json']);
     assert.is(over.code, 0, show(over));
     const j = JSON.parse(over.stdout) as { rows: number; credentials: number; capacity: number; versionAfter: number };
@@ -84,9 +84,9 @@ t("a change over the list's capacity is refused (3, the numbers, nothing importe
     const raise = await runCli(['central', 'init', '--data', data, '--capacity', '500']);
     assert.is(raise.code, 0, show(raise));
     assert.match(raise.stdout, /list: main capacity set to 500 credentials \(110 enrolled\)/);
-    r = registry(data);
-    assert.is(r.capacity('main'), 500);
-    r.close();
+    s = await registry(data);
+    assert.is(await s.registry.capacity('main'), 500);
+    await s.close();
     const bad = await runCli(['central', 'init', '--data', data, '--capacity', '0']);
     assert.is(bad.code, 2, show(bad));
     assert.match(bad.stderr, /--capacity/);
@@ -112,13 +112,14 @@ t('1,000,000 people with cards import in one change (977 consecutive versions), 
     assert.equal([j.rows, j.counts.people, j.counts['inline credentials'], j.credentials], [n, n, n, n]);
     assert.equal([j.versionBefore, j.versionAfter], [0, Math.ceil(n / 1024)], 'one change: consecutive versions of at most 1,024 records');
     for (const p of [10, 50, 90, 100]) assert.match(r.stderr, new RegExp(`importing: ${p}% \\(\\d+ rows, [\\d.]+ s\\)`), `progress at ${p}%`);
-    const reg = registry(data);
+    const s = await registry(data);
     try {
-      assert.is(reg.counts().credentials, n);
-      assert.is(reg.subject(`p-${n - 1}`)?.name, `Person ${n - 1}`);
-      assert.is(reg.deltas('main', reg.list('main').epoch, 1, 2000).length, Math.ceil(n / 1024));
+      const reg = s.registry;
+      assert.is((await reg.counts()).credentials, n);
+      assert.is((await reg.subject(`p-${n - 1}`))?.name, `Person ${n - 1}`);
+      assert.is((await reg.deltas('main', (await reg.list('main')).epoch, 1, 2000)).length, Math.ceil(n / 1024));
     } finally {
-      reg.close();
+      await s.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Registry } from '../host-sim/central/registry.js';
+import { openCentralStore } from '../host-sim/central/store/open-store.js';
 import type { SimReport } from '../host-sim/sim/fleet-simulator.js';
 import { runSubline } from './helpers/sim-cli.js';
 
@@ -39,12 +39,12 @@ t('a missing DIR is initialised; a second run on it continues the demo populatio
     }
 
     // The demo population is not in DIR's own registry.
-    const real = new Registry(join(data, 'central.db'));
+    const real = await openCentralStore(join(data, 'central.db'));
     try {
-      assert.is(real.counts().subjects, 0);
-      assert.is(real.counts().credentials, 0);
+      assert.is((await real.registry.counts()).subjects, 0);
+      assert.is((await real.registry.counts()).credentials, 0);
     } finally {
-      real.close();
+      await real.close();
     }
 
     const other = await runSubline(['sim', '--data', data, '--gates', '3', '--seed', '9', '--duration', '2', '--no-view']);

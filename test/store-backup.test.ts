@@ -39,7 +39,7 @@ function batch(gate: string, n: number): EventBatchMessage {
   const records = new Uint8Array(n * 16);
   for (let i = 0; i < records.length; i++) records[i] = (i * 7 + 3) & 0xff;
   const prev = new Uint8Array(32);
-  let chain = prev;
+  let chain: Uint8Array = prev;
   for (let i = 0; i < n; i++) chain = sha256Pair(chain, records.subarray(i * 16, i * 16 + 16));
   return { gate, epoch: 1_800_000_000, first: 1, count: n, records, prev, chain };
 }

@@ -233,6 +233,11 @@ function queries(d: Dialect) {
     insertInstitution: p('INSERT INTO institutions (id, name, industry) VALUES (?, ?, ?)'),
     institutionsNamed: p('SELECT id FROM institutions WHERE name = ? ORDER BY id'),
     subject: p('SELECT id, kind, institution, name FROM subjects WHERE id = ?'),
+    // One read for subject(): the row, its individual grant and its suspension.
+    subjectInfo: p(`SELECT s.id, s.kind, s.institution, s.name, COALESCE(sp.active, 0) AS suspended, a.grant_id AS "grant" FROM subjects s
+      LEFT JOIN grant_assignments a ON a.level = 'individual' AND a.target = s.id
+      LEFT JOIN suspensions sp ON sp.level = 'subject' AND sp.target = s.id
+      WHERE s.id = ?`),
     insertSubject: p('INSERT INTO subjects (id, kind, institution, name) VALUES (?, ?, ?, ?)'),
     credential: p('SELECT key, subject, kind, revoked FROM credentials WHERE key = ?'),
     insertCredential: p('INSERT INTO credentials (key, subject, kind, revoked) VALUES (?, ?, ?, 0)'),
@@ -424,10 +429,9 @@ export class Registry {
   }
 
   async subject(id: string): Promise<SubjectInfo | undefined> {
-    const s = await this.#db.get<{ id: string; kind: SubjectKind; institution: number | null; name: string }>(this.#q.subject, [id]);
+    const s = await this.#db.get<{ id: string; kind: SubjectKind; institution: number | null; name: string; suspended: number; grant: number | null }>(this.#q.subjectInfo, [id]);
     if (s === undefined) return undefined;
-    const g = await this.#db.get<{ grant_id: number }>(this.#q.assignment, ['individual', id]);
-    return { ...s, suspended: await this.#suspended('subject', id), grant: g?.grant_id ?? null };
+    return { id: s.id, kind: s.kind, institution: s.institution, name: s.name, suspended: s.suspended !== 0, grant: s.grant };
   }
 
   async industry(id: number): Promise<{ readonly id: number; readonly name: string; readonly code: string } | undefined> {
@@ -567,8 +571,9 @@ export class Registry {
       if (existing === undefined) await this.#db.run(this.#q.insertCredential, [key, subject.id, input.kind]);
       else await this.#db.run(this.#q.reactivateCredential, [subject.id, input.kind, key]);
       t.ctx.enrolled = true;
-      const suspended = await this.#suspended('subject', subject.id);
-      const group: DeltaOpSpec[] = [{ op: 'add', key, institution: subject.institution ?? undefined, grant: await this.#assigned('individual', subject.id) ?? undefined }];
+      // The subject as read above, in this transaction: its suspension and grant cannot have changed since.
+      const suspended = subject.suspended;
+      const group: DeltaOpSpec[] = [{ op: 'add', key, institution: subject.institution ?? undefined, grant: subject.grant ?? undefined }];
       // addCredential keeps a gate's subject-suspended bit for a key it has seen before: state it whenever it matters.
       if (suspended) group.push({ op: 'suspendSubject', key });
       else if (existing !== undefined) group.push({ op: 'resumeSubject', key });
