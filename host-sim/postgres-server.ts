@@ -83,7 +83,7 @@ function waitReady(bin: string, dir: string, port: number, child: ChildProcess, 
  * transactions still behave, a machine crash would lose them; benches that
  * measure commits pass `durable: true`.
  */
-export async function startPostgres(options: { readonly durable?: boolean; readonly timeoutMs?: number } = {}): Promise<PostgresHandle> {
+export async function startPostgres(options: { readonly durable?: boolean; readonly timeoutMs?: number; readonly background?: boolean } = {}): Promise<PostgresHandle> {
   const where = locatePostgres();
   if (!where.ok) throw new Error(where.reason);
   const user = serverUser();
@@ -104,9 +104,16 @@ export async function startPostgres(options: { readonly durable?: boolean; reado
   for (let attempt = 0; attempt < 3; attempt++) {
     const [port] = (await freeLoopbackPorts(1)) as [number];
     const settings = ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`, '-c', 'max_connections=100', '-c', `fsync=${options.durable === true ? 'on' : 'off'}`, '-c', 'log_min_messages=warning'];
+    // A background server is killed (SIGKILL) at exit: its shared memory then lives in the data directory, which is deleted, not in /dev/shm.
+    if (options.background === true) settings.push('-c', 'dynamic_shared_memory_type=mmap');
     const [cmd, args] = asUser(join(where.bin, 'postgres'), ['-D', data, '-p', String(port), ...settings], user);
     const child = spawn(cmd, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     trackChild(child);
+    if (options.background === true) {
+      // The server does not keep this process alive: a test process ends when its work does (trackChild kills the server at exit).
+      child.unref();
+      (child.stderr as { unref?: () => void } | null)?.unref?.();
+    }
     let log = '';
     child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString('utf8')).slice(-8000)));
     try {

@@ -2,9 +2,13 @@
 // the gates keep their records and resend), the log says so at most once per
 // cause per minute, and once 1 MB is freed the central stores everything
 // again, exactly once, and its write-ahead log is checkpointed and truncated
-// (it does not keep the size it reached while the disk was full).
-// Runs on a size-limited tmpfs; where mounting one is not possible the suite
-// reports "not run" with the reason (scripts/test.mjs) and counts nothing.
+// (it does not keep the size it reached while the disk was full: the store's
+// reclaim()). SQLite only (PostgreSQL manages its own space).
+// The disk: a size-limited tmpfs; where mounting one is not possible that
+// suite reports "not run" with the reason (scripts/test.mjs) and counts
+// nothing. The same refusal and recovery also run everywhere with the
+// database held at its size by SQLite's PRAGMA max_page_count (SQLITE_FULL
+// without a full disk).
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -14,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertEventsExactlyOnce, Fleet, waitFor } from './helpers/fleet.js';
 import type { NodeGate } from '../host-sim/node-gate.js';
+import type { SqliteDb } from '../host-sim/central/store/sqlite-db.js';
 
 const MB = 1024 * 1024;
 
@@ -105,8 +110,9 @@ if (reason !== null) {
         if (i % 20 === 0) await new Promise((r) => setTimeout(r, 5));
       }
       await waitFor('later events acknowledged', () => acked() && g.gate.journal.lastSeq > 560, 30000);
-      assertEventsExactlyOnce(f, g);
-      assert.is(c.events.count(g.gate.id), g.gate.journal.lastSeq);
+      await assertEventsExactlyOnce(f, g);
+      assert.is(await c.events.count(g.gate.id), g.gate.journal.lastSeq);
+      assert.ok(c.stats.storage.recoveries >= 1, 'the recovery counted');
     } finally {
       for (const gate of f.gates.values()) gate.stop();
       f.gates.clear();
@@ -119,3 +125,55 @@ if (reason !== null) {
 
   t.run();
 }
+
+// The same without a file system to fill: SQLite refuses to grow the database past
+// max_page_count (a connection setting of the central's own connection) with SQLITE_FULL.
+const p = suite('central: database at its page limit (SQLITE_FULL)');
+
+p('refused at the limit (no ack, logged at most once a minute), recovers when the limit is lifted, every event stored once', async () => {
+  const f = new Fleet('aedes');
+  const lines: string[] = [];
+  try {
+    await f.startBroker();
+    const c = await f.startCentral({ log: (l) => lines.push(l) });
+    assert.is(c.store.db.engine, 'sqlite');
+    const raw = (c.store.db as SqliteDb).raw;
+    c.publishHead();
+    const g = await f.startGate('full-p01');
+    const acked = () => g.gate.journal.acked === g.gate.journal.lastSeq;
+    for (let i = 0; i < 50; i++) tap(g, 'a', i);
+    await waitFor('first events acknowledged', acked);
+
+    // The database may not grow by a page any more.
+    const limit = raw.pragma('max_page_count', { simple: true }) as number;
+    const pages = raw.pragma('page_count', { simple: true }) as number;
+    raw.pragma(`max_page_count = ${pages}`);
+    assert.is(raw.pragma('max_page_count', { simple: true }), pages);
+    const refusedBefore = c.stats.storage.full;
+    for (let i = 0; i < 300; i++) {
+      tap(g, 'b', i);
+      if (i % 3 === 0) await new Promise((r) => setTimeout(r, 10));
+    }
+    await waitFor('batches refused at the page limit', () => c.stats.storage.full - refusedBefore >= 5, 20000);
+    assert.not.ok(acked(), 'nothing acked past what is stored');
+    const ackedWhileFull = g.gate.journal.acked;
+    const fullLines = lines.filter((l) => /full/i.test(l));
+    assert.ok(fullLines.length >= 1, 'the full database is logged');
+    assert.ok(fullLines.length <= 2, `at most once per cause per minute: ${fullLines.length} lines\n${fullLines.join('\n')}`);
+    assert.ok((await c.events.count(g.gate.id)) >= ackedWhileFull, 'every acked event is stored');
+
+    // Room again: the central recovers by itself.
+    raw.pragma(`max_page_count = ${limit}`);
+    await waitFor('every event acknowledged once the limit is lifted', acked, 30000);
+    assert.ok(lines.some((l) => /recovered/.test(l)), lines.join('\n'));
+    assert.ok(c.stats.storage.recoveries >= 1, 'the recovery counted');
+    for (let i = 0; i < 100; i++) tap(g, 'c', i);
+    await waitFor('later events acknowledged', () => acked() && g.gate.journal.lastSeq >= 450, 30000);
+    await assertEventsExactlyOnce(f, g);
+    assert.is(await c.events.count(g.gate.id), g.gate.journal.lastSeq);
+  } finally {
+    await f.close();
+  }
+});
+
+p.run();

@@ -1,23 +1,27 @@
-// The event store on both engines (issue 18): the SQLite EventStore and the
-// PostgreSQL PgEventStore apply the same rules (planIngest), so the same
-// batches — in order, duplicated, overlapping, with gaps, from a journal that
-// restarted in the same epoch (conflicts), torn — give the same results, the
-// same stored rows, acks and conflicts; and two PostgreSQL writers ingesting
-// the same batches at once store each record exactly once. Needs a PostgreSQL
-// server (host-sim/postgres-server.ts); without one the suite is not run.
+// The event store on both engines (issue 18): one EventStore, written once
+// against the store interface, over SqliteDb and over PgDb applies the same
+// rules (planIngest), so the same batches — in order, duplicated,
+// overlapping, with gaps, from a journal that restarted in the same epoch
+// (conflicts), torn — give the same results, the same stored rows, acks and
+// conflicts on both; and two writers on two PostgreSQL connections ingesting
+// the same batches at once store each record exactly once. Needs a
+// PostgreSQL server (host-sim/postgres-server.ts, started by
+// test/helpers/store-engines.ts); without one the suite is not run.
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { EventStore } from '../host-sim/central/event-store.js';
-import { PgEventStore } from '../host-sim/central/pg-event-store.js';
+import { PgDb } from '../host-sim/central/store/pg-db.js';
+import { migrate } from '../host-sim/central/store/schema.js';
+import { SqliteDb } from '../host-sim/central/store/sqlite-db.js';
 import { sha256Pair } from '../host-sim/node-crypto.js';
-import { locatePostgres, startPostgres, type PostgresHandle } from '../host-sim/postgres-server.js';
 import { toHex } from '../protocol/hex.js';
 import type { EventBatchMessage } from '../protocol/messages.js';
+import { engines, notRun, postgresMissing } from './helpers/store-engines.js';
 
 const ZERO = new Uint8Array(32);
+const CLOCK = () => 1_800_000_000_000;
 
 function chainTo(recs: readonly Uint8Array[], n: number): Uint8Array {
   let c: Uint8Array = ZERO;
@@ -45,48 +49,67 @@ function journal(seed: number, n: number): Uint8Array[] {
 
 const show = (x: unknown): string => JSON.stringify(x, (_k, v: unknown) => (v instanceof Uint8Array ? toHex(v) : v));
 
-const where = locatePostgres();
-if (!where.ok) {
-  const file = process.env.SUBLINE_NOT_RUN_FILE;
-  if (file !== undefined) appendFileSync(file, `event store on PostgreSQL: not run (${where.reason})\n`);
-  else console.log(`event store on PostgreSQL: not run (${where.reason})`);
-} else {
+/** A new PostgreSQL database with the central's schema (the helper's server). */
+async function freshPostgres(): Promise<string> {
+  const pg = engines().find((e) => e.name === 'postgres');
+  if (pg === undefined) throw new Error('no PostgreSQL here');
+  const url = await pg.fresh();
+  const db = await PgDb.connect({ url });
+  try {
+    await migrate(db);
+  } finally {
+    await db.close();
+  }
+  return url;
+}
+
+const missing = postgresMissing();
+if (missing !== null) notRun('event store on SQLite and PostgreSQL', missing);
+else {
   const t = suite('event store: SQLite and PostgreSQL');
-  let server: PostgresHandle | null = null;
-  let pgStore: PgEventStore | null = null;
+  let url = '';
+  let pgDb: PgDb | null = null;
+  let pgStore: EventStore | null = null;
   t.before(async () => {
-    server = await startPostgres();
-    pgStore = await PgEventStore.open({ url: server.url, clock: () => 1_800_000_000_000 });
+    url = await freshPostgres();
+    pgDb = await PgDb.connect({ url });
+    pgStore = new EventStore(pgDb, { clock: CLOCK });
   });
   t.after(async () => {
-    await pgStore?.close();
-    await server?.close();
+    await pgDb?.close();
   });
 
   // A batch: from the journal or from a second journal of the same epoch (a gate that restarted it), anywhere, any length; sometimes torn.
   const step = fc.record({ alt: fc.boolean(), first: fc.integer({ min: 1, max: 40 }), count: fc.integer({ min: 1, max: 12 }), torn: fc.integer({ min: 0, max: 19 }) });
 
   t('the same batches give the same results, rows, acks and conflicts on both engines (property)', async () => {
-    const pgs = pgStore as PgEventStore;
+    const pgs = pgStore as EventStore;
+    assert.is(pgs.db.engine, 'postgres');
     let run = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 1000 }), async (steps, seed) => {
         const gate = `g-${run++}`;
         const a = journal(seed, 60);
         const b = journal(seed + 1, 60);
-        const lite = new EventStore(':memory:', { clock: () => 1_800_000_000_000 });
+        const liteDb = new SqliteDb(':memory:');
         try {
+          await migrate(liteDb);
+          const lite = new EventStore(liteDb, { clock: CLOCK });
           for (const s of steps) {
             const m = batch(gate, 7, s.alt ? b : a, s.first, s.count);
             if (s.torn === 0) m.records[3] = (m.records[3] as number) ^ 0xff; // its own chain no longer holds: bad_chain
-            const [x, y] = [lite.ingest(m), await pgs.ingest(m)];
+            const x = await lite.ingest(m);
+            const y = await pgs.ingest(m);
             assert.is(show(y), show(x), `batch ${show(s)}`);
           }
-          assert.is(show(await pgs.export(gate)), show(lite.export(gate)), 'stored rows');
-          assert.is(show(await pgs.conflicts(gate)), show(lite.conflicts(gate)), 'conflicts');
-          assert.is(show(await pgs.ack(gate, 7)), show(lite.ack(gate, 7)), 'ack');
+          assert.is(show(await pgs.export(gate)), show(await lite.export(gate)), 'stored rows');
+          assert.is(show(await pgs.conflicts(gate)), show(await lite.conflicts(gate)), 'conflicts');
+          assert.is(await pgs.conflictCount(gate), await lite.conflictCount(gate), 'conflict count');
+          assert.is(show(await pgs.ack(gate, 7)), show(await lite.ack(gate, 7)), 'ack');
+          assert.is(await pgs.count(gate), await lite.count(gate), 'count');
+          assert.is(await pgs.audit(gate, 7), await lite.audit(gate, 7), 'audit');
         } finally {
-          lite.close();
+          await liteDb.close();
         }
       }),
       { numRuns: 40, seed: 18 },
@@ -94,8 +117,8 @@ if (!where.ok) {
   });
 
   t('two PostgreSQL writers ingesting the same batches at once store every record exactly once and agree on the ack', async () => {
-    const url = (server as PostgresHandle).url;
-    const [w1, w2] = await Promise.all([PgEventStore.open({ url }), PgEventStore.open({ url })]);
+    const [c1, c2] = await Promise.all([PgDb.connect({ url }), PgDb.connect({ url })]);
+    const [w1, w2] = [new EventStore(c1), new EventStore(c2)];
     try {
       const recs = journal(5, 400);
       const batches: EventBatchMessage[] = [];
@@ -109,9 +132,13 @@ if (!where.ok) {
       const ack = await w2.ack('g-two', 9);
       assert.equal([ack?.seq, toHex(ack?.chain ?? new Uint8Array())], [400, toHex(chainTo(recs, 400))]);
       const rows = await w1.export('g-two', 9);
-      assert.equal(rows.map((r) => r.seq), Array.from({ length: 400 }, (_, i) => i + 1));
+      assert.equal(
+        rows.map((r) => r.seq),
+        Array.from({ length: 400 }, (_, i) => i + 1),
+      );
+      assert.is(await w2.audit('g-two', 9), null, 'the stored chain audits');
     } finally {
-      await Promise.all([w1.close(), w2.close()]);
+      await Promise.all([c1.close(), c2.close()]);
     }
   });
 

@@ -345,7 +345,12 @@ export class Central {
     if (this.#client !== null) throw new Error('central: already started');
     this.#closed = false;
     this.#caughtUp = false;
-    await this.#rebuild();
+    // The first build joins #building, so a close() meanwhile waits for it before it closes the store;
+    // a central closed while starting does not connect.
+    const built = this.#rebuild();
+    this.#building = this.#building.then(() => built).then(() => undefined);
+    await built;
+    if (this.#closed) throw new Error('central: closed while starting');
     const client = mqtt.connect(this.#o.brokerUrl, {
       clientId: this.#o.clientId ?? `subline-central-${toHex(nodeCrypto.sha256(this.#signer.publicKey)).slice(0, 8)}-${process.pid}`,
       clean: true,

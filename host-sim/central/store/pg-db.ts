@@ -65,6 +65,9 @@ export class PgDb implements SqlDb {
   readonly #context = new AsyncLocalStorage<Tx>();
   readonly #sql = new Map<string, string>();
   #open = true;
+  /** Requests on the pool not yet settled: close() waits for them (pg-pool drops a request still waiting for a client at end(); it would never settle). */
+  #pending = 0;
+  readonly #settled: (() => void)[] = [];
 
   private constructor(url: string, pool: pg.Pool) {
     this.where = redactUrl(url);
@@ -91,7 +94,7 @@ export class PgDb implements SqlDb {
   }
 
   async all<T>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
-    const r = await this.#client().query({ text: this.#text(sql), values: bind(params) });
+    const r = await this.#tracked(() => this.#client().query({ text: this.#text(sql), values: bind(params) }));
     return r.rows as T[];
   }
 
@@ -100,17 +103,17 @@ export class PgDb implements SqlDb {
   }
 
   async rows(sql: string, params: readonly SqlValue[] = []): Promise<unknown[][]> {
-    const r = await this.#client().query({ text: this.#text(sql), values: bind(params), rowMode: 'array' });
+    const r = await this.#tracked(() => this.#client().query({ text: this.#text(sql), values: bind(params), rowMode: 'array' }));
     return r.rows as unknown[][];
   }
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
-    const r = await this.#client().query({ text: this.#text(sql), values: bind(params) });
+    const r = await this.#tracked(() => this.#client().query({ text: this.#text(sql), values: bind(params) }));
     return r.rowCount ?? 0;
   }
 
   async exec(sql: string): Promise<void> {
-    await this.#client().query(sql);
+    await this.#tracked(() => this.#client().query(sql));
   }
 
   async tables(): Promise<Set<string>> {
@@ -130,6 +133,10 @@ export class PgDb implements SqlDb {
   async transaction<T>(fn: () => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const inner = this.#current();
     if (inner !== null) return this.#savepoint(inner, fn);
+    return this.#tracked(() => this.#transaction(fn, options));
+  }
+
+  async #transaction<T>(fn: () => Promise<T>, options: TransactionOptions): Promise<T> {
     const client = await this.#pool.connect();
     const tx: Tx = { db: this, client, depth: 0, done: false };
     let broken = false;
@@ -159,7 +166,17 @@ export class PgDb implements SqlDb {
   async close(): Promise<void> {
     if (!this.#open) return;
     this.#open = false;
+    while (this.#pending > 0) await new Promise<void>((resolve) => this.#settled.push(resolve));
     await this.#pool.end();
+  }
+
+  async #tracked<T>(fn: () => Promise<T>): Promise<T> {
+    this.#pending++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.#pending === 0) for (const w of this.#settled.splice(0)) w();
+    }
   }
 
   #current(): Tx | null {
