@@ -43,7 +43,7 @@ function tempDir(): string {
 
 /** The shared PostgreSQL server of this test process (started on first use). */
 export function postgresServer(): Promise<PostgresHandle> {
-  server ??= startPostgres().then((h) => {
+  server ??= startPostgres({ background: true }).then((h) => {
     serverDir = h.dir;
     return h;
   });
