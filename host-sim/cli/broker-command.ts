@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import { BrokerConfigError, DEFAULT_PASSWORD_PORT, DEFAULT_TLS_PORT, writeBrokerConfig } from '../broker-config.js';
 import { BrokerAclError } from '../broker-acl.js';
 import { CliError } from './cli-error.js';
-import { addGroup, bad, dataOption, dbOption, out, parseInteger, topicRootOption } from './common.js';
+import { addGroup, bad, dataOption, dataPaths, dbOption, out, parseInteger, topicRootOption } from './common.js';
 
 interface BrokerConfigFlags {
   readonly data: string;
@@ -41,7 +41,7 @@ async function config(o: BrokerConfigFlags): Promise<void> {
   if (o.out === undefined || o.out === '') bad('--out is required');
   let s;
   try {
-    s = await writeBrokerConfig({ data: o.data, ...(o.db !== undefined ? { db: o.db } : {}), out: o.out, port, tlsPort, ...(o.host !== undefined ? { host: o.host } : {}), topicRoot: o.topicRoot });
+    s = await writeBrokerConfig({ data: o.data, ...(o.db !== undefined ? { db: dataPaths(o.data, o.db).db } : {}), out: o.out, port, tlsPort, ...(o.host !== undefined ? { host: o.host } : {}), topicRoot: o.topicRoot });
   } catch (e) {
     if (e instanceof BrokerConfigError) throw new CliError(e.message, e.kind === 'missing' ? 3 : 2);
     if (e instanceof BrokerAclError) throw new CliError(`the registry holds an identity the broker cannot take: ${e.message}`, 3);

@@ -387,7 +387,7 @@ interface CopyOptions {
 /** Copies every table of the central's database into another, empty one (SQLite -> PostgreSQL, or back). */
 async function copyCommand(o: CopyOptions): Promise<void> {
   const p = dataPaths(o.data, o.db);
-  const target = dataPaths(o.data, o.to).db;
+  const target = dataPaths(o.data, o.to, '--to').db;
   if (target === p.db) bad('--to names the database being copied');
   const keys = loadKeys(p);
   const from = await requireDatabase(p, keys);

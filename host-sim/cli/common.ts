@@ -236,7 +236,7 @@ export interface DataPaths {
   readonly pki: string;
 }
 
-export function dataPaths(dir: string, db?: string): DataPaths {
+export function dataPaths(dir: string, db?: string, what = '--db'): DataPaths {
   const d = resolve(dir);
   let target = join(d, 'central.db');
   if (db !== undefined && db !== '') {
@@ -244,10 +244,10 @@ export function dataPaths(dir: string, db?: string): DataPaths {
       try {
         new URL(db);
       } catch {
-        bad(`--db '${redactUrl(db)}' is not a URL (expected postgres://user@host:port/database)`);
+        bad(`${what} '${redactUrl(db)}' is not a URL (expected postgres://user@host:port/database)`);
       }
       target = db;
-    } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(db)) bad(`--db '${redactUrl(db)}': only postgres:// URLs and SQLite file paths are supported`);
+    } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(db)) bad(`${what} '${redactUrl(db)}': only postgres:// URLs and SQLite file paths are supported`);
     else target = resolve(db);
   }
   return { dir: d, db: target, keys: join(d, 'keys.json'), pki: join(d, 'pki') };
