@@ -68,7 +68,8 @@ export interface BrokerConfigSummary {
 export class BrokerConfigError extends Error {
   constructor(
     message: string,
-    readonly kind: 'input' | 'missing',
+    /** unreachable: the database server did not answer. */
+    readonly kind: 'input' | 'missing' | 'unreachable',
   ) {
     super(message);
     this.name = 'BrokerConfigError';
@@ -111,7 +112,8 @@ async function readDeployment(data: string, topicRoot: string, dbTarget?: string
       await store.close();
     }
   } catch (e) {
-    if (e instanceof StoreOpenError || (e instanceof Error && e.name === 'SchemaError')) throw new BrokerConfigError(`${redactUrl(db)}: ${e.message}`, 'missing');
+    if (e instanceof StoreOpenError) throw new BrokerConfigError(e.code === 'unreachable' ? `${e.message} (is the database server running? check --db / SUBLINE_DB)` : `${redactUrl(db)}: ${e.message}`, e.code === 'unreachable' ? 'unreachable' : 'missing');
+    if (e instanceof Error && e.name === 'SchemaError') throw new BrokerConfigError(e.message, 'missing');
     throw e;
   }
   const operators = [...new Set(pki.issued().filter((c) => c.role === 'operator' && c.revokedAt === undefined).map((c) => c.cn))];

@@ -386,6 +386,8 @@ export class Central {
       this.#abortStart = () => giveUp('central: closed while starting');
       client.once('connect', ok);
     });
+    // The deltas the first connection publishes (publishPending, read from the store) are out before start() returns: idle() then covers them.
+    await this.#publishing;
     this.#headTimer = setInterval(() => this.#publishHead(), this.#headInterval * 1000);
     this.#refusalTimer = setInterval(() => void this.#flushRefusals(), 1000);
     this.#refusalTimer.unref?.();
@@ -498,6 +500,11 @@ export class Central {
     if (this.#buildTimer !== null) clearTimeout(this.#buildTimer);
     this.#headTimer = null;
     this.#buildTimer = null;
+    // Messages already taken in are finished (their writes and acks) and the publication work done,
+    // while the client is still there to send what they publish; then the client ends (flushing it).
+    if (this.#queued > 0) await new Promise<void>((resolve) => this.#drained.add(resolve));
+    await this.#publishing;
+    await this.#building;
     const client = this.#client;
     this.#client = null;
     if (client !== null) {
@@ -509,10 +516,6 @@ export class Central {
         });
       });
     }
-    // Messages already taken in are finished (their writes and acks), then the publication work.
-    if (this.#queued > 0) await new Promise<void>((resolve) => this.#drained.add(resolve));
-    await this.#publishing;
-    await this.#building;
     if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
     this.#flushTimer = null;
     await this.#flushPublished();
@@ -780,7 +783,8 @@ export class Central {
     }
     // One gate's messages in arrival order (presence, event chains), bounded per gate and in all.
     let q = this.#queues.get(gate);
-    if ((q?.depth ?? 0) >= GATE_QUEUE_CAPACITY || this.#queued >= QUEUE_CAPACITY || this.#closed) return this.#refuse(gate, p.kind, 'overloaded');
+    if (this.#closed) return; // not taken in: the gate resends to the next central
+    if ((q?.depth ?? 0) >= GATE_QUEUE_CAPACITY || this.#queued >= QUEUE_CAPACITY) return this.#refuse(gate, p.kind, 'overloaded');
     if (q === undefined) {
       q = { tail: Promise.resolve(), depth: 0 };
       this.#queues.set(gate, q);

@@ -282,7 +282,7 @@ function queries(d: Dialect) {
       JOIN subjects sub ON sub.id = c.subject
       LEFT JOIN grant_assignments a ON a.level = 'individual' AND a.target = sub.id
       LEFT JOIN suspensions s ON s.level = 'subject' AND s.target = sub.id AND s.active = 1
-      WHERE c.revoked = 0 AND s.target IS NULL`),
+      WHERE c.revoked = 0 AND s.target IS NULL ORDER BY c.key`),
     allSchedules: p('SELECT bytes FROM schedules ORDER BY id'),
     counts: p(`SELECT (SELECT COUNT(*) FROM industries) AS industries, (SELECT COUNT(*) FROM institutions) AS institutions,
       (SELECT COUNT(*) FROM subjects) AS subjects, (SELECT COUNT(*) FROM credentials WHERE revoked = 0) AS credentials,

@@ -43,7 +43,7 @@ async function config(o: BrokerConfigFlags): Promise<void> {
   try {
     s = await writeBrokerConfig({ data: o.data, ...(o.db !== undefined ? { db: dataPaths(o.data, o.db).db } : {}), out: o.out, port, tlsPort, ...(o.host !== undefined ? { host: o.host } : {}), topicRoot: o.topicRoot });
   } catch (e) {
-    if (e instanceof BrokerConfigError) throw new CliError(e.message, e.kind === 'missing' ? 3 : 2);
+    if (e instanceof BrokerConfigError) throw new CliError(e.message, e.kind === 'missing' ? 3 : e.kind === 'unreachable' ? 4 : 2);
     if (e instanceof BrokerAclError) throw new CliError(`the registry holds an identity the broker cannot take: ${e.message}`, 3);
     throw e;
   }

@@ -20,14 +20,14 @@ export interface CliResult {
   readonly stderr: string;
 }
 
+/** Options that commands also read from the environment. */
+const OPTION_ENV = ['SUBLINE_DATA', 'SUBLINE_DB', 'SUBLINE_BROKER', 'SUBLINE_GATE_PASSWORD', 'SUBLINE_BROKER_CA', 'SUBLINE_BROKER_CERT', 'SUBLINE_BROKER_KEY', 'SUBLINE_BROKER_USERNAME', 'SUBLINE_BROKER_PASSWORD'];
+
 function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extra };
-  // Options must come from the command line in tests, never from the caller's environment.
-  delete env.SUBLINE_DATA;
-  delete env.SUBLINE_BROKER;
-  delete env.SUBLINE_GATE_PASSWORD;
-  for (const k of ['SUBLINE_BROKER_CA', 'SUBLINE_BROKER_CERT', 'SUBLINE_BROKER_KEY', 'SUBLINE_BROKER_USERNAME', 'SUBLINE_BROKER_PASSWORD']) delete env[k];
-  return env;
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  // Options come from the command line or from the test's own `env`, never from the caller's environment.
+  for (const k of OPTION_ENV) delete env[k];
+  return { ...env, ...extra };
 }
 
 /** Runs `subline args...` to completion (killed after timeoutMs). */
@@ -61,9 +61,9 @@ export interface CliProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts a long-running `subline` command. */
-export function startCli(args: readonly string[]): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts a long-running `subline` command (`env`: variables for it, e.g. SUBLINE_DB). */
+export function startCli(args: readonly string[], options: { readonly env?: Record<string, string> } = {}): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
   trackChild(child);
   let out = '';
   let err = '';
