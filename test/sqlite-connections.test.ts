@@ -27,7 +27,7 @@ t('concurrent writes on two connections all commit', async () => {
       a.registry.addSubject({ id: 's-a', kind: 'person', name: 'A' }),
       b.registry.addSubject({ id: 's-b', kind: 'person', name: 'B' }),
     ]);
-    const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => String(r.reason));
     assert.equal(failed, [], 'every write committed');
     assert.is((await a.identities.all()).length, 10);
     assert.is((await b.registry.list()).version, 2, 'two registry changes: two versions');
