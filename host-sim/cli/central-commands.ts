@@ -7,18 +7,15 @@
 // the list version), `publish` (one shot), and read-outs (events, gates).
 // docs/CLI.md has the reference.
 
-import { once } from 'node:events';
 import { createInterface } from 'node:readline/promises';
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { stringify } from 'csv-stringify/sync';
 import { Presets, SingleBar } from 'cli-progress';
 import { fromHex, toHex } from '../../protocol/hex.js';
 import type { Direction, LaneKind, Line } from '../../protocol/whitelist-format.js';
 import { Central } from '../central/central.js';
 import type { GateRecord } from '../central/central-state.js';
-import { decodeEvent, type DecodedEvent } from '../central/event-decode.js';
 import type { GateIdentity } from '../central/gate-registry.js';
 import { RefusalLog, type RefusalCount } from '../central/refusal-log.js';
 import { copyStore, CopyError } from '../central/store/copy-store.js';
@@ -28,7 +25,6 @@ import { isPostgresUrl, redactUrl } from '../central/store/sql-db.js';
 import { DEFAULT_SYNC_BUDGET, type SyncBudgetOptions } from '../central/sync-budget.js';
 import { DeploymentPki, operatorIdentity } from '../pki/deployment-pki.js';
 import { stampDatabase } from '../central/database-stamp.js';
-import { CredentialFactsReader } from '../central/credential-facts.js';
 import type { GrantSpec } from '../central/image-builder.js';
 import { generateKeys, writeKeyFile } from '../central/keys.js';
 import { CapacityError, DEFAULT_LIST_CAPACITY, type CredentialRef, type GrantLevel, type Registry, type SuspensionLevel } from '../central/registry.js';
@@ -37,6 +33,8 @@ import {
   addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, dbName, dbOption, formatTable, isoSeconds, listOption, loadKeys, note, openStore, out, parseHex, parseInteger,
   parseSet, parseTime, registryErrors, requireDatabase, requireList, resolveBrokerAuth, topicRootOption, withStore, type BrokerAuthFlags, type DataPaths,
 } from './common.js';
+import { registerEvents } from './events-command.js';
+import { registerRegistryReads } from './registry-read-commands.js';
 import { applyImport, IMPORT_TYPES, openImportFiles, type ImportProgress, type ImportType } from './import.js';
 
 const LINES: readonly Line[] = ['first', 'second'];
@@ -158,17 +156,8 @@ export function registerCentral(program: Command): void {
     .option('--wait <seconds>', 'how long to wait for the broker', '10'))
     .action((o: PublishOptions) => publish(o));
 
-  central
-    .command('events')
-    .description('export the stored gate events, decoded (CSV or JSON)')
-    .option('--gate <gate>', 'only this gate')
-    .option('--epoch <n>', 'only this journal epoch')
-    .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json']).default('csv'))
-    .option('--out <file>', 'write to this file (default: standard output)')
-    .option('--conflicts', 'instead: the records a gate sent that differ from the one stored for the same (gate, epoch, seq), next to it (JSON)')
-    .addOption(dataOption())
-    .addOption(dbOption())
-    .action((o: EventsOptions) => (o.conflicts === true ? conflicts(o) : events(o)));
+  registerEvents(central);
+  registerRegistryReads(central);
 
   central
     .command('certs')
@@ -736,88 +725,6 @@ async function publish(o: PublishOptions): Promise<void> {
 
 /** The stores of an initialised central for reading (no keys: nothing is signed). */
 const openForReading = (o: { readonly data: string; readonly db?: string }): Promise<CentralStore> => openStore(dataPaths(o.data, o.db));
-
-interface EventsOptions {
-  readonly data: string;
-  readonly db?: string;
-  readonly gate?: string;
-  readonly epoch?: string;
-  readonly format: 'csv' | 'json';
-  readonly out?: string;
-  readonly conflicts?: boolean;
-}
-
-/** Conflicting records (event-store.ts, `event_conflicts`): both sides decoded, nothing dropped. */
-async function conflicts(o: EventsOptions): Promise<void> {
-  if (o.out !== undefined || o.epoch !== undefined) bad('--conflicts takes --gate only (it prints JSON)');
-  const gate = o.gate !== undefined ? checkId(o.gate, '--gate') : undefined;
-  const store = await openForReading(o);
-  try {
-    const rows = await store.events.conflicts(gate);
-    const dec = (record: Uint8Array, r: (typeof rows)[number]) => decodeEvent({ gate: r.gate, epoch: r.epoch, seq: r.seq, record, chain: r.chain, receivedAt: r.receivedAt });
-    out(JSON.stringify(rows.map((r) => ({ gate: r.gate, epoch: r.epoch, seq: r.seq, problem: r.problem, stored: r.stored === null ? null : dec(r.stored, r), conflicting: dec(r.record, r) })), null, 2));
-    if (rows.length > 0) note(`${rows.length} conflicting record(s): a gate sent records that differ from those stored under the same (gate, epoch, seq); both are kept (docs/SYNC.md, "Conflicting records")`);
-  } finally {
-    await store.close();
-  }
-}
-
-/** A decoded event and, for a gate's `unknown_credential`, what the registry knows of the key (credential-facts.ts). */
-type ExportedEvent = DecodedEvent & { readonly registry: string };
-const CSV_COLUMNS: readonly (keyof ExportedEvent)[] = ['gate', 'epoch', 'seq', 'time', 'type', 'reason', 'level', 'key', 'clockUntrusted', 'receivedAt', 'registry'];
-const CSV_HEADER = ['gate', 'epoch', 'seq', 'time', 'type', 'reason', 'level', 'key', 'clock_untrusted', 'received_at', 'registry'];
-
-async function events(o: EventsOptions): Promise<void> {
-  const gate = o.gate !== undefined ? checkId(o.gate, '--gate') : undefined;
-  const epoch = o.epoch !== undefined ? parseInteger(o.epoch, '--epoch', 0, 0xffffffff) : undefined;
-  const stores = await openForReading(o);
-  const tmp = o.out !== undefined ? `${o.out}.tmp-${process.pid}` : undefined;
-  let sink: WriteStream | NodeJS.WriteStream = process.stdout;
-  let n = 0;
-  try {
-    const store = stores.events;
-    if (tmp !== undefined) {
-      sink = createWriteStream(tmp, { flags: 'wx' });
-      await once(sink, 'open');
-    }
-    const s = sink;
-    const write = async (text: string) => {
-      if (!s.write(text)) await once(s, 'drain');
-    };
-    const facts = new CredentialFactsReader(stores.db);
-    let batch: ExportedEvent[] = [];
-    const flush = async () => {
-      if (batch.length === 0) return;
-      if (o.format === 'csv') await write(stringify(batch.map((e) => CSV_COLUMNS.map((c) => (typeof e[c] === 'boolean' ? (e[c] ? '1' : '0') : String(e[c]))))));
-      else await write(batch.map((e, i) => `${n - batch.length + i === 0 ? '' : ',\n'}  ${JSON.stringify(e)}`).join(''));
-      batch = [];
-    };
-    await write(o.format === 'csv' ? stringify([CSV_HEADER]) : '[\n');
-    for await (const row of store.rows(gate, epoch)) {
-      const e = decodeEvent(row);
-      batch.push({ ...e, registry: e.reason === 'unknown_credential' && e.key !== '' ? await facts.describe(e.key) : '' });
-      n++;
-      if (batch.length === 1000) await flush();
-    }
-    await flush();
-    if (o.format === 'json') await write(n === 0 ? ']\n' : '\n]\n');
-    if (tmp !== undefined && o.out !== undefined) {
-      await new Promise<void>((resolve, reject) => (sink as WriteStream).end((e?: Error | null) => (e ? reject(e) : resolve())));
-      renameSync(tmp, o.out);
-      note(`exported ${n} event(s) to ${o.out}`);
-    }
-  } catch (e) {
-    if (tmp !== undefined) {
-      if (sink !== process.stdout) (sink as WriteStream).destroy();
-      rmSync(tmp, { force: true });
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== undefined) throw new CliError(`--out ${o.out}: cannot be written (${code})`, 2);
-    }
-    throw e;
-  } finally {
-    await stores.close();
-  }
-}
 
 interface GatesOptions {
   readonly data: string;
