@@ -17,6 +17,7 @@ import { nodeCrypto } from '../node-crypto.js';
 import { COMMAND_OPS, sealCommand, sendCommandOver, type CommandOp } from '../central/commands.js';
 import { GateAuthenticator } from '../central/gate-authenticator.js';
 import { CliError } from './cli-error.js';
+import { registerGateRun } from './gate-run-command.js';
 import { addBrokerAuthOptions, addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, connectBroker, dataOption, dataPaths, dbName, dbOption, isoSeconds, loadKeys, note, out, parseHex, parseInteger, resolveBrokerAuth, topicRootOption, withStore, type BrokerAuthFlags, type DataPaths } from './common.js';
 
 interface GateCommandOptions extends BrokerAuthFlags {
@@ -68,6 +69,7 @@ export function registerGate(program: Command): void {
       .addOption(brokerOption())
       .addOption(topicRootOption()),
   ).action((g: string, o: GateCommandOptions) => status(g, o));
+  registerGateRun(gate);
 }
 
 /**
