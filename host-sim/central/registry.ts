@@ -284,6 +284,15 @@ function queries(d: Dialect) {
       LEFT JOIN suspensions s ON s.level = 'subject' AND s.target = sub.id AND s.active = 1
       WHERE c.revoked = 0 AND s.target IS NULL ORDER BY c.key`),
     allSchedules: p('SELECT bytes FROM schedules ORDER BY id'),
+    // Whole-table reads for `central import --sync` (host-sim/cli/import-sync.ts).
+    everyIndustry: p('SELECT id, name, code FROM industries ORDER BY id'),
+    everyInstitution: p('SELECT id, name, industry FROM institutions ORDER BY id'),
+    everySubject: p('SELECT id, kind FROM subjects ORDER BY id'),
+    everyActiveCredential: p(`SELECT ${d.hex('c.key')}, c.subject, s.kind FROM credentials c JOIN subjects s ON s.id = c.subject WHERE c.revoked = 0 ORDER BY c.key`),
+    everyAssignment: p('SELECT level, target, grant_id FROM grant_assignments ORDER BY level, target'),
+    updateIndustry: p('UPDATE industries SET name = ? WHERE id = ?'),
+    updateInstitution: p('UPDATE institutions SET name = ?, industry = ? WHERE id = ?'),
+    updateSubject: p('UPDATE subjects SET name = ?, institution = ? WHERE id = ?'),
     counts: p(`SELECT (SELECT COUNT(*) FROM industries) AS industries, (SELECT COUNT(*) FROM institutions) AS institutions,
       (SELECT COUNT(*) FROM subjects) AS subjects, (SELECT COUNT(*) FROM credentials WHERE revoked = 0) AS credentials,
       (SELECT COUNT(*) FROM grants WHERE spec IS NOT NULL) AS grants, (SELECT COUNT(*) FROM schedules) AS schedules`),
@@ -470,6 +479,36 @@ export class Registry {
     return g.spec === null ? null : (JSON.parse(g.spec) as GrantSpec);
   }
 
+  /** Every industry, by id. */
+  async allIndustries(): Promise<{ readonly id: number; readonly name: string; readonly code: string }[]> {
+    return this.#db.all<{ id: number; name: string; code: string }>(this.#q.everyIndustry);
+  }
+
+  /** Every institution, by id. */
+  async allInstitutions(): Promise<{ readonly id: number; readonly name: string; readonly industry: number | null }[]> {
+    return this.#db.all<{ id: number; name: string; industry: number | null }>(this.#q.everyInstitution);
+  }
+
+  /** Every subject's id and kind (arrays, not objects: a million subjects). */
+  async allSubjects(): Promise<[id: string, kind: SubjectKind][]> {
+    return (await this.#db.rows(this.#q.everySubject)) as [string, SubjectKind][];
+  }
+
+  /** Every active (not revoked) credential: its key in upper-case hex, its subject and the subject's kind. */
+  async allActiveCredentials(): Promise<[key: string, subject: string, kind: SubjectKind][]> {
+    return (await this.#db.rows(this.#q.everyActiveCredential)) as [string, string, SubjectKind][];
+  }
+
+  /** Every grant assignment: level, target (subject id, or the institution's / industry's id as text) and grant id. */
+  async grantAssignments(): Promise<{ readonly level: GrantLevel; readonly target: string; readonly grant: number }[]> {
+    return (await this.#db.rows(this.#q.everyAssignment)).map(([level, target, grant]) => ({ level: level as GrantLevel, target: String(target), grant: Number(grant) }));
+  }
+
+  /** The grant id assigned to a subject ('individual'), an institution or an industry, or null. */
+  async assignedGrant(level: GrantLevel, target: string | number): Promise<number | null> {
+    return this.#assigned(level, String(target));
+  }
+
   /** The 8-byte key of a raw credential id under this deployment. */
   credentialKey(kind: CredentialKind, rawId: Uint8Array | string): Uint8Array {
     return this.#keyOf('credential', { kind, rawId });
@@ -591,6 +630,55 @@ export class Registry {
       if (row.revoked !== 0) return this.#unchanged(t); // keeps the first revocation's time
       await this.#db.run(this.#q.revokeCredential, [this.#clock(), key]);
       this.#push(t, [{ op: 'revoke', key }]);
+    });
+  }
+
+  /** Renames an industry (its code is its identity): a version with a no-op delta, since gates know industries by id only. */
+  async updateIndustry(id: number, input: { readonly name: string }): Promise<void> {
+    return this.#mutate('updateIndustry', true, async (t) => {
+      const op = 'updateIndustry';
+      checkInput(op, input);
+      const name = checkText(op, 'name', input.name);
+      await this.#checkIndustry(op, 'id', id);
+      if ((await this.industry(id))?.name === name) return this.#unchanged(t);
+      await this.#db.run(this.#q.updateIndustry, [name, id]);
+    });
+  }
+
+  /** Sets an institution's name and industry; a new industry is a defineInstitution record (with its grant, which stays). */
+  async updateInstitution(id: number, input: { readonly name: string; readonly industry?: number | null }): Promise<void> {
+    return this.#mutate('updateInstitution', true, async (t) => {
+      const op = 'updateInstitution';
+      checkInput(op, input);
+      const name = checkText(op, 'name', input.name);
+      const industry = input.industry ?? null;
+      await this.#checkInstitution(op, 'id', id);
+      const current = (await this.institution(id)) as { name: string; industry: number | null };
+      if (industry !== null) await this.#checkIndustry(op, 'industry', industry);
+      if (current.name === name && current.industry === industry) return this.#unchanged(t);
+      await this.#db.run(this.#q.updateInstitution, [name, industry, id]);
+      if (current.industry !== industry) {
+        const grant = await this.#assigned('institution', String(id));
+        this.#push(t, [{ op: 'defineInstitution', institution: id, industry: industry ?? undefined, grant: grant ?? undefined }]);
+      }
+    });
+  }
+
+  /**
+   * Sets a subject's name and institution (its kind does not change). A new
+   * institution re-adds each active credential with it, as a grant change does.
+   */
+  async updateSubject(id: string, input: { readonly name: string; readonly institution?: number | null }): Promise<void> {
+    return this.#mutate('updateSubject', true, async (t) => {
+      const op = 'updateSubject';
+      checkInput(op, input);
+      const name = checkText(op, 'name', input.name);
+      const institution = input.institution ?? null;
+      const s = await this.#checkSubject(op, 'id', id);
+      if (institution !== null) await this.#checkInstitution(op, 'institution', institution);
+      if (s.name === name && s.institution === institution) return this.#unchanged(t);
+      await this.#db.run(this.#q.updateSubject, [name, institution, s.id]);
+      if (s.institution !== institution) await this.#pushSubjectCredentials(t, { ...s, name, institution }, 'grant', s.grant);
     });
   }
 

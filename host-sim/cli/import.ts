@@ -44,7 +44,7 @@ const COLUMNS: Record<ImportType, TypeSpec> = {
   grants: { required: ['level', 'target', 'lines', 'directions', 'lanes'], optional: ['valid_from', 'valid_until', 'passback_group'] },
 };
 
-const IMPLIED_KIND: Partial<Record<ImportType, SubjectKind>> = { people: 'person', vehicles: 'vehicle', consignments: 'goods' };
+export const IMPLIED_KIND: Partial<Record<ImportType, SubjectKind>> = { people: 'person', vehicles: 'vehicle', consignments: 'goods' };
 const NAME_HINTS: Record<string, ImportType> = {
   industries: 'industries', industry: 'industries',
   institutions: 'institutions', institution: 'institutions',
@@ -56,7 +56,7 @@ const NAME_HINTS: Record<string, ImportType> = {
   grants: 'grants', grant: 'grants',
 };
 /** Application order. */
-const ORDER: readonly ImportType[] = ['industries', 'institutions', 'people', 'vehicles', 'consignments', 'subjects', 'credentials', 'grants'];
+export const ORDER: readonly ImportType[] = ['industries', 'institutions', 'people', 'vehicles', 'consignments', 'subjects', 'credentials', 'grants'];
 
 /** One row of one file: values by (normalised) column name, and where it came from. */
 export interface ImportRow {
@@ -78,12 +78,12 @@ export interface ImportSummary {
 
 // ---------------------------------------------------------------- errors
 
-function where(row: ImportRow, field?: string): string {
+export function where(row: ImportRow, field?: string): string {
   if (row.line !== undefined) return `${row.file}:${row.line}${field !== undefined ? `: field '${field}'` : ''}`;
   return `${row.file}: ${row.path ?? ''}${field !== undefined ? `.${field}` : ''}`;
 }
 
-class RowError extends Error {
+export class RowError extends Error {
   constructor(
     readonly row: ImportRow,
     readonly field: string | undefined,
@@ -93,7 +93,7 @@ class RowError extends Error {
   }
 }
 
-function rowFail(row: ImportRow, field: string | undefined, problem: string): never {
+export function rowFail(row: ImportRow, field: string | undefined, problem: string): never {
   throw new RowError(row, field, problem);
 }
 
@@ -148,6 +148,8 @@ export interface ImportSource {
   readonly bytes: number;
   readonly csv?: CsvSource;
   readonly json?: readonly ImportRow[];
+  /** JSON: the types the file names, an empty array too (what `--sync` makes the registry match). */
+  readonly jsonTypes?: readonly ImportType[];
 }
 
 const HEADER_PROBE_BYTES = 1 << 20;
@@ -217,6 +219,11 @@ export async function* streamCsv(source: CsvSource, onBytes?: (n: number) => voi
 }
 
 export function readJson(file: string, text: string): ImportRow[] {
+  return readJsonTypes(file, text).rows;
+}
+
+/** The rows of a JSON text and the types it names (an empty array names its type too). */
+function readJsonTypes(file: string, text: string): { rows: ImportRow[]; types: ImportType[] } {
   let doc: unknown;
   try {
     doc = JSON.parse(text.replace(/^\uFEFF/, ''));
@@ -225,9 +232,11 @@ export function readJson(file: string, text: string): ImportRow[] {
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new CliError(`${file}: must hold a JSON object with arrays named ${IMPORT_TYPES.join(', ')}; nothing imported`, 2);
   const rows: ImportRow[] = [];
+  const types: ImportType[] = [];
   for (const [key, list] of Object.entries(doc as Record<string, unknown>)) {
     if (!(IMPORT_TYPES as readonly string[]).includes(key)) throw new CliError(`${file}: unknown key '${key}' (expected arrays named ${IMPORT_TYPES.join(', ')}); nothing imported`, 2);
     const type = key as ImportType;
+    types.push(type);
     if (!Array.isArray(list)) throw new CliError(`${file}: ${key} must be an array; nothing imported`, 2);
     list.forEach((item: unknown, i: number) => {
       const path = `${key}[${i}]`;
@@ -240,7 +249,7 @@ export function readJson(file: string, text: string): ImportRow[] {
       rows.push(row);
     });
   }
-  return rows;
+  return { rows, types };
 }
 
 function cannotRead(file: string, e: unknown): CliError {
@@ -280,7 +289,8 @@ export function openImportFiles(files: readonly string[], forced?: ImportType): 
       } catch (e) {
         throw cannotRead(file, e);
       }
-      sources.push({ file, bytes, json: readJson(file, text) });
+      const { rows, types } = readJsonTypes(file, text);
+      sources.push({ file, bytes, json: rows, jsonTypes: types });
     } else {
       // The header from the first MiB: a header line longer than that is not a header.
       const cut = bytes > HEADER_PROBE_BYTES ? head.slice(0, Math.max(head.lastIndexOf('\n'), 0)) : head;
@@ -302,9 +312,9 @@ export async function readImportFiles(files: readonly string[], forced?: ImportT
 
 // ---------------------------------------------------------------- values
 
-function text(row: ImportRow, field: string, required: true): string;
-function text(row: ImportRow, field: string, required: false): string | undefined;
-function text(row: ImportRow, field: string, required: boolean): string | undefined {
+export function text(row: ImportRow, field: string, required: true): string;
+export function text(row: ImportRow, field: string, required: false): string | undefined;
+export function text(row: ImportRow, field: string, required: boolean): string | undefined {
   const v = row.values[field];
   if (v === undefined) return required ? rowFail(row, field, 'is required') : undefined;
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
@@ -313,7 +323,7 @@ function text(row: ImportRow, field: string, required: boolean): string | undefi
 }
 
 /** A list of items: an array of strings, or one string split at commas, semicolons, bars or spaces. */
-function items(row: ImportRow, field: string): string[] {
+export function items(row: ImportRow, field: string): string[] {
   const v = row.values[field];
   if (v === undefined) return [];
   const list = Array.isArray(v) ? v : typeof v === 'string' ? v.split(/[\s,;|]+/).filter((s) => s !== '') : null;
@@ -321,7 +331,7 @@ function items(row: ImportRow, field: string): string[] {
   return list as string[];
 }
 
-function oneOf<T extends string>(row: ImportRow, field: string, allowed: readonly T[]): T {
+export function oneOf<T extends string>(row: ImportRow, field: string, allowed: readonly T[]): T {
   const v = text(row, field, true);
   if (!(allowed as readonly string[]).includes(v)) rowFail(row, field, `'${v}' is not one of ${allowed.join(', ')}`);
   return v as T;
@@ -367,7 +377,7 @@ function integer(row: ImportRow, field: string, min: number, max: number): numbe
   return n;
 }
 
-function hexId(row: ImportRow, field: string, v: string): string {
+export function hexId(row: ImportRow, field: string, v: string): string {
   if (!/^([0-9a-fA-F]{2})+$/.test(v)) rowFail(row, field, `'${v}' must be hex digits (an even number)`);
   if (v.length / 2 > MAX_RAW_ID_BYTES) rowFail(row, field, `'${v}' is longer than ${MAX_RAW_ID_BYTES} bytes`);
   return v.toLowerCase();
@@ -388,12 +398,12 @@ async function reference(row: ImportRow, field: string, what: string, byId: (id:
   return found[0] as number;
 }
 
-const industryRef = (r: Registry, row: ImportRow, field: string): Promise<number> =>
+export const industryRef = (r: Registry, row: ImportRow, field: string): Promise<number> =>
   reference(row, field, 'industry', async (id) => (await r.industry(id)) !== undefined, async (code) => {
     const id = await r.industryByCode(code);
     return id === undefined ? [] : [id];
   });
-const institutionRef = (r: Registry, row: ImportRow, field: string): Promise<number> =>
+export const institutionRef = (r: Registry, row: ImportRow, field: string): Promise<number> =>
   reference(row, field, 'institution', async (id) => (await r.institution(id)) !== undefined, (name) => r.institutionsNamed(name));
 
 // ---------------------------------------------------------------- applying
@@ -402,17 +412,57 @@ const LINES: readonly Line[] = ['first', 'second'];
 const DIRECTIONS: readonly Direction[] = ['in', 'out'];
 const LANES: readonly LaneKind[] = ['person', 'vehicle', 'goods'];
 const KINDS: readonly SubjectKind[] = ['person', 'vehicle', 'goods'];
-const LEVELS: readonly GrantLevel[] = ['individual', 'institution', 'industry'];
+export const LEVELS: readonly GrantLevel[] = ['individual', 'institution', 'industry'];
+
+/** Runs a registry call for a row: a RegistryError becomes the row's error, its field named by the column it came from. */
+export async function registryCall<T>(row: ImportRow, columns: Readonly<Record<string, string>>, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof RegistryError) fromRegistry(row, e, columns);
+    throw e;
+  }
+}
+
+/** A subject row's id, kind (told by its type, or its kind column, which must agree) and name. */
+export function subjectOf(row: ImportRow): { readonly id: string; readonly kind: SubjectKind; readonly name: string } {
+  const implied = IMPLIED_KIND[row.type];
+  const kind = row.values.kind === undefined && implied !== undefined ? implied : oneOf(row, 'kind', KINDS);
+  if (implied !== undefined && kind !== implied) rowFail(row, 'kind', `is '${kind}' but ${row.type} are of kind ${implied}`);
+  return { id: text(row, 'id', true), kind, name: text(row, 'name', true) };
+}
+
+/** Registry fields of a grant by the columns they come from. */
+export const GRANT_COLUMNS: Readonly<Record<string, string>> = { level: 'level', target: 'target', spec: 'lines', 'spec.lines': 'lines', 'spec.directions': 'directions', 'spec.lanes': 'lanes', 'spec.validFrom': 'valid_from', 'spec.validUntil': 'valid_until', 'spec.passbackGroup': 'passback_group' };
+
+/** A grant row's rights (its level and target are resolved by the caller). */
+export function grantSpecOf(row: ImportRow): GrantSpec {
+  const validFrom = time(row, 'valid_from', false);
+  const validUntil = time(row, 'valid_until', true);
+  const passbackGroup = integer(row, 'passback_group', 1, 255);
+  return {
+    lines: subset(row, 'lines', LINES),
+    directions: subset(row, 'directions', DIRECTIONS),
+    lanes: subset(row, 'lanes', LANES),
+    ...(validFrom !== undefined ? { validFrom } : {}),
+    ...(validUntil !== undefined ? { validUntil } : {}),
+    ...(passbackGroup !== undefined ? { passbackGroup } : {}),
+  };
+}
+
+/** The rows of one type from every source, in file order; CSV rows streamed (`onBytes` hears of every chunk read). */
+export async function* rowsOf(sources: readonly ImportSource[], type: ImportType, onBytes?: (n: number) => void): AsyncGenerator<ImportRow> {
+  for (const source of sources) {
+    if (source.json !== undefined) {
+      for (const row of source.json) if (row.type === type) yield row;
+    } else if (source.csv !== undefined && source.csv.type === type) {
+      yield* streamCsv(source.csv, onBytes);
+    }
+  }
+}
 
 async function applyRow(r: Registry, row: ImportRow, counts: ImportSummary['counts']): Promise<void> {
-  const reg = async <T>(columns: Readonly<Record<string, string>>, fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (e) {
-      if (e instanceof RegistryError) fromRegistry(row, e, columns);
-      throw e;
-    }
-  };
+  const reg = <T>(columns: Readonly<Record<string, string>>, fn: () => Promise<T>): Promise<T> => registryCall(row, columns, fn);
   switch (row.type) {
     case 'industries': {
       const code = text(row, 'code', true);
@@ -430,11 +480,7 @@ async function applyRow(r: Registry, row: ImportRow, counts: ImportSummary['coun
     case 'vehicles':
     case 'consignments':
     case 'subjects': {
-      const implied = IMPLIED_KIND[row.type];
-      const kind = row.values.kind === undefined && implied !== undefined ? implied : oneOf(row, 'kind', KINDS);
-      if (implied !== undefined && kind !== implied) rowFail(row, 'kind', `is '${kind}' but ${row.type} are of kind ${implied}`);
-      const id = text(row, 'id', true);
-      const name = text(row, 'name', true);
+      const { id, kind, name } = subjectOf(row);
       const institution = row.values.institution === undefined ? null : await institutionRef(r, row, 'institution');
       await reg({ id: 'id', kind: 'kind', name: 'name', institution: 'institution' }, () => r.addSubject({ id, kind, name, institution }));
       for (const field of ['card', 'uhf'] as const) {
@@ -456,26 +502,15 @@ async function applyRow(r: Registry, row: ImportRow, counts: ImportSummary['coun
     case 'grants': {
       const level = oneOf(row, 'level', LEVELS);
       const target = level === 'individual' ? text(row, 'target', true) : level === 'institution' ? await institutionRef(r, row, 'target') : await industryRef(r, row, 'target');
-      const validFrom = time(row, 'valid_from', false);
-      const validUntil = time(row, 'valid_until', true);
-      const passbackGroup = integer(row, 'passback_group', 1, 255);
-      const spec: GrantSpec = {
-        lines: subset(row, 'lines', LINES),
-        directions: subset(row, 'directions', DIRECTIONS),
-        lanes: subset(row, 'lanes', LANES),
-        ...(validFrom !== undefined ? { validFrom } : {}),
-        ...(validUntil !== undefined ? { validUntil } : {}),
-        ...(passbackGroup !== undefined ? { passbackGroup } : {}),
-      };
-      const columns = { level: 'level', target: 'target', spec: 'lines', 'spec.lines': 'lines', 'spec.directions': 'directions', 'spec.lanes': 'lanes', 'spec.validFrom': 'valid_from', 'spec.validUntil': 'valid_until', 'spec.passbackGroup': 'passback_group' };
-      await reg(columns, () => r.grant(level, target, spec));
+      const spec = grantSpecOf(row);
+      await reg(GRANT_COLUMNS, () => r.grant(level, target, spec));
       break;
     }
   }
   counts[row.type]++;
 }
 
-class DryRun extends Error {}
+export class DryRun extends Error {}
 
 export interface ImportProgress {
   readonly rows: number;
@@ -512,15 +547,7 @@ export async function applyImport(r: Registry, sources: readonly ImportSource[],
   };
   try {
     await r.bulk(async (reg) => {
-      for (const type of ORDER) {
-        for (const source of sources) {
-          if (source.json !== undefined) {
-            for (const row of source.json) if (row.type === type) await apply(reg, row);
-          } else if (source.csv !== undefined && source.csv.type === type) {
-            for await (const row of streamCsv(source.csv, (n) => (bytes += n))) await apply(reg, row);
-          }
-        }
-      }
+      for (const type of ORDER) for await (const row of rowsOf(sources, type, (n) => (bytes += n))) await apply(reg, row);
       bytes = totalBytes;
       report();
       if (options.dryRun === true) throw new DryRun('dry run');
