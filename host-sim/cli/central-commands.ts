@@ -36,6 +36,7 @@ import {
 import { registerEvents } from './events-command.js';
 import { registerRegistryReads } from './registry-read-commands.js';
 import { applyImport, IMPORT_TYPES, openImportFiles, type ImportProgress, type ImportType } from './import.js';
+import { syncFiles } from './import-sync-command.js';
 
 const LINES: readonly Line[] = ['first', 'second'];
 const DIRECTIONS: readonly Direction[] = ['in', 'out'];
@@ -83,7 +84,9 @@ export function registerCentral(program: Command): void {
     .addOption(new Option('--type <type>', 'what every CSV file holds (default: from its header or name)').choices(IMPORT_TYPES))
     .option('--dry-run', 'check everything, import nothing')
     .option('--over-capacity', "commit even when the list would hold more credentials than its capacity (`central init --capacity`)")
-    .option('--json', 'print the result as one JSON object (rows, counts, versionBefore, versionAfter, unchanged, dryRun, credentials, capacity)')
+    .option('--sync', "make the registry match the files for every type they hold: add, change and remove (a removed subject's credentials are revoked and its grant removed; rows are kept for history) as one change")
+    .option('--yes', 'with --sync: remove more than half of a type without asking (needed when there is no terminal; without it such a sync is refused)')
+    .option('--json', 'print the result as one JSON object (rows, counts, versionBefore, versionAfter, unchanged, dryRun, credentials, capacity; with --sync: synced, added, changed, removed by type, massRemovals)')
     .action((files: string[], o: ImportFlags) => importFiles(files, o));
 
   central
@@ -448,6 +451,8 @@ interface ImportFlags {
   readonly dryRun?: boolean;
   readonly overCapacity?: boolean;
   readonly json?: boolean;
+  readonly sync?: boolean;
+  readonly yes?: boolean;
 }
 
 /** Progress on stderr: a bar on a terminal; a line every 10 % of a large import otherwise. */
@@ -483,6 +488,8 @@ function importProgress(): { update: (p: ImportProgress) => void; stop: () => vo
 }
 
 async function importFiles(files: string[], o: ImportFlags): Promise<void> {
+  if (o.sync === true) return syncFiles(files, o, importProgress);
+  if (o.yes === true) throw new CliError('--yes goes with --sync (it confirms removing more than half of a type)', 2);
   const sources = openImportFiles(files, o.type);
   const p = dataPaths(o.data, o.db);
   const store = await openStore(p, loadKeys(p));
