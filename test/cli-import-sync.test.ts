@@ -13,6 +13,8 @@ import { toHex } from '../protocol/hex.js';
 import { DELTA_RECORD_BYTES, DeltaOp } from '../protocol/whitelist-format.js';
 import type { GrantSpec } from '../host-sim/central/image-builder.js';
 import type { Registry } from '../host-sim/central/registry.js';
+import { openImportFiles } from '../host-sim/cli/import.js';
+import { applySync, type SyncCounts } from '../host-sim/cli/import-sync.js';
 import { CARD, context, parallel, populated, snapshot, version, withStore, type Ctx } from './helpers/cli-context.js';
 import { engineSuites } from './helpers/store-engines.js';
 
@@ -34,6 +36,8 @@ async function people(r: Registry, cards: readonly string[]): Promise<Record<str
   }
   return out;
 }
+
+const counts = (o: Partial<SyncCounts>): SyncCounts => ({ industries: 0, institutions: 0, people: 0, vehicles: 0, consignments: 0, credentials: 0, grants: 0, ...o });
 
 const rights = (lines: GrantSpec['lines'], directions: GrantSpec['directions'], lanes: GrantSpec['lanes']): GrantSpec => ({ lines, directions, lanes });
 
@@ -66,7 +70,6 @@ engineSuites('cli: central import --sync', (test, engine) => {
     const before = await snapshot(c, data);
 
     const dry = JSON.parse((await c.cli([...args, '--dry-run', '--json'], 0)).stdout) as Record<string, unknown>;
-    const counts = (o: Partial<Record<string, number>>) => ({ industries: 0, institutions: 0, people: 0, vehicles: 0, consignments: 0, credentials: 0, grants: 0, ...o });
     assert.equal(
       { ...dry, list: undefined },
       {
@@ -141,6 +144,38 @@ engineSuites('cli: central import --sync', (test, engine) => {
       const active = (await r.allActiveCredentials()).map(([, subject]) => subject);
       assert.equal(active, ['v-1'], "only the vehicle's tag is left");
       assert.equal(await r.grantAssignments(), [], "the people's grants went with them");
+    });
+  });
+
+  test('in process: an institution changes industry (a defineInstitution record) or loses its grant; an empty JSON array syncs its type; a removed person comes back; a card moves', async () => {
+    await withStore(c, data, async ({ registry: r }) => {
+      const sync = async (name: string, doc: unknown, allowMassRemoval = false) => applySync(r, openImportFiles([file(data, name, JSON.stringify(doc))]), { allowMassRemoval });
+      const v = await r.version();
+      const both = [{ name: 'Quantum Science Centre', industry: 'quantum' }, { name: 'Future Networks Institute', industry: 'biomed' }];
+      const fniGrant = { level: 'institution', target: 'Future Networks Institute', lines: 'first', directions: 'in', lanes: 'person' };
+      let s = await sync('a.json', { institutions: both, grants: [fniGrant] });
+      assert.equal([s.changed, s.added], [counts({ institutions: 1 }), counts({ grants: 1 })]);
+      assert.is((await r.institution(0))?.industry, 2);
+      const records = (await r.delta('main', v + 1))?.records ?? new Uint8Array();
+      assert.ok(records[0] === DeltaOp.defineInstitution && records[2] === 0 && records[12] === 2, 'the gates learn the new industry');
+
+      s = await sync('b.json', { institutions: [both[0]], grants: [] }, true);
+      assert.equal([s.removed, s.massRemovals], [counts({ institutions: 1, grants: 1 }), ['grants']]);
+      assert.is(await r.assignedGrant('institution', 1), null);
+      assert.is((await r.institution(1))?.name, 'Future Networks Institute', 'kept');
+
+      // Vehicles named by an empty array: v-1 goes (its tag revoked); p-1 comes back with two cards.
+      s = await sync('c.json', { vehicles: [], people: [{ id: 'p-1', name: 'Li Wei (Dr)', institution: 0, card: [CARD(1), CARD(2)] }] }, true);
+      assert.equal([s.added, s.changed, s.removed], [counts({ credentials: 2 }), counts({ people: 1 }), counts({ vehicles: 1, credentials: 1 })]);
+      assert.equal(s.synced, ['people', 'vehicles', 'credentials']);
+      assert.ok((await r.credentials('v-1')).every((x) => x.revoked));
+      // A card given to another person moves: one change, active on p-2 only, in the image with p-2's institution.
+      s = await sync('d.json', { people: [{ id: 'p-1', name: 'Li Wei (Dr)', institution: 0, card: CARD(1) }, { id: 'p-2', name: 'Chan Tai Man', institution: 1, card: CARD(2) }] });
+      assert.equal([s.added, s.changed, s.removed], [counts({}), counts({ credentials: 1 }), counts({})]);
+      const key = r.credentialKey('card', CARD(2));
+      assert.equal(await r.credential({ key }), { key, subject: 'p-2', kind: 'card', revoked: false });
+      assert.is((await r.tables()).credentials.find((x) => toHex(x.key) === toHex(key))?.institution, 1);
+      assert.is(await r.version(), v + 4, 'one version per sync');
     });
   });
 });
