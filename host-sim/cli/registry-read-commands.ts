@@ -43,33 +43,32 @@ interface ListOptions extends ReadOptions {
 export function registerRegistryReads(central: Command): void {
   for (const g of SUBJECT_GROUPS) {
     const group = central.command(g.group).description(`the registry's ${g.group} (subjects of kind ${g.kind}): list with filters, or show one`);
-    listCommand(group, `${g.group}, ordered by id`)
-      .option('--institution <id|name>', 'only those of this institution (an id, or an exact name: every institution of that name)')
-      .option('--industry <id|code>', "only those whose institution is of this industry")
-      .option('--name <text>', 'only those whose name contains this text (case-insensitive)')
-      .addOption(new Option('--state <state>', "only those in this state: revoked = no active credential; suspended = it, its institution or its industry is suspended (and it has an active credential); active = neither").choices(['active', 'suspended', 'revoked']))
-      .action((o: SubjectListOptions) => listSubjects(g.kind, o));
+    listCommand(group, `${g.group}, ordered by id`, SUBJECT_COLUMNS, (c) =>
+      c
+        .option('--institution <id|name>', 'only those of this institution (an id, or an exact name: every institution of that name)')
+        .option('--industry <id|code>', 'only those whose institution is of this industry')
+        .option('--name <text>', 'only those whose name contains this text (case-insensitive)')
+        .addOption(new Option('--state <state>', 'only those in this state: revoked = no active credential; suspended = it, its institution or its industry is suspended (and it has an active credential); active = neither').choices(['active', 'suspended', 'revoked'])),
+    ).action((o: SubjectListOptions) => listSubjects(g.kind, o));
     showCommand(group, `everything about one ${g.one}: institution, industry, credentials, the grants a gate tries, suspensions and whether it passes`, '<id>', `${g.one} id`).action((id: string, o: ReadOptions) => showSubject(g.kind, g.one, id, o));
   }
 
   const institutions = central.command('institutions').description("the registry's institutions: list with filters, or show one");
-  listCommand(institutions, 'institutions, ordered by id')
-    .option('--industry <id|code>', 'only those of this industry')
-    .option('--name <text>', 'only those whose name contains this text (case-insensitive)')
-    .action((o: ListOptions & { industry?: string }) => listInstitutions(o));
+  listCommand(institutions, 'institutions, ordered by id', INSTITUTION_COLUMNS, (c) =>
+    c.option('--industry <id|code>', 'only those of this industry').option('--name <text>', 'only those whose name contains this text (case-insensitive)'),
+  ).action((o: ListOptions & { industry?: string }) => listInstitutions(o));
   showCommand(institutions, 'one institution: its industry, subjects, grants and suspension', '<id|name>', 'institution id or exact name').action((ref: string, o: ReadOptions) => showInstitution(ref, o));
 
   const industries = central.command('industries').description("the registry's industries: list with filters, or show one");
-  listCommand(industries, 'industries, ordered by id')
-    .option('--name <text>', 'only those whose name or code contains this text (case-insensitive)')
-    .action((o: ListOptions) => listIndustries(o));
+  listCommand(industries, 'industries, ordered by id', INDUSTRY_COLUMNS, (c) => c.option('--name <text>', 'only those whose name or code contains this text (case-insensitive)')).action((o: ListOptions) => listIndustries(o));
   showCommand(industries, 'one industry: its institutions, subjects, grant and suspension', '<id|code>', 'industry id or code').action((ref: string, o: ReadOptions) => showIndustry(ref, o));
 
   const grants = central.command('grants').description('the grants and whom they are assigned to: list with filters, or show one');
-  listCommand(grants, 'grant assignments (one row per level and target), ordered by grant id and level')
-    .addOption(new Option('--level <level>', 'only assignments of this level').choices(['individual', 'institution', 'industry']))
-    .option('--target <target>', 'only assignments to this target: a subject id, an institution id or exact name, an industry id or code')
-    .action((o: ListOptions & { level?: GrantLevel; target?: string }) => listGrants(o));
+  listCommand(grants, 'grant assignments (one row per level and target), ordered by grant id and level', GRANT_COLUMNS, (c) =>
+    c
+      .addOption(new Option('--level <level>', 'only assignments of this level').choices(['individual', 'institution', 'industry']))
+      .option('--target <target>', 'only assignments to this target: a subject id, an institution id or exact name, an industry id or code'),
+  ).action((o: ListOptions & { level?: GrantLevel; target?: string }) => listGrants(o));
   showCommand(grants, 'one grant: its rights and every level and target it is assigned to', '<id>', 'grant id').action((id: string, o: ReadOptions) => showGrant(id, o));
 
   central
@@ -85,16 +84,18 @@ export function registerRegistryReads(central: Command): void {
     .action((o: WhoHasOptions) => whoHas(o));
 }
 
-function listCommand(group: Command, what: string): Command {
-  return group
-    .command('list')
-    .description(`list ${what}`)
-    .option('--limit <n>', `at most this many rows (1-1000000; a note on stderr says when there are more)`, String(DEFAULT_LIMIT))
+/** `GROUP list`: the filters first, then paging, format and the data options; the fields in the help. */
+function listCommand(group: Command, what: string, fields: readonly { readonly name: string }[], filters: (c: Command) => Command): Command {
+  const c = group.command('list').description(`list ${what}`);
+  filters(c);
+  return c
+    .option('--limit <n>', 'at most this many rows (1-1000000; a note on stderr says when there are more)', String(DEFAULT_LIMIT))
     .option('--offset <n>', 'skip this many rows first', '0')
     .addOption(new Option('--format <format>', 'output format (default table)').choices(['table', 'csv', 'json']))
     .option('--json', 'same as --format json')
     .addOption(dataOption())
     .addOption(dbOption())
+    .addHelpText('after', `\nFields (JSON keys; the CSV header and table columns are their snake_case):\n  ${fields.map((f) => f.name).join(', ')}`)
     .exitOverride();
 }
 
