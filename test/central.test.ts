@@ -1010,7 +1010,7 @@ engineSuites('central schema', (test, engine) => {
 
 const lite = suite('central store on SQLite');
 
-lite('a schema 1 database (older builds) is refused, saying to run `subline central migrate`; migrate brings it to 2 with the columns present', async () => {
+lite('a schema 1 database (older builds) is refused, saying to run `subline central migrate`; migrate brings it to the current schema with the columns present', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'subline-schema1-'));
   try {
     const path = join(dir, 'central.db');
@@ -1061,7 +1061,7 @@ lite('a schema 1 database (older builds) is refused, saying to run `subline cent
       assert.not.ok((await again.columns('credentials')).has('revoked_at'));
 
       const m = await migrate(again);
-      assert.equal([m.from, m.to, m.steps.length], [1, 2, 1]);
+      assert.equal([m.from, m.to, m.steps.length], [1, SCHEMA_VERSION, SCHEMA_VERSION - 1]);
       for (const c of ['credentials.revoked_at', 'lists.capacity', 'gates.journal', 'gates.conn', 'gates.refused', 'events', 'event_heads', 'gate_identities']) assert.ok(m.steps[0]!.includes(c), `${c} in: ${m.steps[0]}`);
       assert.is(await schemaVersion(again), SCHEMA_VERSION);
       await checkSchema(again);
@@ -1070,7 +1070,7 @@ lite('a schema 1 database (older builds) is refused, saying to run `subline cent
       for (const c of ['journal', 'conn', 'refused']) assert.ok((await again.columns('gates')).has(c), `gates.${c}`);
       for (const t of ['events', 'event_heads', 'event_conflicts', 'published', 'gate_identities', 'refusals', 'central_meta']) assert.ok((await again.tables()).has(t), t);
       const m2 = await migrate(again);
-      assert.equal([m2.from, m2.to, m2.steps], [2, 2, []], 'a second migrate has nothing to do');
+      assert.equal([m2.from, m2.to, m2.steps], [SCHEMA_VERSION, SCHEMA_VERSION, []], 'a second migrate has nothing to do');
     } finally {
       await again.close();
     }

@@ -21,7 +21,7 @@ import { freeLoopbackPorts } from '../host-sim/broker.js';
 import { readKeyFile } from '../host-sim/central/keys.js';
 import { RefusalLog } from '../host-sim/central/refusal-log.js';
 import { openCentralStore, openDb, type CentralStore } from '../host-sim/central/store/open-store.js';
-import { COPY_ORDER, TABLE_KEYS } from '../host-sim/central/store/schema.js';
+import { COPY_ORDER, SCHEMA_VERSION, TABLE_KEYS } from '../host-sim/central/store/schema.js';
 import { sha256Pair } from '../host-sim/node-crypto.js';
 import { runCli, tempDir, type CliResult } from './helpers/cli.js';
 import { engineSuites, notRun, postgresMissing, postgresServer, type Engine } from './helpers/store-engines.js';
@@ -193,8 +193,8 @@ engineSuites('cli central migrate', (test, engine: Engine) => {
     try {
       const before = await dump(db);
       const [text, json] = await Promise.all([cli(['central', 'migrate', ...args], 0), cli(['central', 'migrate', ...args, '--json'], 0)]);
-      assert.match(text.stdout, new RegExp(`^unchanged: ${escapeRe(db)} is at schema 2, this build's$`, 'm'), show(text));
-      assert.equal(JSON.parse(json.stdout), { database: db, from: 2, to: 2, steps: [], unchanged: true });
+      assert.match(text.stdout, new RegExp(`^unchanged: ${escapeRe(db)} is at schema 3, this build's$`, 'm'), show(text));
+      assert.equal(JSON.parse(json.stdout), { database: db, from: 3, to: 3, steps: [], unchanged: true });
       assert.equal(await dump(db), before);
     } finally {
       rmSync(data, { recursive: true, force: true });
@@ -214,15 +214,16 @@ engineSuites('cli central migrate', (test, engine: Engine) => {
       writeFileSync(join(scratch, 'more.csv'), 'code,name\nquantum,Quantum science\n');
       const before = await dump(db);
       await parallel(everyCommand(scratch), 4, async (c) => {
-        await cli([...c, ...args], 3, new RegExp(`${escapeRe(db)} has schema 1, this build reads 2: run \`subline central migrate\``));
+        await cli([...c, ...args], 3, new RegExp(`${escapeRe(db)} has schema 1, this build reads ${SCHEMA_VERSION}: run \`subline central migrate\``));
       });
       assert.equal(await dump(db), before, 'nothing changed by a refused command');
       assert.not.ok(existsSync(join(scratch, 'g9.cbor')) || existsSync(join(scratch, 'copy.db')), 'nothing written');
 
       const m = await cli(['central', 'migrate', ...args], 0);
       assert.match(m.stdout, /^ {2}1 -> 2: 1 table\(s\) created \(refusals\), 2 column\(s\) added \(credentials\.revoked_at, lists\.capacity\)$/m, show(m));
-      assert.match(m.stdout, new RegExp(`^migrated ${escapeRe(db)}: schema 1 -> 2$`, 'm'));
-      assert.equal(JSON.parse((await cli(['central', 'migrate', ...args, '--json'], 0)).stdout), { database: db, from: 2, to: 2, steps: [], unchanged: true });
+      assert.match(m.stdout, /^ {2}2 -> 3: \d+ event column\(s\) added, \d+ stored event\(s\) decoded$/m, show(m));
+      assert.match(m.stdout, new RegExp(`^migrated ${escapeRe(db)}: schema 1 -> 3$`, 'm'));
+      assert.equal(JSON.parse((await cli(['central', 'migrate', ...args, '--json'], 0)).stdout), { database: db, from: 3, to: 3, steps: [], unchanged: true });
       // The data came through: the same registry, and changes make the next version.
       assert.is(await registryView(data, db), view, 'the registry as before');
       const s = await openWithKeys(data, db);
@@ -250,7 +251,7 @@ engineSuites('cli central migrate', (test, engine: Engine) => {
       await sql(db, "UPDATE meta SET value = '99' WHERE key = 'schema'");
       writeFileSync(join(scratch, 'more.csv'), 'code,name\nquantum,Quantum science\n');
       const before = await dump(db);
-      const refused = new RegExp(`${escapeRe(db)} has schema 99, newer than this build reads \\(2\\): upgrade subline`);
+      const refused = new RegExp(`${escapeRe(db)} has schema 99, newer than this build reads \\(${SCHEMA_VERSION}\\): upgrade subline`);
       await parallel([...everyCommand(scratch), ['central', 'migrate'], ['central', 'migrate', '--json'], ['central', 'init'], ['central', 'init', '--list', 'lab']], 4, async (c) => {
         await cli([...c, ...args], 3, refused);
       });
@@ -383,7 +384,7 @@ else {
     dirs.push(other);
     await cli(['central', 'init', '--data', other, '--db', pg], 0); // another central's database
     const before = await dump(pg);
-    const refused = await cli(['central', 'copy', '--data', data, '--to', pg], 3, new RegExp(`${escapeRe(pg)} already holds a subline central \\(schema 2\\): copy only into an empty database; nothing copied`));
+    const refused = await cli(['central', 'copy', '--data', data, '--to', pg], 3, new RegExp(`${escapeRe(pg)} already holds a subline central \\(schema 3\\): copy only into an empty database; nothing copied`));
     assert.is(refused.stdout, '');
     assert.equal(await dump(pg), before, 'the target is untouched');
     // After a copy, again into the same (now non-empty) database: refused too.

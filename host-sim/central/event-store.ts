@@ -37,9 +37,10 @@
 
 import type { EventBatchMessage } from '../../protocol/messages.js';
 import { RECORD_BYTES } from '../../protocol/event-record.js';
-import { bytesEqual } from '../../protocol/hex.js';
+import { bytesEqual, toHex } from '../../protocol/hex.js';
 import { sha256Pair } from '../node-crypto.js';
 import { bytes, dialect, type SqlDb, type SqlValue } from './store/sql-db.js';
+import { emptyColumns, gatePlace, holdersOf, pushColumns, type EventColumns } from './event-columns.js';
 
 const ZERO_CHAIN = new Uint8Array(32);
 
@@ -210,6 +211,30 @@ export function planIngest(b: EventBatchMessage, chains: readonly Uint8Array[], 
   return { result: first > next.contiguous + 1 ? { ...result, problem: 'gap_before' } : result, inserts, head: next, keep: null };
 }
 
+/** The rows one batch inserts, as column arrays. */
+interface BatchRows {
+  readonly seqs: number[];
+  readonly records: Uint8Array[];
+  readonly chains: Uint8Array[];
+  readonly columns: EventColumns;
+}
+
+const SQLITE_INSERT = `INSERT INTO events (gate, epoch, seq, record, chain, received_at, at, type, reason, credential, site, line, direction, subject, institution)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`;
+
+/**
+ * PostgreSQL inserts a batch in one statement of arrays, the gate's place and the credentials'
+ * holders joined in by the server (event-columns.ts says what each column holds).
+ */
+const PG_INSERT = `INSERT INTO events (gate, epoch, seq, record, chain, received_at, at, type, reason, credential, site, line, direction, subject, institution)
+  SELECT ?, ?, t.s, t.r, t.ch, ?, t.at, t.ty, t.re, t.k, gi.site, gi.line, gi.direction, c.subject, sub.institution
+  FROM unnest(?::bigint[], ?::bytea[], ?::bytea[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bytea[]) AS t(s, r, ch, at, ty, re, k)
+  LEFT JOIN credentials c ON c.key = t.k LEFT JOIN subjects sub ON sub.id = c.subject LEFT JOIN gate_identities gi ON gi.gate = ?`;
+
+const pgInsertParams = (gate: string, epoch: number, now: number, r: BatchRows): SqlValue[] => [
+  gate, epoch, now, r.seqs, r.records, r.chains, r.columns.at, r.columns.type, r.columns.reason, r.columns.credential, gate,
+];
+
 /** Rows of a ranged read, by seq. */
 type Near = Map<number, [Uint8Array, Uint8Array]>;
 
@@ -262,16 +287,11 @@ export class EventStore {
     const last = first + count - 1;
     if (first === 1) return null;
     const chain = chains[count - 1] as Uint8Array;
-    const seqs: number[] = [];
-    const records: Uint8Array[] = [];
-    for (let i = 0; i < count; i++) {
-      seqs.push(first + i);
-      records.push(recordOf(b, i));
-    }
+    const rows = this.#rowsOf(b, chains, 'all', count);
     const inserted = await this.db.run(
       `WITH moved AS (UPDATE event_heads SET contiguous = ?, chain = ?, max_seq = ? WHERE gate = ? AND epoch = ? AND contiguous = ? AND chain = ? AND max_seq <= contiguous RETURNING 1)
-       INSERT INTO events (gate, epoch, seq, record, chain, received_at) SELECT ?, ?, s, r, ch, ? FROM unnest(?::bigint[], ?::bytea[], ?::bytea[]) AS t(s, r, ch) WHERE EXISTS (SELECT 1 FROM moved) ON CONFLICT DO NOTHING`,
-      [last, chain, last, gate, epoch, first - 1, b.prev, gate, epoch, this.#clock(), seqs, records, chains],
+       ${PG_INSERT} WHERE EXISTS (SELECT 1 FROM moved) ON CONFLICT DO NOTHING`,
+      [last, chain, last, gate, epoch, first - 1, b.prev, ...pgInsertParams(gate, epoch, this.#clock(), rows)],
     );
     if (inserted === 0) return null;
     // The head said nothing is stored beyond first - 1, so every row is new; anything else is a broken head row.
@@ -359,6 +379,20 @@ export class EventStore {
     return null;
   }
 
+  /** The rows a batch inserts (every one, or the plan's indices) with their decoded columns. */
+  #rowsOf(b: EventBatchMessage, chains: readonly Uint8Array[], inserts: 'all' | readonly number[], n: number): BatchRows {
+    const rows: BatchRows = { seqs: [], records: [], chains: [], columns: emptyColumns() };
+    for (let j = 0; j < n; j++) {
+      const i = inserts === 'all' ? j : (inserts[j] as number);
+      const record = recordOf(b, i);
+      rows.seqs.push(b.first + i);
+      rows.records.push(record);
+      rows.chains.push(chains[i] as Uint8Array);
+      pushColumns(record, b.first + i, b.epoch, rows.columns);
+    }
+    return rows;
+  }
+
   async #readHead(gate: string, epoch: number, lock: boolean): Promise<Head> {
     const r = (await this.db.rows(lock ? this.#headSql : 'SELECT contiguous, chain, max_seq FROM event_heads WHERE gate = ? AND epoch = ?', [gate, epoch]))[0] as [number, Uint8Array, number] | undefined;
     return r === undefined ? EMPTY_HEAD : { contiguous: r[0], chain: bytes(r[1]), maxSeq: r[2] };
@@ -390,22 +424,19 @@ export class EventStore {
     }, () => after);
     const now = this.#clock();
     const n = plan.inserts === 'all' ? count : plan.inserts.length;
-    const at = (j: number): number => (plan.inserts === 'all' ? j : (plan.inserts[j] as number));
     if (n > 0 && this.#bulk) {
-      const seqs: number[] = [];
-      const records: Uint8Array[] = [];
-      const cs: Uint8Array[] = [];
+      await this.db.run(`${PG_INSERT} ON CONFLICT DO NOTHING`, pgInsertParams(gate, epoch, now, this.#rowsOf(b, chains, plan.inserts, n)));
+    } else if (n > 0) {
+      const rows = this.#rowsOf(b, chains, plan.inserts, n);
+      const [site, line, direction] = await gatePlace(this.db, gate);
+      const holders = await holdersOf(this.db, rows.columns.credential);
       for (let j = 0; j < n; j++) {
-        const i = at(j);
-        seqs.push(first + i);
-        records.push(recordOf(b, i));
-        cs.push(chains[i] as Uint8Array);
-      }
-      await this.db.run('INSERT INTO events (gate, epoch, seq, record, chain, received_at) SELECT ?, ?, s, r, ch, ? FROM unnest(?::bigint[], ?::bytea[], ?::bytea[]) AS t(s, r, ch) ON CONFLICT DO NOTHING', [gate, epoch, now, seqs, records, cs]);
-    } else {
-      for (let j = 0; j < n; j++) {
-        const i = at(j);
-        await this.db.run('INSERT INTO events (gate, epoch, seq, record, chain, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [gate, epoch, first + i, recordOf(b, i), chains[i] as Uint8Array, now]);
+        const key = rows.columns.credential[j] ?? null;
+        const holder = key === null ? undefined : holders.get(toHex(key));
+        await this.db.run(SQLITE_INSERT, [
+          gate, epoch, rows.seqs[j] as number, rows.records[j] as Uint8Array, rows.chains[j] as Uint8Array, now,
+          rows.columns.at[j] as number, rows.columns.type[j] as number, rows.columns.reason[j] as number, key, site, line, direction, holder?.[0] ?? null, holder?.[1] ?? null,
+        ]);
       }
     }
     if (plan.head !== null) {

@@ -13,11 +13,16 @@
 //      each module on first use, columns added on open (SQLite only).
 //   2  every table created at init; credentials.revoked_at, lists.capacity,
 //      gates.journal/conn/refused always present. The first PostgreSQL schema.
+//   3  events carry decoded, indexed columns next to the raw record (time,
+//      type, reason, credential key; the gate's site, line and direction; the
+//      subject and institution that held the key), filled at ingest; the
+//      step decodes the rows already stored (event-query.ts reads them).
 
 import { RECORD_BYTES } from '../../../protocol/event-record.js';
 import { ddlFor, type SqlDb } from './sql-db.js';
+import { backfillEventColumns } from '../event-columns.js';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const TABLES = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +71,18 @@ CREATE TABLE IF NOT EXISTS events (
   record BLOB NOT NULL CHECK (length(record) = ${RECORD_BYTES}),
   chain BLOB NOT NULL CHECK (length(chain) = 32),
   received_at INTEGER NOT NULL,
+  -- decoded at ingest (schema 3): the record's time (UTC s; 0 for a gap or an invalid record),
+  -- type (-1: invalid), reason, credential key (NULL: none); the gate's site, line, direction
+  -- and the subject and institution that held the key, as the registry was when it was stored
+  at INTEGER NOT NULL DEFAULT 0,
+  type INTEGER NOT NULL DEFAULT -1,
+  reason INTEGER NOT NULL DEFAULT 0,
+  credential BLOB,
+  site TEXT,
+  line TEXT,
+  direction TEXT,
+  subject TEXT,
+  institution INTEGER,
   PRIMARY KEY (gate, epoch, seq)) WITHOUT ROWID;
 -- per (gate, epoch): highest contiguous seq from 1, chain(contiguous), highest stored seq
 CREATE TABLE IF NOT EXISTS event_heads (
@@ -127,6 +144,14 @@ CREATE TABLE IF NOT EXISTS refusals (
   PRIMARY KEY (gate, cause)) WITHOUT ROWID;
 `;
 
+/** The indexes of the decoded event columns (after TABLES: a schema 1 events table gets its columns first). */
+const EVENT_INDEXES_3 = `
+CREATE INDEX IF NOT EXISTS events_at ON events(at, gate, epoch, seq);
+CREATE INDEX IF NOT EXISTS events_received ON events(received_at, gate, epoch, seq);
+CREATE INDEX IF NOT EXISTS events_credential ON events(credential, at);
+CREATE INDEX IF NOT EXISTS events_subject ON events(subject, at);
+`;
+
 /** Every table's primary key (keyset pagination: `central copy`, exports). */
 export const TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
   meta: ['key'],
@@ -152,6 +177,19 @@ export const TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
 
 /** The tables in an order that satisfies their foreign keys (a copy inserts in this order). */
 export const COPY_ORDER: readonly string[] = Object.keys(TABLE_KEYS);
+
+/** The decoded event columns of schema 3 (event-query.ts): column, definition. */
+const EVENT_COLUMNS_3: readonly (readonly [string, string])[] = [
+  ['at', 'INTEGER NOT NULL DEFAULT 0'],
+  ['type', 'INTEGER NOT NULL DEFAULT -1'],
+  ['reason', 'INTEGER NOT NULL DEFAULT 0'],
+  ['credential', 'BLOB'],
+  ['site', 'TEXT'],
+  ['line', 'TEXT'],
+  ['direction', 'TEXT'],
+  ['subject', 'TEXT'],
+  ['institution', 'INTEGER'],
+];
 
 /** Columns schema 1 databases may lack (added on open by older builds): table, column, definition. */
 const ADDED_IN_2: readonly (readonly [string, string, string])[] = [
@@ -209,7 +247,7 @@ export async function migrate(db: SqlDb): Promise<MigrationResult> {
   if (from === null) {
     // An empty database, or a schema 1 registry that never recorded its version (none did: 1 was always written).
     await db.transaction(async () => {
-      await db.exec(ddlFor(db.engine, TABLES));
+      await db.exec(ddlFor(db.engine, TABLES + EVENT_INDEXES_3));
       await db.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', ['schema', String(SCHEMA_VERSION)]);
     }, { lock: true });
     steps.push(`created schema ${SCHEMA_VERSION}`);
@@ -220,6 +258,7 @@ export async function migrate(db: SqlDb): Promise<MigrationResult> {
     const next = v + 1;
     await db.transaction(async () => {
       if (next === 2) steps.push(await migrate1to2(db));
+      if (next === 3) steps.push(await migrate2to3(db));
       await db.run("UPDATE meta SET value = ? WHERE key = 'schema'", [String(next)]);
     }, { lock: true });
     v = next;
@@ -239,4 +278,18 @@ async function migrate1to2(db: SqlDb): Promise<string> {
     added.push(`${table}.${column}`);
   }
   return `1 -> 2: ${created.length} table(s) created${created.length > 0 ? ` (${created.sort().join(', ')})` : ''}, ${added.length} column(s) added${added.length > 0 ? ` (${added.join(', ')})` : ''}`;
+}
+
+/** 2 -> 3: the decoded event columns and their indexes; every stored row decoded (event-columns.ts). */
+async function migrate2to3(db: SqlDb): Promise<string> {
+  const have = await db.columns('events');
+  let added = 0;
+  for (const [column, def] of EVENT_COLUMNS_3) {
+    if (have.has(column)) continue;
+    await db.exec(ddlFor(db.engine, `ALTER TABLE events ADD COLUMN ${column} ${def}`));
+    added++;
+  }
+  await db.exec(ddlFor(db.engine, EVENT_INDEXES_3));
+  const rows = await backfillEventColumns(db);
+  return `2 -> 3: ${added} event column(s) added, ${rows} stored event(s) decoded`;
 }

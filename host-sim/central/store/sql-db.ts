@@ -20,7 +20,7 @@
 // they must be (one change = one list version).
 
 /** A parameter; arrays only where PostgreSQL reads them (unnest). */
-export type SqlValue = string | number | bigint | null | Uint8Array | readonly number[] | readonly Uint8Array[];
+export type SqlValue = string | number | bigint | null | Uint8Array | readonly number[] | readonly (Uint8Array | null)[];
 export type Engine = 'sqlite' | 'postgres';
 
 export interface TransactionOptions {
