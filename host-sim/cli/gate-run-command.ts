@@ -252,6 +252,7 @@ async function run(o: GateRunOptions): Promise<void> {
     runner.pass();
     const what = s.passages > before.passages ? 'passage completed' : s.tailgating > before.tailgating ? 'tailgating (a second passage on one grant)' : s.forced > before.forced ? 'forced passage (no grant)' : 'no passage recorded';
     status.note(`pass: ${what}`);
+    status.update(statusText(runner.status));
   };
   const read = (kind: CredentialKind, id: Uint8Array, what: string): void => {
     label = what;
@@ -259,6 +260,8 @@ async function run(o: GateRunOptions): Promise<void> {
     runner.read(kind, id);
     label = null;
     if (record.lane === 'goods' && runner.node.gate.controller.stats.taps === taps) status.note(`${what}: read, in the goods lot (decided when the lot closes)`);
+    // At once, not at the next tick: the backlog a tap adds is part of its answer.
+    status.update(statusText(runner.status));
   };
 
   let input: ReturnType<typeof createInterface> | null = null;
