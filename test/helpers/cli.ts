@@ -39,7 +39,7 @@ export function runCli(args: readonly string[], options: { readonly timeoutMs?: 
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 90_000);
     child.once('error', (e) => {
       clearTimeout(timer);
       reject(e);
