@@ -176,9 +176,66 @@ function liveSuite(live: Test, c: Ctx): void {
     assert.is(events.filter((e) => e.type === 'passage_completed').length, 4);
     assert.equal(events.filter((e) => e.type === 'decision_denied').map((e) => [e.reason, (e as unknown as { registry: string }).registry]), [['unknown_credential', 'never enrolled']]);
     const lines = readFileSync(csvFile, 'utf8').trim().split('\n');
-    assert.is(lines[0], 'gate,epoch,seq,time,type,reason,level,key,clock_untrusted,received_at,registry');
+    assert.is(lines[0], 'gate,epoch,seq,time,type,reason,level,key,clock_untrusted,received_at,registry,site,line,direction,subject,institution');
     assert.is(lines.length, events.length + 1);
-    assert.match(lines[1] as string, new RegExp(`^${GATE},${L.record?.journalEpoch},1,[^,]+,boot,power_on,none,,0,`));
+    assert.match(lines[1] as string, new RegExp(`^${GATE},${L.record?.journalEpoch},1,[^,]+,boot,power_on,none,,0,[^,]+,,futian,first,in,,$`));
+  });
+
+  live('central events filters: by card (derived key), subject, reason, denied, type, site, time; table and JSON lines; bad filters exit 2', async () => {
+    const base = ['central', 'events', '--data', L.data];
+    const jsonl = async (args: string[]): Promise<{ seq: number; type: string; reason: string; subject: string; institution: number | null; site: string; key: string; time: string }[]> => {
+      const r = await cli([...base, ...args, '--format', 'jsonl'], 0);
+      return r.stdout.trim() === '' ? [] : r.stdout.trim().split('\n').map((l) => JSON.parse(l) as never);
+    };
+    const all = await jsonl([]);
+    const [byCard, bySubject, unknown, denied, boots, elsewhere, later] = await Promise.all([
+      jsonl(['--card', CARD(1)]), jsonl(['--subject', 'p-1']), jsonl(['--reason', 'unknown_credential']), jsonl(['--denied']), jsonl(['--type', 'boot']), jsonl(['--site', 'luohu']),
+      jsonl(['--since', (all[all.length - 1] as { time: string }).time]),
+    ]);
+    const p1 = all.filter((e) => e.subject === 'p-1');
+    assert.is(p1.length, 2, 'card 1 was tapped twice (a passage record carries no key)');
+    assert.equal(byCard.map((e) => e.seq), p1.map((e) => e.seq), '--card: the key derived from the raw id');
+    assert.equal(bySubject.map((e) => e.seq), p1.map((e) => e.seq));
+    assert.ok(p1.every((e) => e.institution === 0), "p-1's institution, resolved at ingest");
+    assert.equal(unknown.map((e) => e.type), ['decision_denied']);
+    assert.equal(denied.map((e) => e.seq), unknown.map((e) => e.seq));
+    assert.ok(boots.length >= 1 && boots.every((e) => e.type === 'boot'));
+    assert.equal(elsewhere, [], 'no gate at that site');
+    assert.ok(later.length >= 1 && later.length < all.length, '--since cuts by gate time');
+    const table = await cli([...base, '--denied', '--format', 'table'], 0);
+    assert.match(table.stdout, /^TIME +GATE +SEQ +TYPE +REASON +SUBJECT +KEY +SITE\n\S+ +fl-in-t01 +\d+ +decision_denied +unknown_credential +[0-9a-f]{16} +futian\n$/, table.stdout);
+    assert.is((JSON.parse((await cli([...base, '--denied', '--json'], 0)).stdout) as unknown[]).length, 1, '--json is one array');
+    assert.is((await jsonl(['--limit', '3'])).length, 3);
+    await cli([...base, '--reason', 'nope'], 2, /--reason 'nope' is not a reason \(one of: .*revoked/);
+    await cli([...base, '--type', 'nope'], 2, /--type 'nope' is not an event type/);
+    await cli([...base, '--since', 'yesterday'], 2, /--since 'yesterday' must be a date/);
+    await cli([...base, '--since', '2030-01-02', '--until', '2030-01-01'], 2, /--since is after --until/);
+    await cli([...base, '--card', 'zz'], 2, /--card 'zz' must be hex digits/);
+    await cli([...base, '--follow', '--format', 'json'], 2, /--format jsonl/);
+    await cli([...base, '--limit', '0'], 2, /--limit/);
+  });
+
+  live('central events --follow prints events as the gate uploads them, one JSON line each, and ends on Ctrl-C', async () => {
+    const g = gateOf();
+    const f = await c.start(['central', 'events', '--data', L.data, '--follow', '--format', 'jsonl', '--poll', '0.1', '--gate', GATE]);
+    try {
+      await f.waitForOutput(/following the events stored in .*; Ctrl-C to stop/, 60000);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.is(f.stdout(), '', 'nothing stored before it started');
+      g.gate.onRead({ kind: 'card', id: fromHex(CARD(2)), atMs: 0 });
+      g.inputs.pulse('rotation');
+      g.gate.onRead({ kind: 'card', id: fromHex('0bad0bad'), atMs: 0 });
+      await f.waitForOutput(/"reason":"unknown_credential"/, 20000);
+      const lines = f.stdout().trim().split('\n').map((l) => JSON.parse(l) as { seq: number; type: string; subject: string });
+      assert.equal(lines.map((e) => e.type), ['decision_granted', 'passage_completed', 'decision_denied']);
+      assert.equal(lines.map((e) => e.subject), ['p-2', '', ''], 'a passage carries no key; an unknown card has no holder');
+      assert.equal(lines.map((e) => e.seq), [lines[0]!.seq, lines[0]!.seq + 1, lines[0]!.seq + 2], 'each once, in order');
+    } finally {
+      f.child.kill('SIGINT');
+      await new Promise((r) => f.child.once('close', r));
+    }
+    assert.is(f.child.exitCode, 0);
+    assert.match(f.stderr(), /followed 3 event\(s\)/);
   });
 
   live('a change committed by the CLI reaches the gate through serve', async () => {
