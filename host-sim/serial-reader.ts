@@ -1,12 +1,21 @@
 // Node only: a USB (or any serial) credential reader on the host, read as the
-// gate reads its UART: the bytes of a device path (/dev/ttyUSB0, a FIFO, a
-// pty, a plain file) go to the firmware's own frame decoder for the reader
+// gate reads its UART: the bytes of a device path (/dev/ttyUSB0, a pty, a
+// FIFO, a plain file) go to the firmware's own frame decoder for the reader
 // kind (firmware/drivers/, docs/READERS.md), and a reader that answers only
-// when asked (UHF, M100) is polled through the same path by the firmware's
+// when asked (UHF, M100) is polled through the same terminal by the firmware's
 // ReaderPoller. The line settings (baud, raw mode) are the device's: set them
-// with stty before, as the device path is opened as a plain file.
+// with stty before; the path is opened as it is.
+//
+// A terminal or a FIFO is opened non-blocking and read through libuv's own
+// handles: a blocking read (or a FIFO's open waiting for its writer) would sit
+// in the thread pool and hold the process at exit. A FIFO is opened for
+// reading and writing, so that it stays open between writers, as a serial line
+// does; a plain file is read to its end, which ends the stream.
 
-import { accessSync, constants, createReadStream, statSync, write, type ReadStream } from 'node:fs';
+import { accessSync, closeSync, constants, createReadStream, openSync, statSync, write } from 'node:fs';
+import { Socket } from 'node:net';
+import { isatty, ReadStream as TtyReadStream } from 'node:tty';
+import type { Readable } from 'node:stream';
 import { Em4100AsciiDecoder } from '../firmware/drivers/em4100-ascii.js';
 import type { FrameDecoder, FrameRejectReason, FrameStats } from '../firmware/drivers/frame.js';
 import { ReaderPoller, type PolledReaderKind } from '../firmware/drivers/reader-poll.js';
@@ -43,12 +52,14 @@ export class SerialReader {
   readonly kind: ReaderKind;
   readonly decoder: FrameDecoder;
   readonly poller: ReaderPoller;
-  readonly #stream: ReadStream;
-  #fd: number | null = null;
+  /** The reader is sent its poll command (a UHF reader on a terminal). */
+  readonly polled: boolean;
+  readonly #stream: Readable;
+  readonly #fd: number | null;
   #writing = false;
   #closed = false;
 
-  /** Checks the path at once (SerialReaderError: missing, not readable); the device itself is opened in the background (a FIFO waits for its writer). */
+  /** Opens the device at once (SerialReaderError: missing, not readable, cannot be opened); reads follow as they come. */
   constructor(o: SerialReaderOptions) {
     this.path = o.path;
     this.kind = o.kind;
@@ -72,17 +83,17 @@ export class SerialReader {
       busy: o.busy,
       write: (bytes) => this.#write(bytes),
     });
-    // Polled: the same path carries the commands, so it is opened for reading and writing.
-    this.#stream = createReadStream(o.path, { flags: this.poller.active ? 'r+' : 'r', highWaterMark: 256 });
-    this.#stream.on('open', (fd: number) => {
-      this.#fd = fd;
-      this.poller.start();
-    });
-    this.#stream.on('data', (chunk) => {
+    const { stream, fd } = openDevice(o.path, st.isFIFO());
+    this.#stream = stream;
+    this.#fd = fd;
+    // Commands go only to a terminal: a FIFO would hand them back to this reader, a file has no reader behind it.
+    this.polled = this.poller.active && fd !== null && isatty(fd);
+    if (this.polled) this.poller.start();
+    stream.on('data', (chunk: Buffer | string) => {
       if (!this.#closed && typeof chunk !== 'string') this.decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength), now());
     });
-    this.#stream.on('end', () => this.#end(null, o.onEnd));
-    this.#stream.on('error', (e) => this.#end(new SerialReaderError(`--reader ${o.path}: ${e.message}`), o.onEnd));
+    stream.on('end', () => this.#end(null, o.onEnd));
+    stream.on('error', (e) => this.#end(new SerialReaderError(`--reader ${o.path}: ${e.message}`), o.onEnd));
   }
 
   get stats(): FrameStats {
@@ -109,8 +120,35 @@ export class SerialReader {
     if (this.#closed || this.#writing || fd === null) return false;
     this.#writing = true;
     write(fd, bytes, 0, bytes.length, null, () => {
+      // A full output buffer (EAGAIN on the non-blocking terminal) loses this poll; the next one is due in one interval.
       this.#writing = false;
     });
     return true;
+  }
+}
+
+/** The device as a stream: terminals and FIFOs through libuv handles (non-blocking), anything else as a file. */
+function openDevice(path: string, fifo: boolean): { stream: Readable; fd: number | null } {
+  const flags = constants.O_NONBLOCK | constants.O_NOCTTY | (fifo ? constants.O_RDWR : constants.O_RDONLY);
+  if (fifo) {
+    const fd = openFd(path, flags);
+    return { stream: new Socket({ fd, readable: true, writable: false }), fd };
+  }
+  const probe = openFd(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  if (!isatty(probe)) {
+    closeSync(probe);
+    return { stream: createReadStream(path, { highWaterMark: 256 }), fd: null };
+  }
+  closeSync(probe);
+  // Read and write: the poll commands go out on the same line.
+  const fd = openFd(path, constants.O_RDWR | constants.O_NONBLOCK | constants.O_NOCTTY);
+  return { stream: new TtyReadStream(fd), fd };
+}
+
+function openFd(path: string, flags: number): number {
+  try {
+    return openSync(path, flags);
+  } catch (e) {
+    throw new SerialReaderError(`--reader ${path}: cannot be opened (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
 }

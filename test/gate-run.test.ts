@@ -9,9 +9,10 @@
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeProvisioning, encodeProvisioning } from '../protocol/provisioning.js';
 import { freeLoopbackPorts, startEmbeddedBroker, trackChild, type BrokerHandle } from '../host-sim/broker.js';
@@ -207,17 +208,34 @@ engineSuites('cli gate run: a gate process from its record, its flash kept acros
     assert.match(g.stderr(), /4 event\(s\) stay in the flash .* and are sent on the next run/);
   });
 
-  test('--reader: EM4100 frames from a device path go through the firmware decoder; a bad frame is refused; end of the stream ends the run', async () => {
-    const device = join(S.data, 'reader.bin');
-    writeFileSync(device, Buffer.concat([Buffer.from('noise'), em4100(EM_CARD), em4100('0102030405', true), em4100('0102030405')]));
-    const g = startGate(['--record', S.record, '--flash', S.flash, '--broker', `mqtt://127.0.0.1:${S.closedPort}`, '--reader', device, '--json']);
+  test('--reader: EM4100 frames from a device path go through the firmware decoder; a bad frame is refused; a file ends the run at its end, a FIFO stays open until SIGINT', async () => {
+    const offline = ['--record', S.record, '--flash', S.flash, '--broker', `mqtt://127.0.0.1:${S.closedPort}`, '--json'];
+    const file = join(S.data, 'reader.bin');
+    writeFileSync(file, Buffer.concat([Buffer.from('noise'), em4100(EM_CARD), em4100('0102030405', true), em4100('0102030405')]));
+    const g = startGate([...offline, '--reader', file]);
     const { code } = await g.exited;
     assert.is(code, 0, g.stderr());
-    assert.match(g.stderr(), new RegExp(`taps from em4100 reader ${escapeRe(device)}`));
+    assert.match(g.stderr(), new RegExp(`taps from em4100 reader ${escapeRe(file)}`));
     assert.match(withoutStatus(g.stderr()), new RegExp(`card ${EM_CARD} \\(reader\\): granted \\(institution\\), seq 17\\nreader: a frame refused \\(checksum\\)\\ncard 0102030405 \\(reader\\): denied \\(unknown_credential\\), seq 18`));
     const s = JSON.parse(g.stdout()) as { taps: number; granted: number; denied: number; ended: string; reader: { frames: number; rejected: Record<string, number>; noise: number } };
     assert.equal([s.taps, s.granted, s.denied, s.ended], [2, 1, 1, 'end of the reader stream']);
     assert.equal([s.reader.frames, s.reader.rejected.checksum, s.reader.noise], [2, 1, 5]);
+
+    // A FIFO, as a serial line: two writers one after the other, then SIGINT (never a read blocked at exit).
+    const fifo = join(S.data, 'reader.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const f = startGate([...offline, '--reader', fifo]);
+    await f.waitFor(/OFFLINE/);
+    for (const frame of [em4100('0a0b0c0d0e'), em4100(EM_CARD)]) {
+      const w = await open(fifo, 'w');
+      await w.write(frame);
+      await w.close();
+    }
+    await f.waitNote(new RegExp(`card 0a0b0c0d0e \\(reader\\): denied \\(unknown_credential\\), seq 20\\ncard ${EM_CARD} \\(reader\\): granted \\(institution\\), seq 21`));
+    f.child.kill('SIGINT');
+    const ended = await f.exited;
+    assert.is(ended.code, 0, f.stderr());
+    assert.equal((JSON.parse(f.stdout()) as { taps: number; ended: string }).ended, 'SIGINT');
   });
 
   test("another gate's flash directory is refused (exit 2) and left as it was; so is this gate's under another record", async () => {

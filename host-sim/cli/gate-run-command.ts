@@ -165,6 +165,9 @@ function statusText(s: GateRunStatus): string {
   return `gate ${s.gate}: ${conn}, ${list}${s.pulling ? ' (pulling an image)' : ''}, journal ${s.pending} pending`;
 }
 
+/** In place only within one terminal row: a wrapped line could not be cleared. */
+const fit = (text: string): string => text.slice(0, Math.max(20, (process.stderr.columns ?? 80) - 1));
+
 /** The status line on stderr: redrawn in place on a terminal, a new line per change otherwise; notes go above it. */
 class StatusLine {
   readonly #tty = process.stderr.isTTY;
@@ -176,12 +179,12 @@ class StatusLine {
     if (text === this.#shown) return;
     this.#shown = text;
     this.#buried = false;
-    process.stderr.write(this.#tty ? `\r\x1b[K${text}` : `${text}\n`);
+    process.stderr.write(this.#tty ? `\r\x1b[K${fit(text)}` : `${text}\n`);
   }
 
   note(line: string): void {
     if (!this.#tty) this.#buried = this.#shown !== '';
-    process.stderr.write(this.#tty ? `\r\x1b[K${line}\n${this.#shown}` : `${line}\n`);
+    process.stderr.write(this.#tty ? `\r\x1b[K${line}\n${fit(this.#shown)}` : `${line}\n`);
   }
 
   /** The state the run ended in, as the last line. */
@@ -301,6 +304,9 @@ async function run(o: GateRunOptions): Promise<void> {
     runner.close();
     if (e instanceof SerialReaderError) bad(e.message);
     throw e;
+  }
+  if (reader !== null && reader.poller.active) {
+    status.note(reader.polled ? `reader: polled every ${reader.poller.intervalMs} ms on ${reader.path}` : `reader: ${reader.path} is not a terminal: it cannot carry the poll command (not polled)`);
   }
 
   let drainCut: () => void = () => {};
