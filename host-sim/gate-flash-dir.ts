@@ -113,8 +113,9 @@ export class GateFlashDir {
     } catch (e) {
       throw new GateFlashDirError(`${metaFile}: not readable JSON (${e instanceof Error ? e.message : String(e)}); refused, nothing changed`, 'damaged');
     }
-    if (meta.format !== FORMAT || typeof meta.gate !== 'string' || typeof meta.layout?.credentials !== 'number' || typeof meta.layout.journalSectors !== 'number') {
-      throw new GateFlashDirError(`${metaFile}: not a gate directory of this build (format ${String(meta.format)}); refused, nothing changed`, 'damaged');
+    const m = meta as Partial<Meta> | null;
+    if (typeof m !== 'object' || m === null || m.format !== FORMAT || typeof m.gate !== 'string' || typeof m.layout?.credentials !== 'number' || typeof m.layout.journalSectors !== 'number') {
+      throw new GateFlashDirError(`${metaFile}: not a gate directory of this build (format ${String(m?.format)}); refused, nothing changed`, 'damaged');
     }
     if (meta.gate !== record.gate) {
       throw new GateFlashDirError(`--flash ${dir} holds the flash of gate ${meta.gate}, not of ${record.gate} (this record): refused, nothing changed; give gate ${record.gate} a directory of its own`, 'foreign');

@@ -90,7 +90,7 @@ export function registerGateRun(gate: Command): void {
     .option('--capacity <credentials>', `credentials the whitelist slots of a new flash directory hold (1000-1000000; default ${DEFAULT_CAPACITY}); an existing one keeps its own`)
     .option('--reader <device>', 'take taps from a serial reader at this path (/dev/ttyUSB0, a FIFO, a pty or a file; set baud and raw mode with stty first) instead of stdin')
     .addOption(new Option('--reader-kind <kind>', 'reader frame format (docs/READERS.md) (default: em4100 on person lanes, uhf on vehicle and goods lanes)').choices(READER_KINDS))
-    .option('--reader-poll <ms>', 'UHF: send the M100 inventory command this often, on the same path (0-60000; default 100; 0 = never)')
+    .option('--reader-poll <ms>', 'UHF on a terminal: send the M100 inventory command this often, on the same line (0-60000; default 100; 0 = never)')
     .option('--drain <seconds>', 'at the end, wait at most this long for the central to acknowledge the journal (0-60)', '2')
     .option('--json', 'print the summary as one JSON object')
     .addHelpText('after', HELP)
