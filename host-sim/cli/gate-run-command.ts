@@ -48,12 +48,15 @@ Taps on stdin, one per line (ignored with --reader):
                or the vehicle on the loop and off it (vehicle lanes)
   Blank lines and lines starting with # are skipped; any other line is
   reported on stderr and ignored. Each decision is printed on stderr, e.g.
-  "card c0000001: granted (institution), seq 5".
+  "card c0000001: granted (institution), seq 5". A grant waits for its
+  passage (pass) or 8 s; the same card again before that is refused
+  (already_pending), as at a real lane.
 
 Status line (stderr; in place on a terminal, one line per change otherwise):
   gate fl-in-t01: connected, list v12, journal 3 pending
   (OFFLINE while the broker cannot be reached: the gate decides from the list
-  on its flash and journals; the backlog goes up when it reconnects.)
+  on its flash and journals; the backlog goes out when it reconnects. "list
+  none" until the first image: taps before it are an unsynced gate's.)
 
 The run ends on SIGINT, SIGTERM, the end of stdin, or the end of the --reader
 stream. The journal then has up to --drain seconds to reach the central (what
