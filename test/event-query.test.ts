@@ -11,7 +11,7 @@ import { encodeRecord, EventType, GrantLevel, RECORD_BYTES, createRecord } from 
 import { Reason } from '../protocol/reasons.js';
 import { toHex } from '../protocol/hex.js';
 import type { EventBatchMessage } from '../protocol/messages.js';
-import { EventFilterError, EventQuery, FOLLOW_OVERLAP_MS, type EventFilter, type QueriedEvent } from '../host-sim/central/event-query.js';
+import { EventFilterError, EventQuery, type EventFilter, type QueriedEvent } from '../host-sim/central/event-query.js';
 import { generateKeys } from '../host-sim/central/keys.js';
 import { migrate } from '../host-sim/central/store/schema.js';
 import type { CentralStore } from '../host-sim/central/store/open-store.js';
@@ -201,36 +201,43 @@ engineSuites('event query', (test, engine) => {
     assert.is(await q.count(), 900, 'the table is still there');
   });
 
-  test('follow: rows stored after it starts, each once, also one committed late behind the cursor; ends on abort', async () => {
+  test('follow: only rows stored after it starts, each once, a gap filled later too; from the start with a filter; ends on abort', async () => {
     const q = new EventQuery(s.db);
     const ac = new AbortController();
     const seen: QueriedEvent[] = [];
-    const base = clock.now;
     const follower = (async () => {
-      for await (const e of q.follow({ gate: 'fl-in-t02' }, { pollMs: 20, signal: ac.signal, clock: () => clock.now })) seen.push(e);
+      for await (const e of q.follow({}, { pollMs: 20, signal: ac.signal })) seen.push(e);
     })();
     const wait = async (n: number): Promise<void> => {
       for (let i = 0; i < 500 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 10));
     };
-    const recs = records(tapsOf(9, 40, keys), 1, 1);
-    const bs = batches('fl-in-t02', 1, recs, 10);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(seen, [], 'the 900 stored rows are not news');
     await s.identities.register({ gate: 'fl-in-t02', site: 'futian', list: 'main', line: 'first', direction: 'in', lane: 'person' }, T0);
-    clock.now = base + 5000;
-    await s.events.ingest(bs[0] as EventBatchMessage);
+    const bs = batches('fl-in-t02', 1, records(tapsOf(9, 40, keys), 1, 1), 10);
+    const ingest = async (b: EventBatchMessage | undefined) => assert.is((await s.events.ingest(b as EventBatchMessage)).problem ?? (b === bs[3] ? 'gap_before' : undefined), b === bs[3] ? 'gap_before' : undefined);
+    await ingest(bs[0]);
     await wait(10);
-    clock.now = base + 8000;
-    await s.events.ingest(bs[1] as EventBatchMessage);
+    await ingest(bs[1]);
     await wait(20);
-    // A writer that read its clock before the last one and committed after it.
-    clock.now = base + 8000 - (FOLLOW_OVERLAP_MS - 1000);
-    await s.events.ingest(bs[2] as EventBatchMessage);
-    clock.now = base + 8100;
-    await s.events.ingest(bs[3] as EventBatchMessage);
+    await ingest(bs[3]); // stored above a gap
+    await wait(30);
+    await ingest(bs[2]); // the gap filled
     await wait(40);
+    await new Promise((r) => setTimeout(r, 100));
     ac.abort();
     await follower;
-    assert.equal(seen.map((e) => e.seq), Array.from({ length: 40 }, (_, i) => i + 1), 'every row once');
-    assert.ok(seen.every((e) => e.site === 'futian'));
+    const want = [...Array.from({ length: 20 }, (_, i) => i + 1), ...Array.from({ length: 10 }, (_, i) => 31 + i), ...Array.from({ length: 10 }, (_, i) => 21 + i)];
+    assert.equal(seen.map((e) => e.seq), want, 'every row once, as stored');
+    assert.ok(seen.every((e) => e.gate === 'fl-in-t02' && e.site === 'futian'));
+
+    const again = new AbortController();
+    const fromStart: QueriedEvent[] = [];
+    for await (const e of q.follow({ gate: 'sl-out-t02', denied: true }, { from: 'start', pollMs: 20, signal: again.signal })) {
+      fromStart.push(e);
+      if (fromStart.length === all.filter((x) => x.gate === 'sl-out-t02' && x.type === 'decision_denied').length) again.abort();
+    }
+    assert.equal(fromStart.map((e) => e.seq), all.filter((x) => x.gate === 'sl-out-t02' && x.type === 'decision_denied').map((e) => e.seq).sort((a, b) => a - b));
   });
 });
 
@@ -243,7 +250,7 @@ engineSuites('event query: schema 2 -> 3', (test, engine) => {
       const q = new EventQuery(s.db);
       const want = await drain(q.find());
       // Back to schema 2: the decoded columns and their indexes gone.
-      for (const i of ['events_at', 'events_received', 'events_credential', 'events_subject']) await s.db.exec(`DROP INDEX ${i}`);
+      for (const i of ['events_at', 'events_credential']) await s.db.exec(`DROP INDEX ${i}`);
       for (const c of ['at', 'type', 'reason', 'credential', 'site', 'line', 'direction', 'subject', 'institution']) await s.db.exec(`ALTER TABLE events DROP COLUMN ${c}`);
       await s.db.run("UPDATE meta SET value = '2' WHERE key = 'schema'");
       const m = await migrate(s.db);

@@ -6,14 +6,15 @@
 //
 // Orders. `find` returns events by the gate's time (at, then gate, epoch,
 // seq): a search over a time range uses the `events_at` index. `follow`
-// returns them as they were stored (received_at, gate, epoch, seq).
+// returns them as they are stored, gate by gate.
 //
-// Following without missing a row. Two writers (two centrals on PostgreSQL,
-// or the CLI and a central on SQLite) take received_at before they commit, so
-// a row may become visible after a later one. The follower re-reads a window
-// behind its cursor (FOLLOW_OVERLAP_MS) and skips the rows it has already
-// given, remembered for that window only: bounded memory, nothing lost unless
-// a transaction commits more than the window after it read the clock.
+// Following without missing a row, without an index of its own. Every
+// ingest moves its (gate, epoch) head (event_heads: contiguous, max_seq) in
+// the transaction that stores the rows, so the follower polls the heads (one
+// row per gate and epoch) and reads by the primary key only where a head
+// moved: the rows after the contiguous seq it has read through. Rows stored
+// above a gap are remembered (bounded by the gap) so that a gap filled later
+// is given, and nothing twice.
 
 import { EventType } from '../../protocol/event-record.js';
 import { decodeEvent, reasonNameFor, type DecodedEvent } from './event-decode.js';
@@ -59,8 +60,6 @@ export class EventFilterError extends Error {
   }
 }
 
-/** How far behind its cursor a follower re-reads (see the file comment). */
-export const FOLLOW_OVERLAP_MS = 5000;
 const PAGE = 1000;
 const COLUMNS = 'gate, epoch, seq, record, chain, received_at, site, line, direction, subject, institution, at';
 
@@ -114,9 +113,17 @@ function where(f: EventFilter): { sql: string[]; args: SqlValue[] } {
   eq('site', f.site);
   eq('line', f.line);
   eq('direction', f.direction);
-  eq('subject', f.subject);
+  if (f.subject !== undefined) {
+    // Through the credential index: the keys the subject holds or held.
+    sql.push('credential IS NOT NULL AND credential IN (SELECT key FROM credentials WHERE subject = ?) AND subject = ?');
+    args.push(f.subject, f.subject);
+  }
   eq('institution', f.institution);
-  eq('credential', f.credential);
+  if (f.credential !== undefined) {
+    // "IS NOT NULL" spelled out: the index on credential is partial (store/schema.ts).
+    sql.push('credential IS NOT NULL AND credential = ?');
+    args.push(f.credential);
+  }
   if (f.type !== undefined) {
     const code = TYPE_CODES.get(f.type);
     if (code === undefined) throw new EventFilterError(`unknown event type '${f.type}' (one of: ${typeNames().join(', ')})`);
@@ -148,8 +155,6 @@ export interface FollowOptions {
   readonly pollMs?: number;
   /** Ends the follower (the generator returns). */
   readonly signal?: AbortSignal;
-  /** The wall clock of received_at (ms); a test's clock. */
-  readonly clock?: () => number;
 }
 
 export class EventQuery {
@@ -193,38 +198,62 @@ export class EventQuery {
   async *follow(filter: EventFilter = {}, options: FollowOptions = {}): AsyncGenerator<QueriedEvent> {
     const w = where(filter);
     const pollMs = options.pollMs ?? 500;
-    const clock = options.clock ?? Date.now;
     const signal = options.signal;
-    // The cursor is a time: rows at or after it are read again, those already given skipped.
-    let cursor = options.from === 'start' ? 0 : clock() - FOLLOW_OVERLAP_MS;
-    const skipFrom = options.from === 'start' ? -1 : clock();
-    const given = new Map<string, number>();
     const stopped = (): boolean => signal?.aborted === true;
-    while (!stopped()) {
-      let newest = cursor;
-      let full = true;
-      let offsetKey: [number, string, number, number] | null = null;
-      while (full && !stopped()) {
-        const sql = [...w.sql, offsetKey === null ? 'received_at >= ?' : '(received_at, gate, epoch, seq) > (?, ?, ?, ?)'];
-        const args = [...w.args, ...(offsetKey === null ? [cursor] : offsetKey)];
-        const page = (await this.#db.rows(`SELECT ${COLUMNS} FROM events WHERE ${sql.join(' AND ')} ORDER BY received_at, gate, epoch, seq LIMIT ${PAGE}`, args)) as Row[];
-        full = page.length === PAGE;
-        for (const r of page) {
-          const id = `${r[0]}\u0000${r[1]}\u0000${r[2]}`;
-          if (r[5] > newest) newest = r[5];
-          // Rows stored before a follower that starts 'now' was asked for are not news.
-          if (given.has(id) || r[5] < skipFrom) continue;
-          given.set(id, r[5]);
-          yield toEvent(r);
-        }
-        const last = page[page.length - 1];
-        if (last !== undefined) offsetKey = [last[5], last[0], last[1], last[2]];
+    const heads = new Map<string, FollowedHead>();
+    const headsNow = async (): Promise<[string, number, number, number][]> =>
+      (await this.#db.rows(`SELECT gate, epoch, contiguous, max_seq FROM event_heads${filter.gate !== undefined ? ' WHERE gate = ?' : ''}`, filter.gate !== undefined ? [filter.gate] : [])) as [string, number, number, number][];
+    if (options.from !== 'start') {
+      // What is stored now is not news: every head is read through, rows above a gap remembered.
+      for (const [gate, epoch, contiguous, maxSeq] of await headsNow()) {
+        const h: FollowedHead = { through: contiguous, above: new Set(), contiguous, maxSeq };
+        if (maxSeq > contiguous) for (const [seq] of (await this.#db.rows('SELECT seq FROM events WHERE gate = ? AND epoch = ? AND seq > ?', [gate, epoch, contiguous])) as [number][]) h.above.add(seq);
+        heads.set(`${gate}\u0000${epoch}`, h);
       }
-      cursor = Math.max(cursor, newest - FOLLOW_OVERLAP_MS);
-      for (const [id, at] of given) if (at < cursor) given.delete(id);
+    }
+    while (!stopped()) {
+      for (const [gate, epoch, contiguous, maxSeq] of await headsNow()) {
+        const id = `${gate}\u0000${epoch}`;
+        let h = heads.get(id);
+        if (h === undefined) {
+          h = { through: 0, above: new Set(), contiguous: -1, maxSeq: -1 };
+          heads.set(id, h);
+        }
+        if (h.contiguous === contiguous && h.maxSeq === maxSeq) continue;
+        let after = h.through;
+        for (;;) {
+          const page = (await this.#db.rows(
+            `SELECT ${COLUMNS} FROM events WHERE gate = ? AND epoch = ? AND seq > ?${w.sql.length > 0 ? ` AND ${w.sql.join(' AND ')}` : ''} ORDER BY seq LIMIT ${PAGE}`,
+            [gate, epoch, after, ...w.args],
+          )) as Row[];
+          for (const r of page) {
+            if (h.above.has(r[2])) continue;
+            h.above.add(r[2]);
+            yield toEvent(r);
+          }
+          if (page.length < PAGE || stopped()) break;
+          after = (page[page.length - 1] as Row)[2];
+        }
+        // Everything up to the head's contiguous seq has now been read; remember only what lies above it.
+        h.through = Math.max(h.through, contiguous);
+        for (const seq of h.above) if (seq <= h.through) h.above.delete(seq);
+        h.contiguous = contiguous;
+        h.maxSeq = maxSeq;
+      }
       await sleep(pollMs, signal);
     }
   }
+}
+
+/** What a follower has given of one (gate, epoch). */
+interface FollowedHead {
+  /** Every row up to this seq has been read. */
+  through: number;
+  /** Rows above `through` already given (stored above a gap). */
+  readonly above: Set<number>;
+  /** The head as last seen. */
+  contiguous: number;
+  maxSeq: number;
 }
 
 /** Resolves after ms, or at once when the signal aborts. */

@@ -112,6 +112,12 @@ export class PgDb implements SqlDb {
     return r.rowCount ?? 0;
   }
 
+  async runMany(sql: string, params: readonly (readonly SqlValue[])[]): Promise<number> {
+    let n = 0;
+    for (const p of params) n += await this.run(sql, p);
+    return n;
+  }
+
   async exec(sql: string): Promise<void> {
     await this.#tracked(() => this.#client().query(sql));
   }

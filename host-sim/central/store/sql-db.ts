@@ -41,6 +41,8 @@ export interface SqlDb {
   rows(sql: string, params?: readonly SqlValue[]): Promise<unknown[][]>;
   /** Runs one statement; the number of rows it changed. */
   run(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  /** Runs one statement once per parameter list, in order; the rows changed in all (SQLite: one call, no await per row). */
+  runMany(sql: string, params: readonly (readonly SqlValue[])[]): Promise<number>;
   /** Runs several statements without parameters (DDL). */
   exec(sql: string): Promise<void>;
   transaction<T>(fn: () => Promise<T>, options?: TransactionOptions): Promise<T>;

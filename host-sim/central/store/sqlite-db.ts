@@ -83,6 +83,15 @@ export class SqliteDb implements SqlDb {
     return this.#query(() => this.#statement(sql).run(...bind(params)).changes);
   }
 
+  runMany(sql: string, params: readonly (readonly SqlValue[])[]): Promise<number> {
+    return this.#query(() => {
+      const s = this.#statement(sql);
+      let n = 0;
+      for (const p of params) n += s.run(...bind(p)).changes;
+      return n;
+    });
+  }
+
   exec(sql: string): Promise<void> {
     return this.#query(() => void this.raw.exec(sql));
   }
