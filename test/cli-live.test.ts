@@ -124,6 +124,8 @@ function liveSuite(live: Test, c: Ctx): void {
     await probe.close();
     const [again] = await Promise.all([cli(['central', 'publish', '--data', L.data, '--broker', L.broker.url], 0), cli(['central', 'publish', '--data', L.data, '--broker', probe.url, '--wait', '1'], 4, /no connection/)]);
     assert.match(again.stdout, /and 0 delta\(s\)/, 'nothing left to publish');
+    const json = JSON.parse((await cli(['central', 'publish', '--data', L.data, '--broker', L.broker.url, '--json'], 0)).stdout) as Record<string, unknown>;
+    assert.equal({ ...json, epoch: typeof json.epoch }, { list: 'main', epoch: 'number', version: 1, deltas: 0, firstDelta: null, broker: L.broker.url }, '--json: one object');
     const heads = await listen(L.broker.url, [topics.list('main', 'head')]);
     L.clients.push(heads.client);
     await waitFor('the retained head', () => heads.messages.length > 0, 5000);

@@ -142,6 +142,20 @@ function registrySuite(reg: Test, c: Ctx): void {
     if (shared !== '') rmSync(shared, { recursive: true, force: true });
   });
 
+
+  reg('init --json: one object of what was created, then of what --capacity and --new-epoch changed', async () => {
+    const data = tempDir();
+    const first = JSON.parse((await cli(['central', 'init', '--data', data, '--json'], 0)).stdout) as { changed: string[]; keys: string; list: { name: string; epoch: number; version: number; capacity: number }; publicKey: string; schema: { version: number; created: boolean }; pki: { created: boolean }; database: string };
+    assert.equal(first.changed, c.pg ? ['created', 'pki_created'] : ['created', 'pki_created']);
+    assert.equal([first.keys, first.list.name, first.list.version, first.schema.created, first.pki.created], ['created', 'main', 0, true, true]);
+    assert.is(first.database, await c.target(data));
+    assert.match(first.publicKey, /^[0-9a-f]{64}$/);
+    const cap = JSON.parse((await cli(['central', 'init', '--data', data, '--capacity', '5000', '--json'], 0)).stdout) as typeof first;
+    assert.equal([cap.changed, cap.keys, cap.list.capacity, cap.publicKey, cap.pki.created], [['capacity'], 'kept', 5000, first.publicKey, false]);
+    const epoch = JSON.parse((await cli(['central', 'init', '--data', data, '--new-epoch', '--json'], 0)).stdout) as typeof first;
+    assert.equal(epoch.changed, ['new_epoch']);
+    assert.ok(epoch.list.epoch > first.list.epoch, 'a new epoch');
+  });
   reg('a database init did not make, or that another key file made, is refused (3, nothing changed, before any broker); key files readable by others are warned about', async () => {
     const a = tempDir();
     const b = tempDir();
@@ -254,7 +268,7 @@ function registrySuite(reg: Test, c: Ctx): void {
       assert.is(ev[3]!.registry, 'enrolled', 'enrolled and valid (the gate was behind)');
       const csv = (await cli(['central', 'events', '--data', data], 0)).stdout.trim().split('\n');
       assert.is(csv.length, 5, 'a header and 4 records');
-      assert.match(csv[3] as string, /,never enrolled$/);
+      assert.match(csv[3] as string, /,never enrolled(,[a-z]*){3},,$/, 'the registry column, then where the gate is and no holder');
       // A record that differs from the stored one at the same (gate, epoch, seq): both kept, and shown.
       const other = records.slice(0, 2 * RECORD_BYTES);
       rec.time = 1_800_000_999;

@@ -56,6 +56,7 @@ export function registerCentral(program: Command): void {
     .option('--new-epoch', "on an initialised directory: start a new epoch of the list (gates install the whole image again); after restoring a backup older than the versions the gates hold")
     .option('--force', 'replace existing keys (every list gets a new epoch: gates must be provisioned again); the deployment CA is kept; asks on a terminal')
     .option('--yes', 'with --force: do not ask (needed when there is no terminal)')
+    .option('--json', 'print the result as one JSON object (data, database, schema, list, publicKey, keys, pki, changed)')
     .action((o: InitOptions) => init(o));
 
   central
@@ -156,7 +157,8 @@ export function registerCentral(program: Command): void {
     .addOption(brokerOption())
     .addOption(topicRootOption())
     .addOption(listOption())
-    .option('--wait <seconds>', 'how long to wait for the broker', '10'))
+    .option('--wait <seconds>', 'how long to wait for the broker', '10')
+    .option('--json', 'print the result as one JSON object (list, epoch, version, deltas, firstDelta, broker)'))
     .action((o: PublishOptions) => publish(o));
 
   registerEvents(central);
@@ -194,6 +196,36 @@ interface InitOptions {
   readonly capacity?: string;
   readonly brokerHost?: string[];
   readonly newEpoch?: boolean;
+  readonly json?: boolean;
+}
+
+/**
+ * What init did, for --json (the text lines say the same): set by each step, printed at the end.
+ * `changed`: what this run changed (created, keys_replaced, database_created, capacity, new_epoch, migrated).
+ */
+interface InitReport {
+  data?: string;
+  database?: string;
+  schema?: { version: number; from: number | null; migrated: boolean; created: boolean };
+  list?: { name: string; epoch: number; version: number; capacity: number };
+  publicKey?: string;
+  keys?: 'created' | 'kept' | 'replaced';
+  pki?: { ca: string; created: boolean };
+  changed: string[];
+}
+
+/** Prints a line of init's text output, or (with --json) records it in the report. */
+class InitOutput {
+  readonly report: InitReport = { changed: [] };
+  constructor(readonly json: boolean) {}
+  say(text: string, patch: Partial<InitReport> = {}, changed?: string): void {
+    if (!this.json) out(text);
+    Object.assign(this.report, patch);
+    if (changed !== undefined && !this.report.changed.includes(changed)) this.report.changed.push(changed);
+  }
+  end(): void {
+    if (this.json) out(JSON.stringify(this.report));
+  }
 }
 
 /** --force on a directory with keys replaces them: asked on a terminal, --yes otherwise. */
@@ -212,20 +244,22 @@ async function confirmForce(o: InitOptions): Promise<void> {
 }
 
 /** Creates the deployment PKI unless the data directory has one (it is never replaced: gates and brokers trust it). */
-async function ensurePki(p: DataPaths, hosts: readonly string[]): Promise<void> {
+async function ensurePki(p: DataPaths, hosts: readonly string[], say: InitOutput): Promise<void> {
   if (DeploymentPki.exists(p.pki)) {
-    out(`deployment CA: ${p.pki} (existing, kept)`);
+    say.say(`deployment CA: ${p.pki} (existing, kept)`, { pki: { ca: join(p.pki, 'ca.crt.pem'), created: false } });
     return;
   }
   await DeploymentPki.create(p.pki, { brokerHosts: hosts });
-  out(`deployment CA: ${p.pki}/ca.crt.pem (broker and central certificates issued; \`subline broker config\` writes a broker configuration)`);
+  say.say(`deployment CA: ${p.pki}/ca.crt.pem (broker and central certificates issued; \`subline broker config\` writes a broker configuration)`, { pki: { ca: join(p.pki, 'ca.crt.pem'), created: true } }, 'pki_created');
 }
 
 async function init(o: InitOptions): Promise<void> {
   if (o.capacity !== undefined) parseInteger(o.capacity, '--capacity', 1, 100_000_000);
   await confirmForce(o);
-  await initKeysAndDb(o);
-  await ensurePki(dataPaths(o.data, o.db), o.brokerHost ?? []);
+  const say = new InitOutput(o.json === true);
+  await initKeysAndDb(o, say);
+  await ensurePki(dataPaths(o.data, o.db), o.brokerHost ?? [], say);
+  say.end();
 }
 
 /** Whether the target already holds a database: a SQLite file that exists, a PostgreSQL database with any central table. */
@@ -253,7 +287,14 @@ function schemaLine(s: CentralStore): string {
   return `schema: ${m.from === null ? `${m.to} (created)` : `${m.from} -> ${m.to} (migrated)`}`;
 }
 
-async function initKeysAndDb(o: InitOptions): Promise<void> {
+/** The schema fields of init's report. */
+function schemaOf(s: CentralStore): NonNullable<InitReport['schema']> {
+  const m = s.migration;
+  const applied = m !== null && m.steps.length > 0;
+  return { version: SCHEMA_VERSION, from: applied ? m.from : SCHEMA_VERSION, migrated: applied && m.from !== null, created: applied && m.from === null };
+}
+
+async function initKeysAndDb(o: InitOptions, say: InitOutput): Promise<void> {
   const p = dataPaths(o.data, o.db);
   const list = checkId(o.list, '--list');
   const capacity = o.capacity !== undefined ? parseInteger(o.capacity, '--capacity', 1, 100_000_000) : undefined;
@@ -276,17 +317,27 @@ async function initKeysAndDb(o: InitOptions): Promise<void> {
       try {
         if ((await r.registry.lists()).some((l) => l.name === list) && DeploymentPki.exists(p.pki)) {
           // Initialised: the one thing init still does is set a list's capacity (and bring the schema up to date).
-          if (r.migration !== null && r.migration.steps.length > 0) out(schemaLine(r));
+          say.report.data = p.dir;
+          say.report.database = dbName(p);
+          say.report.keys = 'kept';
+          say.report.publicKey = toHex(keys.publicKey);
+          say.report.schema = schemaOf(r);
+          if (r.migration !== null && r.migration.steps.length > 0) say.say(schemaLine(r), {}, 'migrated');
+          const listOf = async () => {
+            const l = await r.registry.list(list);
+            return { name: list, epoch: l.epoch, version: l.version, capacity: await r.registry.capacity(list) };
+          };
           if (o.newEpoch === true) {
             const l = await r.registry.recreateList(list);
-            out(`list: ${list} has a new epoch ${l.epoch} at version 0: gates install the whole image again (a running \`central serve\` publishes it within its poll interval)`);
+            say.say(`list: ${list} has a new epoch ${l.epoch} at version 0: gates install the whole image again (a running \`central serve\` publishes it within its poll interval)`, { list: await listOf() }, 'new_epoch');
             if (capacity === undefined) return;
           }
           if (capacity !== undefined) {
             await r.registry.setCapacity(list, capacity);
-            out(`list: ${list} capacity set to ${capacity} credentials (${(await r.registry.counts()).credentials} enrolled)`);
+            say.say(`list: ${list} capacity set to ${capacity} credentials (${(await r.registry.counts()).credentials} enrolled)`, { list: await listOf() }, 'capacity');
             return;
           }
+          say.report.list = await listOf();
           if (r.migration !== null && r.migration.steps.length > 0) return;
           throw new CliError(`${p.dir} is already initialised (keys.json, list '${list}' and the deployment CA exist; public key ${toHex(keys.publicKey)}); --force replaces the keys, --capacity N sets the list's capacity`, 3);
         }
@@ -301,11 +352,11 @@ async function initKeysAndDb(o: InitOptions): Promise<void> {
       const l = await r.registry.list(list);
       const cap = await r.registry.capacity(list);
       await stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000)); // an existing database passed requireDatabase above
-      out(`data: ${p.dir} (existing keys kept)`);
-      if (p.db !== dataPaths(o.data).db) out(`database: ${dbName(p)}`);
-      out(schemaLine(r));
-      out(`list: ${list} (epoch ${l.epoch}, version ${l.version}, capacity ${cap} credentials)`);
-      out(`public key: ${toHex(keys.publicKey)}`);
+      say.say(`data: ${p.dir} (existing keys kept)`, { data: p.dir, keys: 'kept', database: dbName(p) }, hadDb ? undefined : 'database_created');
+      if (p.db !== dataPaths(o.data).db) say.say(`database: ${dbName(p)}`);
+      say.say(schemaLine(r), { schema: schemaOf(r) }, r.migration !== null && r.migration.steps.length > 0 ? (r.migration.from === null ? 'database_created' : 'migrated') : undefined);
+      say.say(`list: ${list} (epoch ${l.epoch}, version ${l.version}, capacity ${cap} credentials)`, { list: { name: list, epoch: l.epoch, version: l.version, capacity: cap } });
+      say.say(`public key: ${toHex(keys.publicKey)}`, { publicKey: toHex(keys.publicKey) });
     } finally {
       await r.close();
     }
@@ -327,15 +378,16 @@ async function initKeysAndDb(o: InitOptions): Promise<void> {
     cap = await r.registry.capacity(list);
     await stampDatabase(r.db, keys.publicKey, Math.floor(Date.now() / 1000));
     schema = schemaLine(r);
+    say.report.schema = schemaOf(r);
   } finally {
     await r.close();
   }
   writeKeyFile(p.keys, keys, { overwrite: o.force === true });
-  out(`data: ${p.dir}${hadKeys ? ' (keys replaced: every list has a new epoch; provision every gate again)' : ''}`);
-  if (p.db !== dataPaths(o.data).db) out(`database: ${dbName(p)}`);
-  out(schema);
-  out(`list: ${list} (epoch ${l.epoch}, version ${l.version}, capacity ${cap} credentials)`);
-  out(`public key: ${toHex(keys.publicKey)}`);
+  say.say(`data: ${p.dir}${hadKeys ? ' (keys replaced: every list has a new epoch; provision every gate again)' : ''}`, { data: p.dir, keys: hadKeys ? 'replaced' : 'created', database: dbName(p) }, hadKeys ? 'keys_replaced' : 'created');
+  if (p.db !== dataPaths(o.data).db) say.say(`database: ${dbName(p)}`);
+  say.say(schema);
+  say.say(`list: ${list} (epoch ${l.epoch}, version ${l.version}, capacity ${cap} credentials)`, { list: { name: list, epoch: l.epoch, version: l.version, capacity: cap } });
+  say.say(`public key: ${toHex(keys.publicKey)}`, { publicKey: toHex(keys.publicKey) });
 }
 
 // ---------------------------------------------------------------- schema, copy
@@ -700,6 +752,7 @@ interface PublishOptions extends BrokerAuthFlags {
   readonly topicRoot: string;
   readonly list: string;
   readonly wait: string;
+  readonly json?: boolean;
 }
 
 async function publish(o: PublishOptions): Promise<void> {
@@ -725,6 +778,10 @@ async function publish(o: PublishOptions): Promise<void> {
   if (!acked) throw new CliError(`the broker ${o.broker} did not acknowledge everything within ${o.wait} s`, 4);
   if (errors > 0) throw new CliError(`${errors} publish(es) failed`, 1);
   const range = deltas > 0 && now !== undefined ? ` (versions ${now.version - deltas + 1}..${now.version})` : mark !== undefined ? ' (all were published already)' : '';
+  if (o.json === true) {
+    out(JSON.stringify({ list: central.list, epoch: h?.epoch ?? null, version: h?.version ?? null, deltas, firstDelta: deltas > 0 && now !== undefined ? now.version - deltas + 1 : null, broker: o.broker }));
+    return;
+  }
   out(`published head of list ${central.list} (epoch ${h?.epoch ?? '?'}, version ${h?.version ?? '?'}) and ${deltas} delta(s)${range} to ${o.broker}`);
 }
 
