@@ -24,11 +24,11 @@ function run(args: string[], timeoutMs = 90000): Promise<{ code: number; out: st
 }
 
 const t = suite('subline sim');
-t('sim --duration 10 --seed 1 --report: exits 0; the central stored exactly the events the gates journaled', async () => {
+t('sim --duration 10 --seed 1 --report --json: exits 0; the central stored exactly the events the gates journaled; stdout is the summary object', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'subline-sim-test-'));
   try {
     const report = join(dir, 'r.json');
-    const r = await run(['sim', '--duration', '10', '--seed', '1', '--report', report, '--no-view']);
+    const r = await run(['sim', '--duration', '10', '--seed', '1', '--report', report, '--no-view', '--json']);
     assert.is(r.code, 0, r.err + r.out);
     const rep = JSON.parse(readFileSync(report, 'utf8')) as SimReport;
     assert.is(rep.gates, 8);
@@ -38,7 +38,8 @@ t('sim --duration 10 --seed 1 --report: exits 0; the central stored exactly the 
     assert.ok(rep.exactlyOnce);
     for (const g of rep.perGate) assert.is(g.stored, g.journaled, g.id);
     assert.ok(rep.moments.some((m) => m.includes('broker stopped')) && rep.moments.some((m) => m.includes('suspended')), rep.moments.join('; '));
-    assert.match(r.out, /summary: 8 gates/);
+    assert.equal(JSON.parse(r.out), rep, '--json: stdout holds only the summary object, the --report fields');
+    assert.match(r.err, /t=\d+s online/, 'status lines on stderr');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -24,6 +24,7 @@ interface SimFlags extends BrokerAuthFlags {
   seed: string;
   duration?: string;
   report?: string;
+  json?: boolean;
   data?: string;
   xs?: string;
   view: boolean;
@@ -152,7 +153,8 @@ export function registerSim(program: Command): void {
     .option('--data <dir>', "a central's data directory (made as `subline central init` does if missing): its keys, its central certificate, and a registered identity and certificate for each simulated gate, for a broker made by `subline broker config --data DIR`; the demo database and the gates' flash are kept in DIR/sim/ and continued by the next run (same --seed)")
     .option('--prepare', 'with --data: register the simulated gates and issue their certificates, then exit (run `subline broker config` after it)')
     .option('--xs <n>', 'run n of the gates on the real XS engine (see docs/FLASHING.md)')
-    .option('--no-view', 'no live view: one status line every 5 seconds');
+    .option('--no-view', 'no live view: one status line every 5 seconds')
+    .option('--json', 'for scripts: no live view, status lines on stderr, and on exit the summary as one JSON object on stdout (the --report fields)');
   addBrokerAuthOptions(command)
     .action(async (f: SimFlags) => {
       const gates = int('gates', f.gates, 1, 2000);
@@ -184,7 +186,8 @@ export function registerSim(program: Command): void {
         deployment = await prepareSimDeployment(f.data, fleetSpecs(gates), f.broker, f);
         if (deployment.registered.length > 0 && (f.broker !== undefined || f.prepare === true)) console.error(`${deployment.registered.length} simulated gate(s) registered in ${f.data} with their certificates: run \`subline broker config --data ${f.data} --out ...\` again and reload the broker (SIGHUP) to let them in`);
         if (f.prepare === true) {
-          console.log(`prepared ${gates} simulated gate(s) in ${f.data} (${deployment.registered.length} new)`);
+          if (f.json === true) console.log(JSON.stringify({ prepared: gates, data: f.data, registered: deployment.registered.length }));
+          else console.log(`prepared ${gates} simulated gate(s) in ${f.data} (${deployment.registered.length} new)`);
           return;
         }
       }
@@ -204,7 +207,10 @@ export function registerSim(program: Command): void {
         brokerRestartAt: f.broker === undefined ? Math.min(45, Math.max(3, Math.round(total / 2))) : null,
         xs,
       });
-      const tty = process.stdout.isTTY === true && f.view;
+      const json = f.json === true;
+      const tty = process.stdout.isTTY === true && f.view && !json;
+      // With --json stdout holds only the summary object.
+      const status = json ? console.error : console.log;
       // Ctrl-C or SIGTERM: the fleet drains, the summary is printed, then the process ends by that
       // same signal (130 or 143 in a shell), as `npm start` does (npm ends by the signal it got).
       let signalled: NodeJS.Signals | null = null;
@@ -246,7 +252,7 @@ export function registerSim(program: Command): void {
             const v = sim.view();
             const xsView = v.gates.filter((g) => g.engine === 'xs');
             const rate = sim.rate(v.totals.taps);
-            console.log(`t=${sim.elapsedSeconds.toFixed(0)}s online ${v.gates.filter((g) => g.online).length}/${v.gates.length}${xsView.length > 0 ? ` (xs ${xsView.filter((g) => g.online).length}/${xsView.length})` : ''} taps ${v.totals.taps} granted ${v.totals.granted} stored ${v.totals.stored} version ${v.totals.version}; ${rateLine(rate.asked, rate.sustained, rate.short)}; ${nextLine(sim)}${sim.moments.length > 0 ? `; moments: ${sim.moments.join(', ')}` : ''}`);
+            status(`t=${sim.elapsedSeconds.toFixed(0)}s online ${v.gates.filter((g) => g.online).length}/${v.gates.length}${xsView.length > 0 ? ` (xs ${xsView.filter((g) => g.online).length}/${xsView.length})` : ''} taps ${v.totals.taps} granted ${v.totals.granted} stored ${v.totals.stored} version ${v.totals.version}; ${rateLine(rate.asked, rate.sustained, rate.short)}; ${nextLine(sim)}${sim.moments.length > 0 ? `; moments: ${sim.moments.join(', ')}` : ''}`);
           }
         },
         tty ? 1000 : 5000,
@@ -261,7 +267,7 @@ export function registerSim(program: Command): void {
       const drained = await sim.drain(30000);
       const report = await sim.report();
       if (tty) process.stdout.write(`\x1b[H\x1b[2J${render(sim, duration)}\n`);
-      console.log(summary(report));
+      console.log(json ? JSON.stringify(report) : summary(report));
       let failure: CliError | null = null;
       try {
         if (f.report !== undefined) writeFileSync(f.report, JSON.stringify(report, null, 2) + '\n');
