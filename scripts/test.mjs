@@ -3,7 +3,7 @@
 // with the line CI reads:
 //   N passed, N failed
 // Usage: node scripts/test.mjs [pattern]   (pattern: a regex on test file names)
-// SUBLINE_TEST_JOBS=N sets how many files run at once (default: one more than the cores, 3..4).
+// SUBLINE_TEST_JOBS=N sets how many files run at once (default: the cores, at least 2, at most 4).
 //
 // Why one process per file: most suites wait on brokers, databases and child processes, so two
 // or three files at a time finish the whole run in well under CI's 15 minutes on two cores;
@@ -19,7 +19,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const filter = process.argv[2];
 const match = new RegExp(filter ? `${filter}.*\\.test\\.ts$` : '\\.test\\.ts$');
 const uvu = fileURLToPath(new URL('../node_modules/uvu/bin.js', import.meta.url));
-const jobs = Math.max(1, Number(process.env.SUBLINE_TEST_JOBS) || Math.min(4, availableParallelism() + 1));
+const jobs = Math.max(1, Number(process.env.SUBLINE_TEST_JOBS) || Math.min(4, Math.max(2, availableParallelism())));
 
 // The longest files start first so that the pool ends together (measured on the CI machine).
 const SLOW_FIRST = [
