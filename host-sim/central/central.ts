@@ -1,8 +1,10 @@
 // The reference central (docs/SYNC.md, the central's side): keeps the
 // registry and the event store, publishes signed deltas and heads, serves
 // sync requests, stores event batches exactly once and acks them, and tracks
-// gate presence. Node only; MQTT through MQTT.js (clean session, its own
-// reconnect).
+// gate presence. Node only. Behind ports, as the gate is: the broker through a
+// CentralTransport (MQTT.js by default: clean session, its own reconnect),
+// time through a Clock and Timers, nonces from a Random; the deterministic
+// simulation (host-sim/simulation/) gives it virtual ones.
 //
 // Flow of a change: a registry mutation commits → its signed delta(s) go out
 // on lists/<list>/delta at once → the new image is built off the same tick
@@ -23,7 +25,9 @@
 // sends exactly what is missing. Presence is kept there too, for the CLI.
 
 import { performance } from 'node:perf_hooks';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { Clock, TimerHandle, Timers } from '../../firmware/ports.js';
+import { nodeTimers } from '../adapters/node-timers.js';
+import { randomBytes } from 'node:crypto';
 import { CommandResult, EventAck, EventBatch, GateStatus, Head, LIMITS, SyncRequest, type CommandMessage, encodeChunk, encodeManifest, type CommandResultMessage, type EventBatchMessage, type GateStatusMessage, type HeadMessage, type SyncRequestMessage } from '../../protocol/messages.js';
 import { toHex } from '../../protocol/hex.js';
 import { Topics } from '../../protocol/topics.js';
@@ -38,7 +42,9 @@ import { GateAuthenticator } from './gate-authenticator.js';
 import type { GateIdentity, GateIdentityInput, GateRegistry } from './gate-registry.js';
 import { RefusalLog } from './refusal-log.js';
 import { SyncBudget, type SyncBudgetOptions } from './sync-budget.js';
-import { mqttAuthOptions, type BrokerAuth } from '../broker-auth.js';
+import type { BrokerAuth } from '../broker-auth.js';
+import type { CentralLink, CentralTransport } from './central-transport.js';
+import { MqttTransport } from './mqtt-transport.js';
 import { openCentralStore, type CentralStore } from './store/open-store.js';
 import { isDiskFull } from './store/sql-db.js';
 
@@ -60,8 +66,10 @@ export interface CentralOptions {
   readonly gateMasterKey: Uint8Array;
   /** Per-gate sync request budget (default: DEFAULT_SYNC_BUDGET). */
   readonly syncBudget?: SyncBudgetOptions;
-  /** mqtt://host:port or mqtts://host:port */
-  readonly brokerUrl: string;
+  /** mqtt://host:port or mqtts://host:port (with the default transport). */
+  readonly brokerUrl?: string;
+  /** How it reaches the broker (default: MQTT.js to brokerUrl with brokerAuth). */
+  readonly transport?: CentralTransport;
   /** The central's identity at the broker: TLS client certificate and CA, or username and password (host-sim/broker-auth.ts). */
   readonly brokerAuth?: BrokerAuth;
   readonly topicRoot?: string;
@@ -73,8 +81,15 @@ export interface CentralOptions {
   readonly headLifetimeSeconds?: number;
   /** Image chunk size, a multiple of 16 up to 16384 (default 16384). */
   readonly chunkSize?: number;
-  /** UTC seconds (default: the system clock). */
-  readonly clock?: () => number;
+  /**
+   * Time: a Clock (wall seconds and monotonic ms, as the gate's port), or a
+   * function of UTC seconds (monotonic time from the host). Default: the system clock.
+   */
+  readonly clock?: Clock | (() => number);
+  /** Timers (default: Node's). */
+  readonly timers?: Timers;
+  /** Random bytes, for command nonces (default: node:crypto). */
+  readonly random?: (bytes: number) => Uint8Array;
   readonly clientId?: string;
   /** How long start() waits for the first connection (default 10,000 ms). */
   readonly connectTimeoutMs?: number;
@@ -133,9 +148,8 @@ interface ImageState extends CentralImage {
   readonly chunkMessages: (Uint8Array | undefined)[];
 }
 
-const u8 = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const defaultClock = (): number => Math.floor(Date.now() / 1000);
+const defaultRandom = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 const COMMAND_RESULTS_KEPT = 1000;
 /** A central that starts (or notices another process's commits) publishes at most this many missing deltas: a gate further behind pulls an image anyway. */
 const MAX_CATCH_UP_DELTAS = 256;
@@ -179,6 +193,10 @@ export class Central {
   readonly #o: CentralOptions;
   readonly #signer: Ed25519Signer;
   readonly #clock: () => number;
+  readonly #monotonicMs: () => number;
+  readonly #timers: Timers;
+  readonly #random: (bytes: number) => Uint8Array;
+  readonly #transport: CentralTransport;
   readonly #chunkSize: number;
   readonly #headInterval: number;
   readonly #headLifetime: number;
@@ -187,7 +205,7 @@ export class Central {
   /** Per gate: the tail of its message queue and how many wait in it. */
   readonly #queues = new Map<string, { tail: Promise<void>; depth: number }>();
   #queued = 0;
-  /** Ids whose last lookup found no gate, until when (performance.now()) they are refused at once. */
+  /** Ids whose last lookup found no gate, until when (monotonic ms) they are refused at once. */
   readonly #unknownIds = new Map<string, number>();
   readonly #drained = new Set<() => void>();
   /** Publication work in commit order (catch-up reads are asynchronous). */
@@ -204,25 +222,25 @@ export class Central {
   readonly #waiters = new Map<string, { finish: (r: CommandResultMessage | null) => void; refused: number }>();
   readonly #auth: GateAuthenticator;
   readonly #budget: SyncBudget;
-  #refusalTimer: ReturnType<typeof setInterval> | null = null;
+  #refusalTimer: TimerHandle | null = null;
   readonly #idle = new Set<() => void>();
   /** The list version whose deltas this central has published (or seen published). */
   #known: { epoch: number; version: number };
   /** The highest delta the broker acknowledged (persisted, debounced). */
   #published: PublishedMark | undefined;
   #publishedDirty = false;
-  #flushTimer: ReturnType<typeof setTimeout> | null = null;
-  #pollTimer: ReturnType<typeof setInterval> | null = null;
+  #flushTimer: TimerHandle | null = null;
+  #pollTimer: TimerHandle | null = null;
   #inflight = 0;
   /** publishPending() has run since start(). */
   #caughtUp = false;
-  #client: MqttClient | null = null;
+  #client: CentralLink | null = null;
   #image: ImageState | null = null;
   /** The latest few images (newest last): a gate that started pulling one finishes it, then catches up with deltas. */
   readonly #recent: ImageState[] = [];
   #head: HeadMessage | null = null;
-  #headTimer: ReturnType<typeof setInterval> | null = null;
-  #buildTimer: ReturnType<typeof setTimeout> | null = null;
+  #headTimer: TimerHandle | null = null;
+  #buildTimer: TimerHandle | null = null;
   #lastBuildEnd = 0;
   #closed = false;
   /** Since the first SQLITE_FULL not yet followed by a successful write: refused writes, and whether the WAL still needs its truncation. */
@@ -241,7 +259,7 @@ export class Central {
     const list = options.list ?? 'main';
     const own = typeof options.db === 'string';
     const store = typeof options.db === 'string'
-      ? await openCentralStore(options.db, { create: true, registry: { signingKey: options.signingKey, deploymentKey: options.deploymentKey, clock: options.clock, list } })
+      ? await openCentralStore(options.db, { create: true, registry: { signingKey: options.signingKey, deploymentKey: options.deploymentKey, clock: wallClock(options.clock), list }, ...eventClock(options.clock) })
       : options.db;
     try {
       store.registry.setKeys({ signingKey: options.signingKey, deploymentKey: options.deploymentKey });
@@ -261,7 +279,18 @@ export class Central {
     this.#store = store;
     this.#ownStore = ownStore;
     this.#signer = new Ed25519Signer(options.signingKey);
-    this.#clock = options.clock ?? defaultClock;
+    const clock = options.clock ?? defaultClock;
+    if (typeof clock === 'function') {
+      this.#clock = clock;
+      this.#monotonicMs = () => performance.now();
+    } else {
+      this.#clock = () => clock.wallSeconds();
+      this.#monotonicMs = () => clock.monotonicMs();
+    }
+    this.#timers = options.timers ?? nodeTimers;
+    this.#random = options.random ?? defaultRandom;
+    if (options.transport === undefined && options.brokerUrl === undefined) throw new Error('central: brokerUrl or transport is required');
+    this.#transport = options.transport ?? new MqttTransport(options.brokerUrl ?? '', options.brokerAuth);
     this.list = options.list ?? 'main';
     this.topics = new Topics(options.topicRoot ?? 'subline');
     this.#chunkSize = options.chunkSize ?? LIMITS.chunkBytes;
@@ -351,49 +380,48 @@ export class Central {
     this.#building = this.#building.then(() => built).then(() => undefined);
     await built;
     if (this.#closed) throw new Error('central: closed while starting');
-    const client = mqtt.connect(this.#o.brokerUrl, {
-      clientId: this.#o.clientId ?? `subline-central-${toHex(nodeCrypto.sha256(this.#signer.publicKey)).slice(0, 8)}-${process.pid}`,
-      clean: true,
-      reconnectPeriod: 1000,
-      resubscribe: false,
-      connectTimeout: 10_000,
-      keepalive: 30,
-      ...mqttAuthOptions(this.#o.brokerAuth, this.#o.brokerUrl),
+    const t = this.#timers;
+    let firstConnect: (() => void) | null = null;
+    const clientId = this.#o.clientId ?? `subline-central-${toHex(nodeCrypto.sha256(this.#signer.publicKey)).slice(0, 8)}-${process.pid}`;
+    const client: CentralLink = this.#transport.open(clientId, {
+      connect: () => {
+        this.#onConnect(client);
+        firstConnect?.();
+      },
+      message: (topic, payload, retained) => this.#onMessage(topic, payload, retained),
+      error: (e) => {
+        this.stats.connectionErrors++;
+        this.#log(`mqtt: ${e.message}`);
+      },
     });
     this.#client = client;
-    client.on('connect', () => this.#onConnect(client));
-    client.on('message', (topic, payload, packet) => this.#onMessage(topic, payload, packet.retain));
-    client.on('error', (e) => {
-      this.stats.connectionErrors++;
-      this.#log(`mqtt: ${e.message}`);
-    });
     await new Promise<void>((resolve, reject) => {
       const timeout = this.#o.connectTimeoutMs ?? 10_000;
       const giveUp = (why: string) => {
-        clearTimeout(timer);
-        client.off('connect', ok);
+        t.clear(timer);
+        firstConnect = null;
         this.#abortStart = null;
         if (this.#client === client) this.#client = null;
-        client.end(true);
+        client.end(true, () => undefined);
         reject(new Error(why));
       };
-      const timer = setTimeout(() => giveUp(`central: no connection to ${this.#o.brokerUrl} within ${timeout} ms`), timeout);
-      const ok = () => {
-        clearTimeout(timer);
+      const timer = t.set(() => giveUp(`central: no connection to ${this.#transport.url} within ${timeout} ms`), timeout);
+      firstConnect = () => {
+        t.clear(timer);
+        firstConnect = null;
         this.#abortStart = null;
         resolve();
       };
       this.#abortStart = () => giveUp('central: closed while starting');
-      client.once('connect', ok);
     });
     // The deltas the first connection publishes (publishPending, read from the store) are out before start() returns: idle() then covers them.
     await this.#publishing;
-    this.#headTimer = setInterval(() => this.#publishHead(), this.#headInterval * 1000);
-    this.#refusalTimer = setInterval(() => void this.#flushRefusals(), 1000);
-    this.#refusalTimer.unref?.();
+    this.#headTimer = t.repeat(() => this.#publishHead(), this.#headInterval * 1000);
+    this.#refusalTimer = t.repeat(() => void this.#flushRefusals(), 1000);
+    (this.#refusalTimer as { unref?: () => void }).unref?.();
     const poll = this.#o.pollIntervalMs ?? 0;
     if (poll > 0) {
-      this.#pollTimer = setInterval(() => {
+      this.#pollTimer = t.repeat(() => {
         if (this.#polling) return; // one poll at a time
         this.#polling = true;
         this.checkForChanges().finally(() => (this.#polling = false)).catch(() => undefined);
@@ -468,13 +496,13 @@ export class Central {
    */
   async sendCommand(gate: string, op: CommandOp, options: CommandOptions & { readonly waitMs?: number } = {}): Promise<SentCommand> {
     if (this.#client === null || this.#closed) throw new Error('central: not started');
-    const sealed = sealCommand(this.#o.signingKey, gate, op, { ...options, issuedAt: options.issuedAt ?? this.#clock() });
+    const sealed = sealCommand(this.#o.signingKey, gate, op, { ...options, nonce: options.nonce ?? this.#random(LIMITS.nonceBytes), issuedAt: options.issuedAt ?? this.#clock() });
     const key = toHex(sealed.command.nonce);
     const waiter = { finish: (_r: CommandResultMessage | null): void => undefined, refused: 0 };
     const result = new Promise<CommandResultMessage | null>((resolve) => {
-      const timer = setTimeout(() => waiter.finish(null), options.waitMs ?? 10_000);
+      const timer = this.#timers.set(() => waiter.finish(null), options.waitMs ?? 10_000);
       waiter.finish = (r) => {
-        clearTimeout(timer);
+        this.#timers.clear(timer);
         this.#waiters.delete(key);
         resolve(r);
       };
@@ -492,12 +520,13 @@ export class Central {
     this.#abortStart?.();
     this.#unlisten();
     for (const w of [...this.#waiters.values()]) w.finish(null);
-    if (this.#refusalTimer !== null) clearInterval(this.#refusalTimer);
+    const t = this.#timers;
+    if (this.#refusalTimer !== null) t.clear(this.#refusalTimer);
     this.#refusalTimer = null;
-    if (this.#pollTimer !== null) clearInterval(this.#pollTimer);
+    if (this.#pollTimer !== null) t.clear(this.#pollTimer);
     this.#pollTimer = null;
-    if (this.#headTimer !== null) clearInterval(this.#headTimer);
-    if (this.#buildTimer !== null) clearTimeout(this.#buildTimer);
+    if (this.#headTimer !== null) t.clear(this.#headTimer);
+    if (this.#buildTimer !== null) t.clear(this.#buildTimer);
     this.#headTimer = null;
     this.#buildTimer = null;
     // Messages already taken in are finished (their writes and acks) and the publication work done,
@@ -509,14 +538,14 @@ export class Central {
     this.#client = null;
     if (client !== null) {
       await new Promise<void>((resolve) => {
-        const force = setTimeout(() => client.end(true, () => resolve()), 2000);
+        const force = t.set(() => client.end(true, () => resolve()), 2000);
         client.end(false, () => {
-          clearTimeout(force);
+          t.clear(force);
           resolve();
         });
       });
     }
-    if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
+    if (this.#flushTimer !== null) t.clear(this.#flushTimer);
     this.#flushTimer = null;
     await this.#flushPublished();
     await this.#flushRefusals();
@@ -588,8 +617,8 @@ export class Central {
     const client = this.#client;
     if (client === null) return false;
     this.#inflight++;
-    client.publish(topic, buf(payload), { qos: 1, retain }, (err) => {
-      if (err !== undefined && err !== null) {
+    client.publish(topic, payload, retain, (err) => {
+      if (err !== null) {
         this.stats.published.errors++;
         this.#log(`publish ${topic}: ${err.message}`);
       } else onAcked?.();
@@ -621,7 +650,7 @@ export class Central {
     this.#published = { epoch, version };
     this.#publishedDirty = true;
     // One write per burst, not per delta (the database syncs every commit).
-    this.#flushTimer ??= setTimeout(() => {
+    this.#flushTimer ??= this.#timers.set(() => {
       this.#flushTimer = null;
       void this.#flushPublished();
     }, 250);
@@ -648,13 +677,13 @@ export class Central {
     }
   }
 
-  #onConnect(client: MqttClient): void {
+  #onConnect(client: CentralLink): void {
     if (client !== this.#client) return;
     this.stats.connects++;
     const t = this.topics;
     if (this.#o.subscribe !== false) {
-      client.subscribe([t.allGates('sync'), t.allGates('events'), t.allGates('status'), t.allGates('cmdres')], { qos: 1 }, (err) => {
-        if (err !== undefined && err !== null) this.#log(`subscribe: ${err.message}`);
+      client.subscribe([t.allGates('sync'), t.allGates('events'), t.allGates('status'), t.allGates('cmdres')], (err) => {
+        if (err !== null) this.#log(`subscribe: ${err.message}`);
       });
     }
     // Deltas committed while no central was running (or by another process) go out once.
@@ -702,8 +731,8 @@ export class Central {
    */
   #scheduleBuild(): void {
     if (this.#buildTimer !== null || this.#closed) return;
-    const wait = Math.max(0, this.#lastBuildEnd + Math.min(this.stats.images.lastBuildMs, 5000) - Date.now());
-    this.#buildTimer = setTimeout(() => {
+    const wait = Math.max(0, this.#lastBuildEnd + Math.min(this.stats.images.lastBuildMs, 5000) - this.#monotonicMs());
+    this.#buildTimer = this.#timers.set(() => {
       this.#buildTimer = null;
       if (this.#closed) return;
       this.#building = this.#building.then(async () => {
@@ -714,7 +743,7 @@ export class Central {
 
   /** Builds the current version's image; false (old image kept) if it cannot be built. */
   async #rebuild(): Promise<boolean> {
-    const started = Date.now();
+    const started = this.#monotonicMs();
     try {
       const tables = await this.registry.tables(this.list);
       if (this.#image !== null && this.#image.epoch === tables.epoch && this.#image.version >= tables.version) return true;
@@ -732,7 +761,7 @@ export class Central {
       this.#log(`image build failed: ${e instanceof Error ? e.message : String(e)}`);
       return false;
     } finally {
-      this.#lastBuildEnd = Date.now();
+      this.#lastBuildEnd = this.#monotonicMs();
       this.stats.images.lastBuildMs = this.#lastBuildEnd - started;
     }
   }
@@ -762,21 +791,21 @@ export class Central {
   #refuse(gate: string, kind: string, cause: string): void {
     if (cause === 'unknown_gate' && !this.#unknownIds.has(gate)) {
       if (this.#unknownIds.size >= UNKNOWN_IDS_KEPT) this.#unknownIds.clear();
-      this.#unknownIds.set(gate, performance.now() + UNKNOWN_ID_MS);
+      this.#unknownIds.set(gate, this.#monotonicMs() + UNKNOWN_ID_MS);
     }
     this.#count(this.stats.rejected, `${kind}.${cause}`);
     this.refusals.count(gate, `${kind}.${cause}`);
   }
 
   /** `retained`: delivered from the broker's store (an old message), not sent by the gate just now. */
-  #onMessage(topic: string, payload: Buffer, retained = false): void {
+  #onMessage(topic: string, payload: Uint8Array, retained = false): void {
     const parsed = this.topics.parse(topic);
     if (!parsed.ok) return this.#count(this.stats.rejected, `topic.${parsed.error.code}`);
     const p = parsed.value;
     if (p.scope !== 'gate') return this.#count(this.stats.rejected, 'topic.unexpected');
     this.#count(this.stats.received, p.kind);
     const gate = p.gate;
-    const bytes = u8(payload);
+    const bytes = payload;
     if (this.#knownUnknown(gate)) {
       if (p.kind === 'cmdres') this.#refusedResult(bytes);
       return this.#refuse(gate, p.kind, 'unknown_gate');
@@ -826,7 +855,7 @@ export class Central {
   #knownUnknown(gate: string): boolean {
     const until = this.#unknownIds.get(gate);
     if (until === undefined) return false;
-    if (performance.now() < until) return true;
+    if (this.#monotonicMs() < until) return true;
     this.#unknownIds.delete(gate);
     return false;
   }
@@ -981,6 +1010,18 @@ export class Central {
       if (oldest !== undefined) this.commandResults.delete(oldest);
     }
   }
+}
+
+/** The registry's clock (UTC seconds) from the central's. */
+function wallClock(clock: CentralOptions['clock']): (() => number) | undefined {
+  if (clock === undefined || typeof clock === 'function') return clock;
+  return () => clock.wallSeconds();
+}
+
+/** The event store's clock (ms, received_at) from a Clock given to the central. */
+function eventClock(clock: CentralOptions['clock']): { eventClock?: () => number } {
+  if (clock === undefined || typeof clock === 'function') return {};
+  return { eventClock: () => clock.wallSeconds() * 1000 };
 }
 
 /**
