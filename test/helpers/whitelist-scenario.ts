@@ -1,93 +1,31 @@
 // A whitelist scenario as plain JSON (so Node and XS run the same thing):
-// a base image model, deltas, an optional reboot, and taps. runScenario runs
-// it through the real store on simulated NOR flash and the real decision
-// engine. No Node APIs: bundled into XS by test/xs/whitelist.entry.ts.
+// a base image model, deltas, an optional reboot, and taps (the types:
+// host-sim/simulation/whitelist-model.ts). runScenario runs it through the
+// real store on simulated NOR flash and the real decision engine. No Node
+// APIs: bundled into XS by test/xs/whitelist.entry.ts.
 
-import { decide, Decision, DEFAULT_POLICY, type GateMode } from '../../firmware/core/decision.js';
+import { decide, Decision, DEFAULT_POLICY, type GateMode as FirmwareGateMode } from '../../firmware/core/decision.js';
 import { PassbackTable } from '../../firmware/core/passback.js';
 import { Region } from '../../firmware/core/region.js';
 import { WhitelistStore } from '../../firmware/core/whitelist-store.js';
 import type { BlockStore } from '../../firmware/ports.js';
 import type { Crypto } from '../../protocol/crypto.js';
 import { fromHex } from '../../protocol/hex.js';
-import type { Direction, LaneKind, Line } from '../../protocol/whitelist-format.js';
-import { buildImageIndexed, chunkImage, encodeDeltaRecords, type DeltaOpSpec, type GrantSpec, type ImageModel } from '../../host-sim/central/image-builder.js';
+import { buildImageIndexed, chunkImage, encodeDeltaRecords, type GrantSpec } from '../../host-sim/central/image-builder.js';
 import { NorFlash } from '../../host-sim/flash/nor-flash.js';
+import { deltaFromJson, modelFromJson, type GateMode, type Scenario, type ScenarioResult } from '../../host-sim/simulation/whitelist-model.js';
 
-export interface GrantJson {
-  lines: readonly Line[];
-  directions: readonly Direction[];
-  lanes: readonly LaneKind[];
-  validFrom?: number;
-  validUntil?: number;
-  schedule?: number;
-  passbackGroup?: number;
-}
-export interface ModelJson {
-  epoch: number;
-  version: number;
-  industries: { suspended?: boolean; grant?: GrantJson }[];
-  institutions: { industry?: number; suspended?: boolean; grant?: GrantJson }[];
-  credentials: { key: string; institution?: number; grant?: GrantJson }[];
-  schedules: string[];
-}
-export type DeltaOpJson =
-  | { op: 'add'; key: string; institution?: number; grant?: number }
-  | { op: 'revoke' | 'suspendSubject' | 'resumeSubject'; key: string }
-  | { op: 'suspendInstitution' | 'resumeInstitution'; institution: number }
-  | { op: 'suspendIndustry' | 'resumeIndustry'; industry: number }
-  | { op: 'defineGrant'; id: number; grant: GrantJson }
-  | { op: 'defineInstitution'; institution: number; industry?: number; grant?: number }
-  | { op: 'defineIndustry'; industry: number; grant?: number }
-  | { op: 'noop' };
+// The JSON types and their conversions live with the reference model (host-sim/simulation/whitelist-model.ts,
+// no firmware imports); re-exported here for the tests.
+export type { DeltaOpJson, GrantJson, ModelJson, Scenario, ScenarioResult, TapJson, TapResult } from '../../host-sim/simulation/whitelist-model.js';
+export { deltaFromJson, modelFromJson } from '../../host-sim/simulation/whitelist-model.js';
 
-export interface TapJson {
-  key: string;
-  line: Line;
-  direction: Direction;
-  lane: LaneKind;
-  passbackSeconds: number;
-  now: number;
-  clockTrusted: boolean;
-  headIssuedAt: number;
-  headExpires: number;
-  mode: GateMode;
-  journalFull: boolean;
-  /** Record the passage for anti-passback if granted. */
-  record: boolean;
-  /** Use STRICT_POLICY instead of the line's default. */
-  strict: boolean;
-}
+// The model spells the gate modes itself (it imports nothing from firmware/): they must stay the engine's.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _gateModesMatch: Same<GateMode, FirmwareGateMode> = true;
 
 /** A stricter profile than the defaults: denies on anything but fresh data and a trusted clock. */
 export const STRICT_POLICY = { staleAfterSeconds: 900, fresh: 'normal', stale: 'deny', expired: 'deny', unsynced: 'deny' } as const;
-
-export interface Scenario {
-  model: ModelJson;
-  deltas: DeltaOpJson[][];
-  reboot: boolean;
-  taps: TapJson[];
-}
-
-export interface TapResult {
-  granted: boolean;
-  reason: number;
-  level: number;
-}
-
-export interface ScenarioResult {
-  deltaErrors: (string | null)[];
-  version: number;
-  taps: TapResult[];
-}
-
-export function modelFromJson(m: ModelJson): ImageModel {
-  return { ...m, credentials: m.credentials.map((c) => ({ ...c, key: fromHex(c.key) })), schedules: m.schedules.map(fromHex) };
-}
-
-export function deltaFromJson(ops: DeltaOpJson[]): DeltaOpSpec[] {
-  return ops.map((o) => ('key' in o ? { ...o, key: fromHex(o.key) } : o) as DeltaOpSpec);
-}
 
 export const BLOCK = 4096;
 /** A small partition: slot A, slot B, state (2 blocks), overlay (10 blocks: a half must hold the largest delta). */
