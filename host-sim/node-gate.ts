@@ -8,10 +8,10 @@
 // integration tests.
 
 import { FormatLog } from '../firmware/core/format-log.js';
-import { Gate, type BootReport } from '../firmware/core/gate.js';
+import { Gate, type BootReport, type GateOptions } from '../firmware/core/gate.js';
 import { encodeProvisioningImage, formatLogRegion } from '../firmware/moddable/provisioning-image.js';
 import { partitionBytes, type LayoutOptions } from '../firmware/core/partition.js';
-import type { Clock, Timers } from '../firmware/ports.js';
+import type { Clock, Net, Timers } from '../firmware/ports.js';
 import type { Crypto } from '../protocol/crypto.js';
 import type { ProvisioningRecord } from '../protocol/provisioning.js';
 import { gateBrokerAuth, type BrokerAuth } from './broker-auth.js';
@@ -34,10 +34,13 @@ export interface NodeGateOptions {
   /** Reuse a provisioning partition (64 KiB, as on the device) instead of a fresh one holding the record. */
   readonly provisioningFlash?: NorFlash;
   readonly clock?: Clock;
+  /** The network (default: MQTT.js to brokerUrl); the deterministic simulation gives its seeded broker's. */
+  readonly net?: Net;
   readonly timers?: Timers;
   readonly seed?: number;
   readonly sync?: Partial<SyncConfig>;
   readonly maintenanceMs?: number;
+  readonly onEvent?: GateOptions['onEvent'];
   readonly onSyncChange?: () => void;
 }
 
@@ -47,7 +50,7 @@ export class NodeGate {
   readonly provisioningFlash: NorFlash;
   readonly outputs = new SimOutputs();
   readonly inputs: SimInputs;
-  readonly net: MqttNet;
+  readonly net: Net;
   boot: BootReport | null = null;
 
   constructor(o: NodeGateOptions) {
@@ -56,7 +59,7 @@ export class NodeGate {
     this.provisioningFlash = o.provisioningFlash ?? NodeGate.provisioningPartition(o.provisioning, o.seed ?? 1);
     const clock = o.clock ?? new SystemClock(true);
     this.inputs = new SimInputs(() => clock.monotonicMs());
-    this.net = new MqttNet(o.brokerUrl ?? o.provisioning.broker, o.brokerAuth ?? gateBrokerAuth(o.provisioning));
+    this.net = o.net ?? new MqttNet(o.brokerUrl ?? o.provisioning.broker, o.brokerAuth ?? gateBrokerAuth(o.provisioning));
     this.gate = new Gate({
       provisioning: o.provisioning,
       flash: this.flash,
@@ -72,6 +75,7 @@ export class NodeGate {
       ...(o.sync !== undefined ? { sync: o.sync } : {}),
       ...(o.maintenanceMs !== undefined ? { maintenanceMs: o.maintenanceMs } : {}),
       ...(o.onSyncChange !== undefined ? { onSyncChange: o.onSyncChange } : {}),
+      ...(o.onEvent !== undefined ? { onEvent: o.onEvent } : {}),
     });
   }
 

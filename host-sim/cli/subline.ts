@@ -7,6 +7,7 @@ import { registerCentral } from './central-commands.js';
 import { registerGate } from './gate-commands.js';
 import { registerProvision } from './provision-command.js';
 import { registerSim } from './sim-command.js';
+import { registerSimulate } from './simulate-command.js';
 import { registerBroker } from './broker-command.js';
 import { CliError } from './cli-error.js';
 
@@ -23,6 +24,7 @@ const program = new Command('subline')
   .exitOverride();
 
 registerSim(program);
+registerSimulate(program);
 registerCentral(program);
 registerProvision(program);
 registerGate(program);

@@ -190,6 +190,18 @@ export class ReferenceWhitelist {
    * (docs/DECISIONS.md, "Order of checks"). Records the passage in `passback`
    * when granted by a grant with a passback group and tap.record is set.
    */
+  /** The passback group of the grant at `level` (1 individual, 2 institution, 3 industry) for the tap's credential (0: none). */
+  passbackGroup(tap: TapJson, level: number): number {
+    const { creds, insts, inds, grants } = this.t;
+    const resolve = (g: GrantRef): GrantJson | undefined => (typeof g === 'number' ? grants.get(g) : g);
+    const c = creds.get(tap.key);
+    if (c === undefined) return 0;
+    const inst = c.institution !== undefined ? insts.get(c.institution) : undefined;
+    const ind = inst?.industry !== undefined ? inds.get(inst.industry) : undefined;
+    const g = level === 1 ? resolve(c.grant) : level === 2 ? resolve(inst?.grant) : level === 3 ? resolve(ind?.grant) : undefined;
+    return g?.passbackGroup ?? 0;
+  }
+
   decide(tap: TapJson, passback: ReferencePassback): TapResult {
     const { creds, insts, inds, grants, schedules } = this.t;
     const t = tap;

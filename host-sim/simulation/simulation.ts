@@ -1,0 +1,780 @@
+// The deterministic whole-system simulation (docs/SIMULATION.md): one
+// process, virtual time, the real gate core (NodeGate) and the real central
+// (registry, event store, image builder; SQLite on a temp file, so a central
+// restart is real), connected by a seeded simulated broker. Faults, taps and
+// an adversary are drawn from the seed; invariants are checked while it runs.
+// A violation stops the run with the seed, the time, the invariant, the last
+// trace lines of the nodes involved and the command that replays it.
+//
+// The driver steps the scheduler one timer at a time and lets the promise
+// work each step started (the central's store) finish before the next, so
+// the order of everything is a function of the seed.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
+import { EventType } from '../../protocol/event-record.js';
+import { toHex } from '../../protocol/hex.js';
+import type { ProvisioningRecord } from '../../protocol/provisioning.js';
+import { REASON_NAMES, Reason } from '../../protocol/reasons.js';
+import { BrokerAcl } from '../broker-acl.js';
+import { Central } from '../central/central.js';
+import type { SqliteDb } from '../central/store/sqlite-db.js';
+import { mulberry32 } from '../flash/nor-flash.js';
+import { Ed25519Signer, nodeCrypto } from '../node-crypto.js';
+import { credentialKey } from '../../protocol/credential-key.js';
+import { CENTRAL_IDENTITY } from '../pki/deployment-pki.js';
+import { fleetSpecs, type GateSpec } from '../sim/fleet-simulator.js';
+import { DeterminismGuard, realSetImmediate } from './determinism-guard.js';
+import { Adversary } from './adversary.js';
+import { SimBroker } from './sim-broker.js';
+import { SimGate } from './sim-gate.js';
+import { SimPopulation, seededKey, unknownCard, type SimPerson } from './sim-population.js';
+import { SimScheduler, type NodeClock, type TimerGroup } from './sim-scheduler.js';
+import { Trace } from './trace.js';
+import { ReferencePassback } from './whitelist-reference.js';
+import type { TapJson } from './whitelist-model.js';
+
+export const FAULT_KINDS = ['broker-restart', 'partition', 'central-crash', 'power-cut', 'clock', 'wipe', 'disk-full', 'churn', 'adversary', 'lossy-links'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** Bounds the invariants use (stated in docs/SIMULATION.md). */
+export const BOUNDS = {
+  /** A revocation is denied by every gate connected without a fault for this long (ms). */
+  revocationMs: 60_000,
+  /** After the last fault heals, everything journaled is stored within this (ms). */
+  convergeMs: 20 * 60_000,
+  /** Timers one gate may have waiting. */
+  gateTimers: 64,
+} as const;
+
+export interface SimulationOptions {
+  readonly seed: number;
+  readonly gates?: number;
+  readonly hours?: number;
+  readonly faults?: readonly FaultKind[];
+  /** Diagnostics (never part of the digest). */
+  readonly log?: (line: string) => void;
+}
+
+export interface Violation {
+  readonly invariant: string;
+  readonly atMs: number;
+  readonly gate?: string;
+  readonly detail: string;
+  readonly lastEvents: readonly string[];
+}
+
+export interface SimulationReport {
+  readonly seed: number;
+  readonly gates: number;
+  readonly hours: number;
+  readonly faults: readonly FaultKind[];
+  readonly digest: string;
+  readonly violations: readonly Violation[];
+  readonly taps: { total: number; granted: number; denied: number; checked: number; byReason: Record<string, number> };
+  readonly injected: Record<string, number>;
+  readonly events: { journaled: number; stored: number; lostToWipe: number };
+  readonly versions: { final: number; changes: number };
+  /** From the end of the last fault until every record was stored and every gate held the final version (ms of virtual time). */
+  readonly convergedMs: number | null;
+  readonly virtualMs: number;
+  readonly steps: number;
+  readonly traceLines: number;
+  readonly wallMs: number;
+  readonly replay: string;
+}
+
+class ViolationStop extends Error {
+  constructor(readonly violation: Violation) {
+    super(violation.invariant);
+  }
+}
+
+const T0 = 1_795_000_000; // 2026-11-18, a Wednesday (UTC)
+const TAP_GAP_MS = [12_000, 40_000] as const;
+const FAULT_GAP_MS = [60_000, 240_000] as const;
+
+export function replayCommand(o: { seed: number; gates: number; hours: number; faults: readonly FaultKind[] }): string {
+  const all = o.faults.length === FAULT_KINDS.length && FAULT_KINDS.every((k) => o.faults.includes(k));
+  return `subline simulate --seed ${o.seed} --gates ${o.gates} --hours ${o.hours}${all ? '' : ` --faults ${o.faults.length === 0 ? 'none' : o.faults.join(',')}`}`;
+}
+
+export async function runSimulation(options: SimulationOptions): Promise<SimulationReport> {
+  const guard = new DeterminismGuard();
+  const realNow = performance.now.bind(performance);
+  const wallStart = realNow();
+  guard.install();
+  let sim: Simulation | null = null;
+  try {
+    sim = new Simulation(options);
+    return await sim.run(() => realNow() - wallStart);
+  } finally {
+    await sim?.dispose();
+    guard.uninstall();
+  }
+}
+
+interface Plan {
+  readonly person: SimPerson | null;
+  readonly card: Uint8Array;
+  readonly passes: boolean;
+  readonly tailgate: boolean;
+}
+
+class Simulation {
+  readonly seed: number;
+  readonly gateCount: number;
+  readonly hours: number;
+  readonly faults: readonly FaultKind[];
+  readonly #o: SimulationOptions;
+  readonly #s: SimScheduler;
+  readonly #trace: Trace;
+  readonly #dir = mkdtempSync(join(tmpdir(), 'subline-simulate-'));
+  readonly #world: TimerGroup;
+  readonly #rng: (label: string) => () => number;
+  readonly #broker: SimBroker;
+  readonly #population: SimPopulation;
+  readonly #gates: SimGate[] = [];
+  readonly #specs: GateSpec[];
+  readonly #passback = new Map<string, ReferencePassback>();
+  /** Passback uncertain until (virtual ms) at a gate whose power was cut (a torn passage record may be gone). */
+  readonly #passbackUncertain = new Map<string, number>();
+  readonly #highestVersion = new Map<string, number>();
+  readonly #lastDisturbance = new Map<string, number>();
+  readonly #grantsUnused = new Map<string, number>();
+  readonly #revocations: { card: Uint8Array; version: number; atMs: number }[] = [];
+  readonly #injected: Record<string, number> = {};
+  readonly #taps = { total: 0, granted: 0, denied: 0, checked: 0, byReason: {} as Record<string, number> };
+  readonly #keys: { signingKey: Uint8Array; deploymentKey: Uint8Array; gateMasterKey: Uint8Array; publicKey: Uint8Array };
+  #centralClock: NodeClock;
+  #central: Central | null = null;
+  #centralTimers: TimerGroup | null = null;
+  #centralStarting = false;
+  #adversary: Adversary | null = null;
+  #decision: { type: number; reason: number } | null = null;
+  #violation: Violation | null = null;
+  #faultsUntil = 0;
+  #lastFaultEnd = 0;
+  #versionChanges = 0;
+  #pending: Promise<unknown>[] = [];
+
+  constructor(o: SimulationOptions) {
+    this.#o = o;
+    this.seed = o.seed >>> 0;
+    this.gateCount = o.gates ?? 8;
+    this.hours = o.hours ?? 1;
+    this.faults = o.faults ?? FAULT_KINDS;
+    if (!Number.isInteger(this.gateCount) || this.gateCount < 1 || this.gateCount > 64) throw new RangeError('gates must be an integer in 1..64');
+    if (!(this.hours > 0 && this.hours <= 48)) throw new RangeError('hours must be in (0, 48]');
+    this.#s = new SimScheduler({ wallSeconds: T0 });
+    this.#trace = new Trace(() => this.#s.nowMs);
+    this.#world = this.#s.group('world');
+    const base = this.seed;
+    this.#rng = (label) => {
+      let h = 2166136261 ^ base;
+      for (let i = 0; i < label.length; i++) h = Math.imul(h ^ label.charCodeAt(i), 16777619);
+      return mulberry32(h >>> 0);
+    };
+    const signingKey = seededKey(this.seed, 'signing');
+    this.#keys = { signingKey, deploymentKey: seededKey(this.seed, 'deployment'), gateMasterKey: seededKey(this.seed, 'gate-master'), publicKey: new Ed25519Signer(signingKey).publicKey };
+    this.#specs = fleetSpecs(this.gateCount).map((s) => ({ ...s, lane: 'person' as const }));
+    this.#broker = new SimBroker({
+      scheduler: this.#s,
+      random: this.#rng('broker'),
+      acl: new BrokerAcl({ gates: this.#specs.map((s) => ({ id: s.id, list: 'main' })), operators: [] }),
+      link: { delayMs: 5, jitterMs: 20 },
+      onTrace: (line) => this.#trace.add('broker', line),
+    });
+    this.#population = new SimPopulation(this.seed, this.#rng('population'));
+    this.#centralClock = this.#s.clock();
+  }
+
+  async run(wallMs: () => number): Promise<SimulationReport> {
+    const endMs = Math.round(this.hours * 3600_000);
+    this.#faultsUntil = Math.max(0, endMs - 10 * 60_000);
+    try {
+      await this.#startCentral(true);
+      for (const [i, spec] of this.#specs.entries()) await this.#addGate(spec, i);
+      for (const g of this.#gates) this.#scheduleTaps(g);
+      if (this.faults.length > 0) this.#scheduleFault();
+      this.#world.repeat(() => this.#check(), 1000);
+      this.#world.repeat(() => this.#later(this.#checkStore(false)), 60_000);
+      await this.#runUntil(endMs);
+      // Heal: no new fault, taps stop, every partition and link fault lifted; then converge.
+      this.#healAll();
+      this.#lastFaultEnd = Math.max(this.#lastFaultEnd, this.#s.nowMs);
+      const converged = await this.#converge(this.#s.nowMs + BOUNDS.convergeMs);
+      await this.#checkStore(true);
+      return await this.#report(wallMs, converged);
+    } catch (e) {
+      if (e instanceof ViolationStop) return await this.#report(wallMs, null);
+      throw e;
+    }
+  }
+
+  async dispose(): Promise<void> {
+    this.#world.cancel();
+    for (const g of this.#gates) g.powerOff();
+    const c = this.#central;
+    this.#central = null;
+    this.#centralTimers?.cancel();
+    this.#broker.close();
+    if (c !== null) await c.store.db.close().catch(() => undefined);
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+
+  // ------------------------------------------------------------------ loop
+
+  async #runUntil(untilMs: number, done?: () => Promise<boolean>): Promise<boolean> {
+    let n = 0;
+    while (this.#s.step(untilMs)) {
+      await this.#drain();
+      if (this.#violation !== null) throw new ViolationStop(this.#violation);
+      if (done !== undefined && ++n % 500 === 0 && (await done())) return true;
+    }
+    await this.#drain();
+    return done !== undefined ? await done() : true;
+  }
+
+  /** Lets every promise started by the last step settle (the store is synchronous SQLite under its promises). */
+  async #drain(): Promise<void> {
+    await new Promise<void>((r) => realSetImmediate(r));
+    if (this.#pending.length > 0) {
+      const p = this.#pending;
+      this.#pending = [];
+      await Promise.all(p);
+    }
+  }
+
+  #later(p: Promise<unknown>): void {
+    this.#pending.push(p.catch((e: unknown) => this.#violate('exception', undefined, e instanceof Error ? (e.stack ?? e.message) : String(e))));
+  }
+
+  async #converge(untilMs: number): Promise<number | null> {
+    const start = this.#s.nowMs;
+    const ok = await this.#runUntil(untilMs, () => this.#synced());
+    if (!ok) return null;
+    return this.#s.nowMs - Math.min(start, this.#lastFaultEnd);
+  }
+
+  /** Every gate up, caught up with the central's version, its journal fully acknowledged. */
+  async #synced(): Promise<boolean> {
+    const c = this.#central;
+    if (c === null || !c.connected) return false;
+    const version = (await c.registry.list()).version;
+    for (const g of this.#gates) {
+      const gate = g.node?.gate;
+      if (gate === undefined) return false;
+      if (gate.store.version !== version) return false;
+      if (gate.journal.acked < gate.journal.lastSeq) return false;
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------------ nodes
+
+  async #startCentral(first: boolean): Promise<void> {
+    const timers = this.#s.group('central');
+    this.#centralTimers = timers;
+    const random = this.#rng(`central-random-${this.#injected['central-crash'] ?? 0}`);
+    const central = await Central.open({
+      db: join(this.#dir, 'central.db'),
+      signingKey: this.#keys.signingKey,
+      deploymentKey: this.#keys.deploymentKey,
+      gateMasterKey: this.#keys.gateMasterKey,
+      transport: this.#broker.transport(CENTRAL_IDENTITY),
+      clientId: 'central',
+      clock: this.#centralClock,
+      timers,
+      random: (n) => Uint8Array.from({ length: n }, () => Math.floor(random() * 256)),
+      headIntervalSeconds: 60,
+      headLifetimeSeconds: 3600,
+      chunkSize: 1024,
+      log: (line) => this.#trace.add('central', `log ${line}`),
+    });
+    this.#central = central;
+    if (first) await this.#population.seed(central.registry, T0, { institutions: 8, people: 160 });
+    this.#centralStarting = true;
+    // Not one of the step's promises: start() settles only once connected, which takes virtual time.
+    void (
+      central.start().then(
+        () => {
+          this.#centralStarting = false;
+          this.#trace.add('central', 'started');
+        },
+        (e: unknown) => {
+          this.#centralStarting = false;
+          this.#trace.add('central', `start failed: ${e instanceof Error ? e.message : String(e)}`);
+          // Not connected in time (the broker is down or cut off): try again, as a supervisor would.
+          if (this.#central === central) this.#world.set(() => this.#later(this.#restartCentral()), 5000);
+        },
+      )
+    );
+  }
+
+  async #restartCentral(): Promise<void> {
+    this.#crashCentral();
+    await this.#startCentral(false);
+  }
+
+  /** kill -9 between transactions: timers and connection gone, the database closed as it stands. */
+  #crashCentral(): void {
+    const c = this.#central;
+    if (c === null) return;
+    this.#central = null;
+    this.#centralTimers?.cancel();
+    this.#centralTimers = null;
+    this.#broker.dropClients(CENTRAL_IDENTITY);
+    (c.store.db as SqliteDb).raw.close();
+    this.#trace.add('central', 'crashed');
+  }
+
+  async #addGate(spec: GateSpec, i: number): Promise<void> {
+    const c = this.#central!;
+    const id = await c.provisionGate({ gate: spec.id, site: spec.site, list: 'main', line: spec.line, direction: spec.direction, lane: spec.lane });
+    const p: ProvisioningRecord = {
+      gate: spec.id, site: spec.site, line: spec.line, direction: spec.direction, lane: spec.lane, list: 'main', topicRoot: 'subline', broker: 'sim://broker',
+      trustedKeys: [this.#keys.publicKey], deploymentKey: this.#keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId,
+      journalEpoch: 1000 * (i + 1), policy: DEFAULT_POLICY[spec.line], passbackSeconds: 120,
+    };
+    const g = new SimGate({
+      scheduler: this.#s,
+      clock: this.#s.clock(),
+      provisioning: p,
+      network: this.#broker,
+      seed: this.seed * 64 + i,
+      hooks: {
+        crashed: (gate, e) => this.#violate('gate code never throws', gate.id, e instanceof Error ? (e.stack ?? e.message) : String(e)),
+        relayOn: (gate) => this.#onRelay(gate),
+        event: (gate, type, reason, seq) => this.#onEvent(gate, type, reason, seq),
+        powerLost: (gate) => this.#onPowerLost(gate),
+        trace: (gate, line) => this.#trace.add(gate.id, line),
+      },
+    });
+    this.#gates.push(g);
+    this.#passback.set(g.id, new ReferencePassback());
+    g.boot();
+  }
+
+  #onEvent(gate: SimGate, type: number, reason: number, seq: number | 'full'): void {
+    if (type === EventType.decision_granted || type === EventType.decision_denied) this.#decision = { type, reason };
+    if (seq !== 'full' && (type === EventType.decision_granted || type === EventType.command)) this.#grantsUnused.set(gate.id, (this.#grantsUnused.get(gate.id) ?? 0) + 1);
+    this.#trace.add(gate.id, `event type ${type} reason ${reason} seq ${seq}`);
+  }
+
+  /** No passage without a durable record before the relay (fire release excepted). */
+  #onRelay(gate: SimGate): void {
+    const mode = gate.node?.gate.controller.mode;
+    if (mode === 'emergency') return;
+    const unused = this.#grantsUnused.get(gate.id) ?? 0;
+    if (unused <= 0) return this.#violate('no passage without a durable record before the relay', gate.id, 'relay switched on with no journaled grant or open command before it');
+    this.#grantsUnused.set(gate.id, unused - 1);
+  }
+
+  #onPowerLost(gate: SimGate): void {
+    this.#count('power-cut.fired');
+    this.#disturb(gate.id);
+    this.#grantsUnused.set(gate.id, 0);
+    this.#passbackUncertain.set(gate.id, this.#s.nowMs + 10 * 60_000);
+    const down = 2000 + Math.floor(this.#rng(`reboot-${gate.id}-${gate.boots}`)() * 20_000);
+    this.#world.set(() => gate.boot(), down);
+  }
+
+  // ------------------------------------------------------------------ taps
+
+  #scheduleTaps(g: SimGate): void {
+    const r = this.#rng(`taps-${g.id}`);
+    const next = (): void => {
+      if (this.#s.nowMs >= this.#faultsUntil + 5 * 60_000) return; // the taps end before the final convergence
+      this.#world.set(() => {
+        this.#tap(g, r);
+        next();
+      }, TAP_GAP_MS[0] + Math.floor(r() * (TAP_GAP_MS[1] - TAP_GAP_MS[0])));
+    };
+    next();
+  }
+
+  #plan(g: SimGate, r: () => number): Plan {
+    const people = this.#population.people;
+    const x = r();
+    const passes = r() < 0.93;
+    if (x < 0.08) return { person: null, card: unknownCard(this.seed, Math.floor(r() * 1e9)), passes, tailgate: false };
+    const revoked = people.filter((p) => p.revoked);
+    if (x < 0.13 && revoked.length > 0) {
+      const p = revoked[Math.floor(r() * revoked.length)]!;
+      return { person: p, card: p.card, passes, tailgate: false };
+    }
+    const last = this.#lastPassage.get(g.id);
+    if (x < 0.2 && last !== undefined) return { person: last, card: last.card, passes, tailgate: false }; // passback
+    const p = people[Math.floor(r() * people.length)]!;
+    return { person: p, card: p.card, passes, tailgate: r() < 0.05 };
+  }
+
+  readonly #lastPassage = new Map<string, SimPerson>();
+
+  #tap(g: SimGate, r: () => number): void {
+    const node = g.node;
+    const plan = this.#plan(g, r);
+    if (node === null) return;
+    const gate = node.gate;
+    // The reference's inputs, read the way the lane controller reads them.
+    const t = gate.time.read();
+    const head = gate.store.head;
+    const version = gate.store.version;
+    const tap: TapJson = {
+      key: toHex(credentialKey(nodeCrypto, this.#keys.deploymentKey, 1, plan.card)),
+      line: gate.config.line,
+      direction: gate.config.direction,
+      lane: gate.config.lane,
+      passbackSeconds: gate.config.passbackSeconds,
+      now: t.now,
+      clockTrusted: t.trusted,
+      headIssuedAt: head?.issuedAt ?? 0,
+      headExpires: head?.expires ?? 0,
+      mode: gate.controller.mode,
+      journalFull: gate.journal.isFull,
+      record: false,
+      strict: false,
+    };
+    this.#decision = null;
+    g.tap(plan.card);
+    this.#taps.total++;
+    const d = this.#decision as { type: number; reason: number } | null;
+    if (d === null) {
+      this.#trace.add(g.id, `tap ${tap.key} no decision journaled`);
+      return;
+    }
+    const granted = d.type === EventType.decision_granted;
+    if (granted) this.#taps.granted++;
+    else this.#taps.denied++;
+    const name = REASON_NAMES[d.reason] ?? String(d.reason);
+    this.#taps.byReason[name] = (this.#taps.byReason[name] ?? 0) + 1;
+    this.#trace.add(g.id, `tap ${tap.key} v${version} -> ${granted ? 'granted' : 'denied'} ${name}`);
+    const want = this.#compare(g, version, tap, granted, d.reason);
+    if (!granted || !plan.passes) return;
+    const passAt = 800 + Math.floor(r() * 2500);
+    this.#world.set(() => {
+      if (g.node !== node) return;
+      g.rotate();
+      this.#passed(g, want?.group ?? 0, { ...tap, now: node.gate.time.read().now });
+      if (plan.person !== null) this.#lastPassage.set(g.id, plan.person);
+      if (plan.tailgate) this.#world.set(() => g.node === node && g.rotate(), 400);
+    }, passAt);
+  }
+
+  /** The reference records the passage at its own time, as the gate's passback does (the group of the grant that admitted it). */
+  #passed(g: SimGate, group: number, tap: TapJson): void {
+    this.#passback.get(g.id)!.record(tap.key, group, tap.direction, tap.now);
+  }
+
+  /** Every decision equals the reference model's for the version the gate holds, its time and freshness, its passback. */
+  #compare(g: SimGate, version: number, tap: TapJson, granted: boolean, reason: number): { group: number } | null {
+    const ref = this.#population.reference(version);
+    if (ref === undefined) {
+      this.#violate('a gate holds only versions the registry published', g.id, `version ${version} was never a version of the list`);
+      return null;
+    }
+    const passback = this.#passback.get(g.id)!;
+    const want = ref.decide(tap, passback);
+    this.#taps.checked++;
+    const result = { group: want.granted ? ref.passbackGroup(tap, want.level) : 0 };
+    if (want.granted === granted && sameReason(want.reason, reason)) return result;
+    // After a power cut the passage record being written may be torn away: passback may differ for a while.
+    const uncertain = (this.#passbackUncertain.get(g.id) ?? 0) > this.#s.nowMs;
+    if (uncertain && (want.reason === Reason.passback_violation || reason === Reason.passback_violation)) return result;
+    this.#violate('every decision equals the reference model', g.id, `tap ${tap.key} at version ${version}: gate ${granted ? 'granted' : 'denied'} ${REASON_NAMES[reason] ?? reason}, reference ${want.granted ? 'granted' : 'denied'} ${REASON_NAMES[want.reason] ?? want.reason} (time ${tap.now} trusted ${tap.clockTrusted}, head ${tap.headIssuedAt}..${tap.headExpires}, mode ${tap.mode})`);
+    return result;
+  }
+
+  // ------------------------------------------------------------------ faults
+
+  #scheduleFault(): void {
+    const r = this.#rng('faults');
+    const next = (): void => {
+      const gap = FAULT_GAP_MS[0] + Math.floor(r() * (FAULT_GAP_MS[1] - FAULT_GAP_MS[0]));
+      if (this.#s.nowMs + gap >= this.#faultsUntil) return;
+      this.#world.set(() => {
+        const kind = this.faults[Math.floor(r() * this.faults.length)]!;
+        this.#inject(kind, r);
+        next();
+      }, gap);
+    };
+    next();
+  }
+
+  #count(what: string): void {
+    this.#injected[what] = (this.#injected[what] ?? 0) + 1;
+  }
+
+  #disturb(gate: string, untilMs = this.#s.nowMs): void {
+    this.#lastDisturbance.set(gate, Math.max(this.#lastDisturbance.get(gate) ?? 0, untilMs));
+    this.#lastFaultEnd = Math.max(this.#lastFaultEnd, untilMs);
+  }
+
+  #disturbAll(untilMs: number): void {
+    for (const g of this.#gates) this.#disturb(g.id, untilMs);
+  }
+
+  #inject(kind: FaultKind, r: () => number): void {
+    const now = this.#s.nowMs;
+    const pickGate = (): SimGate => this.#gates[Math.floor(r() * this.#gates.length)]!;
+    const span = (min: number, max: number): number => min + Math.floor(r() * (max - min));
+    this.#count(kind);
+    switch (kind) {
+      case 'broker-restart': {
+        const keepRetained = r() < 0.5;
+        const downMs = span(1000, 30_000);
+        this.#trace.add('world', `fault broker restart (retained ${keepRetained ? 'kept' : 'lost'}, down ${downMs} ms)`);
+        this.#broker.restart({ keepRetained, downMs });
+        this.#disturbAll(now + downMs + 60_000);
+        return;
+      }
+      case 'partition': {
+        const which = r();
+        const ms = span(5000, 180_000);
+        const ids = which < 0.5 ? [pickGate().id] : which < 0.8 ? this.#siteOf(pickGate()) : [CENTRAL_IDENTITY];
+        this.#trace.add('world', `fault partition ${ids.join(',')} for ${ms} ms`);
+        for (const id of ids) this.#broker.partition(id, true);
+        this.#world.set(() => {
+          for (const id of ids) this.#broker.partition(id, false);
+          this.#trace.add('world', `healed partition ${ids.join(',')}`);
+        }, ms);
+        if (ids[0] === CENTRAL_IDENTITY) this.#disturbAll(now + ms + 60_000);
+        else for (const id of ids) this.#disturb(id, now + ms + 60_000);
+        return;
+      }
+      case 'central-crash': {
+        const downMs = span(1000, 60_000);
+        this.#trace.add('world', `fault central crash (down ${downMs} ms)`);
+        this.#crashCentral();
+        this.#disturbAll(now + downMs + 60_000);
+        this.#world.set(() => this.#later(this.#startCentral(false)), downMs);
+        return;
+      }
+      case 'power-cut': {
+        const g = pickGate();
+        if (!g.alive) return;
+        const n = 1 + Math.floor(r() * 40);
+        this.#trace.add('world', `fault power cut at ${g.id}'s flash op +${n}`);
+        g.armPowerCut(n);
+        this.#disturb(g.id, now + 120_000);
+        return;
+      }
+      case 'clock': {
+        const g = pickGate();
+        const x = r();
+        if (x < 0.4) {
+          const skew = (r() < 0.5 ? -1 : 1) * span(5, 900);
+          g.clock.offsetSeconds += skew;
+          this.#trace.add('world', `fault clock skew ${g.id} ${skew} s`);
+        } else if (x < 0.7) {
+          const jump = r() < 0.5 ? 3600 : -3600;
+          g.clock.offsetSeconds += jump;
+          this.#trace.add('world', `fault clock jump ${g.id} ${jump} s`);
+          this.#world.set(() => (g.clock.offsetSeconds -= jump), span(10_000, 300_000));
+        } else {
+          const ms = span(30_000, 600_000);
+          g.clock.setTrusted(false);
+          this.#trace.add('world', `fault clock trust lost ${g.id} for ${ms} ms`);
+          this.#world.set(() => g.clock.setTrusted(true), ms);
+        }
+        return;
+      }
+      case 'wipe': {
+        const g = pickGate();
+        this.#trace.add('world', `fault wipe ${g.id}`);
+        g.wipe(this.seed * 977 + (this.#injected.wipe ?? 0));
+        this.#passback.get(g.id)?.clear();
+        this.#grantsUnused.set(g.id, 0);
+        this.#highestVersion.delete(g.id);
+        this.#disturb(g.id, now + 300_000);
+        this.#world.set(() => g.boot(), span(5000, 60_000));
+        return;
+      }
+      case 'disk-full': {
+        const c = this.#central;
+        if (c === null) return;
+        const raw = (c.store.db as SqliteDb).raw;
+        const pages = raw.pragma('page_count', { simple: true }) as number;
+        const ms = span(10_000, 300_000);
+        raw.pragma(`max_page_count = ${pages}`);
+        this.#trace.add('world', `fault disk full at the central for ${ms} ms`);
+        this.#disturbAll(now + ms + 60_000);
+        this.#world.set(() => {
+          if (this.#central === c) raw.pragma('max_page_count = 1073741823');
+          this.#trace.add('world', 'disk has room again');
+        }, ms);
+        return;
+      }
+      case 'churn': {
+        const c = this.#central;
+        if (c === null || this.#centralStarting) return;
+        this.#later(
+          this.#population.churn(c.registry).then((ch) => {
+            this.#versionChanges++;
+            this.#trace.add('world', `churn ${ch.op} -> version ${ch.version}`);
+            if (ch.denies !== undefined) this.#revocations.push({ card: ch.denies, version: ch.version, atMs: this.#s.nowMs });
+          }),
+        );
+        return;
+      }
+      case 'adversary': {
+        this.#adversary ??= new Adversary({
+          broker: this.#broker,
+          gates: this.#specs.map((s) => s.id),
+          random: this.#rng('adversary'),
+          trace: (line) => this.#trace.add('adversary', line),
+          later: (fn, ms) => this.#world.set(fn, ms),
+          impersonated: (gate) => this.#disturb(gate, this.#s.nowMs + 60_000),
+        });
+        const what = this.#adversary.attack();
+        this.#count(`adversary.${what}`);
+        return;
+      }
+      case 'lossy-links': {
+        const g = pickGate();
+        const ms = span(30_000, 300_000);
+        const loss = 0.02 + r() * 0.2;
+        const duplicate = r() * 0.2;
+        this.#trace.add('world', `fault lossy link ${g.id} loss ${loss.toFixed(3)} dup ${duplicate.toFixed(3)} for ${ms} ms`);
+        this.#broker.setLink(g.id, { loss, duplicate, jitterMs: 200 });
+        this.#world.set(() => this.#broker.setLink(g.id, { loss: 0, duplicate: 0, jitterMs: 20 }), ms);
+        this.#disturb(g.id, now + ms + 60_000);
+        return;
+      }
+    }
+  }
+
+  #siteOf(g: SimGate): string[] {
+    const site = g.provisioning.site;
+    return this.#gates.filter((x) => x.provisioning.site === site).map((x) => x.id);
+  }
+
+  #healAll(): void {
+    for (const g of this.#gates) {
+      this.#broker.partition(g.id, false);
+      this.#broker.setLink(g.id, { loss: 0, duplicate: 0, jitterMs: 20 });
+      g.clock.setTrusted(true);
+      if (!g.alive) g.boot();
+    }
+    this.#broker.partition(CENTRAL_IDENTITY, false);
+    const c = this.#central;
+    if (c !== null) (c.store.db as SqliteDb).raw.pragma('max_page_count = 1073741823');
+    else this.#later(this.#startCentral(false));
+  }
+
+  // ------------------------------------------------------------------ invariants
+
+  #violate(invariant: string, gate: string | undefined, detail: string): void {
+    if (this.#violation !== null) return;
+    const lastEvents = [...(gate !== undefined ? this.#trace.recent(gate) : []), ...this.#trace.recent('central').slice(-8), ...this.#trace.recent('world').slice(-8)];
+    this.#violation = { invariant, atMs: this.#s.nowMs, ...(gate !== undefined ? { gate } : {}), detail, lastEvents };
+    this.#trace.add('world', `VIOLATION ${invariant} ${gate ?? ''}: ${detail}`);
+  }
+
+  /** Once a second: what can be read from the gates at once. */
+  #check(): void {
+    const now = this.#s.nowMs;
+    const c = this.#central;
+    for (const g of this.#gates) {
+      const gate = g.node?.gate;
+      if (gate === undefined) continue;
+      const v = gate.store.version;
+      const high = this.#highestVersion.get(g.id) ?? 0;
+      if (v < high) return this.#violate('a gate never installs an older version', g.id, `version ${v} after ${high}`);
+      if (v > high) this.#highestVersion.set(g.id, v);
+      if (g.liveTimers > BOUNDS.gateTimers) return this.#violate('bounded memory per gate', g.id, `${g.liveTimers} timers waiting`);
+      if (gate.journal.backlog > gate.journal.capacityEvents) return this.#violate('bounded journal per gate', g.id, `backlog ${gate.journal.backlog} > capacity ${gate.journal.capacityEvents}`);
+      if (gate.store.epoch !== 0 && gate.store.epoch !== this.#population.epoch) return this.#violate('no other epoch without a signed new epoch', g.id, `epoch ${gate.store.epoch}, the list's is ${this.#population.epoch}`);
+      // A revocation is effective on every gate connected without a fault, within the bound.
+      for (const rv of this.#revocations) {
+        const from = Math.max(rv.atMs, this.#lastDisturbance.get(g.id) ?? 0);
+        if (now - from < BOUNDS.revocationMs || v >= rv.version || c === null) continue;
+        if (!gate.sync.connected) continue;
+        return this.#violate('a revocation is effective on every connected gate within the bound', g.id, `version ${v}, revocation in version ${rv.version} committed at ${rv.atMs} ms, gate undisturbed since ${from} ms`);
+      }
+    }
+    this.#trace.add('world', `tick ${this.#gates.map((g) => (g.node === null ? '-' : `${g.node.gate.store.version}/${g.node.gate.journal.acked}`)).join(' ')}`);
+  }
+
+  /**
+   * The central's store against what the gates journaled: nothing stored that
+   * a gate did not journal (bytes equal); at the end, every journaled record
+   * stored (except those a wipe destroyed before they were acknowledged).
+   * And no gate has freed a record the central does not hold.
+   */
+  async #checkStore(final: boolean): Promise<void> {
+    const c = this.#central;
+    if (c === null || !c.store.db.open) return;
+    for (const g of this.#gates) {
+      for (const [epoch, recs] of g.journaled) {
+        const rows = await c.events.export(g.id, epoch);
+        const held = new Map(rows.map((row) => [row.seq, toHex(row.record)]));
+        for (const [seq, hex] of held) {
+          const mine = recs.get(seq);
+          if (mine === undefined && seq <= g.seenSeq) return this.#violate('nothing forged is ever stored', g.id, `the central holds epoch ${epoch} seq ${seq}, which the gate never journaled`);
+          if (mine !== undefined && mine !== hex) return this.#violate('nothing forged is ever stored', g.id, `epoch ${epoch} seq ${seq}: stored ${hex}, journaled ${mine}`);
+        }
+        const gate = g.node?.gate;
+        if (gate !== undefined && gate.journal.epoch === epoch) {
+          for (let seq = 1; seq <= gate.journal.acked; seq++) {
+            if (!held.has(seq) && recs.has(seq)) return this.#violate('a gate frees only what the central stored', g.id, `epoch ${epoch} seq ${seq} is acknowledged at the gate (acked ${gate.journal.acked}) but not stored`);
+          }
+        }
+        if (!final) continue;
+        for (const seq of recs.keys()) {
+          if (held.has(seq) || g.lostAt(epoch, seq)) continue;
+          return this.#violate('every journaled event is stored at the central exactly once after the faults heal', g.id, `epoch ${epoch} seq ${seq} was journaled and is not stored ${BOUNDS.convergeMs / 60_000} min after the last fault healed`);
+        }
+      }
+    }
+  }
+
+  async #report(wallMs: () => number, convergedMs: number | null): Promise<SimulationReport> {
+    let stored = 0;
+    const c = this.#central;
+    if (c !== null && c.store.db.open) stored = await c.events.count();
+    let journaled = 0;
+    let lost = 0;
+    for (const g of this.#gates) {
+      for (const recs of g.journaled.values()) journaled += recs.size;
+      lost += g.lostToWipe;
+    }
+    const finalVersion = c !== null && c.store.db.open ? (await c.registry.list()).version : 0;
+    const violations = this.#violation !== null ? [this.#violation] : [];
+    if (violations.length === 0 && convergedMs === null) {
+      violations.push({ invariant: 'the system converges after the faults heal', atMs: this.#s.nowMs, detail: `not every gate caught up and acknowledged within ${BOUNDS.convergeMs / 60_000} min`, lastEvents: this.#trace.recent('world').slice(-12) });
+    }
+    return {
+      seed: this.seed,
+      gates: this.gateCount,
+      hours: this.hours,
+      faults: this.faults,
+      digest: this.#trace.digest(),
+      violations,
+      taps: this.#taps,
+      injected: this.#injected,
+      events: { journaled, stored, lostToWipe: lost },
+      versions: { final: finalVersion, changes: this.#versionChanges },
+      convergedMs,
+      virtualMs: this.#s.nowMs,
+      steps: this.#s.steps,
+      traceLines: this.#trace.lines,
+      wallMs: Math.round(wallMs()),
+      replay: replayCommand({ seed: this.seed, gates: this.gateCount, hours: this.hours, faults: this.faults }),
+    };
+  }
+}
+
+/**
+ * An image cannot say "revoked" or "suspended": those credentials are simply
+ * absent (host-sim/central/registry.ts), while a delta says it precisely. So
+ * the three denials of a credential the list does not admit are one class.
+ */
+function sameReason(a: number, b: number): boolean {
+  if (a === b) return true;
+  const absent: readonly number[] = [Reason.unknown_credential, Reason.revoked, Reason.subject_suspended];
+  return absent.includes(a) && absent.includes(b);
+}
