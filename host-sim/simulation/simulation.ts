@@ -14,8 +14,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
-import { EventType } from '../../protocol/event-record.js';
-import { toHex } from '../../protocol/hex.js';
+import { createRecord, decodeRecord, EventType } from '../../protocol/event-record.js';
+import { fromHex, toHex } from '../../protocol/hex.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { REASON_NAMES, Reason } from '../../protocol/reasons.js';
 import { BrokerAcl } from '../broker-acl.js';
@@ -54,8 +54,6 @@ export interface SimulationOptions {
   readonly gates?: number;
   readonly hours?: number;
   readonly faults?: readonly FaultKind[];
-  /** Diagnostics (never part of the digest). */
-  readonly log?: (line: string) => void;
 }
 
 export interface Violation {
@@ -128,7 +126,6 @@ class Simulation {
   readonly gateCount: number;
   readonly hours: number;
   readonly faults: readonly FaultKind[];
-  readonly #o: SimulationOptions;
   readonly #s: SimScheduler;
   readonly #trace: Trace;
   readonly #dir = mkdtempSync(join(tmpdir(), 'subline-simulate-'));
@@ -161,7 +158,6 @@ class Simulation {
   #pending: Promise<unknown>[] = [];
 
   constructor(o: SimulationOptions) {
-    this.#o = o;
     this.seed = o.seed >>> 0;
     this.gateCount = o.gates ?? 8;
     this.hours = o.hours ?? 1;
@@ -360,8 +356,20 @@ class Simulation {
 
   #onEvent(gate: SimGate, type: number, reason: number, seq: number | 'full'): void {
     if (type === EventType.decision_granted || type === EventType.decision_denied) this.#decision = { type, reason };
-    if (seq !== 'full' && (type === EventType.decision_granted || type === EventType.command)) this.#grantsUnused.set(gate.id, (this.#grantsUnused.get(gate.id) ?? 0) + 1);
+    // A grant (or an open command) counts for the relay only once its record reads back from flash as such.
+    if (seq !== 'full' && (type === EventType.decision_granted || type === EventType.command) && this.#durable(gate, seq, type)) this.#grantsUnused.set(gate.id, (this.#grantsUnused.get(gate.id) ?? 0) + 1);
     this.#trace.add(gate.id, `event type ${type} reason ${reason} seq ${seq}`);
+  }
+
+  /** The record at seq is on the gate's flash, valid, of this type. */
+  #durable(gate: SimGate, seq: number, type: number): boolean {
+    const j = gate.node?.gate.journal;
+    if (j === undefined) return false;
+    gate.observe();
+    const hex = gate.journaled.get(j.epoch)?.get(seq);
+    if (hex === undefined) return false;
+    const r = createRecord();
+    return decodeRecord(fromHex(hex), 0, seq, j.epoch, r) === 0 && r.type === type;
   }
 
   /** No passage without a durable record before the relay (fire release excepted). */
