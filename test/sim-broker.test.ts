@@ -131,6 +131,30 @@ test('retained: delivered on subscribe with retained=true, live copies without; 
   assert.equal(late.got, [], 'nothing retained any more');
 });
 
+test('a cut healed before the keepalive notices it still ends the connection: nothing is lost on a connection that lives on', () => {
+  const { broker, run } = world({ acl: acl() });
+  const central = watcher(broker, CENTRAL_IDENTITY);
+  central.c.connect('central');
+  central.c.subscribe([T.allGates('events')]);
+  const g = gateNet(broker, 'g1', 10);
+  run(20);
+  assert.equal(g.ups, [true]);
+  broker.partition('g1', true);
+  const id = g.net.publish(T.gate('g1', 'events'), bytes('sent during the cut'), 1, false);
+  assert.ok(id > 0);
+  run(1000);
+  broker.partition('g1', false);
+  run(13_000);
+  assert.equal(g.ups, [true], 'not noticed yet');
+  run(1_200);
+  assert.equal(g.ups, [true, false], 'the connection ends at the keepalive although the link healed');
+  assert.equal(g.published, [], 'no PUBACK for what the cut swallowed');
+  assert.equal(central.got, []);
+  g.connect();
+  run(50);
+  assert.equal(g.ups, [true, false, true], 'and the gate connects again');
+});
+
 test('wills: published when a partition is detected (after 1.5 keepalive) and on takeover; not on graceful disconnect nor restart', () => {
   const { broker, run, scheduler } = world({ acl: acl() });
   const central = watcher(broker, CENTRAL_IDENTITY);

@@ -396,7 +396,7 @@ class BrokerCore {
   watch(c: Conn, epoch: number): void {
     this.timers.set(() => {
       const l = c.link;
-      if (this.registered(c) && (c.state === 'closed' || (l.cut && l.cutEpoch === epoch))) this.endSession(c, 'keepalive', true);
+      if (this.registered(c) && (c.state === 'closed' || l.cutEpoch === epoch)) this.endSession(c, 'keepalive', true);
     }, detectMs(c));
   }
 
@@ -413,7 +413,9 @@ class BrokerCore {
     this.trace(`partition ${identity} ${cut ? 'cut' : 'heal'}`);
     if (!cut) return;
     const epoch = ++link.cutEpoch;
-    // Each end notices by its keepalive; healed before that, the connection lives on.
+    // Each end notices by its keepalive, and the connection ends then even if the cut healed
+    // meanwhile: what was sent during the cut is lost, and MQTT over TCP never loses a packet
+    // on a connection that lives on (it would stall the sender's QoS 1 window for good).
     for (const c of link.conns) {
       if (c.state === 'open') {
         const end = c.client;
@@ -537,7 +539,7 @@ export class SimClient {
       message: (c, topic, payload, retained, dup) => this.#message(c, topic, payload, retained, dup),
       keepalive: (c, epoch) => {
         const l = c.link;
-        if (this.#current(c) && ((l.cut && l.cutEpoch === epoch) || !core.registered(c))) this.#down(c, 'keepalive', true);
+        if (this.#current(c) && (l.cutEpoch === epoch || !core.registered(c))) this.#down(c, 'keepalive', true);
       },
     };
     this.#owner = { kill: (silent) => this.#kill(silent) };

@@ -642,13 +642,21 @@ class Simulation {
         return;
       }
       case 'lossy-links': {
+        // A bad link: slow and jittery, QoS 1 deliveries duplicated, and short drop-outs (each one a
+        // connection lost: TCP does not lose single packets on a connection that lives on).
         const g = pickGate();
         const ms = span(30_000, 300_000);
-        const loss = 0.02 + r() * 0.2;
         const duplicate = r() * 0.2;
-        this.#trace.add('world', `fault lossy link ${g.id} loss ${loss.toFixed(3)} dup ${duplicate.toFixed(3)} for ${ms} ms`);
-        this.#broker.setLink(g.id, { loss, duplicate, jitterMs: 200 });
-        this.#world.set(() => this.#broker.setLink(g.id, { loss: 0, duplicate: 0, jitterMs: 20 }), ms);
+        const flaps = 1 + Math.floor(r() * 4);
+        this.#trace.add('world', `fault lossy link ${g.id} dup ${duplicate.toFixed(3)} ${flaps} drop-out(s) in ${ms} ms`);
+        this.#broker.setLink(g.id, { duplicate, delayMs: 50, jitterMs: 400 });
+        for (let i = 0; i < flaps; i++) {
+          const at = Math.floor(r() * ms);
+          const len = span(200, 3000);
+          this.#world.set(() => this.#broker.partition(g.id, true), at);
+          this.#world.set(() => this.#broker.partition(g.id, false), at + len);
+        }
+        this.#world.set(() => this.#broker.setLink(g.id, { duplicate: 0, delayMs: 5, jitterMs: 20 }), ms + 3000);
         this.#disturb(g.id, now + ms + 60_000);
         return;
       }
@@ -663,7 +671,7 @@ class Simulation {
   #healAll(): void {
     for (const g of this.#gates) {
       this.#broker.partition(g.id, false);
-      this.#broker.setLink(g.id, { loss: 0, duplicate: 0, jitterMs: 20 });
+      this.#broker.setLink(g.id, { loss: 0, duplicate: 0, delayMs: 5, jitterMs: 20 });
       g.clock.setTrusted(true);
       if (!g.alive) g.boot();
     }
@@ -754,6 +762,17 @@ class Simulation {
     const violations = this.#violation !== null ? [this.#violation] : [];
     if (violations.length === 0 && convergedMs === null) {
       violations.push({ invariant: 'the system converges after the faults heal', atMs: this.#s.nowMs, detail: `not every gate caught up and acknowledged within ${BOUNDS.convergeMs / 60_000} min`, lastEvents: this.#trace.recent('world').slice(-12) });
+    }
+    // Where each gate stands, for a violation's reader.
+    if (violations.length > 0) {
+      const states = this.#gates.map((g) => {
+        const gate = g.node?.gate;
+        if (gate === undefined) return `${g.id}: down`;
+        const st = gate.sync.stats;
+        return `${g.id}: ${gate.sync.connected ? 'connected' : 'not connected'}, list v${gate.store.version}, journal epoch ${gate.journal.epoch} acked ${gate.journal.acked} of ${gate.journal.lastSeq}, batches sent ${st.batchesSent} acked ${st.batchesAcked} resends ${st.resends}, refused ${JSON.stringify(st.rejected)}`;
+      });
+      const v = violations[0]!;
+      violations[0] = { ...v, lastEvents: [...v.lastEvents, ...states, `central: ${c === null ? 'down' : c.connected ? 'connected' : 'not connected'}, rejected ${JSON.stringify(c?.stats.rejected ?? {})}, ingest ${JSON.stringify(c?.stats.ingest ?? {})}`] };
     }
     return {
       seed: this.seed,
