@@ -128,16 +128,22 @@ export class SimPopulation {
       await registry.grant('individual', p.subject, { lines, directions: ['in', 'out'], lanes: ['person'], ...(r() < 0.3 ? { passbackGroup: 2 } : {}) });
       op = `grant ${p.subject} ${lines.join('+')}`;
     } else {
-      const n = this.#added++;
-      const subject = `new-${n}`;
-      const institution = pick(this.institutions);
-      const card = te.encode(`card-${this.#seed}-new-${n}`);
+      // An import: a few new staff as one change.
+      const count = 1 + Math.floor(r() * 5);
+      const added: SimPerson[] = [];
       await registry.bulk(async (reg) => {
-        await reg.addSubject({ id: subject, kind: 'person', institution, name: `New person ${n}` });
-        await reg.addCredential({ subject, kind: 'card', rawId: card });
+        for (let k = 0; k < count; k++) {
+          const n = this.#added++;
+          const subject = `new-${n}`;
+          const institution = pick(this.institutions);
+          const card = te.encode(`card-${this.#seed}-new-${n}`);
+          await reg.addSubject({ id: subject, kind: 'person', institution, name: `New person ${n}` });
+          await reg.addCredential({ subject, kind: 'card', rawId: card });
+          added.push({ subject, card, institution, revoked: false, suspended: false });
+        }
       });
-      this.people.push({ subject, card, institution, revoked: false, suspended: false });
-      op = `enrol ${subject}`;
+      this.people.push(...added);
+      op = `import ${added.map((p) => p.subject).join(',')}`;
     }
     const version = await this.snapshot(registry);
     return { op, version, ...(denies !== undefined ? { denies } : {}) };

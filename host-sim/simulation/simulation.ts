@@ -21,6 +21,7 @@ import { REASON_NAMES, Reason } from '../../protocol/reasons.js';
 import { BrokerAcl } from '../broker-acl.js';
 import { Central } from '../central/central.js';
 import type { SqliteDb } from '../central/store/sqlite-db.js';
+import { isDiskFull } from '../central/store/sql-db.js';
 import { mulberry32 } from '../flash/nor-flash.js';
 import { Ed25519Signer, nodeCrypto } from '../node-crypto.js';
 import { credentialKey } from '../../protocol/credential-key.js';
@@ -195,6 +196,7 @@ class Simulation {
       for (const [i, spec] of this.#specs.entries()) await this.#addGate(spec, i);
       for (const g of this.#gates) this.#scheduleTaps(g);
       if (this.faults.length > 0) this.#scheduleFault();
+      if (this.faults.includes('churn')) this.#scheduleChurn();
       this.#world.repeat(() => this.#check(), 1000);
       this.#world.repeat(() => this.#later(this.#checkStore(false)), 60_000);
       await this.#runUntil(endMs);
@@ -504,12 +506,58 @@ class Simulation {
       const gap = FAULT_GAP_MS[0] + Math.floor(r() * (FAULT_GAP_MS[1] - FAULT_GAP_MS[0]));
       if (this.#s.nowMs + gap >= this.#faultsUntil) return;
       this.#world.set(() => {
-        const kind = this.faults[Math.floor(r() * this.faults.length)]!;
+        const kinds = this.faults.filter((k) => k !== 'churn'); // churn has its own schedule
+        if (kinds.length === 0) return;
+        const kind = kinds[Math.floor(r() * kinds.length)]!;
         this.#inject(kind, r);
         next();
       }, gap);
     };
     next();
+  }
+
+  /**
+   * Registry churn and operators at work, on a schedule of its own (every
+   * 1-5 minutes): the changes whose deltas and revocations the invariants
+   * follow, and now and then a lane locked down and released again.
+   */
+  #scheduleChurn(): void {
+    const r = this.#rng('churn');
+    const next = (): void => {
+      const gap = 60_000 + Math.floor(r() * 240_000);
+      if (this.#s.nowMs + gap >= this.#faultsUntil) return;
+      this.#world.set(() => {
+        if (r() < 0.15) this.#lockdown(r);
+        else this.#inject('churn', r);
+        next();
+      }, gap);
+    };
+    next();
+  }
+
+  /** An operator locks a lane down and releases it 1-5 minutes later (signed commands through the central). */
+  #lockdown(r: () => number): void {
+    const c = this.#central;
+    if (c === null || this.#centralStarting || !c.connected) return;
+    const g = this.#gates[Math.floor(r() * this.#gates.length)]!;
+    this.#count('command.lockdown');
+    this.#trace.add('world', `operator lockdown ${g.id}`);
+    const send = (central: Central, op: 'lockdown' | 'release'): void => {
+      central.sendCommand(g.id, op, { waitMs: 30_000 }).then(
+        (sent) => this.#trace.add('world', `command ${op} ${g.id}: ${sent.result === null ? 'no answer' : `${sent.result.status} ${sent.result.reason}`}`),
+        (e: unknown) => this.#trace.add('world', `command ${op} ${g.id}: ${e instanceof Error ? e.message : String(e)}`),
+      );
+    };
+    send(c, 'lockdown');
+    this.#world.set(() => {
+      // Released by whichever central runs then; again until the gate says so (a command may be lost with a connection).
+      const release = (tries: number): void => {
+        const now = this.#central;
+        if (now !== null && now.connected && !this.#centralStarting) send(now, 'release');
+        if (tries > 0) this.#world.set(() => (g.node?.gate.controller.mode === 'lockdown' ? release(tries - 1) : undefined), 60_000);
+      };
+      release(20);
+    }, 60_000 + Math.floor(r() * 240_000));
   }
 
   #count(what: string): void {
@@ -620,11 +668,19 @@ class Simulation {
         const c = this.#central;
         if (c === null || this.#centralStarting) return;
         this.#later(
-          this.#population.churn(c.registry).then((ch) => {
-            this.#versionChanges++;
-            this.#trace.add('world', `churn ${ch.op} -> version ${ch.version}`);
-            if (ch.denies !== undefined) this.#revocations.push({ card: ch.denies, version: ch.version, atMs: this.#s.nowMs });
-          }),
+          this.#population.churn(c.registry).then(
+            (ch) => {
+              this.#versionChanges++;
+              this.#trace.add('world', `churn ${ch.op} -> version ${ch.version}`);
+              if (ch.denies !== undefined) this.#revocations.push({ card: ch.denies, version: ch.version, atMs: this.#s.nowMs });
+            },
+            (e: unknown) => {
+              // A full disk refuses the operator's change (and says so): not a fault of the system.
+              if (!isDiskFull(e)) throw e;
+              this.#count('churn.refused-disk-full');
+              this.#trace.add('world', 'churn refused: disk full');
+            },
+          ),
         );
         return;
       }
@@ -670,6 +726,7 @@ class Simulation {
 
   #healAll(): void {
     for (const g of this.#gates) {
+      if (g.node?.gate.controller.mode === 'lockdown') this.#trace.add('world', `${g.id} still locked down at the end`);
       this.#broker.partition(g.id, false);
       this.#broker.setLink(g.id, { loss: 0, duplicate: 0, delayMs: 5, jitterMs: 20 });
       g.clock.setTrusted(true);
@@ -702,6 +759,9 @@ class Simulation {
       if (v < high) return this.#violate('a gate never installs an older version', g.id, `version ${v} after ${high}`);
       if (v > high) this.#highestVersion.set(g.id, v);
       if (g.liveTimers > BOUNDS.gateTimers) return this.#violate('bounded memory per gate', g.id, `${g.liveTimers} timers waiting`);
+      // Nothing forged is displayed: the presence the central shows is one this gate sent.
+      const shown = c?.presence(g.id)?.status;
+      if (shown !== undefined && (!g.journaled.has(shown.journal) || shown.boot > gate.state.boot || shown.gate !== g.id)) return this.#violate('nothing forged is ever displayed', g.id, `the central shows journal ${shown.journal} boot ${shown.boot} for a gate at journal ${gate.journal.epoch} boot ${gate.state.boot}`);
       if (gate.journal.backlog > gate.journal.capacityEvents) return this.#violate('bounded journal per gate', g.id, `backlog ${gate.journal.backlog} > capacity ${gate.journal.capacityEvents}`);
       if (gate.store.epoch !== 0 && gate.store.epoch !== this.#population.epoch) return this.#violate('no other epoch without a signed new epoch', g.id, `epoch ${gate.store.epoch}, the list's is ${this.#population.epoch}`);
       // A revocation is effective on every gate connected without a fault, within the bound.
