@@ -20,6 +20,7 @@ import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { REASON_NAMES, Reason } from '../../protocol/reasons.js';
 import { BrokerAcl } from '../broker-acl.js';
 import { Central } from '../central/central.js';
+import type { CentralTransport } from '../central/central-transport.js';
 import type { SqliteDb } from '../central/store/sqlite-db.js';
 import { isDiskFull } from '../central/store/sql-db.js';
 import { mulberry32 } from '../flash/nor-flash.js';
@@ -157,6 +158,8 @@ class Simulation {
   #lastFaultEnd = 0;
   #versionChanges = 0;
   #pending: Promise<unknown>[] = [];
+  /** The last step called into the central: drain before the next. */
+  #busy = true;
 
   constructor(o: SimulationOptions) {
     this.seed = o.seed >>> 0;
@@ -236,8 +239,39 @@ class Simulation {
     return done !== undefined ? await done() : true;
   }
 
-  /** Lets every promise started by the last step settle (the store is synchronous SQLite under its promises). */
+  /** A call into the central: promise work may follow, the next drain must wait for it. */
+  #busyCall(cb: () => void): void {
+    this.#busy = true;
+    cb();
+  }
+
+  /** The central's transport with every callback into the central marked (only the central starts promise work). */
+  #watched(t: CentralTransport): CentralTransport {
+    const mark = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A): void => this.#busyCall(() => fn(...a));
+    return {
+      url: t.url,
+      open: (clientId, on) => {
+        const link = t.open(clientId, { connect: mark(() => on.connect()), message: mark((topic: string, payload: Uint8Array, retained: boolean) => on.message(topic, payload, retained)), error: mark((e: Error) => on.error(e)) });
+        return {
+          get connected() {
+            return link.connected;
+          },
+          publish: (topic, payload, retain, done) => link.publish(topic, payload, retain, mark(done)),
+          subscribe: (filters, done) => link.subscribe(filters, mark(done)),
+          end: (force, done) => link.end(force, mark(done)),
+        };
+      },
+    };
+  }
+
+  /**
+   * Lets every promise started by the last step settle (the store is
+   * synchronous SQLite under its promises). Only steps that called into the
+   * central (or started work of the driver's own) can leave any.
+   */
   async #drain(): Promise<void> {
+    if (!this.#busy && this.#pending.length === 0) return;
+    this.#busy = false;
     await new Promise<void>((r) => realSetImmediate(r));
     if (this.#pending.length > 0) {
       const p = this.#pending;
@@ -247,6 +281,7 @@ class Simulation {
   }
 
   #later(p: Promise<unknown>): void {
+    this.#busy = true;
     this.#pending.push(p.catch((e: unknown) => this.#violate('exception', undefined, e instanceof Error ? (e.stack ?? e.message) : String(e))));
   }
 
@@ -282,10 +317,14 @@ class Simulation {
       signingKey: this.#keys.signingKey,
       deploymentKey: this.#keys.deploymentKey,
       gateMasterKey: this.#keys.gateMasterKey,
-      transport: this.#broker.transport(CENTRAL_IDENTITY),
+      transport: this.#watched(this.#broker.transport(CENTRAL_IDENTITY)),
       clientId: 'central',
       clock: this.#centralClock,
-      timers,
+      timers: {
+        set: (cb, ms) => timers.set(() => this.#busyCall(cb), ms),
+        repeat: (cb, ms) => timers.repeat(() => this.#busyCall(cb), ms),
+        clear: (h) => timers.clear(h),
+      },
       random: (n) => Uint8Array.from({ length: n }, () => Math.floor(random() * 256)),
       headIntervalSeconds: 60,
       headLifetimeSeconds: 3600,
