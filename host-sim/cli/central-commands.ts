@@ -35,8 +35,8 @@ import {
 } from './common.js';
 import { registerEvents } from './events-command.js';
 import { registerRegistryReads } from './registry-read-commands.js';
-import { applyImport, IMPORT_TYPES, openImportFiles, type ImportProgress, type ImportType } from './import.js';
-import { syncFiles } from './import-sync-command.js';
+import { applyImport, IMPORT_TYPES, openImportFiles, type ImportProgress } from './import.js';
+import { syncFiles, type SyncFlags } from './import-sync-command.js';
 
 const LINES: readonly Line[] = ['first', 'second'];
 const DIRECTIONS: readonly Direction[] = ['in', 'out'];
@@ -496,15 +496,9 @@ async function committed(r: Registry, versionBefore: number, what: string, uncha
   else out(`${what}; list ${l.name} is now at version ${l.version} (a running \`central serve\` publishes it within its poll interval, or run \`subline central publish\`)`);
 }
 
-interface ImportFlags {
-  readonly data: string;
-  readonly db?: string;
-  readonly type?: ImportType;
-  readonly dryRun?: boolean;
-  readonly overCapacity?: boolean;
-  readonly json?: boolean;
+/** `central import`: the flags of `--sync` (import-sync-command.ts) and the switch itself. */
+interface ImportFlags extends SyncFlags {
   readonly sync?: boolean;
-  readonly yes?: boolean;
 }
 
 /** Progress on stderr: a bar on a terminal; a line every 10 % of a large import otherwise. */
