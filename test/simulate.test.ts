@@ -29,8 +29,9 @@ for (const seed of DEFAULT_SEEDS) {
 }
 
 test('the same seed gives the same digest; another seed another', async () => {
-  const o = { gates: 3, hours: 0.2, faults: FAULT_KINDS } as const;
+  const o = { gates: 3, hours: 0.5, faults: FAULT_KINDS } as const;
   const a = await runSimulation({ seed: 7, ...o });
+  assert.ok(Object.keys(a.injected).length >= 3, `faults injected: ${JSON.stringify(a.injected)}`);
   const b = await runSimulation({ seed: 7, ...o });
   const c = await runSimulation({ seed: 8, ...o });
   assert.match(a.digest, /^[0-9a-f]{64}$/);

@@ -25,16 +25,39 @@ export interface AdversaryOptions {
 export class Adversary {
   readonly #o: AdversaryOptions;
   readonly #t = new Topics('subline');
-  readonly #asCentral: SimClient;
+  /** The listener (as the central's identity), made again whenever it is found down. */
+  #listener: SimClient | null = null;
+  #clients = 0;
   /** Genuine messages seen, by topic (bounded): the material for replays and tampering. */
   readonly #captured = new Map<string, Uint8Array[]>();
 
   constructor(o: AdversaryOptions) {
     this.#o = o;
-    this.#asCentral = o.broker.client(CENTRAL_IDENTITY);
-    this.#asCentral.onMessage((topic, payload) => this.#capture(topic, payload));
-    this.#asCentral.connect('adversary-central');
-    this.#asCentral.subscribe([this.#t.allGates('events'), this.#t.allGates('status'), this.#t.allGates('sync'), this.#t.list('main', 'head'), this.#t.list('main', 'delta')]);
+    this.#listen();
+  }
+
+  /** Listens to what the central's identity may read (a broker restart, a cut or a takeover ends it: listen again). */
+  #listen(): void {
+    if (this.#listener?.connected === true) return;
+    this.#listener?.disconnect();
+    const c = this.#o.broker.client(CENTRAL_IDENTITY);
+    c.onMessage((topic, payload) => this.#capture(topic, payload));
+    c.connect(`adversary-listener-${this.#clients++}`);
+    c.subscribe([this.#t.allGates('events'), this.#t.allGates('status'), this.#t.allGates('sync'), this.#t.list('main', 'head'), this.#t.list('main', 'delta')]);
+    this.#listener = c;
+  }
+
+  /** A hit-and-run as the central's identity (a client of its own, so nothing of an earlier attack is needed). */
+  #asCentral(send: (c: SimClient) => void): void {
+    const c = this.#o.broker.client(CENTRAL_IDENTITY);
+    let sent = false;
+    c.onConnectionChange((up) => {
+      if (!up || sent) return;
+      sent = true;
+      send(c);
+      this.#o.later(() => c.disconnect(), 1000);
+    });
+    c.connect(`adversary-${this.#clients++}`);
   }
 
   /**
@@ -63,16 +86,21 @@ export class Adversary {
     const gate = this.#o.gates[Math.floor(r() * this.#o.gates.length)]!;
     const kinds = ['forged-events', 'replayed-events', 'replayed-status', 'forged-status', 'forged-ack', 'replayed-ack', 'replayed-head', 'forged-head', 'forged-delta', 'replayed-delta', 'forged-cmd', 'replayed-cmd', 'planted-data', 'garbage'] as const;
     const kind = kinds[Math.floor(r() * kinds.length)]!;
-    const send = (c: SimClient | 'gate', topic: string, payload: Uint8Array | undefined, retain = false): string => {
+    this.#listen();
+    const send = (as: 'gate' | 'central', topic: string, payload: Uint8Array | undefined, retain = false): string => {
       if (payload === undefined) return `${kind}.nothing-captured`;
       this.#o.trace(`${kind} on ${topic} (${payload.length} bytes)`);
-      if (c === 'gate') {
+      const publish = (c: SimClient): void => {
+        if (c.publish(topic, payload, 1, retain) < 0) this.#o.trace(`${kind} not sent: not connected`);
+      };
+      if (as === 'gate') {
         this.#o.impersonated(gate);
-        this.#asGate(gate, (g) => g.publish(topic, payload, 1, retain));
-      } else c.publish(topic, payload, 1, retain);
+        this.#asGate(gate, publish);
+      } else this.#asCentral(publish);
       return kind;
     };
     const asGate = 'gate' as const;
+    const asCentral = 'central' as const;
     const t = this.#t;
     switch (kind) {
       case 'forged-events':
@@ -84,23 +112,23 @@ export class Adversary {
       case 'forged-status':
         return send(asGate, t.gate(gate, 'status'), this.#tampered(t.gate(gate, 'status')), true);
       case 'forged-ack':
-        return send(this.#asCentral, t.gate(gate, 'ack'), this.#tampered(t.gate(gate, 'ack')) ?? this.#noise(120));
+        return send(asCentral, t.gate(gate, 'ack'), this.#tampered(t.gate(gate, 'ack')) ?? this.#noise(120));
       case 'replayed-ack':
-        return send(this.#asCentral, t.gate(gate, 'ack'), this.#old(t.gate(gate, 'ack')));
+        return send(asCentral, t.gate(gate, 'ack'), this.#old(t.gate(gate, 'ack')));
       case 'replayed-head':
-        return send(this.#asCentral, t.list('main', 'head'), this.#old(t.list('main', 'head')), true);
+        return send(asCentral, t.list('main', 'head'), this.#old(t.list('main', 'head')), true);
       case 'forged-head':
-        return send(this.#asCentral, t.list('main', 'head'), this.#tampered(t.list('main', 'head')), true);
+        return send(asCentral, t.list('main', 'head'), this.#tampered(t.list('main', 'head')), true);
       case 'forged-delta':
-        return send(this.#asCentral, t.list('main', 'delta'), this.#tampered(t.list('main', 'delta')));
+        return send(asCentral, t.list('main', 'delta'), this.#tampered(t.list('main', 'delta')));
       case 'replayed-delta':
-        return send(this.#asCentral, t.list('main', 'delta'), this.#old(t.list('main', 'delta')));
+        return send(asCentral, t.list('main', 'delta'), this.#old(t.list('main', 'delta')));
       case 'forged-cmd':
-        return send(this.#asCentral, t.gate(gate, 'cmd'), this.#tampered(t.gate(gate, 'cmd')) ?? this.#noise(200));
+        return send(asCentral, t.gate(gate, 'cmd'), this.#tampered(t.gate(gate, 'cmd')) ?? this.#noise(200));
       case 'replayed-cmd':
-        return send(this.#asCentral, t.gate(gate, 'cmd'), this.#old(t.gate(gate, 'cmd')));
+        return send(asCentral, t.gate(gate, 'cmd'), this.#old(t.gate(gate, 'cmd')));
       case 'planted-data':
-        return send(this.#asCentral, t.gate(gate, 'data'), this.#tampered(t.gate(gate, 'data')) ?? this.#noise(1200));
+        return send(asCentral, t.gate(gate, 'data'), this.#tampered(t.gate(gate, 'data')) ?? this.#noise(1200));
       case 'garbage': {
         const topics = [t.gate(gate, 'events'), t.gate(gate, 'sync'), t.gate(gate, 'status'), t.gate(gate, 'cmdres')];
         return send(asGate, topics[Math.floor(r() * topics.length)]!, this.#noise(1 + Math.floor(r() * 600)));
@@ -109,7 +137,7 @@ export class Adversary {
   }
 
   close(): void {
-    this.#asCentral.disconnect();
+    this.#listener?.disconnect();
   }
 
   #capture(topic: string, payload: Uint8Array): void {

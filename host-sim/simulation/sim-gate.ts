@@ -164,19 +164,21 @@ export class SimGate {
   /** The data partition erased (a technician's wipe or a replaced board); the provisioning partition kept. */
   wipe(seed: number): void {
     this.#die('wiped');
-    for (const [epoch, recs] of this.journaled) {
-      const acked = this.#ackedIn(epoch);
-      for (const seq of recs.keys()) if (seq > acked) this.lostToWipe++;
+    // What the wipe destroys: the records of the epoch on flash above its last acknowledgement
+    // (older epochs were wiped before, or fully acknowledged before a format).
+    const epoch = this.#seen.epoch;
+    const acked = this.#ackSnapshot.get(epoch) ?? 0;
+    if (!this.#wipedAcked.has(epoch)) {
+      this.#wipedAcked.set(epoch, acked);
+      for (const seq of this.journaled.get(epoch)?.keys() ?? []) if (seq > acked) this.lostToWipe++;
     }
-    this.#wipedAcked = this.#ackSnapshot;
     this.flash = SimGate.blankFlash(seed);
   }
 
-  #ackSnapshot = new Map<number, number>();
-  #wipedAcked = new Map<number, number>();
-  #ackedIn(epoch: number): number {
-    return this.#ackSnapshot.get(epoch) ?? 0;
-  }
+  /** The journal's acknowledged seq per epoch, as last observed. */
+  readonly #ackSnapshot = new Map<number, number>();
+  /** Per wiped epoch: its acknowledged seq when the wipe came. */
+  readonly #wipedAcked = new Map<number, number>();
 
   /** Records lost to a wipe: the (epoch, seq) keys above the gate's last ack at the wipe. */
   lostAt(epoch: number, seq: number): boolean {
@@ -191,6 +193,7 @@ export class SimGate {
     const j = g.journal;
     if (j.epoch !== this.#seen.epoch) this.#seen = { epoch: j.epoch, seq: 0 };
     this.#ackSnapshot.set(j.epoch, j.acked);
+    if (g.state.boot > (this.#boots.get(j.epoch) ?? 0)) this.#boots.set(j.epoch, g.state.boot);
     let recs = this.journaled.get(j.epoch);
     if (recs === undefined) {
       recs = new Map();
@@ -203,6 +206,12 @@ export class SimGate {
     }
     this.#seen.seq = Math.max(this.#seen.seq, j.lastSeq);
   }
+
+  /** The highest boot count seen in a journal epoch (the boot counter lives on the data partition: a wipe starts it again). */
+  highestBoot(epoch: number): number {
+    return this.#boots.get(epoch) ?? 0;
+  }
+  readonly #boots = new Map<number, number>();
 
   /** The highest seq seen journaled in the current epoch. */
   get seenSeq(): number {
