@@ -24,6 +24,6 @@ export interface CentralLink {
 export interface CentralTransport {
   /** Where it connects (for messages). */
   readonly url: string;
-  /** A client that connects now and reconnects on its own until end(). */
+  /** A client that connects now and reconnects on its own until end(). Its events come later, never from inside open(). */
   open(clientId: string, on: CentralLinkEvents): CentralLink;
 }
