@@ -188,6 +188,16 @@ class BrokerCore {
   readonly links = new Map<string, Link>();
   /** The broker's connections by client id (insertion order: the order deliveries go out). */
   readonly sessions = new Map<string, Conn>();
+  /**
+   * Who may want a topic: sessions by exact filter, and the sessions with a
+   * wildcard filter (a few: the central, listeners). Without it every publish
+   * would test every session's filters (quadratic in the fleet).
+   */
+  readonly #exact = new Map<string, Set<Conn>>();
+  readonly #wild = new Set<Conn>();
+  /** Registration order of the sessions: deliveries go out in it (as the Map's iteration order would). */
+  readonly #order = new WeakMap<Conn, number>();
+  #registrations = 0;
   readonly retained = new Map<string, { readonly payload: Uint8Array; readonly qos: 0 | 1 }>();
   #upTimer: TimerHandle | null = null;
 
@@ -286,6 +296,7 @@ class BrokerCore {
     const old = this.sessions.get(c.clientId);
     if (old !== undefined) this.endSession(old, 'takeover', true);
     this.sessions.set(c.clientId, c);
+    this.#order.set(c, this.#registrations++);
     c.link.conns.add(c); // again, if its client end gave up meanwhile: a partition must still find it
     this.stats.connects++;
     this.trace(`connect ${c.clientId} ${identity}`);
@@ -323,6 +334,12 @@ class BrokerCore {
         continue;
       }
       c.subs.set(f, qos);
+      if (f.includes('+') || f.includes('#')) this.#wild.add(c);
+      else {
+        let set = this.#exact.get(f);
+        if (set === undefined) this.#exact.set(f, (set = new Set()));
+        set.add(c);
+      }
       granted.push(f);
     }
     this.trace(`subscribe ${c.clientId} ${granted.join(',')}`);
@@ -350,8 +367,12 @@ class BrokerCore {
       else if (this.retained.has(topic) || this.retained.size < MAX_RETAINED) this.retained.set(topic, { payload, qos });
       else this.drop('retained', topic);
     }
-    // A Map may lose entries while iterated (a kick): those are skipped, nothing is visited twice.
-    for (const c of this.sessions.values()) {
+    const exact = this.#exact.get(topic);
+    const candidates: Conn[] = exact === undefined ? [] : [...exact];
+    for (const c of this.#wild) if (exact === undefined || !exact.has(c)) candidates.push(c);
+    if (candidates.length > 1) candidates.sort((a, b) => (this.#order.get(a) ?? 0) - (this.#order.get(b) ?? 0));
+    for (const c of candidates) {
+      if (!this.registered(c)) continue; // kicked by an earlier delivery
       const q = grantFor(c.subs, topic);
       if (q < 0) continue;
       if (this.acl !== null && !this.acl.canRead(c.link.identity, topic)) {
@@ -374,6 +395,12 @@ class BrokerCore {
   endSession(c: Conn, reason: SimDownReason | 'closed', will: boolean): void {
     if (!this.registered(c)) return;
     this.sessions.delete(c.clientId);
+    this.#wild.delete(c);
+    for (const f of c.subs.keys()) {
+      const set = this.#exact.get(f);
+      set?.delete(c);
+      if (set?.size === 0) this.#exact.delete(f);
+    }
     this.trace(`end ${c.clientId} ${reason}`);
     if (will && c.will !== null) {
       const w = c.will;

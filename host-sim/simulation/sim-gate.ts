@@ -14,12 +14,36 @@ import { EventType, RECORD_BYTES } from '../../protocol/event-record.js';
 import { toHex } from '../../protocol/hex.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { NorFlash, PowerCutError } from '../flash/nor-flash.js';
+import { createHash } from 'node:crypto';
+import type { Crypto } from '../../protocol/crypto.js';
 import { nodeCrypto } from '../node-crypto.js';
 import { NodeGate } from '../node-gate.js';
 import { partitionBytes, type LayoutOptions } from '../../firmware/core/partition.js';
 import type { SyncConfig } from '../../firmware/core/sync-engine.js';
 import type { NodeClock, SimScheduler, TimerGroup } from './sim-scheduler.js';
 import type { TimerHandle, Timers } from '../../firmware/ports.js';
+
+/**
+ * The gates' Crypto with Ed25519 verification remembered: every gate checks
+ * the same signed heads and deltas, and verification (pure JS, strict RFC
+ * 8032, as on the device) is a pure function of (signature, message, key),
+ * so one result serves them all. Bounded (oldest forgotten first).
+ */
+const VERIFIED_KEPT = 4096;
+const verified = new Map<string, boolean>();
+export const simGateCrypto: Crypto = {
+  sha256: (d) => nodeCrypto.sha256(d),
+  hmacSha256: (k, d) => nodeCrypto.hmacSha256(k, d),
+  verifyEd25519(signature, message, publicKey) {
+    const h = createHash('sha256').update(signature).update(publicKey).update(message).digest('hex');
+    const known = verified.get(h);
+    if (known !== undefined) return known;
+    const ok = nodeCrypto.verifyEd25519(signature, message, publicKey);
+    if (verified.size >= VERIFIED_KEPT) verified.delete(verified.keys().next().value!);
+    verified.set(h, ok);
+    return ok;
+  },
+};
 
 export const SIM_LAYOUT: LayoutOptions = { credentials: 2048, journalSectors: 8 };
 /** Quicker than the field defaults, so an hour of virtual time sees many reconnects and pulls. */
@@ -107,7 +131,7 @@ export class SimGate {
     const net = guardedNet(this.#o.network.net(this.id), live, (fn) => this.guard(fn));
     const node = new NodeGate({
       provisioning: this.provisioning,
-      crypto: nodeCrypto,
+      crypto: simGateCrypto,
       layout: SIM_LAYOUT,
       flash: this.flash,
       provisioningFlash: this.provisioningFlash,
