@@ -122,13 +122,13 @@ export function registerSimulate(program: Command): void {
     .option('--seed <n>', 'the seed: the same seed gives the same run and digest', '1')
     .option('--seeds <a..b>', 'run every seed from a to b (one process each, --jobs at a time, a progress bar on stderr) and report the violations by seed')
     .option('--jobs <n>', 'with --seeds: processes at once (default: the number of cores)')
-    .option('--gates <n>', 'number of gates (1-64)', '8')
+    .option('--gates <n>', 'number of gates (1-10000)', '8')
     .option('--hours <h>', 'virtual hours of operation before the final convergence (a number in (0, 48])', '1')
     .option('--faults <list>', `comma-separated faults to inject: ${FAULT_KINDS.join(', ')}; or all, or none`, 'all')
     .option('--json', 'print only one JSON object (seed, digest, violations, summary) on stdout')
     .action(async (f: SimulateFlags) => {
       const seed = int('seed', f.seed, 0, 2 ** 32 - 1);
-      const gates = int('gates', f.gates, 1, 64);
+      const gates = int('gates', f.gates, 1, 10_000);
       const hours = Number(f.hours);
       if (!Number.isFinite(hours) || hours <= 0 || hours > 48) throw new CliError(`--hours must be a number in (0, 48], got '${f.hours}'`);
       const faults = parseFaults(f.faults);

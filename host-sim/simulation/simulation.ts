@@ -171,7 +171,7 @@ class Simulation {
     this.gateCount = o.gates ?? 8;
     this.hours = o.hours ?? 1;
     this.faults = o.faults ?? FAULT_KINDS;
-    if (!Number.isInteger(this.gateCount) || this.gateCount < 1 || this.gateCount > 64) throw new RangeError('gates must be an integer in 1..64');
+    if (!Number.isInteger(this.gateCount) || this.gateCount < 1 || this.gateCount > 10_000) throw new RangeError('gates must be an integer in 1..10000');
     if (!(this.hours > 0 && this.hours <= 48)) throw new RangeError('hours must be in (0, 48]');
     this.#s = new SimScheduler({ wallSeconds: T0 });
     this.#trace = new Trace(() => this.#s.nowMs);
