@@ -93,4 +93,21 @@ test('subline simulate --json prints one object (seed, digest, violations) and e
   assert.match(help.stdout, /--seed/);
 });
 
+test('subline simulate --seeds runs every seed of a range and reports by seed; a bad range exits 2', async () => {
+  const ok = await runCli(['simulate', '--seeds', '3..4', '--jobs', '2', '--gates', '2', '--hours', '0.1', '--json']);
+  assert.is(ok.code, 0, ok.stderr);
+  const r = JSON.parse(ok.stdout) as { seeds: { from: number; to: number }; runs: number; clean: number; violations: unknown[] };
+  assert.equal(r.seeds, { from: 3, to: 4 });
+  assert.is(r.runs, 2);
+  assert.is(r.clean, 2);
+  assert.equal(r.violations, []);
+  assert.match(ok.stderr, /seeds: 2\/2 run, 0 with a violation/);
+  const bad = await runCli(['simulate', '--seeds', '5..3']);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--seeds 5\.\.3/);
+  const jobs = await runCli(['simulate', '--jobs', '2']);
+  assert.is(jobs.code, 2);
+  assert.match(jobs.stderr, /--jobs goes with --seeds/);
+});
+
 test.run();
