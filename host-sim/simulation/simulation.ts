@@ -158,6 +158,8 @@ class Simulation {
   #centralGeneration = 0;
   #adversary: Adversary | null = null;
   #decision: { type: number; reason: number } | null = null;
+  /** A passage_completed was journaled during the last rotation the driver made. */
+  #completed = false;
   #violation: Violation | null = null;
   #faultsUntil = 0;
   #lastFaultEnd = 0;
@@ -407,6 +409,7 @@ class Simulation {
 
   #onEvent(gate: SimGate, type: number, reason: number, seq: number | 'full'): void {
     if (type === EventType.decision_granted || type === EventType.decision_denied) this.#decision = { type, reason };
+    if (type === EventType.passage_completed) this.#completed = true;
     // A grant (or an open command) counts for the relay only once its record reads back from flash as such.
     if (seq !== 'full' && (type === EventType.decision_granted || type === EventType.command) && this.#durable(gate, seq, type)) this.#grantsUnused.set(gate.id, (this.#grantsUnused.get(gate.id) ?? 0) + 1);
     this.#trace.add(gate.id, `event type ${type} reason ${reason} seq ${seq}`);
@@ -517,7 +520,11 @@ class Simulation {
     const passAt = 800 + Math.floor(r() * 2500);
     this.#world.set(() => {
       if (g.node !== node) return;
+      this.#completed = false;
       g.rotate();
+      // The gate's passback records a passage its grant let through (passage_completed); a turn
+      // after the lane closed (a lockdown came, the grant timed out) is a forced passage of nobody.
+      if (!this.#completed) return;
       this.#passed(g, want?.group ?? 0, { ...tap, now: node.gate.time.read().now });
       if (plan.person !== null) this.#lastPassage.set(g.id, plan.person);
       if (plan.tailgate) this.#world.set(() => g.node === node && g.rotate(), 400);
