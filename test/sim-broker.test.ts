@@ -46,6 +46,14 @@ function watcher(broker: SimBroker, identity: string) {
   return { c, got, acked, changes };
 }
 
+/** A watcher connected as `clientId` and subscribed to `filters`. */
+function listening(broker: SimBroker, identity: string, clientId: string, filters: readonly string[]) {
+  const w = watcher(broker, identity);
+  w.c.connect(clientId);
+  w.c.subscribe(filters);
+  return w;
+}
+
 const statusWill = (gate: string): SimWill => ({ topic: T.gate(gate, 'status'), payload: bytes('offline'), qos: 1, retain: true });
 
 /** A gate's Net connected as the gate core connects (its will: an offline status). */
@@ -133,9 +141,7 @@ test('retained: delivered on subscribe with retained=true, live copies without; 
 
 test('a cut healed before the keepalive notices it still ends the connection: nothing is lost on a connection that lives on', () => {
   const { broker, run } = world({ acl: acl() });
-  const central = watcher(broker, CENTRAL_IDENTITY);
-  central.c.connect('central');
-  central.c.subscribe([T.allGates('events')]);
+  const central = listening(broker, CENTRAL_IDENTITY, 'central', [T.allGates('events')]);
   const g = gateNet(broker, 'g1', 10);
   run(20);
   assert.equal(g.ups, [true]);
@@ -157,9 +163,7 @@ test('a cut healed before the keepalive notices it still ends the connection: no
 
 test('wills: published when a partition is detected (after 1.5 keepalive) and on takeover; not on graceful disconnect nor restart', () => {
   const { broker, run, scheduler } = world({ acl: acl() });
-  const central = watcher(broker, CENTRAL_IDENTITY);
-  central.c.connect('central');
-  central.c.subscribe([T.allGates('status')]);
+  const central = listening(broker, CENTRAL_IDENTITY, 'central', [T.allGates('status')]);
   const g = gateNet(broker, 'g1', 10);
   run(20);
   assert.equal(g.ups, [true]);
@@ -244,9 +248,7 @@ test('restart: connects fail while down; retained kept or lost as asked', () => 
 
 test('ACL: a gate publishing on another gate\'s topic is not delivered; strangers and borrowed client ids cannot connect; refused filters get nothing', () => {
   const { broker, run } = world({ acl: acl() });
-  const central = watcher(broker, CENTRAL_IDENTITY);
-  central.c.connect('central');
-  central.c.subscribe([T.allGates('events')]);
+  const central = listening(broker, CENTRAL_IDENTITY, 'central', [T.allGates('events')]);
   const g1 = watcher(broker, 'g1');
   g1.c.connect('g1');
   g1.c.subscribe([T.gate('g2', 'ack'), T.gate('g1', 'ack')]);

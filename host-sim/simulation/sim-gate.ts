@@ -10,7 +10,7 @@
 // checker can compare the central's store with it.
 
 import type { Net, NetConnectOptions, OutputName } from '../../firmware/ports.js';
-import { EventType, RECORD_BYTES } from '../../protocol/event-record.js';
+import { RECORD_BYTES } from '../../protocol/event-record.js';
 import { toHex } from '../../protocol/hex.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { NorFlash, PowerCutError } from '../flash/nor-flash.js';
@@ -237,10 +237,6 @@ export class SimGate {
   }
   readonly #boots = new Map<number, number>();
 
-  /** The highest seq seen journaled in the current epoch. */
-  get seenSeq(): number {
-    return this.#seen.seq;
-  }
 
   tap(id: Uint8Array): void {
     const node = this.node;
@@ -284,4 +280,3 @@ function guardedNet(inner: Net, live: () => boolean, guard: (fn: () => void) => 
   };
 }
 
-export const GRANTED = EventType.decision_granted;
