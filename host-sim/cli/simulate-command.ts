@@ -14,6 +14,7 @@ interface SimulateFlags {
   seeds?: string;
   jobs?: string;
   gates: string;
+  xs: string;
   hours: string;
   faults: string;
   json?: boolean;
@@ -39,9 +40,9 @@ export function parseFaults(v: string): FaultKind[] {
 
 function summary(r: SimulationReport): string[] {
   const lines = [
-    `seed ${r.seed}: ${r.gates} gates, ${r.hours} h of virtual time in ${(r.wallMs / 1000).toFixed(1)} s (${r.steps} steps)`,
+    `seed ${r.seed}: ${r.gates} gates${r.xs > 0 ? ` (${r.xs} on XS)` : ''}, ${r.hours} h of virtual time in ${(r.wallMs / 1000).toFixed(1)} s (${r.steps} steps)`,
     `digest ${r.digest}`,
-    `taps ${r.taps.total}: ${r.taps.granted} granted, ${r.taps.denied} denied, ${r.taps.checked} checked against the reference`,
+    `taps ${r.taps.total}: ${r.taps.granted} granted, ${r.taps.denied} denied, ${r.taps.checked} checked against the reference${r.xs > 0 ? ` (${r.taps.checkedXs} on XS)` : ''}`,
     `faults ${Object.entries(r.injected).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
     `events ${r.events.journaled} journaled, ${r.events.stored} stored, ${r.events.lostToWipe} lost to wipes (unacknowledged when wiped)`,
     `list version ${r.versions.final} after ${r.versions.changes} registry change(s)`,
@@ -86,11 +87,11 @@ function sweepProgress(total: number): { update: (done: number, violated: number
   };
 }
 
-async function sweep(f: SimulateFlags, o: { gates: number; hours: number; faults: FaultKind[] }): Promise<void> {
+async function sweep(f: SimulateFlags, o: { gates: number; xs: number; hours: number; faults: FaultKind[] }): Promise<void> {
   const { from, to } = parseSeeds(f.seeds!);
   const jobs = f.jobs === undefined ? availableParallelism() : int('jobs', f.jobs, 1, 256);
   const total = to - from + 1;
-  process.stderr.write(`simulating seeds ${from}..${to} (${total}): ${o.gates} gates, ${o.hours} h, faults ${o.faults.join(',') || 'none'}, ${jobs} at a time\n`);
+  process.stderr.write(`simulating seeds ${from}..${to} (${total}): ${o.gates} gates${o.xs > 0 ? ` (${o.xs} on XS)` : ''}, ${o.hours} h, faults ${o.faults.join(',') || 'none'}, ${jobs} at a time\n`);
   let violated = 0;
   const progress = sweepProgress(total);
   const started = performance.now();
@@ -123,19 +124,21 @@ export function registerSimulate(program: Command): void {
     .option('--seeds <a..b>', 'run every seed from a to b (one process each, --jobs at a time, a progress bar on stderr) and report the violations by seed')
     .option('--jobs <n>', 'with --seeds: processes at once (default: the number of cores)')
     .option('--gates <n>', 'number of gates (1-10000)', '8')
+    .option('--xs <k>', 'run the first k gates as firmware/moddable/main.ts on the XS engine (xsnap workers in lockstep; 0-64, at most --gates)', '0')
     .option('--hours <h>', 'virtual hours of operation before the final convergence (a number in (0, 48])', '1')
     .option('--faults <list>', `comma-separated faults to inject: ${FAULT_KINDS.join(', ')}; or all, or none`, 'all')
     .option('--json', 'print only one JSON object (seed, digest, violations, summary) on stdout')
     .action(async (f: SimulateFlags) => {
       const seed = int('seed', f.seed, 0, 2 ** 32 - 1);
       const gates = int('gates', f.gates, 1, 10_000);
+      const xs = int('xs', f.xs, 0, Math.min(64, gates));
       const hours = Number(f.hours);
       if (!Number.isFinite(hours) || hours <= 0 || hours > 48) throw new CliError(`--hours must be a number in (0, 48], got '${f.hours}'`);
       const faults = parseFaults(f.faults);
       if (f.jobs !== undefined && f.seeds === undefined) throw new CliError('--jobs goes with --seeds');
-      if (f.seeds !== undefined) return sweep(f, { gates, hours, faults });
-      if (f.json !== true) process.stderr.write(`simulating seed ${seed}: ${gates} gates, ${hours} h, faults ${faults.join(',') || 'none'}\n`);
-      const r = await runSimulation({ seed, gates, hours, faults });
+      if (f.seeds !== undefined) return sweep(f, { gates, xs, hours, faults });
+      if (f.json !== true) process.stderr.write(`simulating seed ${seed}: ${gates} gates${xs > 0 ? ` (${xs} on XS)` : ''}, ${hours} h, faults ${faults.join(',') || 'none'}\n`);
+      const r = await runSimulation({ seed, gates, hours, faults, xs });
       if (f.json === true) process.stdout.write(`${JSON.stringify(r)}\n`);
       else process.stdout.write(`${summary(r).join('\n')}\n`);
       if (r.violations.length > 0) process.exitCode = 1;

@@ -17,6 +17,8 @@ export interface SweepOptions {
   readonly to: number;
   readonly jobs: number;
   readonly gates: number;
+  /** Of which on XS (default 0). */
+  readonly xs?: number;
   readonly hours: number;
   readonly faults: readonly FaultKind[];
   /** After each seed (in the order they finish). */
@@ -50,8 +52,8 @@ export async function sweepSeeds(o: SweepOptions): Promise<SeedResult[]> {
 }
 
 function runOne(seed: number, o: SweepOptions): Promise<SeedResult> {
-  const replay = replayCommand({ seed, gates: o.gates, hours: o.hours, faults: o.faults });
-  const args = [BIN, 'simulate', '--seed', String(seed), '--gates', String(o.gates), '--hours', String(o.hours), '--faults', o.faults.length === 0 ? 'none' : o.faults.join(','), '--json'];
+  const replay = replayCommand({ seed, gates: o.gates, hours: o.hours, faults: o.faults, xs: o.xs ?? 0 });
+  const args = [BIN, 'simulate', '--seed', String(seed), '--gates', String(o.gates), '--xs', String(o.xs ?? 0), '--hours', String(o.hours), '--faults', o.faults.length === 0 ? 'none' : o.faults.join(','), '--json'];
   return new Promise((resolve) => {
     const started = performance.now();
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -642,6 +642,16 @@ export class SimClient {
     this.#onConnection(false, 'disconnect');
   }
 
+  /** The socket closes without DISCONNECT (the broker publishes the will); nothing more is reported of that connection. */
+  close(): void {
+    this.#abandon();
+  }
+
+  /** The device lost power: as dropClients({ silent: true }) for this client alone. */
+  powerOff(): void {
+    this.#kill(true);
+  }
+
   #packetId(): number {
     const id = this.#nextId;
     this.#nextId = id >= MAX_PACKET_ID ? 1 : id + 1;

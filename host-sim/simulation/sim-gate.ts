@@ -10,8 +10,8 @@
 // checker can compare the central's store with it.
 
 import type { Net, NetConnectOptions, OutputName } from '../../firmware/ports.js';
-import { RECORD_BYTES } from '../../protocol/event-record.js';
-import { toHex } from '../../protocol/hex.js';
+import { createRecord, decodeRecord, RECORD_BYTES } from '../../protocol/event-record.js';
+import { fromHex as fromHexBytes, toHex } from '../../protocol/hex.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { NorFlash, PowerCutError } from '../flash/nor-flash.js';
 import { createHash } from 'node:crypto';
@@ -22,6 +22,8 @@ import { partitionBytes, type LayoutOptions } from '../../firmware/core/partitio
 import type { SyncConfig } from '../../firmware/core/sync-engine.js';
 import type { NodeClock, SimScheduler, TimerGroup } from './sim-scheduler.js';
 import type { TimerHandle, Timers } from '../../firmware/ports.js';
+import { JournalWatch } from './journal-watch.js';
+import type { GateReadout, SimulatedGate, SimulatedGateHooks } from './simulated-gate.js';
 
 /**
  * The gates' Crypto with Ed25519 verification remembered: every gate checks
@@ -49,32 +51,18 @@ export const SIM_LAYOUT: LayoutOptions = { credentials: 2048, journalSectors: 8 
 /** Quicker than the field defaults, so an hour of virtual time sees many reconnects and pulls. */
 export const SIM_SYNC: Partial<SyncConfig> = { reconnectMinMs: 500, reconnectMaxMs: 8000, keepAliveSeconds: 10, statusIntervalMs: 30_000 };
 
-export interface SimGateHooks {
-  /** The gate's code threw something other than a power cut. */
-  crashed(gate: SimGate, e: unknown): void;
-  /** The relay (or barrier) was switched on. */
-  relayOn(gate: SimGate): void;
-  /** A record journaled by the lane controller. */
-  event(gate: SimGate, type: number, reason: number, seq: number | 'full'): void;
-  /** Power lost at a flash operation (armed cut fired). */
-  powerLost(gate: SimGate): void;
-  trace(gate: SimGate, line: string): void;
-}
-
 export interface SimGateOptions {
   readonly scheduler: SimScheduler;
   readonly clock: NodeClock;
   readonly provisioning: ProvisioningRecord;
   readonly network: { net(identity: string): Net };
-  readonly hooks: SimGateHooks;
+  readonly hooks: SimulatedGateHooks;
   readonly seed: number;
 }
 
-/** The records a gate made durable, by epoch then seq (hex of the 16 bytes). */
-export type JournaledRecords = Map<number, Map<number, string>>;
-
-export class SimGate {
+export class SimGate implements SimulatedGate {
   readonly id: string;
+  readonly engine = 'node';
   readonly provisioning: ProvisioningRecord;
   readonly clock: NodeClock;
   flash: NorFlash;
@@ -82,9 +70,7 @@ export class SimGate {
   node: NodeGate | null = null;
   boots = 0;
   /** Every record seen durable on flash. */
-  readonly journaled: JournaledRecords = new Map();
-  /** Records lost with a wipe (never acknowledged): legitimately gone. */
-  lostToWipe = 0;
+  readonly watch = new JournalWatch();
   readonly #o: SimGateOptions;
   #timers: TimerGroup | null = null;
   #seen = { epoch: -1, seq: 0 };
@@ -106,11 +92,6 @@ export class SimGate {
 
   get alive(): boolean {
     return this.node !== null;
-  }
-
-  /** Timers of the running gate (bounded-memory check). */
-  get liveTimers(): number {
-    return this.#timers?.live ?? 0;
   }
 
   boot(): void {
@@ -140,7 +121,7 @@ export class SimGate {
       net,
       seed: this.#o.seed + this.boots,
       sync: SIM_SYNC,
-      onEvent: (type, reason, seq) => this.#o.hooks.event(this, type, reason, seq),
+      onEvent: (type, reason, seq) => this.#event(type, reason, seq),
     });
     const set = node.outputs.set.bind(node.outputs);
     node.outputs.set = (output: OutputName, on: boolean): boolean => {
@@ -185,29 +166,16 @@ export class SimGate {
     this.#die('power off');
   }
 
+  close(): Promise<void> {
+    this.#die('closed');
+    return Promise.resolve();
+  }
+
   /** The data partition erased (a technician's wipe or a replaced board); the provisioning partition kept. */
   wipe(seed: number): void {
     this.#die('wiped');
-    // What the wipe destroys: the records of the epoch on flash above its last acknowledgement
-    // (older epochs were wiped before, or fully acknowledged before a format).
-    const epoch = this.#seen.epoch;
-    const acked = this.#ackSnapshot.get(epoch) ?? 0;
-    if (!this.#wipedAcked.has(epoch)) {
-      this.#wipedAcked.set(epoch, acked);
-      for (const seq of this.journaled.get(epoch)?.keys() ?? []) if (seq > acked) this.lostToWipe++;
-    }
+    this.watch.wiped();
     this.flash = SimGate.blankFlash(seed);
-  }
-
-  /** The journal's acknowledged seq per epoch, as last observed. */
-  readonly #ackSnapshot = new Map<number, number>();
-  /** Per wiped epoch: its acknowledged seq when the wipe came. */
-  readonly #wipedAcked = new Map<number, number>();
-
-  /** Records lost to a wipe: the (epoch, seq) keys above the gate's last ack at the wipe. */
-  lostAt(epoch: number, seq: number): boolean {
-    const a = this.#wipedAcked.get(epoch);
-    return a !== undefined && seq > a;
   }
 
   /** Reads every record journaled since the last look (called after each step that ran gate code). */
@@ -216,32 +184,62 @@ export class SimGate {
     if (g === undefined) return;
     const j = g.journal;
     if (j.epoch !== this.#seen.epoch) this.#seen = { epoch: j.epoch, seq: 0 };
-    this.#ackSnapshot.set(j.epoch, j.acked);
-    if (g.state.boot > (this.#boots.get(j.epoch) ?? 0)) this.#boots.set(j.epoch, g.state.boot);
-    let recs = this.journaled.get(j.epoch);
-    if (recs === undefined) {
-      recs = new Map();
-      this.journaled.set(j.epoch, recs);
-    }
+    this.watch.observe(j.epoch, j.acked, g.state.boot);
     const out = new Uint8Array(RECORD_BYTES);
     for (let seq = Math.max(this.#seen.seq + 1, j.acked + 1); seq <= j.lastSeq; seq++) {
       if (j.readBatch(seq, 1, out).count !== 1) continue;
-      if (!recs.has(seq)) recs.set(seq, toHex(out));
+      this.watch.add(j.epoch, seq, toHex(out));
     }
     this.#seen.seq = Math.max(this.#seen.seq, j.lastSeq);
   }
 
-  /** The highest boot count seen in a journal epoch (the boot counter lives on the data partition: a wipe starts it again). */
-  highestBoot(epoch: number): number {
-    return this.#boots.get(epoch) ?? 0;
+  readout(): GateReadout | null {
+    const g = this.node?.gate;
+    if (g === undefined) return null;
+    const j = g.journal;
+    return {
+      version: g.store.version,
+      listEpoch: g.store.epoch,
+      connected: g.sync.connected,
+      mode: g.controller.mode,
+      journal: { epoch: j.epoch, lastSeq: j.lastSeq, acked: j.acked, backlog: j.backlog, capacity: j.capacityEvents },
+      timers: this.#timers?.live ?? 0,
+    };
   }
-  readonly #boots = new Map<number, number>();
 
+  describe(): string {
+    const gate = this.node?.gate;
+    if (gate === undefined) return `${this.id}: down`;
+    const st = gate.sync.stats;
+    return `${this.id}: ${gate.sync.connected ? 'connected' : 'not connected'}, list v${gate.store.version}, journal epoch ${gate.journal.epoch} acked ${gate.journal.acked} of ${gate.journal.lastSeq}, batches sent ${st.batchesSent} acked ${st.batchesAcked} resends ${st.resends}, refused ${JSON.stringify(st.rejected)}`;
+  }
+
+  /** A record the lane controller journaled: read back from flash before anything else happens. */
+  #event(type: number, reason: number, seq: number | 'full'): void {
+    let durable = false;
+    let time = 0;
+    const j = this.node?.gate.journal;
+    if (seq !== 'full' && j !== undefined) {
+      this.observe();
+      const hex = this.watch.record(j.epoch, seq);
+      const r = createRecord();
+      if (hex !== undefined && decodeRecord(fromHexBytes(hex), 0, seq, j.epoch, r) === 0 && r.type === type) {
+        durable = true;
+        time = r.time;
+      }
+    }
+    this.#o.hooks.event(this, { type, reason, seq, durable, time });
+  }
 
   tap(id: Uint8Array): void {
     const node = this.node;
     if (node === null) return;
-    this.guard(() => node.gate.onRead({ kind: 'card', id, atMs: this.clock.monotonicMs() }));
+    const gate = node.gate;
+    // The reference's inputs, read the way the lane controller reads them.
+    const t = gate.time.read();
+    const head = gate.store.head;
+    this.#o.hooks.probe(this, { now: t.now, trusted: t.trusted, version: gate.store.version, headIssuedAt: head?.issuedAt ?? 0, headExpires: head?.expires ?? 0, mode: gate.controller.mode, journalFull: gate.journal.isFull });
+    this.guard(() => gate.onRead({ kind: 'card', id, atMs: this.clock.monotonicMs() }));
   }
 
   rotate(): void {

@@ -12,7 +12,6 @@ import type { Registry } from '../central/registry.js';
 import { ReferenceWhitelist } from './whitelist-reference.js';
 import type { GrantJson, ModelJson } from './whitelist-model.js';
 
-const te = new TextEncoder();
 
 export interface SimPerson {
   readonly subject: string;
@@ -31,7 +30,17 @@ export interface ChurnRecord {
 
 /** A card id no registry knows (deterministic from the seed and n). */
 export function unknownCard(seed: number, n: number): Uint8Array {
-  return te.encode(`stranger-${seed}-${n}`);
+  void seed; // each run is a world of its own: the ids need not differ between seeds
+  return emCard(0x30, n);
+}
+
+/**
+ * A 5-byte card id as an EM4100 reader reads it (the XS gates' reader sees
+ * the card's frame; the Node gates get the id): a kind byte (0x10 people,
+ * 0x20 people added later, 0x30 strangers) and a number, so no two collide.
+ */
+function emCard(kind: number, n: number): Uint8Array {
+  return Uint8Array.of(kind, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
 export class SimPopulation {
@@ -41,14 +50,12 @@ export class SimPopulation {
   /** Reference whitelists by list version (epoch is fixed: one epoch per run). */
   readonly #references = new Map<number, ReferenceWhitelist>();
   readonly #random: () => number;
-  readonly #seed: number;
   #added = 0;
   /** The list's epoch (one per run: nothing here starts a new one). */
   epoch = 0;
   readonly #suspendedInstitutions = new Set<number>();
 
-  constructor(seed: number, random: () => number) {
-    this.#seed = seed;
+  constructor(random: () => number) {
     this.#random = random;
     this.#references.set(0, new ReferenceWhitelist({ epoch: 1, version: 0, industries: [], institutions: [], credentials: [], schedules: [] }));
   }
@@ -79,7 +86,7 @@ export class SimPopulation {
         const institution = this.institutions[Math.floor(r() * this.institutions.length)]!;
         const subject = `p-${p}`;
         await reg.addSubject({ id: subject, kind: 'person', institution, name: `Person ${p}` });
-        const card = te.encode(`card-${this.#seed}-${p}`);
+        const card = emCard(0x10, p);
         await reg.addCredential({ subject, kind: 'card', rawId: card });
         if (p % 11 === 3) await reg.grant('individual', subject, { ...both, passbackGroup: 2, validUntil: nowSeconds + 30 * 86400 });
         else if (p % 17 === 5) await reg.grant('individual', subject, { ...both, validFrom: nowSeconds + 86400 }); // not valid yet
@@ -136,7 +143,7 @@ export class SimPopulation {
           const n = this.#added++;
           const subject = `new-${n}`;
           const institution = pick(this.institutions);
-          const card = te.encode(`card-${this.#seed}-new-${n}`);
+          const card = emCard(0x20, n);
           await reg.addSubject({ id: subject, kind: 'person', institution, name: `New person ${n}` });
           await reg.addCredential({ subject, kind: 'card', rawId: card });
           added.push({ subject, card, institution, revoked: false, suspended: false });

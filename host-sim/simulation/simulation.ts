@@ -14,8 +14,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_POLICY } from '../../firmware/core/decision.js';
-import { createRecord, decodeRecord, EventType } from '../../protocol/event-record.js';
-import { fromHex, toHex } from '../../protocol/hex.js';
+import { EventType } from '../../protocol/event-record.js';
+import { toHex } from '../../protocol/hex.js';
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { REASON_NAMES, Reason } from '../../protocol/reasons.js';
 import { BrokerAcl } from '../broker-acl.js';
@@ -32,6 +32,10 @@ import { DeterminismGuard, realSetImmediate } from './determinism-guard.js';
 import { Adversary } from './adversary.js';
 import { SimBroker } from './sim-broker.js';
 import { SimGate } from './sim-gate.js';
+import { SimXsGate } from './sim-xs-gate.js';
+import type { GateMode } from '../../firmware/core/decision.js';
+import type { JournalEvent, SimulatedGate, SimulatedGateHooks, TapInputs } from './simulated-gate.js';
+import { bundleXsGate } from '../xs-gate/bundle.js';
 import { SimPopulation, seededKey, unknownCard, type SimPerson } from './sim-population.js';
 import { SimScheduler, type NodeClock, type TimerGroup } from './sim-scheduler.js';
 import { Trace } from './trace.js';
@@ -56,6 +60,10 @@ export interface SimulationOptions {
   readonly gates?: number;
   readonly hours?: number;
   readonly faults?: readonly FaultKind[];
+  /** How many of the gates run firmware/moddable/main.ts on XS (xsnap workers in lockstep); the first ones (default 0). */
+  readonly xs?: number;
+  /** Tests: a script evaluated in every XS worker after it boots (a bug patched into the running firmware). */
+  readonly xsAfterBoot?: string;
 }
 
 export interface Violation {
@@ -69,11 +77,14 @@ export interface Violation {
 export interface SimulationReport {
   readonly seed: number;
   readonly gates: number;
+  /** Of which on XS. */
+  readonly xs: number;
   readonly hours: number;
   readonly faults: readonly FaultKind[];
   readonly digest: string;
   readonly violations: readonly Violation[];
-  readonly taps: { total: number; granted: number; denied: number; checked: number; byReason: Record<string, number> };
+  /** `checkedXs`: the checked decisions that gates on XS made. */
+  readonly taps: { total: number; granted: number; denied: number; checked: number; checkedXs: number; byReason: Record<string, number> };
   readonly injected: Record<string, number>;
   readonly events: { journaled: number; stored: number; lostToWipe: number };
   readonly versions: { final: number; changes: number };
@@ -96,12 +107,14 @@ const T0 = 1_795_000_000; // 2026-11-18, a Wednesday (UTC)
 const TAP_GAP_MS = [12_000, 40_000] as const;
 const FAULT_GAP_MS = [60_000, 240_000] as const;
 
-export function replayCommand(o: { seed: number; gates: number; hours: number; faults: readonly FaultKind[] }): string {
+export function replayCommand(o: { seed: number; gates: number; hours: number; faults: readonly FaultKind[]; xs?: number }): string {
   const all = o.faults.length === FAULT_KINDS.length && FAULT_KINDS.every((k) => o.faults.includes(k));
-  return `subline simulate --seed ${o.seed} --gates ${o.gates} --hours ${o.hours}${all ? '' : ` --faults ${o.faults.length === 0 ? 'none' : o.faults.join(',')}`}`;
+  return `subline simulate --seed ${o.seed} --gates ${o.gates} --hours ${o.hours}${(o.xs ?? 0) > 0 ? ` --xs ${o.xs}` : ''}${all ? '' : ` --faults ${o.faults.length === 0 ? 'none' : o.faults.join(',')}`}`;
 }
 
 export async function runSimulation(options: SimulationOptions): Promise<SimulationReport> {
+  // The XS gates' script is bundled (esbuild, cached) before the guard: a build tool's clock is not the run's.
+  if ((options.xs ?? 0) > 0) await bundleXsGate();
   const guard = new DeterminismGuard();
   const realNow = performance.now.bind(performance);
   const wallStart = realNow();
@@ -139,7 +152,11 @@ class Simulation {
   readonly #rng: (label: string) => () => number;
   readonly #broker: SimBroker;
   readonly #population: SimPopulation;
-  readonly #gates: SimGate[] = [];
+  readonly #gates: SimulatedGate[] = [];
+  readonly xsCount: number;
+  readonly #xsAfterBoot: string | undefined;
+  /** The XS gates' work, one command at a time in the order handed over (their replies never race). */
+  #xsQueue: Promise<unknown> = Promise.resolve();
   readonly #specs: GateSpec[];
   readonly #passback = new Map<string, ReferencePassback>();
   /** Passback uncertain until (virtual ms) at a gate whose power was cut (a torn passage record may be gone). */
@@ -149,7 +166,7 @@ class Simulation {
   readonly #grantsUnused = new Map<string, number>();
   readonly #revocations: { card: Uint8Array; version: number; atMs: number }[] = [];
   readonly #injected: Record<string, number> = {};
-  readonly #taps = { total: 0, granted: 0, denied: 0, checked: 0, byReason: {} as Record<string, number> };
+  readonly #taps = { total: 0, granted: 0, denied: 0, checked: 0, checkedXs: 0, byReason: {} as Record<string, number> };
   readonly #keys: { signingKey: Uint8Array; deploymentKey: Uint8Array; gateMasterKey: Uint8Array; publicKey: Uint8Array };
   #centralClock: NodeClock;
   #central: Central | null = null;
@@ -157,9 +174,10 @@ class Simulation {
   #centralStarting = false;
   #centralGeneration = 0;
   #adversary: Adversary | null = null;
-  #decision: { type: number; reason: number } | null = null;
-  /** A passage_completed was journaled during the last rotation the driver made. */
-  #completed = false;
+  /** Per gate: the tap waiting for its decision (its inputs once the gate read the card). */
+  readonly #tapping = new Map<string, { readonly plan: Plan; readonly r: () => number; inputs: TapInputs | null; tap: TapJson | null }>();
+  /** Per gate: the turn of a granted tap, until its passage record (or not: a turn after the lane closed). */
+  readonly #turning = new Map<string, { readonly boots: number; readonly group: number; readonly tap: TapJson; readonly plan: Plan }>();
   #violation: Violation | null = null;
   #faultsUntil = 0;
   #lastFaultEnd = 0;
@@ -173,6 +191,9 @@ class Simulation {
     this.gateCount = o.gates ?? 8;
     this.hours = o.hours ?? 1;
     this.faults = o.faults ?? FAULT_KINDS;
+    this.xsCount = o.xs ?? 0;
+    this.#xsAfterBoot = o.xsAfterBoot;
+    if (!Number.isInteger(this.xsCount) || this.xsCount < 0 || this.xsCount > Math.min(this.gateCount, 64)) throw new RangeError('xs must be an integer in 0..min(gates, 64)');
     if (!Number.isInteger(this.gateCount) || this.gateCount < 1 || this.gateCount > 10_000) throw new RangeError('gates must be an integer in 1..10000');
     if (!(this.hours > 0 && this.hours <= 48)) throw new RangeError('hours must be in (0, 48]');
     this.#s = new SimScheduler({ wallSeconds: T0 });
@@ -194,7 +215,7 @@ class Simulation {
       link: { delayMs: 5, jitterMs: 20 },
       onTrace: (line) => this.#trace.add('broker', line),
     });
-    this.#population = new SimPopulation(this.seed, this.#rng('population'));
+    this.#population = new SimPopulation(this.#rng('population'));
     this.#centralClock = this.#s.clock();
   }
 
@@ -224,7 +245,7 @@ class Simulation {
 
   async dispose(): Promise<void> {
     this.#world.cancel();
-    for (const g of this.#gates) g.powerOff();
+    await Promise.all(this.#gates.map((g) => g.close()));
     const c = this.#central;
     this.#central = null;
     this.#centralTimers?.cancel();
@@ -309,9 +330,9 @@ class Simulation {
     if (c === null || !c.connected) return false;
     const version = (await c.registry.list()).version;
     for (const g of this.#gates) {
-      const gate = g.node?.gate;
-      if (gate === undefined) return false;
-      if (gate.store.version !== version) return false;
+      const gate = g.readout();
+      if (gate === null) return false;
+      if (gate.version !== version) return false;
       if (gate.journal.acked < gate.journal.lastSeq) return false;
     }
     return true;
@@ -383,60 +404,56 @@ class Simulation {
   async #addGate(spec: GateSpec, i: number): Promise<void> {
     const c = this.#central!;
     const id = await c.provisionGate({ gate: spec.id, site: spec.site, list: 'main', line: spec.line, direction: spec.direction, lane: spec.lane });
+    const xs = i < this.xsCount;
     const p: ProvisioningRecord = {
-      gate: spec.id, site: spec.site, line: spec.line, direction: spec.direction, lane: spec.lane, list: 'main', topicRoot: 'subline', broker: 'sim://broker',
+      // The device firmware parses its broker URL; any host resolves to the simulated broker.
+      gate: spec.id, site: spec.site, line: spec.line, direction: spec.direction, lane: spec.lane, list: 'main', topicRoot: 'subline', broker: xs ? 'mqtt://broker.sim:1883' : 'sim://broker',
       trustedKeys: [this.#keys.publicKey], deploymentKey: this.#keys.deploymentKey, gateKey: id.gateKey, gateKeyId: id.gateKeyId,
       journalEpoch: 1000 * (i + 1), policy: DEFAULT_POLICY[spec.line], passbackSeconds: 120,
     };
-    const g = new SimGate({
-      scheduler: this.#s,
-      clock: this.#s.clock(),
-      provisioning: p,
-      network: this.#broker,
-      seed: this.seed * 64 + i,
-      hooks: {
-        crashed: (gate, e) => this.#violate('gate code never throws', gate.id, e instanceof Error ? (e.stack ?? e.message) : String(e)),
-        relayOn: (gate) => this.#onRelay(gate),
-        event: (gate, type, reason, seq) => this.#onEvent(gate, type, reason, seq),
-        powerLost: (gate) => this.#onPowerLost(gate),
-        trace: (gate, line) => this.#trace.add(gate.id, line),
-      },
-    });
+    const hooks: SimulatedGateHooks = {
+      crashed: (gate, e) => this.#violate('gate code never throws', gate.id, e instanceof Error ? (e.stack ?? e.message) : String(e)),
+      relayOn: (gate) => this.#onRelay(gate),
+      probe: (gate, inputs) => this.#onProbe(gate, inputs),
+      event: (gate, e) => this.#onEvent(gate, e),
+      powerLost: (gate) => this.#onPowerLost(gate),
+      trace: (gate, line) => this.#trace.add(gate.id, line),
+    };
+    const seed = this.seed * 64 + i;
+    const g: SimulatedGate = xs
+      ? new SimXsGate({ scheduler: this.#s, provisioning: p, broker: this.#broker, hooks, seed, wallSeconds: () => T0 + this.#s.nowMs / 1000, later: (work) => this.#laterXs(work), ...(this.#xsAfterBoot !== undefined ? { afterBoot: this.#xsAfterBoot } : {}) })
+      : new SimGate({ scheduler: this.#s, clock: this.#s.clock(), provisioning: p, network: this.#broker, seed, hooks });
     this.#gates.push(g);
     this.#passback.set(g.id, new ReferencePassback());
     g.boot();
   }
 
-  #onEvent(gate: SimGate, type: number, reason: number, seq: number | 'full'): void {
-    if (type === EventType.decision_granted || type === EventType.decision_denied) this.#decision = { type, reason };
-    if (type === EventType.passage_completed) this.#completed = true;
-    // A grant (or an open command) counts for the relay only once its record reads back from flash as such.
-    if (seq !== 'full' && (type === EventType.decision_granted || type === EventType.command) && this.#durable(gate, seq, type)) this.#grantsUnused.set(gate.id, (this.#grantsUnused.get(gate.id) ?? 0) + 1);
-    this.#trace.add(gate.id, `event type ${type} reason ${reason} seq ${seq}`);
+  #laterXs(work: () => Promise<unknown>): void {
+    const next = this.#xsQueue.then(work);
+    this.#xsQueue = next.catch(() => undefined);
+    this.#later(next);
   }
 
-  /** The record at seq is on the gate's flash, valid, of this type. */
-  #durable(gate: SimGate, seq: number, type: number): boolean {
-    const j = gate.node?.gate.journal;
-    if (j === undefined) return false;
-    gate.observe();
-    const hex = gate.journaled.get(j.epoch)?.get(seq);
-    if (hex === undefined) return false;
-    const r = createRecord();
-    return decodeRecord(fromHex(hex), 0, seq, j.epoch, r) === 0 && r.type === type;
+  #onEvent(gate: SimulatedGate, e: JournalEvent): void {
+    if (e.type === EventType.decision_granted || e.type === EventType.decision_denied) this.#onDecision(gate, e);
+    if (e.type === EventType.passage_completed) this.#onPassage(gate, e);
+    // A grant (or an open command) counts for the relay only once its record reads back from flash as such.
+    if (e.durable && (e.type === EventType.decision_granted || e.type === EventType.command)) this.#grantsUnused.set(gate.id, (this.#grantsUnused.get(gate.id) ?? 0) + 1);
+    this.#trace.add(gate.id, `event type ${e.type} reason ${e.reason} seq ${e.seq}`);
   }
 
   /** No passage without a durable record before the relay (fire release excepted). */
-  #onRelay(gate: SimGate): void {
-    const mode = gate.node?.gate.controller.mode;
+  #onRelay(gate: SimulatedGate): void {
+    const mode = gate.readout()?.mode;
     if (mode === 'emergency') return;
     const unused = this.#grantsUnused.get(gate.id) ?? 0;
     if (unused <= 0) return this.#violate('no passage without a durable record before the relay', gate.id, 'relay switched on with no journaled grant or open command before it');
     this.#grantsUnused.set(gate.id, unused - 1);
   }
 
-  #onPowerLost(gate: SimGate): void {
+  #onPowerLost(gate: SimulatedGate): void {
     this.#count('power-cut.fired');
+    if (gate.engine === 'xs') this.#count('power-cut.fired.xs');
     this.#disturb(gate.id);
     this.#grantsUnused.set(gate.id, 0);
     this.#passbackUncertain.set(gate.id, this.#s.nowMs + 10 * 60_000);
@@ -447,7 +464,7 @@ class Simulation {
 
   // ------------------------------------------------------------------ taps
 
-  #scheduleTaps(g: SimGate): void {
+  #scheduleTaps(g: SimulatedGate): void {
     const r = this.#rng(`taps-${g.id}`);
     const next = (): void => {
       if (this.#s.nowMs >= this.#faultsUntil + 5 * 60_000) return; // the taps end before the final convergence
@@ -459,7 +476,7 @@ class Simulation {
     next();
   }
 
-  #plan(g: SimGate, r: () => number): Plan {
+  #plan(g: SimulatedGate, r: () => number): Plan {
     const people = this.#population.people;
     const x = r();
     const passes = r() < 0.93;
@@ -477,38 +494,48 @@ class Simulation {
 
   readonly #lastPassage = new Map<string, SimPerson>();
 
-  #tap(g: SimGate, r: () => number): void {
-    const node = g.node;
+  #tap(g: SimulatedGate, r: () => number): void {
     const plan = this.#plan(g, r);
-    if (node === null) return;
-    const gate = node.gate;
-    // The reference's inputs, read the way the lane controller reads them.
-    const t = gate.time.read();
-    const head = gate.store.head;
-    const version = gate.store.version;
-    const tap: TapJson = {
-      key: toHex(credentialKey(nodeCrypto, this.#keys.deploymentKey, 1, plan.card)),
-      line: gate.config.line,
-      direction: gate.config.direction,
-      lane: gate.config.lane,
-      passbackSeconds: gate.config.passbackSeconds,
-      now: t.now,
-      clockTrusted: t.trusted,
-      headIssuedAt: head?.issuedAt ?? 0,
-      headExpires: head?.expires ?? 0,
-      mode: gate.controller.mode,
-      journalFull: gate.journal.isFull,
+    if (!g.alive) return;
+    this.#tapping.set(g.id, { plan, r, inputs: null, tap: null });
+    g.tap(plan.card);
+    this.#taps.total++;
+    // The Node gate decides inside tap(); an XS gate when its worker next runs (a step later).
+    if (g.engine === 'node' && this.#tapping.has(g.id)) {
+      this.#trace.add(g.id, `tap ${toHex(credentialKey(nodeCrypto, this.#keys.deploymentKey, 1, plan.card))} no decision journaled`);
+      this.#tapping.delete(g.id);
+    }
+  }
+
+  /** The card reached the lane controller: the reference's inputs, read the way it reads them. */
+  #onProbe(g: SimulatedGate, inputs: TapInputs): void {
+    const t = this.#tapping.get(g.id);
+    if (t === undefined || t.tap !== null) return;
+    const p = g.provisioning;
+    t.inputs = inputs;
+    t.tap = {
+      key: toHex(credentialKey(nodeCrypto, this.#keys.deploymentKey, 1, t.plan.card)),
+      line: p.line,
+      direction: p.direction,
+      lane: p.lane,
+      passbackSeconds: p.passbackSeconds,
+      now: inputs.now,
+      clockTrusted: inputs.trusted,
+      headIssuedAt: inputs.headIssuedAt,
+      headExpires: inputs.headExpires,
+      mode: inputs.mode as GateMode,
+      journalFull: inputs.journalFull,
       record: false,
       strict: false,
     };
-    this.#decision = null;
-    g.tap(plan.card);
-    this.#taps.total++;
-    const d = this.#decision as { type: number; reason: number } | null;
-    if (d === null) {
-      this.#trace.add(g.id, `tap ${tap.key} no decision journaled`);
-      return;
-    }
+  }
+
+  #onDecision(g: SimulatedGate, d: JournalEvent): void {
+    const t = this.#tapping.get(g.id);
+    if (t === undefined || t.tap === null || t.inputs === null) return;
+    this.#tapping.delete(g.id);
+    const { plan, tap } = t;
+    const version = t.inputs.version;
     const granted = d.type === EventType.decision_granted;
     if (granted) this.#taps.granted++;
     else this.#taps.denied++;
@@ -517,27 +544,36 @@ class Simulation {
     this.#trace.add(g.id, `tap ${tap.key} v${version} -> ${granted ? 'granted' : 'denied'} ${name}`);
     const want = this.#compare(g, version, tap, granted, d.reason);
     if (!granted || !plan.passes) return;
-    const passAt = 800 + Math.floor(r() * 2500);
+    const passAt = 800 + Math.floor(t.r() * 2500);
+    const boots = g.boots;
     this.#world.set(() => {
-      if (g.node !== node) return;
-      this.#completed = false;
-      g.rotate();
+      if (g.boots !== boots || !g.alive) return;
       // The gate's passback records a passage its grant let through (passage_completed); a turn
       // after the lane closed (a lockdown came, the grant timed out) is a forced passage of nobody.
-      if (!this.#completed) return;
-      this.#passed(g, want?.group ?? 0, { ...tap, now: node.gate.time.read().now });
-      if (plan.person !== null) this.#lastPassage.set(g.id, plan.person);
-      if (plan.tailgate) this.#world.set(() => g.node === node && g.rotate(), 400);
+      const turn = { boots, group: want?.group ?? 0, tap, plan };
+      this.#turning.set(g.id, turn);
+      g.rotate();
+      if (g.engine === 'node') this.#turning.delete(g.id); // its passage record came inside rotate(), or none will
+      else this.#world.set(() => this.#turning.get(g.id) === turn && this.#turning.delete(g.id), 2000);
     }, passAt);
   }
 
+  #onPassage(g: SimulatedGate, e: JournalEvent): void {
+    const t = this.#turning.get(g.id);
+    if (t === undefined) return;
+    this.#turning.delete(g.id);
+    this.#passed(g, t.group, { ...t.tap, now: e.time });
+    if (t.plan.person !== null) this.#lastPassage.set(g.id, t.plan.person);
+    if (t.plan.tailgate) this.#world.set(() => g.boots === t.boots && g.alive && g.rotate(), 400);
+  }
+
   /** The reference records the passage at its own time, as the gate's passback does (the group of the grant that admitted it). */
-  #passed(g: SimGate, group: number, tap: TapJson): void {
+  #passed(g: SimulatedGate, group: number, tap: TapJson): void {
     this.#passback.get(g.id)!.record(tap.key, group, tap.direction, tap.now);
   }
 
   /** Every decision equals the reference model's for the version the gate holds, its time and freshness, its passback. */
-  #compare(g: SimGate, version: number, tap: TapJson, granted: boolean, reason: number): { group: number } | null {
+  #compare(g: SimulatedGate, version: number, tap: TapJson, granted: boolean, reason: number): { group: number } | null {
     const ref = this.#population.reference(version);
     if (ref === undefined) {
       this.#violate('a gate holds only versions the registry published', g.id, `version ${version} was never a version of the list`);
@@ -546,6 +582,7 @@ class Simulation {
     const passback = this.#passback.get(g.id)!;
     const want = ref.decide(tap, passback);
     this.#taps.checked++;
+    if (g.engine === 'xs') this.#taps.checkedXs++;
     const result = { group: want.granted ? ref.passbackGroup(tap, want.level) : 0 };
     if (want.granted === granted && sameReason(want.reason, reason)) return result;
     // After a power cut the passage record being written may be torn away: passback may differ for a while.
@@ -613,7 +650,7 @@ class Simulation {
         const now = this.#central;
         if (now !== null && now.connected && !this.#centralStarting) send(now, 'release');
         // Again while the gate is locked down or down (its lockdown is durable: it is still on when it boots).
-        if (tries > 0) this.#world.set(() => (g.node === null || g.node.gate.controller.mode === 'lockdown' ? release(tries - 1) : undefined), 60_000);
+        if (tries > 0) this.#world.set(() => (g.readout() === null || g.readout()?.mode === 'lockdown' ? release(tries - 1) : undefined), 60_000);
       };
       release(20);
     }, 60_000 + Math.floor(r() * 240_000));
@@ -634,7 +671,7 @@ class Simulation {
 
   #inject(kind: FaultKind, r: () => number): void {
     const now = this.#s.nowMs;
-    const pickGate = (): SimGate => this.#gates[Math.floor(r() * this.#gates.length)]!;
+    const pickGate = (): SimulatedGate => this.#gates[Math.floor(r() * this.#gates.length)]!;
     const span = (min: number, max: number): number => min + Math.floor(r() * (max - min));
     this.#count(kind);
     switch (kind) {
@@ -674,12 +711,17 @@ class Simulation {
         if (!g.alive) return;
         const n = 1 + Math.floor(r() * 40);
         this.#trace.add('world', `fault power cut at ${g.id}'s flash op +${n}`);
+        if (g.engine === 'xs') this.#count('power-cut.xs');
         g.armPowerCut(n);
         this.#disturb(g.id, now + 120_000);
         return;
       }
       case 'clock': {
-        const g = pickGate();
+        // The XS gates keep the clock SNTP set (their worker's): clock faults are the Node gates'.
+        const clocked = this.#gates.filter((x) => x.clock !== null);
+        if (clocked.length === 0) return;
+        const picked = clocked[Math.floor(r() * clocked.length)]!;
+        const g = { id: picked.id, clock: picked.clock! };
         const x = r();
         if (x < 0.4) {
           const skew = (r() < 0.5 ? -1 : 1) * span(5, 900);
@@ -705,6 +747,7 @@ class Simulation {
       case 'wipe': {
         const g = pickGate();
         this.#trace.add('world', `fault wipe ${g.id}`);
+        if (g.engine === 'xs') this.#count('wipe.xs');
         g.wipe(this.seed * 977 + (this.#injected.wipe ?? 0));
         this.#passback.get(g.id)?.clear();
         this.#grantsUnused.set(g.id, 0);
@@ -797,7 +840,7 @@ class Simulation {
     if (n === 0) this.#broker.partition(id, false);
   }
 
-  #siteOf(g: SimGate): string[] {
+  #siteOf(g: SimulatedGate): string[] {
     const site = g.provisioning.site;
     return this.#gates.filter((x) => x.provisioning.site === site).map((x) => x.id);
   }
@@ -805,11 +848,11 @@ class Simulation {
   #healAll(): void {
     this.#cuts.clear();
     for (const g of this.#gates) {
-      if (g.node?.gate.controller.mode === 'lockdown') this.#trace.add('world', `${g.id} still locked down at the end`);
-      g.clock.offsetSeconds = 0; // the clock set right (network time) with everything else
+      if (g.readout()?.mode === 'lockdown') this.#trace.add('world', `${g.id} still locked down at the end`);
+      if (g.clock !== null) g.clock.offsetSeconds = 0; // the clock set right (network time) with everything else
       this.#broker.partition(g.id, false);
       this.#broker.setLink(g.id, { loss: 0, duplicate: 0, delayMs: 5, jitterMs: 20 });
-      g.clock.setTrusted(true);
+      g.clock?.setTrusted(true);
       if (!g.alive) g.boot();
     }
     this.#broker.partition(CENTRAL_IDENTITY, false);
@@ -832,27 +875,30 @@ class Simulation {
     const now = this.#s.nowMs;
     const c = this.#central;
     for (const g of this.#gates) {
-      const gate = g.node?.gate;
-      if (gate === undefined) continue;
-      const v = gate.store.version;
+      const gate = g.readout();
+      if (gate === null) continue;
+      const v = gate.version;
       const high = this.#highestVersion.get(g.id) ?? 0;
       if (v < high) return this.#violate('a gate never installs an older version', g.id, `version ${v} after ${high}`);
       if (v > high) this.#highestVersion.set(g.id, v);
-      if (g.liveTimers > BOUNDS.gateTimers) return this.#violate('bounded memory per gate', g.id, `${g.liveTimers} timers waiting`);
+      if (gate.timers > BOUNDS.gateTimers) return this.#violate('bounded memory per gate', g.id, `${gate.timers} timers waiting`);
       // Nothing forged is displayed: the presence the central shows is one this gate sent.
       const shown = c?.presence(g.id)?.status;
-      if (shown !== undefined && (!g.journaled.has(shown.journal) || shown.boot > g.highestBoot(shown.journal))) return this.#violate('nothing forged is ever displayed', g.id, `the central shows journal ${shown.journal} boot ${shown.boot}; the gate reached boot ${g.highestBoot(shown.journal)} in that epoch`);
-      if (gate.journal.backlog > gate.journal.capacityEvents) return this.#violate('bounded journal per gate', g.id, `backlog ${gate.journal.backlog} > capacity ${gate.journal.capacityEvents}`);
-      if (gate.store.epoch !== 0 && gate.store.epoch !== this.#population.epoch) return this.#violate('no other epoch without a signed new epoch', g.id, `epoch ${gate.store.epoch}, the list's is ${this.#population.epoch}`);
+      if (shown !== undefined && (!g.watch.journaled.has(shown.journal) || shown.boot > g.watch.highestBoot(shown.journal))) return this.#violate('nothing forged is ever displayed', g.id, `the central shows journal ${shown.journal} boot ${shown.boot}; the gate reached boot ${g.watch.highestBoot(shown.journal)} in that epoch`);
+      if (gate.journal.backlog > gate.journal.capacity) return this.#violate('bounded journal per gate', g.id, `backlog ${gate.journal.backlog} > capacity ${gate.journal.capacity}`);
+      if (gate.listEpoch !== 0 && gate.listEpoch !== this.#population.epoch) return this.#violate('no other epoch without a signed new epoch', g.id, `epoch ${gate.listEpoch}, the list's is ${this.#population.epoch}`);
       // A revocation is effective on every gate connected without a fault, within the bound.
       for (const rv of this.#revocations) {
         const from = Math.max(rv.atMs, this.#lastDisturbance.get(g.id) ?? 0);
         if (now - from < BOUNDS.revocationMs || v >= rv.version || c === null) continue;
-        if (!gate.sync.connected) continue;
+        if (!gate.connected) continue;
         return this.#violate('a revocation is effective on every connected gate within the bound', g.id, `version ${v}, revocation in version ${rv.version} committed at ${rv.atMs} ms, gate undisturbed since ${from} ms`);
       }
     }
-    this.#trace.add('world', `tick ${this.#gates.map((g) => (g.node === null ? '-' : `${g.node.gate.store.version}/${g.node.gate.journal.acked}`)).join(' ')}`);
+    this.#trace.add('world', `tick ${this.#gates.map((g) => {
+      const r = g.readout();
+      return r === null ? '-' : `${r.version}/${r.journal.acked}`;
+    }).join(' ')}`);
   }
 
   /**
@@ -876,7 +922,7 @@ class Simulation {
     for (const [gate, epoch, max, count] of held) {
       const g = byId.get(gate);
       if (g === undefined) return this.#violate('nothing forged is ever stored', undefined, `the central holds records of '${gate}', which is no gate of this run`);
-      const recs = g.journaled.get(epoch);
+      const recs = g.watch.journaled.get(epoch);
       if (recs === undefined) return this.#violate('nothing forged is ever stored', g.id, `the central holds records of epoch ${epoch}, which the gate never had`);
       const key = `${gate} ${epoch}`;
       counts.set(key, count);
@@ -892,22 +938,22 @@ class Simulation {
       this.#verified.set(key, max);
     }
     for (const g of this.#gates) {
-      const gate = g.node?.gate;
-      if (gate !== undefined) {
+      const gate = g.readout();
+      if (gate !== null) {
         const epoch = gate.journal.epoch;
         const ack = await c.events.ack(g.id, epoch);
         if (gate.journal.acked > (ack?.seq ?? 0)) return this.#violate('a gate frees only what the central stored', g.id, `epoch ${epoch}: the gate has seqs up to ${gate.journal.acked} acknowledged, the central holds them up to ${ack?.seq ?? 0}`);
       }
       if (!final) continue;
-      for (const [epoch, recs] of g.journaled) {
+      for (const [epoch, recs] of g.watch.journaled) {
         let expected = 0;
-        for (const seq of recs.keys()) if (!g.lostAt(epoch, seq)) expected++;
+        for (const seq of recs.keys()) if (!g.watch.lostAt(epoch, seq)) expected++;
         const stored = counts.get(`${g.id} ${epoch}`) ?? 0;
         if (stored >= expected) continue; // every stored row is one of recs (checked above)
         const rows = (await db.rows('SELECT seq FROM events WHERE gate = ? AND epoch = ?', [g.id, epoch])) as [number][];
         const have = new Set(rows.map(([seq]) => seq));
         for (const seq of recs.keys()) {
-          if (have.has(seq) || g.lostAt(epoch, seq)) continue;
+          if (have.has(seq) || g.watch.lostAt(epoch, seq)) continue;
           return this.#violate('every journaled event is stored at the central exactly once after the faults heal', g.id, `epoch ${epoch} seq ${seq} was journaled and is not stored ${BOUNDS.convergeMs / 60_000} min after the last fault healed`);
         }
       }
@@ -921,8 +967,8 @@ class Simulation {
     let journaled = 0;
     let lost = 0;
     for (const g of this.#gates) {
-      for (const recs of g.journaled.values()) journaled += recs.size;
-      lost += g.lostToWipe;
+      for (const recs of g.watch.journaled.values()) journaled += recs.size;
+      lost += g.watch.lostToWipe;
     }
     const finalVersion = c !== null && c.store.db.open ? (await c.registry.list()).version : 0;
     const violations = this.#violation !== null ? [this.#violation] : [];
@@ -931,18 +977,14 @@ class Simulation {
     }
     // Where each gate stands, for a violation's reader.
     if (violations.length > 0) {
-      const states = this.#gates.map((g) => {
-        const gate = g.node?.gate;
-        if (gate === undefined) return `${g.id}: down`;
-        const st = gate.sync.stats;
-        return `${g.id}: ${gate.sync.connected ? 'connected' : 'not connected'}, list v${gate.store.version}, journal epoch ${gate.journal.epoch} acked ${gate.journal.acked} of ${gate.journal.lastSeq}, batches sent ${st.batchesSent} acked ${st.batchesAcked} resends ${st.resends}, refused ${JSON.stringify(st.rejected)}`;
-      });
+      const states = this.#gates.map((g) => g.describe());
       const v = violations[0]!;
       violations[0] = { ...v, lastEvents: [...v.lastEvents, ...states, `central: ${c === null ? 'down' : c.connected ? 'connected' : 'not connected'}, rejected ${JSON.stringify(c?.stats.rejected ?? {})}, ingest ${JSON.stringify(c?.stats.ingest ?? {})}`] };
     }
     return {
       seed: this.seed,
       gates: this.gateCount,
+      xs: this.xsCount,
       hours: this.hours,
       faults: this.faults,
       digest: this.#trace.digest(),
@@ -956,7 +998,7 @@ class Simulation {
       steps: this.#s.steps,
       traceLines: this.#trace.lines,
       wallMs: Math.round(wallMs()),
-      replay: replayCommand({ seed: this.seed, gates: this.gateCount, hours: this.hours, faults: this.faults }),
+      replay: replayCommand({ seed: this.seed, gates: this.gateCount, hours: this.hours, faults: this.faults, xs: this.xsCount }),
     };
   }
 }

@@ -40,7 +40,17 @@ export interface MqttBridgeStats {
   messages: number;
 }
 
-export class MqttBridge {
+/** What an XS gate's network does with the guest's operations (MqttBridge, or the simulation's broker). */
+export interface XsGateNetwork {
+  handle(op: OutOp, blobs: readonly Uint8Array[]): void;
+  /** Drops every connection at once, without DISCONNECT (power cut or shutdown); reports nothing. */
+  closeAll(): void;
+  /** Connections open now. */
+  readonly open: number;
+  readonly stats: MqttBridgeStats;
+}
+
+export class MqttBridge implements XsGateNetwork {
   readonly stats: MqttBridgeStats = { connects: 0, lost: 0, publishes: 0, messages: 0 };
   readonly #o: MqttBridgeOptions;
   readonly #conns = new Map<number, MqttClient>();

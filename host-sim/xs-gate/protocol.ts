@@ -14,7 +14,8 @@
 export type InEvent =
   | { readonly ev: 'pin'; readonly pin: number; readonly level: 0 | 1; readonly delayMs?: number }
   | { readonly ev: 'fault'; readonly pin: number; readonly on: boolean }
-  | { readonly ev: 'uart'; readonly port: number; readonly blob: number; readonly delayMs?: number }
+  /** `probe`: the gate's decision inputs are read just before the bytes arrive (TapProbe in the reply). */
+  | { readonly ev: 'uart'; readonly port: number; readonly blob: number; readonly delayMs?: number; readonly probe?: boolean }
   /** A UHF tag (EPC in the blob) enters the field of the simulated reader on `port` for dwellMs; reported only when polled. */
   | { readonly ev: 'tag'; readonly port: number; readonly blob: number; readonly dwellMs: number; readonly delayMs?: number }
   | { readonly ev: 'wifi'; readonly up: boolean }
@@ -77,7 +78,8 @@ export interface InitRequest {
 export type Request =
   | InitRequest
   | { readonly op: 'start' }
-  | { readonly op: 'advance'; readonly ms: number; readonly events: readonly InEvent[] }
+  /** `watch`: the reply carries what was journaled since the last watched reply (JournalWatch). */
+  | { readonly op: 'advance'; readonly ms: number; readonly events: readonly InEvent[]; readonly watch?: boolean }
   | { readonly op: 'snapshot'; readonly partition: string }
   | { readonly op: 'cut'; readonly partition: string; readonly afterOps: number; readonly mode?: 'write' | 'erase' | 'any' }
   | { readonly op: 'gc' }
@@ -115,6 +117,35 @@ export interface GuestStatus {
   readonly nowMs: number;
   /** The data partition's flash lost power (an armed cut fired). */
   readonly poweredOff: boolean;
+  /** The lane controller's mode ('normal', 'lockdown', 'emergency', ...; '' before the gate runs). */
+  readonly mode: string;
+  /** The journal's capacity in records and whether it is full (0 / false before the gate runs). */
+  readonly journalCapacity: number;
+  readonly journalFull: boolean;
+  /** Timers waiting in the device (bounded-memory check). */
+  readonly timers: number;
+  /** Virtual ms of the next timer due (null: none): Node need not advance before it unless something arrives. */
+  readonly nextDueMs: number | null;
+}
+
+/** The decision inputs of a gate read at the moment a probed credential arrived (the reference model's inputs). */
+export interface TapProbe {
+  readonly atMs: number;
+  readonly now: number;
+  readonly trusted: boolean;
+  readonly version: number;
+  readonly headIssuedAt: number;
+  readonly headExpires: number;
+  readonly mode: string;
+  readonly journalFull: boolean;
+}
+
+/** Records journaled since the last watched reply, read back from the flash (RECORD_BYTES each, seqs first..first+count-1). */
+export interface JournalRead {
+  readonly epoch: number;
+  readonly first: number;
+  readonly count: number;
+  readonly blob: number;
 }
 
 export interface PinWrite {
@@ -124,6 +155,8 @@ export interface PinWrite {
   readonly atMs: number;
   /** performance.now() inside the worker at the write (for latency measurements). */
   readonly perf: number;
+  /** The journal's last seq at the write (orders writes against journaled records). */
+  readonly seq: number;
 }
 
 export interface UartWrite {
@@ -145,4 +178,8 @@ export interface Reply {
   readonly status: GuestStatus;
   /** Extra values of some requests (memory). */
   readonly value?: unknown;
+  /** Probed credentials' decision inputs, in order (advance). */
+  readonly probes: readonly TapProbe[];
+  /** What was journaled since the last watched advance (advance with `watch`). */
+  readonly journaled?: JournalRead;
 }

@@ -30,8 +30,8 @@ import { XsWorker, type XsMeter } from '../xs/xs-worker.js';
 import { bundleXsGate } from './bundle.js';
 import { levelFor, manifestConfig, mergeConfig, partitionTable, settingsOf, wiringOf, type ConfigObject, type Wiring } from './config.js';
 import { decodeFrame, encodeFrame } from './frame.js';
-import { MqttBridge, type MqttBridgeStats, type Pending } from './mqtt-bridge.js';
-import type { GuestStatus, InEvent, OutOp, PinWrite, Reply, Request, UartWrite } from './protocol.js';
+import { MqttBridge, type MqttBridgeStats, type Pending, type XsGateNetwork } from './mqtt-bridge.js';
+import type { GuestStatus, InEvent, OutOp, PinWrite, Reply, Request, TapProbe, UartWrite } from './protocol.js';
 import { em4100Frame, uhfFrame, wiegandFrame } from './reader-frames.js';
 
 export interface XsGateOptions {
@@ -49,8 +49,18 @@ export interface XsGateOptions {
   readonly config?: ConfigObject;
   /** Partition sizes (default: the manifest's partition table: provision 64 KiB, gatedata 8 MiB). */
   readonly partitionBytes?: { readonly provision?: number; readonly data?: number };
-  /** Network (SNTP) time at boot, UTC seconds (default: now). */
-  readonly ntpSeconds?: number;
+  /** Network (SNTP) time at boot, UTC seconds, or a function read at each boot (default: now). */
+  readonly ntpSeconds?: number | (() => number);
+  /**
+   * The gate's network instead of MQTT.js over sockets (MqttBridge): the
+   * deterministic simulation's broker (host-sim/simulation/sim-mqtt-bridge.ts).
+   * Called at each boot with where the bridge's events go.
+   */
+  readonly network?: (onEvent: (p: Pending) => void) => XsGateNetwork;
+  /** Every advance reports what the journal made durable since the last (AdvanceResult.journaled). */
+  readonly watchJournal?: boolean;
+  /** Every advance's result, start()'s own included, before advance() resolves. */
+  readonly onAdvance?: (r: AdvanceResult) => void;
   /** The device's wall clock at boot before SNTP, UTC seconds (default 0: no battery RTC). */
   readonly rtcSeconds?: number;
   /** Wi-Fi reachable at boot (default true). */
@@ -83,12 +93,17 @@ export interface AdvanceResult {
   readonly pins: readonly PinWrite[];
   readonly uartIn: readonly number[];
   readonly meter: XsMeter;
+  /** Decision inputs read as probed credentials arrived (tap(..., { probe: true })). */
+  readonly probes: readonly TapProbe[];
+  /** With watchJournal: the records journaled since the last advance, read back from flash (16 bytes each from seq `first`). */
+  readonly journaled: { readonly epoch: number; readonly first: number; readonly count: number; readonly records: Uint8Array } | null;
 }
 
 const OUTPUT_NAMES: readonly OutputName[] = ['relay', 'barrier', 'lampGreen', 'lampRed', 'buzzer'];
 const EMPTY_STATUS: GuestStatus = {
   started: false, running: false, refused: null, faults: [], online: false, listEpoch: 0, version: 0, headIssuedAt: 0, syncRejected: {}, syncRequests: 0, taps: 0, granted: 0, denied: 0, byReason: [], passages: 0, alarms: 0,
   journal: { epoch: 0, lastSeq: 0, acked: 0, backlog: 0 }, boot: 0, clockTrusted: false, timeSet: null, nowMs: 0, poweredOff: false,
+  mode: '', journalCapacity: 0, journalFull: false, timers: 0, nextDueMs: null,
 };
 
 /** An event for the guest; `payload` goes as a blob and the event gets its index as `blob`. */
@@ -113,7 +128,7 @@ export class XsGate {
   readonly #partNames: { provision: string; data: string };
   readonly #pinToOutput = new Map<number, OutputName>();
   #worker: XsWorker | null = null;
-  #bridge: MqttBridge | null = null;
+  #bridge: XsGateNetwork | null = null;
   #queue: QueuedEvent[] = [];
   #status: GuestStatus = EMPTY_STATUS;
   #data: Uint8Array | undefined;
@@ -158,7 +173,8 @@ export class XsGate {
     for (const k of OUTPUT_NAMES) this.outputs[k] = false;
     const rec = this.#o.provisioning;
     const auth = rec instanceof Uint8Array ? undefined : gateBrokerAuth(rec); // raw record bytes (tests of bad records): no identity
-    this.#bridge = new MqttBridge({ ...(this.#o.brokerUrl !== undefined ? { brokerUrl: this.#o.brokerUrl } : {}), ...(auth !== undefined ? { brokerAuth: auth } : {}), onEvent: (p: Pending) => this.#queue.push(p) });
+    const onEvent = (p: Pending): void => void this.#queue.push(p);
+    this.#bridge = this.#o.network !== undefined ? this.#o.network(onEvent) : new MqttBridge({ ...(this.#o.brokerUrl !== undefined ? { brokerUrl: this.#o.brokerUrl } : {}), ...(auth !== undefined ? { brokerAuth: auth } : {}), onEvent });
     await worker.evaluate(script);
     const partitions: { name: string; size: number; blob?: number }[] = [];
     const blobs: Uint8Array[] = [];
@@ -178,7 +194,7 @@ export class XsGate {
     });
     await this.#command(
       {
-        op: 'init', config: this.config, partitions, rtcMs: (this.#o.rtcSeconds ?? 0) * 1000, ntpMs: (this.#o.ntpSeconds ?? Date.now() / 1000) * 1000,
+        op: 'init', config: this.config, partitions, rtcMs: (this.#o.rtcSeconds ?? 0) * 1000, ntpMs: (typeof this.#o.ntpSeconds === 'function' ? this.#o.ntpSeconds() : (this.#o.ntpSeconds ?? Date.now() / 1000)) * 1000,
         seed: ((this.#o.seed ?? 1) * 7919 + this.boots) >>> 0, pins, faults, wifi: this.#o.wifi !== false,
       },
       blobs,
@@ -241,8 +257,13 @@ export class XsGate {
     this.#queue = [];
     this.#advancesStarted++;
     try {
-      const r = await this.#command({ op: 'advance', ms, events }, blobs);
-      return { status: this.status(), pins: r.reply.pins, uartIn: r.reply.uartIn, meter: r.meter };
+      const r = await this.#command({ op: 'advance', ms, events, ...(this.#o.watchJournal === true ? { watch: true } : {}) }, blobs);
+      const j = r.reply.journaled;
+      const records = j === undefined ? undefined : r.blobs[j.blob];
+      const journaled = j === undefined || records === undefined ? null : { epoch: j.epoch, first: j.first, count: j.count, records };
+      const result: AdvanceResult = { status: this.status(), pins: r.reply.pins, uartIn: r.reply.uartIn, meter: r.meter, probes: r.reply.probes, journaled };
+      this.#o.onAdvance?.(result);
+      return result;
     } finally {
       this.#advancesDone++;
       this.#wake(false);
@@ -315,13 +336,14 @@ export class XsGate {
    * card reader sends its frame at once; a UHF tag enters the simulated M100's
    * field for tagDwellMs and is reported only in answer to the firmware's polls.
    */
-  tap(rawId: Uint8Array, kind: XsTapKind = 'card', delayMs = 0): void {
+  tap(rawId: Uint8Array, kind: XsTapKind = 'card', delayMs = 0, o: { readonly probe?: boolean } = {}): void {
     if (kind === 'uhf') {
       this.frameFor(rawId, kind); // checks the reader kind and that the EPC fits a frame
       this.#queue.push({ event: { ev: 'tag', port: this.wiring.reader.port, dwellMs: this.#o.tagDwellMs ?? 1000, ...(delayMs > 0 ? { delayMs } : {}) }, payload: rawId });
       return;
     }
-    this.feedReader(this.frameFor(rawId, kind), delayMs);
+    if (o.probe === true) this.#queue.push({ event: { ev: 'uart', port: this.wiring.reader.port, probe: true, ...(delayMs > 0 ? { delayMs } : {}) }, payload: this.frameFor(rawId, kind) });
+    else this.feedReader(this.frameFor(rawId, kind), delayMs);
   }
 
   /** The bytes the configured reader sends for a credential. */
@@ -399,6 +421,17 @@ export class XsGate {
   /** Arms a power cut inside the flash model: the n-th next write/erase of the data (or provisioning) partition is torn and everything after fails. */
   async armPowerCut(afterOps: number, mode: 'write' | 'erase' | 'any' = 'any', which: 'data' | 'provision' = 'data'): Promise<void> {
     await this.#command({ op: 'cut', partition: which === 'data' ? this.#partNames.data : this.#partNames.provision, afterOps, mode });
+  }
+
+  /**
+   * Evaluates a script in the running worker (a classic script: main.ts's
+   * `running` is globalThis.sublineRunning). For tests that patch a bug into
+   * the running firmware; nothing else crosses this way.
+   */
+  async evaluate(script: string): Promise<void> {
+    const w = this.#worker;
+    if (w === null) throw new Error(`${this.id}: the XS gate is not running`);
+    await w.evaluate(script);
   }
 
   /** Collects garbage in the worker; the meter's currentHeapCount is then the live slots. */

@@ -12,12 +12,14 @@
 // reach the debugger or abort) and the loop goes on.
 
 import { BlobList, decodeFrame, encodeFrame, toArrayBuffer } from '../frame.js';
-import type { GuestStatus, InEvent, InitRequest, OutOp, PinWrite, Reply, Request, UartWrite } from '../protocol.js';
+import type { GuestStatus, InEvent, InitRequest, JournalRead, OutOp, PinWrite, Reply, Request, TapProbe, UartWrite } from '../protocol.js';
 import { SimUhfReader } from '../../sim-uhf-reader.js';
 import { mulberry32, NorFlash } from '../../flash/nor-flash.js';
 
 declare const globalThis: {
   handleCommand?: (request: ArrayBuffer) => ArrayBuffer;
+  /** main.ts's `running` (gate, settings, poller), for scripts Node evaluates in the worker (XsGate.evaluate: tests inject faults). */
+  sublineRunning?: { gate?: unknown };
   trace?: (...args: unknown[]) => void;
   gc?: () => void;
   performance?: { now(): number };
@@ -83,6 +85,18 @@ class Clock {
     if (end > this.now) this.now = end;
   }
 
+  /** Timers waiting. */
+  get waiting(): number {
+    return this.#queue.length;
+  }
+
+  /** Virtual ms of the next timer due, or null. */
+  nextDue(): number | null {
+    let at: number | null = null;
+    for (const t of this.#queue) if (at === null || t.at < at) at = t.at;
+    return at;
+  }
+
   wallNow(): number {
     return this.wallMs + (this.now - this.wallAt);
   }
@@ -115,6 +129,7 @@ const out = {
   uartIn: [] as number[],
   uartOut: [] as UartWrite[],
   lines: [] as string[],
+  probes: [] as TapProbe[],
 };
 const faults: string[] = [];
 let partialLine = '';
@@ -182,7 +197,7 @@ export function pin(n: number): Pin {
 }
 
 export function recordPinWrite(n: number, level: 0 | 1): void {
-  out.pins.push({ pin: n, level, atMs: clock.now, perf: perfNow() });
+  out.pins.push({ pin: n, level, atMs: clock.now, perf: perfNow(), seq: gate()?.journal.lastSeq ?? 0 });
 }
 
 function driveInput(n: number, level: 0 | 1): void {
@@ -273,11 +288,50 @@ export const config: Record<string, unknown> = {};
 interface RunningGate {
   readonly sync: { readonly connected: boolean; readonly stats: { readonly rejected: Record<string, number>; readonly requests: number } };
   readonly store: { readonly epoch: number; readonly version: number; readonly head: { readonly issuedAt: number; readonly expires: number } | null; readonly whitelist: { readonly overlay: { readonly ramBytes: number } } };
-  readonly controller: { readonly stats: { taps: number; granted: number; denied: number; byReason: number[]; passages: number; alarms: number } };
-  readonly journal: { readonly epoch: number; readonly lastSeq: number; readonly acked: number; readonly backlog: number };
+  readonly controller: { readonly mode: string; readonly stats: { taps: number; granted: number; denied: number; byReason: number[]; passages: number; alarms: number } };
+  readonly journal: {
+    readonly epoch: number;
+    readonly lastSeq: number;
+    readonly acked: number;
+    readonly backlog: number;
+    readonly isFull: boolean;
+    readonly capacityEvents: number;
+    readBatch(fromSeq: number, maxCount: number, out: Uint8Array): { first: number; count: number };
+  };
   readonly state: { readonly boot: number };
   readonly passback: { readonly table: { readonly capacity: number } };
-  readonly time: { read(): { trusted: boolean } };
+  readonly time: { read(): { now: number; trusted: boolean } };
+}
+
+/** 16 bytes per journal record (protocol/event-record.ts RECORD_BYTES; not imported: no firmware imports here). */
+const RECORD_BYTES = 16;
+
+/** The records a watched advance has already reported (epoch, highest seq). */
+const watched = { epoch: -1, seq: 0 };
+
+/** What the journal holds above the last report (and above its acknowledgement: freed records cannot be read back). */
+function readJournaled(): JournalRead | undefined {
+  const j = gate()?.journal;
+  if (j === undefined) return undefined;
+  if (j.epoch !== watched.epoch) {
+    watched.epoch = j.epoch;
+    watched.seq = 0;
+  }
+  const first = Math.max(watched.seq + 1, j.acked + 1);
+  const count = j.lastSeq - first + 1;
+  watched.seq = Math.max(watched.seq, j.lastSeq);
+  if (count <= 0) return undefined;
+  const bytes = new Uint8Array(count * RECORD_BYTES);
+  const r = j.readBatch(first, count, bytes);
+  return { epoch: j.epoch, first: r.first, count: r.count, blob: blob(bytes.subarray(0, r.count * RECORD_BYTES)) };
+}
+
+function probe(): void {
+  const g = gate();
+  if (g === null) return;
+  const t = g.time.read();
+  const head = g.store.head;
+  out.probes.push({ atMs: clock.now, now: t.now, trusted: t.trusted, version: g.store.version, headIssuedAt: head?.issuedAt ?? 0, headExpires: head?.expires ?? 0, mode: g.controller.mode, journalFull: g.journal.isFull });
 }
 
 let mainFn: (() => void) | null = null;
@@ -290,16 +344,21 @@ export function install(main: () => void, r: { gate?: unknown }): void {
   mainFn = main;
   running = r;
   globalThis.handleCommand = handleCommand;
+  globalThis.sublineRunning = r;
 }
 
 function gate(): RunningGate | null {
   return (running.gate as RunningGate | undefined) ?? null;
 }
 
+function dataPartition(): NorFlash | undefined {
+  return partitions.get(String((config['subline'] as { partitions?: { data?: string } } | undefined)?.partitions?.data ?? 'gatedata'));
+}
+
 function status(): GuestStatus {
   const g = gate();
   const s = g?.controller.stats;
-  const data = partitions.get(String((config['subline'] as { partitions?: { data?: string } } | undefined)?.partitions?.data ?? 'gatedata'));
+  const data = dataPartition();
   return {
     started,
     running: returned && g !== null && refused === null,
@@ -323,6 +382,11 @@ function status(): GuestStatus {
     timeSet: clock.timeSet,
     nowMs: clock.now,
     poweredOff: data?.poweredOff ?? false,
+    mode: g?.controller.mode ?? '',
+    journalCapacity: g?.journal.capacityEvents ?? 0,
+    journalFull: g?.journal.isFull ?? false,
+    timers: clock.waiting,
+    nextDueMs: clock.nextDue(),
   };
 }
 
@@ -359,6 +423,7 @@ function deliver(e: InEvent, blobs: readonly Uint8Array[]): void {
       return;
     case 'uart': {
       const b = blobs[e.blob];
+      if (e.probe === true) probe();
       if (b !== undefined) receive(e.port, b);
       return;
     }
@@ -417,6 +482,8 @@ function handle(req: Request, blobs: readonly Uint8Array[]): unknown {
       return null;
     case 'advance':
       advance(req.ms, req.events, blobs);
+      // After a power cut the flash reads nothing: what was durable is read on the next boot.
+      if (req.watch === true && !dataPartition()?.poweredOff) journaled = readJournaled();
       return null;
     case 'snapshot': {
       const p = partitions.get(req.partition);
@@ -437,10 +504,13 @@ function handle(req: Request, blobs: readonly Uint8Array[]): unknown {
   }
 }
 
+let journaled: JournalRead | undefined;
+
 function handleCommand(request: ArrayBuffer): ArrayBuffer {
   let ok = true;
   let error: string | undefined;
   let value: unknown = null;
+  journaled = undefined;
   try {
     const { header, blobs } = decodeFrame<Request>(new Uint8Array(request));
     value = handle(header, blobs);
@@ -448,7 +518,7 @@ function handleCommand(request: ArrayBuffer): ArrayBuffer {
     ok = false;
     error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   }
-  const reply: Reply = { ok, ...(error !== undefined ? { error } : {}), ops: out.ops, pins: out.pins, uartIn: out.uartIn, uartOut: out.uartOut, lines: out.lines, status: status(), value };
+  const reply: Reply = { ok, ...(error !== undefined ? { error } : {}), ops: out.ops, pins: out.pins, uartIn: out.uartIn, uartOut: out.uartOut, lines: out.lines, status: status(), value, probes: out.probes, ...(journaled !== undefined ? { journaled } : {}) };
   const bytes = encodeFrame(reply as unknown as Record<string, unknown>, out.blobs.items);
   out.ops = [];
   out.blobs = new BlobList();
@@ -456,5 +526,6 @@ function handleCommand(request: ArrayBuffer): ArrayBuffer {
   out.uartIn = [];
   out.uartOut = [];
   out.lines = [];
+  out.probes = [];
   return toArrayBuffer(bytes);
 }
