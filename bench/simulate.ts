@@ -6,8 +6,10 @@
 //   for one simulated hour with every fault and every invariant checked in
 //   under 10 minutes of wall time, each size in a child `subline simulate`
 //   (killed at 10 minutes), with its peak RSS and RSS per gate.
+// - the same with every gate on XS (engine xs: firmware/moddable/main.ts in
+//   xsnap workers in lockstep, `--xs`), 4 gates, two seeds;
 // The gates are the real core on simulated flash; no flash time is modelled
-// (virtual time only). Engine node; XS gates in the simulation: issue 21.
+// (virtual time only).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +67,14 @@ export async function benchSimulate(): Promise<string> {
     report.add({ metric: 'simulate_wall_seconds_per_virtual_hour', value: Math.round(r.wallMs / 100) / 10, unit: 's', ...common });
     report.add({ metric: 'gate_hours_per_second', value: Math.round((8 / (r.wallMs / 1000)) * 100) / 100, unit: 'gate-h/s', ...common });
     report.add({ metric: 'simulate_steps_per_second', value: Math.round(r.steps / (r.wallMs / 1000)), unit: 'steps/s', ...common });
+  }
+  // Engine xs: every gate an xsnap worker; each advance is one IPC round trip.
+  for (const seed of [1, 2]) {
+    const gates = 4;
+    const r = await runSimulation({ seed, gates, xs: gates, hours: 1 });
+    const common = { engine: 'xs' as const, entries: CREDENTIALS, gates, xs: gates, seed, hours: 1, violations: r.violations.length, taps: r.taps.total, checkedXs: r.taps.checkedXs, steps: r.steps };
+    report.add({ metric: 'simulate_wall_seconds_per_virtual_hour', value: Math.round(r.wallMs / 100) / 10, unit: 's', ...common });
+    report.add({ metric: 'gate_hours_per_second', value: Math.round((gates / (r.wallMs / 1000)) * 1000) / 1000, unit: 'gate-h/s', ...common });
   }
   const sizes = (process.env.SUBLINE_BENCH_GATES ?? '250,500,1000').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
   let best = 0;
