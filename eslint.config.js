@@ -36,4 +36,14 @@ export default tseslint.config(
     files: ['**/*.mjs', '*.js'],
     ...tseslint.configs.disableTypeChecked,
   },
+  // The console page's script runs in the browser (a classic script, no build step).
+  {
+    files: ['host-sim/console/assets/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      sourceType: 'script',
+      parserOptions: { projectService: false, program: null },
+      globals: { window: 'readonly', document: 'readonly', location: 'readonly', fetch: 'readonly', EventSource: 'readonly', FormData: 'readonly', URLSearchParams: 'readonly', performance: 'readonly', requestAnimationFrame: 'readonly', console: 'readonly' },
+    },
+  },
 );

@@ -193,8 +193,8 @@ engineSuites('cli central migrate', (test, engine: Engine) => {
     try {
       const before = await dump(db);
       const [text, json] = await Promise.all([cli(['central', 'migrate', ...args], 0), cli(['central', 'migrate', ...args, '--json'], 0)]);
-      assert.match(text.stdout, new RegExp(`^unchanged: ${escapeRe(db)} is at schema 3, this build's$`, 'm'), show(text));
-      assert.equal(JSON.parse(json.stdout), { database: db, from: 3, to: 3, steps: [], unchanged: true });
+      assert.match(text.stdout, new RegExp(`^unchanged: ${escapeRe(db)} is at schema ${SCHEMA_VERSION}, this build's$`, 'm'), show(text));
+      assert.equal(JSON.parse(json.stdout), { database: db, from: SCHEMA_VERSION, to: SCHEMA_VERSION, steps: [], unchanged: true });
       assert.equal(await dump(db), before);
     } finally {
       rmSync(data, { recursive: true, force: true });
@@ -222,8 +222,9 @@ engineSuites('cli central migrate', (test, engine: Engine) => {
       const m = await cli(['central', 'migrate', ...args], 0);
       assert.match(m.stdout, /^ {2}1 -> 2: 1 table\(s\) created \(refusals\), 2 column\(s\) added \(credentials\.revoked_at, lists\.capacity\)$/m, show(m));
       assert.match(m.stdout, /^ {2}2 -> 3: \d+ event column\(s\) added, \d+ stored event\(s\) decoded$/m, show(m));
-      assert.match(m.stdout, new RegExp(`^migrated ${escapeRe(db)}: schema 1 -> 3$`, 'm'));
-      assert.equal(JSON.parse((await cli(['central', 'migrate', ...args, '--json'], 0)).stdout), { database: db, from: 3, to: 3, steps: [], unchanged: true });
+      assert.match(m.stdout, /^ {2}3 -> 4: operators table created$/m, show(m));
+      assert.match(m.stdout, new RegExp(`^migrated ${escapeRe(db)}: schema 1 -> ${SCHEMA_VERSION}$`, 'm'));
+      assert.equal(JSON.parse((await cli(['central', 'migrate', ...args, '--json'], 0)).stdout), { database: db, from: SCHEMA_VERSION, to: SCHEMA_VERSION, steps: [], unchanged: true });
       // The data came through: the same registry, and changes make the next version.
       assert.is(await registryView(data, db), view, 'the registry as before');
       const s = await openWithKeys(data, db);
@@ -384,7 +385,7 @@ else {
     dirs.push(other);
     await cli(['central', 'init', '--data', other, '--db', pg], 0); // another central's database
     const before = await dump(pg);
-    const refused = await cli(['central', 'copy', '--data', data, '--to', pg], 3, new RegExp(`${escapeRe(pg)} already holds a subline central \\(schema 3\\): copy only into an empty database; nothing copied`));
+    const refused = await cli(['central', 'copy', '--data', data, '--to', pg], 3, new RegExp(`${escapeRe(pg)} already holds a subline central \\(schema ${SCHEMA_VERSION}\\): copy only into an empty database; nothing copied`));
     assert.is(refused.stdout, '');
     assert.equal(await dump(pg), before, 'the target is untouched');
     // After a copy, again into the same (now non-empty) database: refused too.

@@ -80,7 +80,7 @@ function registrySuite(reg: Test, c: Ctx): void {
         // The keys and the PKI stay in --data; the database is the one --db names.
         assert.not.ok(existsSync(join(data, 'central.db')), 'no SQLite file next to the keys');
         assert.match(r.stdout, new RegExp(`^database: ${escapeRe(await c.target(data))}$`, 'm'));
-        assert.match(r.stdout, /^schema: 3 \(created\)$/m);
+        assert.match(r.stdout, /^schema: 4 \(created\)$/m);
         assert.equal(await withStore(c, data, async (s) => (await s.registry.lists()).map((l) => l.name)), ['main']);
       } else assert.ok(existsSync(join(data, 'central.db')));
       await Promise.all([

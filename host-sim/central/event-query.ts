@@ -194,6 +194,14 @@ export class EventQuery {
     }
   }
 
+  /** The newest `n` matching events by gate time, newest first (one indexed read). */
+  async latest(filter: EventFilter, n: number): Promise<QueriedEvent[]> {
+    const w = where(filter);
+    const limit = Math.max(0, Math.min(Math.floor(n), PAGE));
+    const page = (await this.#db.rows(`SELECT ${COLUMNS} FROM events${w.sql.length > 0 ? ` WHERE ${w.sql.join(' AND ')}` : ''} ORDER BY at DESC, gate DESC, epoch DESC, seq DESC LIMIT ${limit}`, w.args)) as Row[];
+    return page.map(toEvent);
+  }
+
   /** Matching events as they are stored, until the signal ends it (see the file comment). */
   async *follow(filter: EventFilter = {}, options: FollowOptions = {}): AsyncGenerator<QueriedEvent> {
     const w = where(filter);

@@ -114,7 +114,7 @@ export function context(engine: Engine): Ctx {
 export async function populated(c: Ctx): Promise<string> {
   const data = tempDir();
   const init = await c.cli(['central', 'init', '--data', data], 0);
-  if (c.pg) assert.match(init.stdout, new RegExp(`^database: ${escapeRe(await c.target(data))}\\nschema: 3 \\(created\\)$`, 'm'), show(init));
+  if (c.pg) assert.match(init.stdout, new RegExp(`^database: ${escapeRe(await c.target(data))}\\nschema: 4 \\(created\\)$`, 'm'), show(init));
   const f = (name: string, text: string): string => {
     writeFileSync(join(data, name), text);
     return join(data, name);

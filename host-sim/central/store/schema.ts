@@ -17,12 +17,24 @@
 //      type, reason, credential key; the gate's site, line and direction; the
 //      subject and institution that held the key), filled at ingest; the
 //      step decodes the rows already stored (event-query.ts reads them).
+//   4  operators: the people who log in to the console (host-sim/console/),
+//      their role and scrypt password hash.
 
 import { RECORD_BYTES } from '../../../protocol/event-record.js';
 import { ddlFor, type SqlDb } from './sql-db.js';
 import { backfillEventColumns } from '../event-columns.js';
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
+
+/** Schema 4: the console's operators (operator-store.ts). `password`: scrypt$N$r$p$salt$hash (base64url). */
+const OPERATORS_4 = `
+CREATE TABLE IF NOT EXISTS operators (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+  password TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  disabled INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+`;
 
 const TABLES = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -177,6 +189,7 @@ export const TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
   published: ['list'],
   gate_identities: ['gate'],
   refusals: ['gate', 'cause'],
+  operators: ['name'],
 };
 
 /** The tables in an order that satisfies their foreign keys (a copy inserts in this order). */
@@ -251,7 +264,7 @@ export async function migrate(db: SqlDb): Promise<MigrationResult> {
   if (from === null) {
     // An empty database, or a schema 1 registry that never recorded its version (none did: 1 was always written).
     await db.transaction(async () => {
-      await db.exec(ddlFor(db.engine, TABLES + EVENT_INDEXES_3));
+      await db.exec(ddlFor(db.engine, TABLES + EVENT_INDEXES_3 + OPERATORS_4));
       await db.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', ['schema', String(SCHEMA_VERSION)]);
     }, { lock: true });
     steps.push(`created schema ${SCHEMA_VERSION}`);
@@ -263,6 +276,10 @@ export async function migrate(db: SqlDb): Promise<MigrationResult> {
     await db.transaction(async () => {
       if (next === 2) steps.push(await migrate1to2(db));
       if (next === 3) steps.push(await migrate2to3(db));
+      if (next === 4) {
+        await db.exec(ddlFor(db.engine, OPERATORS_4));
+        steps.push('3 -> 4: operators table created');
+      }
       await db.run("UPDATE meta SET value = ? WHERE key = 'schema'", [String(next)]);
     }, { lock: true });
     v = next;
