@@ -35,6 +35,7 @@ import {
 } from './common.js';
 import { registerEvents } from './events-command.js';
 import { registerRegistryReads } from './registry-read-commands.js';
+import { addConsoleOptions, ensureFirstAdmin, FIRST_ADMIN, registerOperators, startConsole, type ConsoleFlags } from './operator-commands.js';
 import { applyImport, IMPORT_TYPES, openImportFiles, type ImportProgress } from './import.js';
 import { syncFiles, type SyncFlags } from './import-sync-command.js';
 
@@ -134,7 +135,7 @@ export function registerCentral(program: Command): void {
       .action((o: { data: string; db?: string; subject?: string; institution?: string; industry?: string; json?: boolean }) => suspension(on, o));
   }
 
-  addBrokerAuthOptions(central
+  addConsoleOptions(addBrokerAuthOptions(central
     .command('serve')
     .description('run the central against the broker until Ctrl-C: sync, events, acks, presence, heads; publishes changes other processes commit')
     .addOption(dataOption())
@@ -146,7 +147,7 @@ export function registerCentral(program: Command): void {
     .option('--poll <seconds>', 'check the database for changes this often (0.1-60)', '1')
     .option('--connect-timeout <seconds>', 'give up when the broker cannot be reached at start for this long', '10')
     .option('--sync-budget <requests/bytes/seconds>', "each verified gate's sync requests answered per window: at most REQUESTS requests and BYTES of answers per SECONDS", `${DEFAULT_SYNC_BUDGET.requests}/${DEFAULT_SYNC_BUDGET.bytes}/${DEFAULT_SYNC_BUDGET.windowSeconds}`)
-    .option('--quiet', 'no diagnostics on stderr'))
+    .option('--quiet', 'no diagnostics on stderr')))
     .action((o: ServeOptions) => serve(o));
 
   addBrokerAuthOptions(central
@@ -163,6 +164,7 @@ export function registerCentral(program: Command): void {
 
   registerEvents(central);
   registerRegistryReads(central);
+  registerOperators(central);
 
   central
     .command('certs')
@@ -211,6 +213,8 @@ interface InitReport {
   publicKey?: string;
   keys?: 'created' | 'kept' | 'replaced';
   pki?: { ca: string; created: boolean };
+  /** The first administrator, made when there was no operator: its one-time password. */
+  operator?: { name: string; password: string };
   changed: string[];
 }
 
@@ -259,6 +263,8 @@ async function init(o: InitOptions): Promise<void> {
   const say = new InitOutput(o.json === true);
   await initKeysAndDb(o, say);
   await ensurePki(dataPaths(o.data, o.db), o.brokerHost ?? [], say);
+  const password = await withStore(dataPaths(o.data, o.db), undefined, (s) => ensureFirstAdmin(s.db));
+  if (password !== null) say.say(`console: operator ${FIRST_ADMIN} (admin), one-time password ${password} (shown once: \`subline central operator password ${FIRST_ADMIN}\` sets another; \`central serve --http 127.0.0.1:8080\` serves the console)`, { operator: { name: FIRST_ADMIN, password } }, 'operator_created');
   say.end();
 }
 
@@ -658,7 +664,7 @@ async function suspension(on: boolean, o: { data: string; db?: string; subject?:
 
 // ---------------------------------------------------------------- serve, publish
 
-interface ServeOptions extends BrokerAuthFlags {
+interface ServeOptions extends BrokerAuthFlags, ConsoleFlags {
   readonly data: string;
   readonly db?: string;
   readonly broker: string;
@@ -720,6 +726,14 @@ async function serve(o: ServeOptions): Promise<void> {
   const syncBudget = parseBudget(o.syncBudget);
   const { central, store } = await openCentral(o, { headIntervalSeconds, pollIntervalMs: Math.round(poll * 1000), connectTimeoutMs, syncBudget, ...(log !== undefined ? { log } : {}) });
   await startCentral(central, store, o.broker);
+  let web;
+  try {
+    web = await startConsole(central, o, log !== undefined ? { log } : {});
+  } catch (e) {
+    await central.close();
+    await store.close();
+    throw e;
+  }
   const h = central.head;
   out(`central: serving list ${central.list} (epoch ${h?.epoch ?? '?'}, version ${h?.version ?? '?'}) on ${o.broker} under '${o.topicRoot}' from ${store.db.engine === 'postgres' ? `PostgreSQL ${store.db.where}` : store.db.where}, public key ${toHex(central.publicKey)}; Ctrl-C stops`);
   await new Promise<void>((resolve) => {
@@ -734,6 +748,7 @@ async function serve(o: ServeOptions): Promise<void> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
   });
+  await web?.close();
   await central.close();
   await store.close();
   out('central: stopped');

@@ -14,6 +14,8 @@ import { clearRetained, probeRetainedHead } from '../sim/shared-broker.js';
 import { Topics } from '../../protocol/topics.js';
 import { initIfMissing, prepareSimDeployment, simStateDir, type SimDeployment } from './sim-deployment.js';
 import { SimState } from '../sim/sim-state.js';
+import { ensureFirstAdmin, FIRST_ADMIN, startConsole } from './operator-commands.js';
+import type { ConsoleServer } from '../console/console-server.js';
 
 interface SimFlags extends BrokerAuthFlags {
   broker?: string;
@@ -28,6 +30,8 @@ interface SimFlags extends BrokerAuthFlags {
   data?: string;
   xs?: string;
   view: boolean;
+  console: boolean;
+  http?: string;
 }
 
 /** The file's directory must exist and be writable (the file itself is written at the end). */
@@ -154,6 +158,8 @@ export function registerSim(program: Command): void {
     .option('--prepare', 'with --data: register the simulated gates and issue their certificates, then exit (run `subline broker config` after it)')
     .option('--xs <n>', 'run n of the gates on the real XS engine (see docs/FLASHING.md)')
     .option('--no-view', 'no live view: one status line every 5 seconds')
+    .option('--http <host:port>', "where the operators' console listens (default: 127.0.0.1 on a free port; plain HTTP only on loopback)")
+    .option('--no-console', "no operators' console")
     .option('--json', 'for scripts: no live view, status lines on stderr, and on exit the summary as one JSON object on stdout (the --report fields)');
   addBrokerAuthOptions(command)
     .action(async (f: SimFlags) => {
@@ -245,9 +251,26 @@ export function registerSim(program: Command): void {
         unlisten();
         throw new CliError(`could not start: ${e instanceof Error ? e.message : String(e)}`, 1);
       }
+      // The operators' console on the simulator's central, as locked down as `central serve --http` (a login for every page).
+      let web: ConsoleServer | null = null;
+      let consoleLine = '';
+      if (f.console) {
+        try {
+          const password = await ensureFirstAdmin(sim.central.store.db);
+          web = await startConsole(sim.central, { http: f.http ?? '127.0.0.1:0' }, { say: () => undefined });
+          if (web !== null) {
+            consoleLine = `console: ${web.url} — log in as ${FIRST_ADMIN}${password !== null ? ` with the one-time password ${password}` : " with the password set before (`subline central operator password admin --db ...` sets another)"}`;
+            console.error(consoleLine);
+          }
+        } catch (e) {
+          await sim.close();
+          unlisten();
+          throw e;
+        }
+      }
       const timer = setInterval(
         () => {
-          if (tty) process.stdout.write(`\x1b[H\x1b[2J${render(sim, duration)}\n`);
+          if (tty) process.stdout.write(`\x1b[H\x1b[2J${consoleLine !== '' ? `${consoleLine}\n` : ''}${render(sim, duration)}\n`);
           else {
             const v = sim.view();
             const xsView = v.gates.filter((g) => g.engine === 'xs');
@@ -275,6 +298,7 @@ export function registerSim(program: Command): void {
         failure = new CliError(`--report ${f.report}: cannot be written (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 1);
       } finally {
         // Whatever happens on the way out, the broker, central and gates are closed, so the process can exit.
+        await web?.close().catch(() => undefined);
         await sim.close();
       }
       if (f.broker !== undefined && deployment === undefined) {
