@@ -9,9 +9,10 @@ import { benchImport } from './import.js';
 import { benchScale } from './scale.js';
 import { benchTls } from './tls.js';
 import { benchSimulate } from './simulate.js';
+import { benchConsole } from './console.js';
 import { locateSdk } from '../host-sim/moddable-sdk/sdk.js';
 
-const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal, sync: benchSync, xs: benchXsGate, sdk: benchSdk, import: benchImport, scale: benchScale, tls: benchTls, simulate: benchSimulate };
+const benches: Record<string, () => Promise<string>> = { protocol: benchProtocol, store: benchStore, journal: benchJournal, sync: benchSync, xs: benchXsGate, sdk: benchSdk, import: benchImport, scale: benchScale, tls: benchTls, simulate: benchSimulate, console: benchConsole };
 const wanted = process.argv.slice(2);
 if (wanted.includes('--help') || wanted.includes('-h')) {
   console.log(`usage: npm run bench [-- <name> ...]\nbenchmarks: ${Object.keys(benches).join(', ')}\nresults: JSON lines on stdout and in bench/results/<name>.json`);
