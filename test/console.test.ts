@@ -8,7 +8,8 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRecord, encodeRecord, EventType, GrantLevel, RECORD_BYTES } from '../protocol/event-record.js';
@@ -20,6 +21,7 @@ import { generateKeys } from '../host-sim/central/keys.js';
 import { checkPassword, hashPassword, OperatorError, OperatorStore } from '../host-sim/central/operator-store.js';
 import { ConsoleError, ConsoleServer } from '../host-sim/console/console-server.js';
 import { sha256Pair } from '../host-sim/node-crypto.js';
+import { DeploymentPki } from '../host-sim/pki/deployment-pki.js';
 
 const KEYS = generateKeys();
 const T0 = Math.floor(Date.now() / 1000) - 3600; // an hour ago: within the fleet's alarm window (a day)
@@ -280,6 +282,51 @@ test('the live stream: the fleet at once, then stored events coalesced into pass
     abort.abort();
   } finally {
     await close(w);
+  }
+});
+
+/** POST over TLS with an optional client certificate: status, set-cookie. */
+function tlsPost(url: string, path: string, o: { ca: Buffer; cert?: string; key?: string; body?: string }): Promise<{ status: number; setCookie: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, url), { method: 'POST', ca: o.ca, ...(o.cert !== undefined ? { cert: o.cert, key: o.key } : {}), headers: o.body !== undefined ? { 'content-type': 'application/json' } : {} }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, setCookie: String(res.headers['set-cookie'] ?? '') }));
+    });
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}
+
+test('over TLS with the deployment CA: an operator certificate logs in (Secure cookie); one of no operator, a revoked one, or none does not', async () => {
+  const w = await world();
+  const pkiDir = mkdtempSync(join(tmpdir(), 'subline-console-pki-'));
+  let tlsServer: ConsoleServer | null = null;
+  try {
+    const pki = await DeploymentPki.create(pkiDir);
+    const f = pki.serverFiles();
+    const ana = await pki.issueOperator('ana');
+    const zed = await pki.issueOperator('zed'); // a certificate, but no operator of that name
+    const ca = readFileSync(f.ca);
+    const start = () => ConsoleServer.start({ central: w.central, tls: { cert: readFileSync(f.cert), key: readFileSync(f.key), ca, crl: readFileSync(f.crl) } });
+    tlsServer = await start();
+    assert.match(tlsServer.url, /^https:\/\/127\.0\.0\.1:\d+\/$/);
+    const ok = await tlsPost(tlsServer.url, '/api/login/certificate', { ca, cert: ana.cert, key: ana.key });
+    assert.is(ok.status, 200);
+    assert.match(ok.setCookie, /Secure/);
+    assert.match(ok.setCookie, /HttpOnly/);
+    assert.is((await tlsPost(tlsServer.url, '/api/login/certificate', { ca, cert: zed.cert, key: zed.key })).status, 401, 'no operator zed');
+    assert.is((await tlsPost(tlsServer.url, '/api/login/certificate', { ca })).status, 401, 'no certificate');
+    const pw = await tlsPost(tlsServer.url, '/api/login', { ca, body: JSON.stringify({ name: 'ana', password: PASSWORD }) });
+    assert.is(pw.status, 200, 'a password login over TLS, without a certificate');
+    assert.match(pw.setCookie, /Secure/);
+    await pki.revoke('subline.operator.ana');
+    await tlsServer.close();
+    tlsServer = await start();
+    assert.is((await tlsPost(tlsServer.url, '/api/login/certificate', { ca, cert: ana.cert, key: ana.key })).status, 401, 'revoked (the CRL)');
+  } finally {
+    await tlsServer?.close();
+    await close(w);
+    rmSync(pkiDir, { recursive: true, force: true });
   }
 });
 

@@ -728,7 +728,7 @@ async function serve(o: ServeOptions): Promise<void> {
   await startCentral(central, store, o.broker);
   let web;
   try {
-    web = await startConsole(central, o, log !== undefined ? { log } : {});
+    web = await startConsole(central, o, { pkiDir: dataPaths(o.data, o.db).pki, ...(log !== undefined ? { log } : {}) });
   } catch (e) {
     await central.close();
     await store.close();

@@ -2,7 +2,8 @@
 // console (host-sim/central/operator-store.ts); and the console's options
 // and start-up shared by `central serve --http` and `subline sim` (npm start).
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Central } from '../central/central.js';
 import { OPERATOR_ROLES, OperatorError, OperatorStore } from '../central/operator-store.js';
@@ -115,7 +116,7 @@ export function parseListen(v: string): { host: string; port: number } {
 }
 
 /** Starts the console when --http asks for it; says where (`say`, default stdout). Null without --http. */
-export async function startConsole(central: Central, f: ConsoleFlags, o: { readonly log?: (line: string) => void; readonly say?: (line: string) => void } = {}): Promise<ConsoleServer | null> {
+export async function startConsole(central: Central, f: ConsoleFlags, o: { readonly log?: (line: string) => void; readonly say?: (line: string) => void; readonly pkiDir?: string } = {}): Promise<ConsoleServer | null> {
   const log = o.log;
   if (f.http === undefined) {
     if (f.tlsCert !== undefined || f.tlsKey !== undefined) bad('--tls-cert and --tls-key go with --http');
@@ -124,9 +125,14 @@ export async function startConsole(central: Central, f: ConsoleFlags, o: { reado
   const { host, port } = parseListen(f.http);
   if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) bad('give both --tls-cert and --tls-key');
   if (f.tlsCert === undefined && !isLoopback(host)) bad(`--http ${f.http}: plain HTTP only on loopback (127.0.0.1, ::1); give --tls-cert and --tls-key to serve on ${host}`);
-  let tls: { cert: Buffer; key: Buffer } | undefined;
+  let tls: { cert: Buffer; key: Buffer; ca?: Buffer; crl?: Buffer } | undefined;
   try {
-    if (f.tlsCert !== undefined && f.tlsKey !== undefined) tls = { cert: readFileSync(f.tlsCert), key: readFileSync(f.tlsKey) };
+    if (f.tlsCert !== undefined && f.tlsKey !== undefined) {
+      tls = { cert: readFileSync(f.tlsCert), key: readFileSync(f.tlsKey) };
+      // The deployment CA: operators' client certificates log in too (POST /api/login/certificate), checked against its CRL.
+      const pki = o.pkiDir;
+      if (pki !== undefined && existsSync(join(pki, 'ca.crt.pem'))) tls = { ...tls, ca: readFileSync(join(pki, 'ca.crt.pem')), ...(existsSync(join(pki, 'crl.pem')) ? { crl: readFileSync(join(pki, 'crl.pem')) } : {}) };
+    }
   } catch (e) {
     throw new CliError(`cannot read the console's TLS files: ${e instanceof Error ? e.message : String(e)}`, 2);
   }

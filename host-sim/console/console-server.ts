@@ -18,6 +18,8 @@
 //     malformed query gets 400 with a message.
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { OPERATOR_PREFIX } from '../pki/deployment-pki.js';
 import { fileURLToPath } from 'node:url';
 import cookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
@@ -43,8 +45,12 @@ export interface ConsoleServerOptions {
   readonly host?: string;
   /** Default 0: a free port. */
   readonly port?: number;
-  /** PEM certificate chain and key. */
-  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /**
+   * PEM certificate chain and key. With the deployment CA (`ca`, and its
+   * `crl`), operators may also log in with their client certificate
+   * (`central certs --operator NAME`): POST /api/login/certificate.
+   */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer; readonly ca?: string | Buffer; readonly crl?: string | Buffer };
   /** Login attempts per client address per minute (default 10). */
   readonly loginsPerMinute?: number;
   readonly log?: (line: string) => void;
@@ -83,7 +89,10 @@ export class ConsoleServer {
     const sessions = new Map<string, Session>();
     const secure = o.tls !== undefined;
     const feed = new LiveFeed({ fleet: () => fleetView(central.store, { list: central.list, now: Math.floor(Date.now() / 1000) }), events: query });
-    const app = Fastify({ logger: false, bodyLimit: 64 * 1024, ...(o.tls !== undefined ? { https: { cert: o.tls.cert, key: o.tls.key } } : {}) });
+    const tls = o.tls;
+    // A client certificate is asked for, never required: a password login works without one.
+    const https = tls === undefined ? undefined : { cert: tls.cert, key: tls.key, ...(tls.ca !== undefined ? { ca: tls.ca, requestCert: true, rejectUnauthorized: false, ...(tls.crl !== undefined ? { crl: tls.crl } : {}) } : {}) };
+    const app = Fastify({ logger: false, bodyLimit: 64 * 1024, ...(https !== undefined ? { https } : {}) });
     await app.register(cookie);
     await app.register(rateLimit, { global: false });
     await app.register(fastifyStatic, { root: ASSETS, prefix: '/assets/', index: false });
@@ -103,7 +112,7 @@ export class ConsoleServer {
     app.addHook('onRequest', async (req, reply) => {
       const path = req.url.split('?')[0] ?? '';
       if (!path.startsWith('/api/')) return;
-      if (path === '/api/login' && req.method === 'POST') return;
+      if ((path === '/api/login' || path === '/api/login/certificate') && req.method === 'POST') return;
       const s = sessionOf(req);
       if (s === null) return reply.code(401).send({ error: 'not logged in' });
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -135,6 +144,25 @@ export class ConsoleServer {
       const s: Session = { operator: op.name, role: op.role, csrf: randomBytes(32).toString('base64url'), expires: Date.now() + SESSION_SECONDS * 1000 };
       sessions.set(id, s);
       o.log?.(`console: ${op.name} (${op.role}) logged in from ${req.ip}`);
+      void reply.setCookie(COOKIE, id, { path: '/', httpOnly: true, sameSite: 'strict', secure, maxAge: SESSION_SECONDS });
+      return { name: s.operator, role: s.role, csrf: s.csrf };
+    });
+    // An operator certificate of the deployment CA (verified by TLS against the CA and its CRL), CN subline.operator.NAME, of an operator in the table.
+    app.post('/api/login/certificate', { config: { rateLimit: { max: o.loginsPerMinute ?? 10, timeWindow: 60_000 } } }, async (req, reply) => {
+      const socket = req.raw.socket as TLSSocket;
+      const cert = typeof socket.getPeerCertificate === 'function' && socket.authorized === true ? socket.getPeerCertificate() : null;
+      const cn = cert?.subject?.CN;
+      const name = typeof cn === 'string' && cn.startsWith(OPERATOR_PREFIX) ? cn.slice(OPERATOR_PREFIX.length) : null;
+      const op = name === null ? undefined : await operators.get(name);
+      if (op === undefined || op.disabled) {
+        o.log?.(`console: certificate login refused from ${req.ip}${typeof cn === 'string' ? ` (${cn})` : ''}`);
+        return reply.code(401).send({ error: 'no valid operator certificate of this deployment, or no such operator' });
+      }
+      if (sessions.size >= MAX_SESSIONS) pruneSessions(sessions);
+      const id = randomBytes(32).toString('base64url');
+      const s: Session = { operator: op.name, role: op.role, csrf: randomBytes(32).toString('base64url'), expires: Date.now() + SESSION_SECONDS * 1000 };
+      sessions.set(id, s);
+      o.log?.(`console: ${op.name} (${op.role}) logged in with a certificate from ${req.ip}`);
       void reply.setCookie(COOKIE, id, { path: '/', httpOnly: true, sameSite: 'strict', secure, maxAge: SESSION_SECONDS });
       return { name: s.operator, role: s.role, csrf: s.csrf };
     });
