@@ -17,6 +17,8 @@ import { FleetSimulator } from '../host-sim/sim/fleet-simulator.js';
 import { ConsoleServer } from '../host-sim/console/console-server.js';
 import { ensureFirstAdmin, FIRST_ADMIN } from '../host-sim/cli/operator-commands.js';
 import { notRun } from './helpers/store-engines.js';
+import { runCli } from './helpers/cli.js';
+import { dataPaths, loadKeys } from '../host-sim/cli/common.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 
@@ -26,7 +28,11 @@ if (CHROMIUM === undefined) {
   const shots = mkdtempSync(join(tmpdir(), 'subline-console-shots-'));
 
   test('the console in Chromium: refused without login, then the live fleet, passages and a search', async () => {
-    const sim = new FleetSimulator({ gates: 4, rate: 6, seed: 3, revokeAt: 3, suspendAt: 1000, brokerRestartAt: null, xs: 0 });
+    // A central's data directory: its keys are the simulator's, so `subline central revoke --data D --db <the simulator's database>` works on it.
+    const data = join(shots, 'data');
+    const init = await runCli(['central', 'init', '--data', data]);
+    assert.is(init.code, 0, init.stderr);
+    const sim = new FleetSimulator({ gates: 4, rate: 6, seed: 3, revokeAt: null, suspendAt: null, brokerRestartAt: null, xs: 0, keys: loadKeys(dataPaths(data)) });
     let browser: Browser | null = null;
     let web: ConsoleServer | null = null;
     try {
@@ -61,16 +67,20 @@ if (CHROMIUM === undefined) {
       const versions = async () => page.evaluate<string[]>(VERSIONS);
       const before = await versions();
       await shot('fleet');
-      // A revocation: the list moves on and the gates follow, live (no reload).
+      // A revocation made with the CLI on the running simulator's database: the list moves on and the gates follow, live (no reload).
       const card = sim.population.people[5]!.id;
-      await sim.central.registry.revokeCredential({ kind: 'card', rawId: card });
-      sim.central.publishHead();
+      const key = toHex(sim.central.registry.credentialKey('card', card));
+      const revoke = await runCli(['central', 'revoke', '--data', data, '--db', sim.dbPath, '--key', key]);
+      assert.is(revoke.code, 0, revoke.stderr);
       await page.waitForFunction(`((b) => { const now = ${VERSIONS}; return now.length === b.length && now.every((v, i) => v !== b[i]); })(${JSON.stringify(before)})`, undefined, { timeout: 30_000 });
       await shot('fleet-after-revocation');
 
-      // Live passages stream in.
+      // Live passages stream in; the revoked card, tapped at a gate, is refused there and shows up as such.
       await page.click('a[data-page=live]');
       await page.waitForFunction("document.querySelectorAll('#live-table tbody tr').length > 3", undefined, { timeout: 20_000 });
+      const gate = sim.specs.find((g) => g.lane === 'person')!.id;
+      assert.ok(sim.tapCard(gate, card));
+      await page.waitForFunction(`[...document.querySelectorAll('#live-table tbody tr')].some((tr) => { const td = [...tr.children].map((c) => c.textContent); return td[1] === ${JSON.stringify(gate)} && td[2] === 'decision_denied' && td[3] === 'revoked'; })`, undefined, { timeout: 20_000 });
       await shot('live');
 
       // A card searched as printed (hex of its raw id): only that person's events.

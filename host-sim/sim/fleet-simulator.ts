@@ -182,6 +182,8 @@ export class FleetSimulator {
   readonly #state: SimState | null;
   readonly #saved = new Map<NodeGate, { journalEpoch: number; gateKeyId: number }>();
   readonly #slots: Slot[] = [];
+  /** The simulator's central database (`subline central ... --db` works on it while it runs). */
+  dbPath = '';
   #personIndex = new Map<string, number>();
   #timers: ReturnType<typeof setTimeout>[] = [];
   #tapTimer: ReturnType<typeof setInterval> | null = null;
@@ -235,7 +237,9 @@ export class FleetSimulator {
     if (saved !== null && (saved.seed !== this.#o.seed || JSON.stringify(saved.size) !== JSON.stringify(size))) {
       throw new SimStateError(`${state!.dir} holds the demo population of seed ${saved.seed} (${saved.size.people} people): run with --seed ${saved.seed}, or remove ${state!.dir} for a new one`);
     }
-    this.central = await Central.open({ db: state?.db ?? join(this.#dir, 'central.db'), signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, topicRoot: this.topicRoot, headIntervalSeconds: 10, chunkSize: 16384,
+    this.dbPath = state?.db ?? join(this.#dir, 'central.db');
+    // pollIntervalMs: what `subline central revoke --db ...` (or any other process) commits is published, as `central serve` does.
+    this.central = await Central.open({ db: this.dbPath, pollIntervalMs: 1000, signingKey: keys.signingKey, deploymentKey: keys.deploymentKey, gateMasterKey: keys.gateMasterKey, brokerUrl: this.brokerUrl, topicRoot: this.topicRoot, headIntervalSeconds: 10, chunkSize: 16384,
       ...(embedded ? { brokerAuth: { username: CENTRAL_IDENTITY, password: passwordOf(CENTRAL_IDENTITY) } } : centralAuth !== undefined ? { brokerAuth: centralAuth } : {}),
     });
     await this.central.start();
@@ -433,6 +437,15 @@ export class FleetSimulator {
     const now = Date.now();
     for (let k = 0; k < n; k++) this.#tapsWindow[i]!.push(now);
     return n;
+  }
+
+  /** One card at one Node gate now (a test's or an operator's tap); false if that gate is not a Node gate of this fleet. */
+  tapCard(gate: string, card: Uint8Array): boolean {
+    const i = this.specs.findIndex((s) => s.id === gate);
+    const slot = this.#slots[i];
+    if (slot === undefined || slot.engine !== 'node') return false;
+    slot.g.gate.onRead({ kind: 'card', id: card, atMs: performance.now() });
+    return true;
   }
 
   #tapNode(g: NodeGate, spec: GateSpec): number {
