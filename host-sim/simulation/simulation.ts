@@ -874,8 +874,10 @@ class Simulation {
   #check(): void {
     const now = this.#s.nowMs;
     const c = this.#central;
+    const tick: string[] = [];
     for (const g of this.#gates) {
       const gate = g.readout();
+      tick.push(gate === null ? '-' : `${gate.version}/${gate.journal.acked}`);
       if (gate === null) continue;
       const v = gate.version;
       const high = this.#highestVersion.get(g.id) ?? 0;
@@ -895,10 +897,7 @@ class Simulation {
         return this.#violate('a revocation is effective on every connected gate within the bound', g.id, `version ${v}, revocation in version ${rv.version} committed at ${rv.atMs} ms, gate undisturbed since ${from} ms`);
       }
     }
-    this.#trace.add('world', `tick ${this.#gates.map((g) => {
-      const r = g.readout();
-      return r === null ? '-' : `${r.version}/${r.journal.acked}`;
-    }).join(' ')}`);
+    this.#trace.add('world', `tick ${tick.join(' ')}`);
   }
 
   /**
