@@ -222,7 +222,7 @@ engineSuites('cli central migrate', (test, engine: Engine) => {
       const m = await cli(['central', 'migrate', ...args], 0);
       assert.match(m.stdout, /^ {2}1 -> 2: 1 table\(s\) created \(refusals\), 2 column\(s\) added \(credentials\.revoked_at, lists\.capacity\)$/m, show(m));
       assert.match(m.stdout, /^ {2}2 -> 3: \d+ event column\(s\) added, \d+ stored event\(s\) decoded$/m, show(m));
-      assert.match(m.stdout, /^ {2}3 -> 4: operators table created$/m, show(m));
+      assert.match(m.stdout, /^ {2}3 -> 4: operators table and alarm index created$/m, show(m));
       assert.match(m.stdout, new RegExp(`^migrated ${escapeRe(db)}: schema 1 -> ${SCHEMA_VERSION}$`, 'm'));
       assert.equal(JSON.parse((await cli(['central', 'migrate', ...args, '--json'], 0)).stdout), { database: db, from: SCHEMA_VERSION, to: SCHEMA_VERSION, steps: [], unchanged: true });
       // The data came through: the same registry, and changes make the next version.

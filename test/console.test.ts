@@ -9,6 +9,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -155,6 +156,35 @@ test('without a session: the page and its assets only; every /api/ request is 40
   }
 });
 
+/** A raw HTTP GET (any request target, any Host header): the status. */
+function rawGet(url: string, target: string, host?: string): Promise<number> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path: target, method: 'GET', headers: { host: host ?? u.host } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('URL tricks and foreign Host headers do not get past the login (deny by default on the matched route)', async () => {
+  const w = await world();
+  try {
+    const u = new URL(w.server.url);
+    for (const target of ['/%61pi/gates', '/%61pi/events?format=csv', '/%61pi/stream', '/%61pi/session', '/api/%67ates', `http://${u.host}/api/gates`, `http://${u.host}/%61pi/events`]) {
+      const status = await rawGet(w.server.url, target);
+      assert.ok(status === 401 || status === 404, `${target}: ${status}`);
+    }
+    assert.is(await rawGet(w.server.url, '/api/gates', `localhost:${u.port}`), 401, 'localhost is one of our names');
+    assert.is(await rawGet(w.server.url, '/', 'attacker.example'), 421, 'a DNS-rebinding page');
+    assert.is(await rawGet(w.server.url, '/api/login', `127.0.0.1:${Number(u.port) + 1}`), 421, 'another port');
+  } finally {
+    await close(w);
+  }
+});
+
 test('login: wrong password 401; the session cookie is HttpOnly and SameSite=Strict; changes need the CSRF token; logout ends the session', async () => {
   const w = await world();
   try {
@@ -279,7 +309,24 @@ test('the live stream: the fleet at once, then stored events coalesced into pass
     assert.is((await w.central.events.ingest(batch(w, [{ key: w.keys.k2, type: EventType.decision_denied, reason: Reason.revoked }]))).problem, undefined);
     await until(/event: passages\ndata: \{"events":\[.*"reason":"revoked".*\],"skipped":0\}/);
     assert.not.match(text, /"reason":"no_grant"/, 'what was stored before the page opened is not news');
+    // Logging out ends the stream (it lives only as long as its session).
+    const out = await fetch(new URL('/api/logout', w.server.url), { method: 'POST', headers: { cookie: s.cookie, 'x-csrf-token': s.csrf } });
+    assert.is(out.status, 200);
+    const ended = await Promise.race([
+      (async () => {
+        for (;;) if (((await reader.read()) as { done: boolean }).done) return true;
+      })(),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 5000)),
+    ]);
+    assert.ok(ended, 'the stream ended with the session');
     abort.abort();
+    // A stream open while the server closes does not hold it open.
+    const s2 = await login(w);
+    const r2 = await fetch(new URL('/api/stream', w.server.url), { headers: { cookie: s2.cookie } });
+    assert.is(r2.status, 200);
+    const t0 = Date.now();
+    await w.server.close();
+    assert.ok(Date.now() - t0 < 2000, `closed in ${Date.now() - t0} ms with a stream open`);
   } finally {
     await close(w);
   }

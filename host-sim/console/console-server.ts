@@ -18,6 +18,7 @@
 //     malformed query gets 400 with a message.
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { OPERATOR_PREFIX } from '../pki/deployment-pki.js';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +39,15 @@ const COOKIE = 'subline_session';
 const SESSION_SECONDS = 8 * 3600;
 const MAX_SESSIONS = 10_000;
 const SEARCH_MAX = 10_000;
+/** Open live streams: in all, and per session; a stream whose reader lags this far behind is dropped. */
+const MAX_STREAMS = 200;
+const MAX_STREAMS_PER_SESSION = 8;
+const STREAM_BUFFER_BYTES = 1 << 20;
+
+interface Stream {
+  readonly res: ServerResponse;
+  readonly session: string;
+}
 
 export interface ConsoleServerOptions {
   readonly central: Central;
@@ -73,11 +83,15 @@ export class ConsoleServer {
   readonly url: string;
   readonly #app: FastifyInstance;
   readonly #feed: LiveFeed;
+  readonly #streams: Set<Stream>;
+  readonly #sweep: NodeJS.Timeout;
 
-  private constructor(app: FastifyInstance, url: string, feed: LiveFeed) {
+  private constructor(app: FastifyInstance, url: string, feed: LiveFeed, streams: Set<Stream>, sweep: NodeJS.Timeout) {
     this.#app = app;
     this.url = url;
     this.#feed = feed;
+    this.#streams = streams;
+    this.#sweep = sweep;
   }
 
   static async start(o: ConsoleServerOptions): Promise<ConsoleServer> {
@@ -87,6 +101,7 @@ export class ConsoleServer {
     const operators = new OperatorStore(central.store.db);
     const query = new EventQuery(central.store.db);
     const sessions = new Map<string, Session>();
+    const streams = new Set<Stream>();
     const secure = o.tls !== undefined;
     const feed = new LiveFeed({ fleet: () => fleetView(central.store, { list: central.list, now: Math.floor(Date.now() / 1000) }), events: query });
     const tls = o.tls;
@@ -109,10 +124,15 @@ export class ConsoleServer {
       return [id, s];
     };
 
+    // Deny by default, on the route fastify matched (never on the raw URL: '/%61pi/gates' or an
+    // absolute-form 'http://host/api/gates' reach the same route).
+    const loopback = isLoopback(host);
     app.addHook('onRequest', async (req, reply) => {
-      const path = req.url.split('?')[0] ?? '';
-      if (!path.startsWith('/api/')) return;
-      if ((path === '/api/login' || path === '/api/login/certificate') && req.method === 'POST') return;
+      // On loopback, only our own names: a DNS-rebinding page's Host is not one of them.
+      if (loopback && !localHost(req.headers.host, app)) return reply.code(421).send({ error: 'unexpected Host header' });
+      // Unmatched URLs too: without a session they get 401, with one the 404 handler.
+      const route = req.routeOptions.url;
+      if (route !== undefined && (PUBLIC_ROUTES.has(`${req.method} ${route}`) || route.startsWith('/assets/'))) return;
       const s = sessionOf(req);
       if (s === null) return reply.code(401).send({ error: 'not logged in' });
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -136,9 +156,12 @@ export class ConsoleServer {
       if (typeof b?.name !== 'string' || typeof b.password !== 'string') return reply.code(400).send({ error: 'give name and password (JSON strings)' });
       const op = await operators.verify(b.name, b.password);
       if (op === null) {
-        o.log?.(`console: login refused for '${b.name.slice(0, 64)}' from ${req.ip}`);
+        o.log?.(`console: login refused for ${JSON.stringify(b.name.slice(0, 64))} from ${req.ip}`);
         return reply.code(401).send({ error: 'wrong name or password' });
       }
+      // A new session id at every login (an id set before the login never becomes a session).
+      const old = req.cookies[COOKIE];
+      if (old !== undefined) sessions.delete(old);
       if (sessions.size >= MAX_SESSIONS) pruneSessions(sessions);
       const id = randomBytes(32).toString('base64url');
       const s: Session = { operator: op.name, role: op.role, csrf: randomBytes(32).toString('base64url'), expires: Date.now() + SESSION_SECONDS * 1000 };
@@ -158,6 +181,8 @@ export class ConsoleServer {
         o.log?.(`console: certificate login refused from ${req.ip}${typeof cn === 'string' ? ` (${cn})` : ''}`);
         return reply.code(401).send({ error: 'no valid operator certificate of this deployment, or no such operator' });
       }
+      const old = req.cookies[COOKIE];
+      if (old !== undefined) sessions.delete(old);
       if (sessions.size >= MAX_SESSIONS) pruneSessions(sessions);
       const id = randomBytes(32).toString('base64url');
       const s: Session = { operator: op.name, role: op.role, csrf: randomBytes(32).toString('base64url'), expires: Date.now() + SESSION_SECONDS * 1000 };
@@ -201,29 +226,84 @@ export class ConsoleServer {
       if (!csv) return { events: rows, count: rows.length, limit };
       const columns = ['time', 'gate', 'site', 'line', 'direction', 'type', 'reason', 'level', 'key', 'subject', 'institution', 'epoch', 'seq', 'clockUntrusted', 'receivedAt'] as const;
       void reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="passages.csv"');
-      return stringify(rows.map((e) => columns.map((c) => e[c] ?? '')), { header: true, columns: [...columns] });
+      return stringify(rows.map((e) => columns.map((c) => spreadsheetSafe(e[c] ?? ''))), { header: true, columns: [...columns] });
     });
 
     app.get('/api/stream', (req, reply) => {
+      const session = req.cookies[COOKIE]!; // the hook checked it
+      if (streams.size >= MAX_STREAMS) return reply.code(503).send({ error: 'too many live streams open' });
+      let mine = 0;
+      for (const st of streams) if (st.session === session) mine++;
+      if (mine >= MAX_STREAMS_PER_SESSION) return reply.code(429).send({ error: `at most ${MAX_STREAMS_PER_SESSION} live streams per session` });
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       res.write(': subline console stream\n\n');
-      const stop = feed.subscribe((event, data) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
-      req.raw.on('close', stop);
+      const stream: Stream = { res, session };
+      streams.add(stream);
+      const stop = feed.subscribe((event, data) => {
+        // A reader that does not keep up is dropped, not buffered for without end.
+        if (res.writableLength > STREAM_BUFFER_BYTES) return void res.destroy();
+        res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      });
+      res.on('close', () => {
+        stop();
+        streams.delete(stream);
+      });
     });
+
+    // A stream lives only as long as its session: logout, expiry or a dropped session end it.
+    const sweep = setInterval(() => {
+      for (const st of streams) {
+        const sess = sessions.get(st.session);
+        if (sess === undefined || sess.expires < Date.now()) st.res.end();
+      }
+    }, 1000);
+    sweep.unref();
 
     await app.listen({ host, port: o.port ?? 0 });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr !== null ? addr.port : (o.port ?? 0);
     const shown = host.includes(':') ? `[${host}]` : host;
-    return new ConsoleServer(app, `${secure ? 'https' : 'http'}://${shown}:${port}/`, feed);
+    return new ConsoleServer(app, `${secure ? 'https' : 'http'}://${shown}:${port}/`, feed, streams, sweep);
   }
 
-  async close(): Promise<void> {
+  #closed: Promise<void> | null = null;
+
+  /** Stops serving (again: the same promise). */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    clearInterval(this.#sweep);
     this.#feed.close();
+    // Open streams would hold the server open (and a browser reconnects): end them first.
+    for (const st of this.#streams) st.res.end();
+    this.#streams.clear();
     await this.#app.close();
   }
+}
+
+/** What answers without a session: the page, its assets (by prefix) and the two logins. */
+const PUBLIC_ROUTES = new Set(['GET /', 'HEAD /', 'POST /api/login', 'POST /api/login/certificate']);
+
+/** The Host header names this loopback server (127.0.0.1, localhost or ::1, on its port). */
+function localHost(header: string | undefined, app: FastifyInstance): boolean {
+  if (header === undefined) return false;
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : -1;
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+)(?::(\d+))?$/.exec(header.trim().toLowerCase());
+  if (m === null) return false;
+  const name = m[1]!;
+  const p = m[2] === undefined ? 80 : Number(m[2]);
+  return p === port && (name === 'localhost' || name === '[::1]' || /^127(\.\d{1,3}){3}$/.test(name));
+}
+
+/** A cell a spreadsheet would run as a formula (=, +, -, @ first) gets a leading quote. */
+function spreadsheetSafe(v: string | number | boolean | null): string | number | boolean | null {
+  return typeof v === 'string' && /^[=+\-@\t\r]/.test(v) ? `'${v}` : v;
 }
 
 function sameToken(a: string, b: string): boolean {

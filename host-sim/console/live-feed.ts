@@ -57,19 +57,26 @@ export class LiveFeed {
     void this.#readFleet();
     this.#timers.push(setInterval(() => void this.#readFleet(), this.#o.fleetMs ?? 1000));
     this.#timers.push(setInterval(() => this.#flush(), this.#o.flushMs ?? 250));
-    void (async () => {
+    void this.#follow(abort.signal);
+  }
+
+  /** Follows the store while anyone listens; a failed read (the store busy) starts again after a pause, from now. */
+  async #follow(signal: AbortSignal): Promise<void> {
+    for (let pause = 250; !signal.aborted; pause = Math.min(pause * 2, 10_000)) {
       try {
-        for await (const e of this.#o.events.follow({}, { from: 'now', pollMs: 200, signal: abort.signal })) {
+        for await (const e of this.#o.events.follow({}, { from: 'now', pollMs: 200, signal })) {
           if (this.#buffer.length >= (this.#o.maxBatch ?? 500)) {
             this.#buffer.shift();
             this.#skipped++;
           }
           this.#buffer.push(e);
+          pause = 250;
         }
       } catch {
-        // the store closed under the follower (central stopping): the feed ends
+        // the store busy or closing: below, again after a pause (the abort ends it)
       }
-    })();
+      await new Promise((r) => setTimeout(r, pause).unref());
+    }
   }
 
   #stop(): void {
