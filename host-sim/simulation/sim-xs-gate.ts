@@ -97,8 +97,16 @@ export class SimXsGate implements SimulatedGate {
       ntpSeconds: () => o.wallSeconds(),
       keepLines: 200,
       watchJournal: true,
+      inputsAtEnd: true,
       network: (onEvent) => new SimMqttBridge({ broker: o.broker, identity: o.provisioning.gate, onEvent, onActivity: () => this.#wakeIn(0) }),
-      onAdvance: (r) => this.#absorb(r),
+      // A checker's exception is the checker's, not a crash of the device: handed to the driver as a failure of its own.
+      onAdvance: (r) => {
+        try {
+          this.#absorb(r);
+        } catch (e) {
+          o.later(() => Promise.reject(e instanceof Error ? e : new Error(String(e))));
+        }
+      },
     });
   }
 
@@ -149,8 +157,15 @@ export class SimXsGate implements SimulatedGate {
   }
 
   /** Stops the worker (at the end of a run). */
+  /** At the end of a run (the driver's queue of XS work done): the worker stopped. */
   async close(): Promise<void> {
-    this.#die('closed');
+    if (this.#running || this.#timers !== null) {
+      this.#o.hooks.trace(this, 'down: closed');
+      this.#generation++;
+      this.#running = false;
+      this.#timers?.cancel();
+      this.#timers = null;
+    }
     await this.#xs.kill();
   }
 
@@ -230,11 +245,12 @@ export class SimXsGate implements SimulatedGate {
     }
     for (const p of r.probes) hooks.probe(this, p);
     this.watch.observe(s.journal.epoch, s.journal.acked, s.boot);
-    const j = r.journaled;
-    let next = 0; // index into the records of this advance
+    // The records of this advance in seq order (ranges read after each timer callback), given out
+    // up to each relay switch-on's seq first: what the device journaled before it.
+    const recs = r.journaled.flatMap((j) => Array.from({ length: j.count }, (_, i) => ({ epoch: j.epoch, seq: j.first + i, bytes: j.records.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES) })));
+    let next = 0;
     const emitUpTo = (seq: number): void => {
-      if (j === null) return;
-      for (; next < j.count && j.first + next <= seq; next++) this.#record(j.epoch, j.first + next, j.records.subarray(next * RECORD_BYTES, (next + 1) * RECORD_BYTES));
+      for (; next < recs.length && recs[next]!.seq <= seq; next++) this.#record(recs[next]!.epoch, recs[next]!.seq, recs[next]!.bytes);
     };
     for (const w of r.pins) {
       const out = this.#outputAt(w.pin);
@@ -242,7 +258,7 @@ export class SimXsGate implements SimulatedGate {
       const on = (w.level === 1) !== out.activeLow;
       if (on && !this.#relay) {
         emitUpTo(w.seq);
-        hooks.relayOn(this);
+        hooks.relayOn(this, w.mode);
       }
       this.#relay = on;
     }

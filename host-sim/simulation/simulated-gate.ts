@@ -45,8 +45,8 @@ export interface JournalEvent {
 export interface SimulatedGateHooks {
   /** The gate's code threw something other than a power cut. */
   crashed(gate: SimulatedGate, e: unknown): void;
-  /** The relay (or barrier) was switched on. */
-  relayOn(gate: SimulatedGate): void;
+  /** The relay (or barrier) was switched on; `mode`: the lane controller's at that moment (when the engine reports it). */
+  relayOn(gate: SimulatedGate, mode?: string): void;
   /** A credential reached the lane controller with these inputs. */
   probe(gate: SimulatedGate, inputs: TapInputs): void;
   event(gate: SimulatedGate, e: JournalEvent): void;

@@ -83,8 +83,8 @@ export interface SimulationReport {
   readonly faults: readonly FaultKind[];
   readonly digest: string;
   readonly violations: readonly Violation[];
-  /** `checkedXs`: the checked decisions that gates on XS made. */
-  readonly taps: { total: number; granted: number; denied: number; checked: number; checkedXs: number; byReason: Record<string, number> };
+  /** `checkedXs`: the checked decisions that gates on XS made; `undecided`: taps with no decision journaled (a full journal, a power cut, a gate down). */
+  readonly taps: { total: number; granted: number; denied: number; checked: number; checkedXs: number; undecided: number; byReason: Record<string, number> };
   readonly injected: Record<string, number>;
   readonly events: { journaled: number; stored: number; lostToWipe: number };
   readonly versions: { final: number; changes: number };
@@ -166,7 +166,7 @@ class Simulation {
   readonly #grantsUnused = new Map<string, number>();
   readonly #revocations: { card: Uint8Array; version: number; atMs: number }[] = [];
   readonly #injected: Record<string, number> = {};
-  readonly #taps = { total: 0, granted: 0, denied: 0, checked: 0, checkedXs: 0, byReason: {} as Record<string, number> };
+  readonly #taps = { total: 0, granted: 0, denied: 0, checked: 0, checkedXs: 0, undecided: 0, byReason: {} as Record<string, number> };
   readonly #keys: { signingKey: Uint8Array; deploymentKey: Uint8Array; gateMasterKey: Uint8Array; publicKey: Uint8Array };
   #centralClock: NodeClock;
   #central: Central | null = null;
@@ -245,6 +245,10 @@ class Simulation {
 
   async dispose(): Promise<void> {
     this.#world.cancel();
+    // XS work still queued (a boot in flight when the run ended) first: no worker is left behind.
+    await this.#xsQueue.catch(() => undefined);
+    await Promise.allSettled(this.#pending);
+    await this.#xsQueue.catch(() => undefined);
     await Promise.all(this.#gates.map((g) => g.close()));
     const c = this.#central;
     this.#central = null;
@@ -413,7 +417,7 @@ class Simulation {
     };
     const hooks: SimulatedGateHooks = {
       crashed: (gate, e) => this.#violate('gate code never throws', gate.id, e instanceof Error ? (e.stack ?? e.message) : String(e)),
-      relayOn: (gate) => this.#onRelay(gate),
+      relayOn: (gate, mode) => this.#onRelay(gate, mode),
       probe: (gate, inputs) => this.#onProbe(gate, inputs),
       event: (gate, e) => this.#onEvent(gate, e),
       powerLost: (gate) => this.#onPowerLost(gate),
@@ -443,8 +447,8 @@ class Simulation {
   }
 
   /** No passage without a durable record before the relay (fire release excepted). */
-  #onRelay(gate: SimulatedGate): void {
-    const mode = gate.readout()?.mode;
+  #onRelay(gate: SimulatedGate, modeThen?: string): void {
+    const mode = modeThen ?? gate.readout()?.mode;
     if (mode === 'emergency') return;
     const unused = this.#grantsUnused.get(gate.id) ?? 0;
     if (unused <= 0) return this.#violate('no passage without a durable record before the relay', gate.id, 'relay switched on with no journaled grant or open command before it');
@@ -497,14 +501,22 @@ class Simulation {
   #tap(g: SimulatedGate, r: () => number): void {
     const plan = this.#plan(g, r);
     if (!g.alive) return;
+    // An XS gate's tap the lane controller read but journaled no decision for (a full journal, a cut): counted.
+    const before = this.#tapping.get(g.id);
+    if (before?.tap !== null && before?.tap !== undefined) this.#undecided(g, before.tap.key);
     this.#tapping.set(g.id, { plan, r, inputs: null, tap: null });
     g.tap(plan.card);
     this.#taps.total++;
     // The Node gate decides inside tap(); an XS gate when its worker next runs (a step later).
     if (g.engine === 'node' && this.#tapping.has(g.id)) {
-      this.#trace.add(g.id, `tap ${toHex(credentialKey(nodeCrypto, this.#keys.deploymentKey, 1, plan.card))} no decision journaled`);
+      this.#undecided(g, toHex(credentialKey(nodeCrypto, this.#keys.deploymentKey, 1, plan.card)));
       this.#tapping.delete(g.id);
     }
+  }
+
+  #undecided(g: SimulatedGate, key: string): void {
+    this.#taps.undecided++;
+    this.#trace.add(g.id, `tap ${key} no decision journaled`);
   }
 
   /** The card reached the lane controller: the reference's inputs, read the way it reads them. */

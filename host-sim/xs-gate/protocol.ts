@@ -78,8 +78,12 @@ export interface InitRequest {
 export type Request =
   | InitRequest
   | { readonly op: 'start' }
-  /** `watch`: the reply carries what was journaled since the last watched reply (JournalWatch). */
-  | { readonly op: 'advance'; readonly ms: number; readonly events: readonly InEvent[]; readonly watch?: boolean }
+  /**
+   * `watch`: the reply carries what was journaled since the last watched reply (read after every
+   * timer callback, so a power cut later in the advance does not hide it). `inputsAtEnd`: the
+   * events arrive at the end of the advance (after the timers due until then), not at its start.
+   */
+  | { readonly op: 'advance'; readonly ms: number; readonly events: readonly InEvent[]; readonly watch?: boolean; readonly inputsAtEnd?: boolean }
   | { readonly op: 'snapshot'; readonly partition: string }
   | { readonly op: 'cut'; readonly partition: string; readonly afterOps: number; readonly mode?: 'write' | 'erase' | 'any' }
   | { readonly op: 'gc' }
@@ -157,6 +161,8 @@ export interface PinWrite {
   readonly perf: number;
   /** The journal's last seq at the write (orders writes against journaled records). */
   readonly seq: number;
+  /** The lane controller's mode at the write ('' before the gate runs). */
+  readonly mode: string;
 }
 
 export interface UartWrite {
@@ -180,6 +186,6 @@ export interface Reply {
   readonly value?: unknown;
   /** Probed credentials' decision inputs, in order (advance). */
   readonly probes: readonly TapProbe[];
-  /** What was journaled since the last watched advance (advance with `watch`). */
-  readonly journaled?: JournalRead;
+  /** What was journaled since the last watched advance (advance with `watch`), in seq order. */
+  readonly journaled?: readonly JournalRead[];
 }

@@ -59,6 +59,8 @@ export interface XsGateOptions {
   readonly network?: (onEvent: (p: Pending) => void) => XsGateNetwork;
   /** Every advance reports what the journal made durable since the last (AdvanceResult.journaled). */
   readonly watchJournal?: boolean;
+  /** What is queued for the device arrives at the end of each advance (after the timers due until then), not at its start (lockstep: it happened now). */
+  readonly inputsAtEnd?: boolean;
   /** Every advance's result, start()'s own included, before advance() resolves. */
   readonly onAdvance?: (r: AdvanceResult) => void;
   /** The device's wall clock at boot before SNTP, UTC seconds (default 0: no battery RTC). */
@@ -95,8 +97,8 @@ export interface AdvanceResult {
   readonly meter: XsMeter;
   /** Decision inputs read as probed credentials arrived (tap(..., { probe: true })). */
   readonly probes: readonly TapProbe[];
-  /** With watchJournal: the records journaled since the last advance, read back from flash (16 bytes each from seq `first`). */
-  readonly journaled: { readonly epoch: number; readonly first: number; readonly count: number; readonly records: Uint8Array } | null;
+  /** With watchJournal: the records journaled since the last advance, read back from flash (ranges in seq order, 16 bytes a record from seq `first`). */
+  readonly journaled: readonly { readonly epoch: number; readonly first: number; readonly count: number; readonly records: Uint8Array }[];
 }
 
 const OUTPUT_NAMES: readonly OutputName[] = ['relay', 'barrier', 'lampGreen', 'lampRed', 'buzzer'];
@@ -257,10 +259,11 @@ export class XsGate {
     this.#queue = [];
     this.#advancesStarted++;
     try {
-      const r = await this.#command({ op: 'advance', ms, events, ...(this.#o.watchJournal === true ? { watch: true } : {}) }, blobs);
-      const j = r.reply.journaled;
-      const records = j === undefined ? undefined : r.blobs[j.blob];
-      const journaled = j === undefined || records === undefined ? null : { epoch: j.epoch, first: j.first, count: j.count, records };
+      const r = await this.#command({ op: 'advance', ms, events, ...(this.#o.watchJournal === true ? { watch: true } : {}), ...(this.#o.inputsAtEnd === true ? { inputsAtEnd: true } : {}) }, blobs);
+      const journaled = (r.reply.journaled ?? []).flatMap((j) => {
+        const records = r.blobs[j.blob];
+        return records === undefined ? [] : [{ epoch: j.epoch, first: j.first, count: j.count, records }];
+      });
       const result: AdvanceResult = { status: this.status(), pins: r.reply.pins, uartIn: r.reply.uartIn, meter: r.meter, probes: r.reply.probes, journaled };
       this.#o.onAdvance?.(result);
       return result;

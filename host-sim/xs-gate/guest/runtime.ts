@@ -81,6 +81,9 @@ class Clock {
         next.seq = ++this.#seq;
       } else this.cancel(next);
       run(next.label, () => next.callback(next));
+      collect();
+      // The power went at a flash operation: a dead device runs nothing more.
+      if (dataPartition()?.poweredOff === true) break;
     }
     if (end > this.now) this.now = end;
   }
@@ -197,7 +200,8 @@ export function pin(n: number): Pin {
 }
 
 export function recordPinWrite(n: number, level: 0 | 1): void {
-  out.pins.push({ pin: n, level, atMs: clock.now, perf: perfNow(), seq: gate()?.journal.lastSeq ?? 0 });
+  const g = gate();
+  out.pins.push({ pin: n, level, atMs: clock.now, perf: perfNow(), seq: g?.journal.lastSeq ?? 0, mode: g?.controller.mode ?? '' });
 }
 
 function driveInput(n: number, level: 0 | 1): void {
@@ -326,6 +330,15 @@ function readJournaled(): JournalRead | undefined {
   return { epoch: j.epoch, first: r.first, count: r.count, blob: blob(bytes.subarray(0, r.count * RECORD_BYTES)) };
 }
 
+/** While a watched advance runs: the ranges read so far (after each timer callback). */
+let collecting: JournalRead[] | null = null;
+
+function collect(): void {
+  if (collecting === null || dataPartition()?.poweredOff === true) return;
+  const r = readJournaled();
+  if (r !== undefined) collecting.push(r);
+}
+
 function probe(): void {
   const g = gate();
   if (g === null) return;
@@ -450,14 +463,16 @@ function deliver(e: InEvent, blobs: readonly Uint8Array[]): void {
   }
 }
 
-function advance(ms: number, events: readonly InEvent[], blobs: readonly Uint8Array[]): void {
+function advance(ms: number, events: readonly InEvent[], blobs: readonly Uint8Array[], inputsAtEnd: boolean): void {
   // Copy payloads now: the request's buffer is not kept after this command.
   const own = blobs.map((b) => b.slice());
+  // At the end: the timers due until now run first (the events happened now, not at the last advance).
+  if (inputsAtEnd) clock.advance(ms);
   for (const e of events) {
     const delay = 'delayMs' in e ? (e.delayMs ?? 0) : 0;
     later(`${e.ev} delivery`, () => deliver(e, own), delay);
   }
-  clock.advance(ms);
+  clock.advance(inputsAtEnd ? 0 : ms);
 }
 
 function memory(): unknown {
@@ -481,9 +496,15 @@ function handle(req: Request, blobs: readonly Uint8Array[]): unknown {
       returned = true;
       return null;
     case 'advance':
-      advance(req.ms, req.events, blobs);
-      // After a power cut the flash reads nothing: what was durable is read on the next boot.
-      if (req.watch === true && !dataPartition()?.poweredOff) journaled = readJournaled();
+      collecting = req.watch === true ? [] : null;
+      try {
+        advance(req.ms, req.events, blobs, req.inputsAtEnd === true);
+        collect();
+        // After a power cut the flash reads nothing more: what was durable before it was read after each callback.
+        if (collecting !== null) journaled = collecting;
+      } finally {
+        collecting = null;
+      }
       return null;
     case 'snapshot': {
       const p = partitions.get(req.partition);
@@ -504,7 +525,7 @@ function handle(req: Request, blobs: readonly Uint8Array[]): unknown {
   }
 }
 
-let journaled: JournalRead | undefined;
+let journaled: JournalRead[] | undefined;
 
 function handleCommand(request: ArrayBuffer): ArrayBuffer {
   let ok = true;
