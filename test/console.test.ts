@@ -57,7 +57,7 @@ function batch(w: World, taps: readonly { key: Uint8Array | null; type: number; 
   return { gate: 'fl-in-t01', epoch: 7, first, count: taps.length, records: all, prev, chain: c };
 }
 
-async function world(o: { loginsPerMinute?: number } = {}): Promise<World & { keys: { k1: Uint8Array; k2: Uint8Array } }> {
+async function world(o: { loginsPerMinute?: number; sessionRecheckMs?: number } = {}): Promise<World & { keys: { k1: Uint8Array; k2: Uint8Array } }> {
   const dir = mkdtempSync(join(tmpdir(), 'subline-console-'));
   const central = await Central.open({ db: join(dir, 'central.db'), ...KEYS, brokerUrl: 'mqtt://127.0.0.1:1' /* never started: the console reads the store */ });
   const r = central.registry;
@@ -70,7 +70,7 @@ async function world(o: { loginsPerMinute?: number } = {}): Promise<World & { ke
   await central.store.identities.register({ gate: 'sl-out-t02', site: 'luohu', list: 'main', line: 'second', direction: 'out', lane: 'person' }, T0);
   const ops = new OperatorStore(central.store.db);
   await ops.add('ana', 'viewer', PASSWORD);
-  const server = await ConsoleServer.start({ central, ...(o.loginsPerMinute !== undefined ? { loginsPerMinute: o.loginsPerMinute } : {}) });
+  const server = await ConsoleServer.start({ central, ...(o.loginsPerMinute !== undefined ? { loginsPerMinute: o.loginsPerMinute } : {}), ...(o.sessionRecheckMs !== undefined ? { sessionRecheckMs: o.sessionRecheckMs } : {}) });
   const w = { dir, central, server, chain: { prev: new Uint8Array(32), next: 1 }, keys: { k1, k2 } };
   const b = batch(w, [
     { key: k1, type: EventType.decision_granted, reason: Reason.granted },
@@ -201,12 +201,31 @@ test('login: wrong password 401; the session cookie is HttpOnly and SameSite=Str
     assert.equal(await me.json(), { name: 'ana', role: 'viewer', csrf: s.csrf });
     const noToken = await fetch(new URL('/api/logout', w.server.url), { method: 'POST', headers: { cookie: s.cookie } });
     assert.is(noToken.status, 403);
-    const wrongToken = await fetch(new URL('/api/logout', w.server.url), { method: 'POST', headers: { cookie: s.cookie, 'x-csrf-token': `${s.csrf.slice(0, -1)}A` } });
+    const wrongToken = await fetch(new URL('/api/logout', w.server.url), { method: 'POST', headers: { cookie: s.cookie, 'x-csrf-token': `${s.csrf.slice(0, -1)}${s.csrf.endsWith('A') ? 'B' : 'A'}` } });
     assert.is(wrongToken.status, 403);
     assert.is((await get(w, '/api/gates', s.cookie)).status, 200, 'still logged in');
     const out = await fetch(new URL('/api/logout', w.server.url), { method: 'POST', headers: { cookie: s.cookie, 'x-csrf-token': s.csrf } });
     assert.is(out.status, 200);
     assert.is((await get(w, '/api/gates', s.cookie)).status, 401, 'the session is gone');
+  } finally {
+    await close(w);
+  }
+});
+
+test('a disabled operator, or one whose password changed, loses its session', async () => {
+  const w = await world({ sessionRecheckMs: 0 });
+  try {
+    const ops = new OperatorStore(w.central.store.db);
+    const s = await login(w);
+    assert.is((await get(w, '/api/gates', s.cookie)).status, 200);
+    await ops.setDisabled('ana', true);
+    assert.is((await get(w, '/api/gates', s.cookie)).status, 401, 'disabled');
+    const again = await fetch(new URL('/api/login', w.server.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'ana', password: PASSWORD }) });
+    assert.is(again.status, 401, 'a disabled operator cannot log in');
+    await ops.setDisabled('ana', false);
+    const s2 = await login(w);
+    await ops.setPassword('ana', 'another password 42');
+    assert.is((await get(w, '/api/gates', s2.cookie)).status, 401, 'a new password ends the old sessions');
   } finally {
     await close(w);
   }

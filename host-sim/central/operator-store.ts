@@ -121,6 +121,22 @@ export class OperatorStore {
     return toOperator(row);
   }
 
+  /** Disables (or enables again) an operator: a disabled one cannot log in, and the console drops its sessions. */
+  async setDisabled(name: string, disabled: boolean): Promise<void> {
+    const changed = await this.#db.run('UPDATE operators SET disabled = ? WHERE name = ?', [disabled ? 1 : 0, name]);
+    if (changed === 0) throw new OperatorError(`no operator '${name}'`);
+  }
+
+  /**
+   * What a session was opened on: role, not disabled, and a fingerprint of the
+   * password hash (a new password changes it). Undefined when the operator is gone.
+   */
+  async standing(name: string): Promise<{ role: OperatorRole; disabled: boolean; credential: string } | undefined> {
+    const row = await this.#db.get<Row>('SELECT name, role, password, created_at, disabled FROM operators WHERE name = ?', [name]);
+    if (row === undefined || !isOperatorRole(row.role)) return undefined;
+    return { role: row.role, disabled: Number(row.disabled) !== 0, credential: row.password.slice(-16) };
+  }
+
   async get(name: string): Promise<Operator | undefined> {
     const row = await this.#db.get<Row>('SELECT name, role, password, created_at, disabled FROM operators WHERE name = ?', [name]);
     return row === undefined ? undefined : toOperator(row);

@@ -75,6 +75,20 @@ export function registerOperators(central: Command): void {
         for (const x of list) out(`${x.name}\t${x.role}\t${new Date(x.createdAt * 1000).toISOString()}${x.disabled ? '\tdisabled' : ''}`);
       }),
     );
+  for (const [verb, disabled] of [['disable', true], ['enable', false]] as const) {
+    op.command(verb)
+      .description(disabled ? 'disable an operator: no login, and its console sessions end (within 30 s)' : 'enable a disabled operator again')
+      .argument('<name>')
+      .option('--json', 'print {name, disabled}')
+      .addOption(dataOption())
+      .addOption(dbOption())
+      .action((name: string, o: { data: string; db?: string; json?: boolean }) =>
+        operatorErrors(async () => {
+          await withStore(dataPaths(o.data, o.db), undefined, (s) => new OperatorStore(s.db).setDisabled(name, disabled));
+          out(o.json === true ? JSON.stringify({ name, disabled }) : `operator ${name} ${disabled ? 'disabled' : 'enabled'}`);
+        }),
+      );
+  }
   op.command('password')
     .description("set an operator's password (a new one-time one unless --password-stdin gives one)")
     .argument('<name>')

@@ -63,6 +63,8 @@ export interface ConsoleServerOptions {
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer; readonly ca?: string | Buffer; readonly crl?: string | Buffer };
   /** Login attempts per client address per minute (default 10). */
   readonly loginsPerMinute?: number;
+  /** How often a session's operator is read again (default 30 s): disabled, a new role or password ends the session. */
+  readonly sessionRecheckMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -71,7 +73,13 @@ interface Session {
   readonly role: OperatorRole;
   readonly csrf: string;
   readonly expires: number;
+  /** The operator's standing when the session was opened (password fingerprint), and when it was last checked. */
+  readonly credential: string;
+  checkedAt: number;
 }
+
+/** How often a session's operator is read again (disabled, role or password changed: the session ends). */
+const RECHECK_MS = 30_000;
 
 export class ConsoleError extends Error {}
 
@@ -135,6 +143,14 @@ export class ConsoleServer {
       if (route !== undefined && (PUBLIC_ROUTES.has(`${req.method} ${route}`) || route.startsWith('/assets/'))) return;
       const s = sessionOf(req);
       if (s === null) return reply.code(401).send({ error: 'not logged in' });
+      if (Date.now() - s[1].checkedAt >= (o.sessionRecheckMs ?? RECHECK_MS)) {
+        const now = await operators.standing(s[1].operator);
+        if (now === undefined || now.disabled || now.role !== s[1].role || now.credential !== s[1].credential) {
+          sessions.delete(s[0]);
+          return reply.code(401).send({ error: 'not logged in' });
+        }
+        s[1].checkedAt = Date.now();
+      }
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         const token = req.headers['x-csrf-token'];
         if (typeof token !== 'string' || !sameToken(token, s[1].csrf)) return reply.code(403).send({ error: 'missing or wrong X-CSRF-Token' });
@@ -164,7 +180,8 @@ export class ConsoleServer {
       if (old !== undefined) sessions.delete(old);
       if (sessions.size >= MAX_SESSIONS) pruneSessions(sessions);
       const id = randomBytes(32).toString('base64url');
-      const s: Session = { operator: op.name, role: op.role, csrf: randomBytes(32).toString('base64url'), expires: Date.now() + SESSION_SECONDS * 1000 };
+      const standing = await operators.standing(op.name);
+      const s: Session = { operator: op.name, role: op.role, csrf: randomBytes(32).toString('base64url'), expires: Date.now() + SESSION_SECONDS * 1000, credential: standing?.credential ?? '', checkedAt: Date.now() };
       sessions.set(id, s);
       o.log?.(`console: ${op.name} (${op.role}) logged in from ${req.ip}`);
       void reply.setCookie(COOKIE, id, { path: '/', httpOnly: true, sameSite: 'strict', secure, maxAge: SESSION_SECONDS });
@@ -185,7 +202,8 @@ export class ConsoleServer {
       if (old !== undefined) sessions.delete(old);
       if (sessions.size >= MAX_SESSIONS) pruneSessions(sessions);
       const id = randomBytes(32).toString('base64url');
-      const s: Session = { operator: op.name, role: op.role, csrf: randomBytes(32).toString('base64url'), expires: Date.now() + SESSION_SECONDS * 1000 };
+      const standing = await operators.standing(op.name);
+      const s: Session = { operator: op.name, role: op.role, csrf: randomBytes(32).toString('base64url'), expires: Date.now() + SESSION_SECONDS * 1000, credential: standing?.credential ?? '', checkedAt: Date.now() };
       sessions.set(id, s);
       o.log?.(`console: ${op.name} (${op.role}) logged in with a certificate from ${req.ip}`);
       void reply.setCookie(COOKIE, id, { path: '/', httpOnly: true, sameSite: 'strict', secure, maxAge: SESSION_SECONDS });
