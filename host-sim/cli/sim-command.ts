@@ -251,23 +251,8 @@ export function registerSim(program: Command): void {
         unlisten();
         throw new CliError(`could not start: ${e instanceof Error ? e.message : String(e)}`, 1);
       }
-      // The operators' console on the simulator's central, as locked down as `central serve --http` (a login for every page).
       let web: ConsoleServer | null = null;
       let consoleLine = '';
-      if (f.console) {
-        try {
-          const password = await ensureFirstAdmin(sim.central.store.db);
-          web = await startConsole(sim.central, { http: f.http ?? '127.0.0.1:0' }, { say: () => undefined });
-          if (web !== null) {
-            consoleLine = `console: ${web.url} — log in as ${FIRST_ADMIN}${password !== null ? ` with the one-time password ${password}` : " with the password set before (`subline central operator password admin --db ...` sets another)"}`;
-            console.error(consoleLine);
-          }
-        } catch (e) {
-          await sim.close();
-          unlisten();
-          throw e;
-        }
-      }
       const timer = setInterval(
         () => {
           if (tty) process.stdout.write(`\x1b[H\x1b[2J${consoleLine !== '' ? `${consoleLine}\n` : ''}${render(sim, duration)}\n`);
@@ -280,6 +265,22 @@ export function registerSim(program: Command): void {
         },
         tty ? 1000 : 5000,
       );
+      // The operators' console on the simulator's central, as locked down as `central serve --http` (a login for every page).
+      if (f.console) {
+        try {
+          const password = await ensureFirstAdmin(sim.central.store.db);
+          web = await startConsole(sim.central, { http: f.http ?? '127.0.0.1:0' }, { say: () => undefined });
+          if (web !== null) {
+            consoleLine = `console: ${web.url} — log in as ${FIRST_ADMIN}${password !== null ? ` with the one-time password ${password}` : " with the password set before (`subline central operator password admin --db ...` sets another)"}`;
+            console.error(consoleLine);
+          }
+        } catch (e) {
+          clearInterval(timer);
+          await sim.close();
+          unlisten();
+          throw e;
+        }
+      }
       let durationTimer: ReturnType<typeof setTimeout> | undefined;
       const until = duration === null ? stopped : Promise.race([stopped, new Promise<void>((r) => (durationTimer = setTimeout(r, duration * 1000)))]);
       await until;
