@@ -3,8 +3,7 @@
 // Bad options exit 2; a data directory without a database or PKI exits 3.
 
 import { Option, type Command } from 'commander';
-import { BrokerConfigError, DEFAULT_PASSWORD_PORT, DEFAULT_TLS_PORT, writeBrokerConfig } from '../broker-config.js';
-import { BrokerAclError } from '../broker-acl.js';
+import { DEFAULT_PASSWORD_PORT, DEFAULT_TLS_PORT } from '../broker-config.js';
 import { CliError } from './cli-error.js';
 import { addGroup, bad, dataOption, dataPaths, dbOption, out, parseInteger, topicRootOption } from './common.js';
 
@@ -39,6 +38,8 @@ async function config(o: BrokerConfigFlags): Promise<void> {
   const port = parseInteger(o.port, '--port', 1, 65535);
   const tlsPort = parseInteger(o.tlsPort, '--tls-port', 1, 65535);
   if (o.out === undefined || o.out === '') bad('--out is required');
+  const { BrokerConfigError, writeBrokerConfig } = await import('../broker-config.js');
+  const { BrokerAclError } = await import('../broker-acl.js');
   let s;
   try {
     s = await writeBrokerConfig({ data: o.data, ...(o.db !== undefined ? { db: dataPaths(o.data, o.db).db } : {}), out: o.out, port, tlsPort, ...(o.host !== undefined ? { host: o.host } : {}), topicRoot: o.topicRoot });

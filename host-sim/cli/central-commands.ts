@@ -6,6 +6,9 @@
 // database, `serve` (the MQTT central, which notices those changes by polling
 // the list version), `publish` (one shot), and read-outs (events, gates).
 // docs/CLI.md has the reference.
+//
+// The central (MQTT), the store drivers and the PKI (X.509) are imported by
+// the commands that use them: --help and usage errors load none of them.
 
 import { createInterface } from 'node:readline/promises';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -14,16 +17,15 @@ import { Option, type Command } from 'commander';
 import { Presets, SingleBar } from 'cli-progress';
 import { fromHex, toHex } from '../../protocol/hex.js';
 import type { Direction, LaneKind, Line } from '../../protocol/whitelist-format.js';
-import { Central } from '../central/central.js';
+import type { Central } from '../central/central.js';
 import type { GateRecord } from '../central/central-state.js';
 import type { GateIdentity } from '../central/gate-registry.js';
 import { RefusalLog, type RefusalCount } from '../central/refusal-log.js';
 import { copyStore, CopyError } from '../central/store/copy-store.js';
-import { openCentralStore, openDb, StoreOpenError, type CentralStore } from '../central/store/open-store.js';
+import type { CentralStore } from '../central/store/open-store.js';
 import { migrate, SCHEMA_VERSION, SchemaError } from '../central/store/schema.js';
 import { isPostgresUrl, redactUrl } from '../central/store/sql-db.js';
 import { DEFAULT_SYNC_BUDGET, type SyncBudgetOptions } from '../central/sync-budget.js';
-import { DeploymentPki, operatorIdentity } from '../pki/deployment-pki.js';
 import { stampDatabase } from '../central/database-stamp.js';
 import type { GrantSpec } from '../central/image-builder.js';
 import { generateKeys, writeKeyFile } from '../central/keys.js';
@@ -249,6 +251,7 @@ async function confirmForce(o: InitOptions): Promise<void> {
 
 /** Creates the deployment PKI unless the data directory has one (it is never replaced: gates and brokers trust it). */
 async function ensurePki(p: DataPaths, hosts: readonly string[], say: InitOutput): Promise<void> {
+  const { DeploymentPki } = await import('../pki/deployment-pki.js');
   if (DeploymentPki.exists(p.pki)) {
     say.say(`deployment CA: ${p.pki} (existing, kept)`, { pki: { ca: join(p.pki, 'ca.crt.pem'), created: false } });
     return;
@@ -271,6 +274,7 @@ async function init(o: InitOptions): Promise<void> {
 /** Whether the target already holds a database: a SQLite file that exists, a PostgreSQL database with any central table. */
 async function databaseExists(p: DataPaths): Promise<boolean> {
   if (!isPostgresUrl(p.db)) return existsSync(p.db);
+  const { openDb, StoreOpenError } = await import('../central/store/open-store.js');
   let db;
   try {
     db = await openDb(p.db);
@@ -306,6 +310,8 @@ async function initKeysAndDb(o: InitOptions, say: InitOutput): Promise<void> {
   const capacity = o.capacity !== undefined ? parseInteger(o.capacity, '--capacity', 1, 100_000_000) : undefined;
   const hadKeys = existsSync(p.keys);
   const hadDb = await databaseExists(p);
+  const { openCentralStore } = await import('../central/store/open-store.js');
+  const { DeploymentPki } = await import('../pki/deployment-pki.js');
   const open = async (keys?: { signingKey: Uint8Array; deploymentKey: Uint8Array }, withList?: string): Promise<CentralStore> => {
     try {
       return await openCentralStore(p.db, { create: true, registry: { ...(keys !== undefined ? { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey } : {}), ...(withList !== undefined ? { list: withList } : {}) } });
@@ -440,6 +446,7 @@ async function copyCommand(o: CopyOptions): Promise<void> {
   const target = dataPaths(o.data, o.to, '--to').db;
   if (target === p.db) bad('--to names the database being copied');
   const keys = loadKeys(p);
+  const { openDb, StoreOpenError } = await import('../central/store/open-store.js');
   const from = await requireDatabase(p, keys);
   try {
     if (!isPostgresUrl(target) && existsSync(target)) throw new CliError(`--to ${target} exists: copy only into a new SQLite file or an empty PostgreSQL database`, 3);
@@ -697,6 +704,7 @@ async function openCentral(o: BrokerAuthFlags & { data: string; db?: string; bro
   checkId(o.list, '--list');
   const keys = loadKeys(p);
   const brokerAuth = resolveBrokerAuth(o, o.broker, p);
+  const { Central } = await import('../central/central.js');
   const store = await openStore(p, keys);
   try {
     await requireList(store.registry, o.list);
@@ -820,6 +828,7 @@ async function decommission(o: GatesOptions): Promise<void> {
     await reg.decommission(gate, at);
     // Its TLS certificates go on the CRL: the broker refuses the gate once it reloads it.
     const pkiDir = dataPaths(o.data, o.db).pki;
+    const { DeploymentPki } = await import('../pki/deployment-pki.js');
     const revoked = DeploymentPki.exists(pkiDir) ? await (await DeploymentPki.load(pkiDir)).revoke(gate) : 0;
     if (o.json === true || o.format === 'json') out(JSON.stringify({ gate, state: 'decommissioned', keyId: cur.keyId, at: isoSeconds(at), certificatesRevoked: revoked }, null, 2));
     else {
@@ -936,6 +945,7 @@ async function gates(o: GatesOptions): Promise<void> {
 
 async function certs(o: { data: string; db?: string; operator?: string; json?: boolean }): Promise<void> {
   const p = dataPaths(o.data, o.db);
+  const { DeploymentPki, operatorIdentity } = await import('../pki/deployment-pki.js');
   if (!DeploymentPki.exists(p.pki)) throw new CliError(`no deployment PKI in ${p.pki}: run \`subline central init --data ${p.dir}\``, 3);
   const pki = await DeploymentPki.load(p.pki);
   if (o.operator !== undefined) {

@@ -7,17 +7,21 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option, type ErrorOptions } from 'commander';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { isValidId, isValidRoot } from '../../protocol/topics.js';
 import { KeyFileError, readKeyFile, type CentralKeys } from '../central/keys.js';
 import { checkStamp } from '../central/database-stamp.js';
 import { RegistryError, type Registry } from '../central/registry.js';
-import { openCentralStore, openDb, StoreOpenError, type CentralStore } from '../central/store/open-store.js';
+import type { CentralStore } from '../central/store/open-store.js';
 import { checkSchema, SchemaError } from '../central/store/schema.js';
 import { isPostgresUrl, redactUrl, type SqlDb } from '../central/store/sql-db.js';
 import { CliError } from './cli-error.js';
 import { mqttAuthOptions, type BrokerAuth } from '../broker-auth.js';
 import { CENTRAL_IDENTITY } from '../pki/deployment-pki.js';
+
+// The store drivers, the MQTT client and the X.509 library are imported where a
+// command uses them, so that --help, usage errors and the commands that do not
+// need them load none of them.
 
 /** A commander Command whose usage errors (unknown option, missing argument, bad choice) exit with 2, not 1. */
 export class SublineCommand extends Command {
@@ -281,6 +285,7 @@ const initHint = (p: DataPaths): string => `run \`subline central init --data ${
  * `schema: false`) whose schema is not this build's. Never changes it.
  */
 export async function requireDatabase(p: DataPaths, keys?: CentralKeys, options: { readonly schema?: boolean } = {}): Promise<SqlDb> {
+  const { openDb, StoreOpenError } = await import('../central/store/open-store.js');
   let db: SqlDb;
   try {
     db = await openDb(p.db);
@@ -306,6 +311,7 @@ export async function requireDatabase(p: DataPaths, keys?: CentralKeys, options:
 
 /** Every store of an initialised central (its registry with the keys, when given). The caller closes it. */
 export async function openStore(p: DataPaths, keys?: CentralKeys): Promise<CentralStore> {
+  const { openCentralStore } = await import('../central/store/open-store.js');
   const db = await requireDatabase(p, keys);
   return registryErrors(() => openCentralStore(db, keys === undefined ? {} : { registry: { signingKey: keys.signingKey, deploymentKey: keys.deploymentKey } }));
 }
@@ -341,6 +347,7 @@ export async function requireList(registry: Registry, list: string): Promise<voi
 
 /** Connects (no automatic reconnect) or throws CliError 4 when the broker cannot be reached in time. */
 export async function connectBroker(url: string, timeoutMs: number, clientPrefix: string, auth?: BrokerAuth): Promise<MqttClient> {
+  const { default: mqtt } = await import('mqtt');
   const client = mqtt.connect(url, { clientId: `${clientPrefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs, keepalive: 30, ...mqttAuthOptions(auth, url) });
   try {
     await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,7 @@
 // `central operator add|list|password`: the people who log in to the
 // console (host-sim/central/operator-store.ts); and the console's options
 // and start-up shared by `central serve --http` and `subline sim` (npm start).
+// The console's server (fastify) is imported only when --http asks for it.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import type { Command } from 'commander';
 import type { Central } from '../central/central.js';
 import { OPERATOR_ROLES, OperatorError, OperatorStore } from '../central/operator-store.js';
 import type { SqlDb } from '../central/store/sql-db.js';
-import { ConsoleError, ConsoleServer, isLoopback } from '../console/console-server.js';
+import type { ConsoleServer } from '../console/console-server.js';
 import { CliError } from './cli-error.js';
 import { bad, dataOption, dataPaths, dbOption, out, withStore } from './common.js';
 
@@ -137,6 +138,7 @@ export async function startConsole(central: Central, f: ConsoleFlags, o: { reado
     return null;
   }
   const { host, port } = parseListen(f.http);
+  const { ConsoleError, ConsoleServer, isLoopback } = await import('../console/console-server.js');
   if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) bad('give both --tls-cert and --tls-key');
   if (f.tlsCert === undefined && !isLoopback(host)) bad(`--http ${f.http}: plain HTTP only on loopback (127.0.0.1, ::1); give --tls-cert and --tls-key to serve on ${host}`);
   let tls: { cert: Buffer; key: Buffer; ca?: Buffer; crl?: Buffer } | undefined;

@@ -20,7 +20,7 @@ import { decodeProvisioning, encodeProvisioning, type ProvisioningRecord } from 
 import { readKeyFile } from '../central/keys.js';
 import { deriveGateKey } from '../central/gate-keys.js';
 import { GateRegistryError } from '../central/gate-registry.js';
-import { commonName, DeploymentPki, type GateCredentials } from '../pki/deployment-pki.js';
+import type { DeploymentPki, GateCredentials } from '../pki/deployment-pki.js';
 import { CliError } from './cli-error.js';
 import { addGroup, bad, brokerOption, checkBrokerUrl, checkId, checkTopicRoot, dataOption, dataPaths, dbOption, isoSeconds, listOption, loadKeys, nowSeconds, openStore, out, parseInteger, requireList, topicRootOption } from './common.js';
 
@@ -172,6 +172,7 @@ async function provision(o: ProvisionOptions): Promise<void> {
 
 /** The deployment PKI of the data directory (exit 3 when there is none). */
 async function openPki(dir: string): Promise<DeploymentPki> {
+  const { DeploymentPki } = await import('../pki/deployment-pki.js');
   if (!DeploymentPki.exists(dir)) throw new CliError(`no deployment PKI in ${dir}: run \`subline central init\` on this data directory (it creates the CA and keeps the existing keys)`, 3);
   try {
     return await DeploymentPki.load(dir);
@@ -227,7 +228,8 @@ function readRecordFile(bytes: Uint8Array): { ok: true; value: ProvisioningRecor
 }
 
 /** The record without its secrets, for printing. */
-function describe(p: ProvisioningRecord, centralKey: Uint8Array | undefined): Record<string, unknown> {
+async function describe(p: ProvisioningRecord, centralKey: Uint8Array | undefined): Promise<Record<string, unknown>> {
+  const { commonName } = await import('../pki/deployment-pki.js');
   return {
     gate: p.gate,
     site: p.site,
@@ -250,7 +252,7 @@ function describe(p: ProvisioningRecord, centralKey: Uint8Array | undefined): Re
   };
 }
 
-function check(file: string, o: ProvisionOptions): void {
+async function check(file: string, o: ProvisionOptions): Promise<void> {
   for (const f of ['gate', 'site', 'line', 'direction', 'lane', 'out', 'username', 'password', 'journalEpoch', 'staleAfter', 'policy'] as const) {
     if (o[f] !== undefined) bad(`--check takes no --${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
   }
@@ -269,7 +271,7 @@ function check(file: string, o: ProvisionOptions): void {
   } catch {
     centralKey = undefined; // no key file here: nothing to compare with
   }
-  const d = describe(r.value, centralKey);
+  const d = await describe(r.value, centralKey);
   if (o.json === true) {
     out(JSON.stringify(d, null, 2));
     return;

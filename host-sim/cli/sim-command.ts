@@ -1,18 +1,18 @@
 // `subline sim` (= `npm start`): the fleet simulator with a live terminal view.
+// The simulator (embedded broker, central, gates) is imported when the command runs.
 
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from './cli-error.js';
-import { fleetSpecs, FleetSimulator, type SimReport } from '../sim/fleet-simulator.js';
+import type { FleetSimulator, SimReport } from '../sim/fleet-simulator.js';
 import { addBrokerAuthOptions, checkTopicRoot, type BrokerAuthFlags } from './common.js';
 import { randomBytes } from 'node:crypto';
 import type { BrokerAuth } from '../broker-auth.js';
 import { generateKeys } from '../central/keys.js';
-import { clearRetained, probeRetainedHead } from '../sim/shared-broker.js';
 import { Topics } from '../../protocol/topics.js';
-import { initIfMissing, prepareSimDeployment, simStateDir, type SimDeployment } from './sim-deployment.js';
+import type { SimDeployment } from './sim-deployment.js';
 import { SimState } from '../sim/sim-state.js';
 import { ensureFirstAdmin, FIRST_ADMIN, startConsole } from './operator-commands.js';
 import type { ConsoleServer } from '../console/console-server.js';
@@ -129,6 +129,7 @@ function summary(r: SimReport): string {
 
 /** Exit 3 when another central's head is retained under the run's topic root on the broker (see shared-broker.ts). */
 async function refuseForeignHead(broker: string, topicRoot: string, publicKey: Uint8Array, auth: BrokerAuth | undefined): Promise<void> {
+  const { probeRetainedHead } = await import('../sim/shared-broker.js');
   let probe;
   try {
     probe = await probeRetainedHead(broker, topicRoot, publicKey, auth !== undefined ? { auth } : {});
@@ -178,6 +179,8 @@ export function registerSim(program: Command): void {
       // unless one is chosen or --data names the deployment whose broker ACL covers 'subline'.
       const topicRoot = f.topicRoot ?? (f.broker !== undefined && f.data === undefined ? `sim-${seed}-${randomBytes(3).toString('hex')}` : 'subline');
       const total = duration ?? 600;
+      const { fleetSpecs, FleetSimulator } = await import('../sim/fleet-simulator.js');
+      const { initIfMissing, prepareSimDeployment, simStateDir } = await import('./sim-deployment.js');
       let deployment: SimDeployment | undefined;
       if (f.data !== undefined) {
         // The demo population of an earlier run in DIR is continued: the seed must be its seed.
@@ -306,6 +309,7 @@ export function registerSim(program: Command): void {
         // The run's key dies with it: its retained head and statuses would read as another central's to the next run.
         const topics = new Topics(topicRoot);
         try {
+          const { clearRetained } = await import('../sim/shared-broker.js');
           await clearRetained(f.broker, [topics.list('main', 'head'), ...sim.specs.map((g) => topics.gate(g.id, 'status'))]);
         } catch (e) {
           console.error(`note: the retained head under '${topicRoot}' could not be cleared (${e instanceof Error ? e.message : String(e)})`);

@@ -15,7 +15,6 @@ import type { ProvisioningRecord } from '../../protocol/provisioning.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import type { BrokerAuth } from '../broker-auth.js';
 import type { CentralKeys } from '../central/keys.js';
-import { DeploymentPki } from '../pki/deployment-pki.js';
 import type { GateSpec } from '../sim/fleet-simulator.js';
 import { Command } from 'commander';
 import { CliError } from './cli-error.js';
@@ -57,6 +56,7 @@ export async function prepareSimDeployment(data: string, specs: readonly GateSpe
   const p = dataPaths(data);
   const keys = loadKeys(p);
   const store = await openStore(p, keys);
+  const { DeploymentPki } = await import('../pki/deployment-pki.js');
   if (!DeploymentPki.exists(p.pki)) throw new CliError(`no deployment PKI in ${p.pki}: run \`subline central init --data ${p.dir}\``, 3);
   const pki = await DeploymentPki.load(p.pki);
   const dir = join(p.dir, 'sim-gates');

@@ -1,13 +1,14 @@
 // `subline simulate`: the deterministic whole-system simulation
 // (docs/SIMULATION.md). One process, virtual time, a seed that replays
 // everything: exit 0 without a violation, 1 with one (its replay command printed).
+// The simulation is imported when the command runs.
 
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { Presets, SingleBar } from 'cli-progress';
 import { CliError } from './cli-error.js';
-import { FAULT_KINDS, runSimulation, type FaultKind, type SimulationReport } from '../simulation/simulation.js';
-import { sweepSeeds, type SeedResult } from '../simulation/seed-sweep.js';
+import { FAULT_KINDS, type FaultKind, type SimulationReport } from '../simulation/simulation.js';
+import type { SeedResult } from '../simulation/seed-sweep.js';
 
 interface SimulateFlags {
   seed: string;
@@ -91,6 +92,7 @@ async function sweep(f: SimulateFlags, o: { gates: number; xs: number; hours: nu
   const { from, to } = parseSeeds(f.seeds!);
   const jobs = f.jobs === undefined ? availableParallelism() : int('jobs', f.jobs, 1, 256);
   const total = to - from + 1;
+  const { sweepSeeds } = await import('../simulation/seed-sweep.js');
   process.stderr.write(`simulating seeds ${from}..${to} (${total}): ${o.gates} gates${o.xs > 0 ? ` (${o.xs} on XS)` : ''}, ${o.hours} h, faults ${o.faults.join(',') || 'none'}, ${jobs} at a time\n`);
   let violated = 0;
   const progress = sweepProgress(total);
@@ -137,6 +139,7 @@ export function registerSimulate(program: Command): void {
       const faults = parseFaults(f.faults);
       if (f.jobs !== undefined && f.seeds === undefined) throw new CliError('--jobs goes with --seeds');
       if (f.seeds !== undefined) return sweep(f, { gates, xs, hours, faults });
+      const { runSimulation } = await import('../simulation/simulation.js');
       if (f.json !== true) process.stderr.write(`simulating seed ${seed}: ${gates} gates${xs > 0 ? ` (${xs} on XS)` : ''}, ${hours} h, faults ${faults.join(',') || 'none'}\n`);
       const r = await runSimulation({ seed, gates, hours, faults, xs });
       if (f.json === true) process.stdout.write(`${JSON.stringify(r)}\n`);
