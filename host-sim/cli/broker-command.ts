@@ -3,9 +3,15 @@
 // Bad options exit 2; a data directory without a database or PKI exits 3.
 
 import { Option, type Command } from 'commander';
-import { DEFAULT_PASSWORD_PORT, DEFAULT_TLS_PORT } from '../broker-config.js';
+import type * as BrokerConfig from '../broker-config.js';
 import { CliError } from './cli-error.js';
 import { addGroup, bad, dataOption, dataPaths, dbOption, out, parseInteger, topicRootOption } from './common.js';
+
+// broker-config.ts's defaults, repeated so that the other commands and --help do not load
+// it (and the X.509 library with it) before `broker config` runs; the types make tsc check
+// that they are the same.
+const DEFAULT_PASSWORD_PORT: typeof BrokerConfig.DEFAULT_PASSWORD_PORT = 1883;
+const DEFAULT_TLS_PORT: typeof BrokerConfig.DEFAULT_TLS_PORT = 8883;
 
 interface BrokerConfigFlags {
   readonly data: string;

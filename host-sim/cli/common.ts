@@ -17,11 +17,14 @@ import { checkSchema, SchemaError } from '../central/store/schema.js';
 import { isPostgresUrl, redactUrl, type SqlDb } from '../central/store/sql-db.js';
 import { CliError } from './cli-error.js';
 import { mqttAuthOptions, type BrokerAuth } from '../broker-auth.js';
-import { CENTRAL_IDENTITY } from '../pki/deployment-pki.js';
+import type { CENTRAL_IDENTITY as PKI_CENTRAL_IDENTITY } from '../pki/deployment-pki.js';
 
 // The store drivers, the MQTT client and the X.509 library are imported where a
 // command uses them, so that --help, usage errors and the commands that do not
 // need them load none of them.
+
+/** deployment-pki.ts's CENTRAL_IDENTITY, repeated so that this module does not load the X.509 library (the type makes tsc check that both are the same). */
+const CENTRAL_IDENTITY: typeof PKI_CENTRAL_IDENTITY = 'subline.central';
 
 /** A commander Command whose usage errors (unknown option, missing argument, bad choice) exit with 2, not 1. */
 export class SublineCommand extends Command {

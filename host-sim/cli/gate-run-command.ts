@@ -17,11 +17,19 @@ import { MAX_RAW_ID_BYTES } from '../../protocol/credential-key.js';
 import { fromHex, toHex } from '../../protocol/hex.js';
 import { decodeProvisioning, type ProvisioningRecord } from '../../protocol/provisioning.js';
 import { gateBrokerAuth, type BrokerAuth } from '../broker-auth.js';
-import { DEFAULT_CAPACITY, GateFlashDir, GateFlashDirError } from '../gate-flash-dir.js';
-import { GateRunner, type GateRunStatus, type GateRunTotals, type TapDecision } from '../gate-runner.js';
+import type * as FlashDir from '../gate-flash-dir.js';
+import type { GateFlashDir } from '../gate-flash-dir.js';
+import type { GateRunner, GateRunStatus, GateRunTotals, TapDecision } from '../gate-runner.js';
 import { READER_KINDS, SerialReader, SerialReaderError, type ReaderKind } from '../serial-reader.js';
 import { CliError } from './cli-error.js';
 import { bad, checkBrokerUrl, parseInteger } from './common.js';
+
+/**
+ * gate-flash-dir.ts's DEFAULT_CAPACITY (for --capacity's help), repeated so that the other
+ * commands and --help do not load the gate (imported when `gate run` runs); the type makes
+ * tsc check that both are the same.
+ */
+const DEFAULT_CAPACITY: typeof FlashDir.DEFAULT_CAPACITY = 20000;
 
 interface GateRunOptions {
   readonly record: string;
@@ -215,6 +223,8 @@ async function run(o: GateRunOptions): Promise<void> {
   const readerPoll = o.readerPoll !== undefined ? parseInteger(o.readerPoll, '--reader-poll', 0, 60_000) : undefined;
   if (o.reader === undefined && (o.readerKind !== undefined || o.readerPoll !== undefined)) bad('--reader-kind and --reader-poll go with --reader DEVICE');
 
+  const { GateFlashDir, GateFlashDirError } = await import('../gate-flash-dir.js');
+  const { GateRunner } = await import('../gate-runner.js');
   let flash: GateFlashDir;
   try {
     flash = GateFlashDir.open({ dir: o.flash, record, ...(capacity !== undefined ? { capacity } : {}) });
