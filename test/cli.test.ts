@@ -145,13 +145,16 @@ function registrySuite(reg: Test, c: Ctx): void {
 
   reg('init --json: one object of what was created, then of what --capacity and --new-epoch changed', async () => {
     const data = tempDir();
-    const first = JSON.parse((await cli(['central', 'init', '--data', data, '--json'], 0)).stdout) as { changed: string[]; keys: string; list: { name: string; epoch: number; version: number; capacity: number }; publicKey: string; schema: { version: number; created: boolean }; pki: { created: boolean }; database: string };
-    assert.equal(first.changed, c.pg ? ['created', 'pki_created'] : ['created', 'pki_created']);
+    const first = JSON.parse((await cli(['central', 'init', '--data', data, '--json'], 0)).stdout) as { changed: string[]; keys: string; list: { name: string; epoch: number; version: number; capacity: number }; publicKey: string; schema: { version: number; created: boolean }; pki: { created: boolean }; database: string; operator?: { name: string; password: string } };
+    assert.equal(first.changed, ['created', 'pki_created', 'operator_created']);
+    assert.is(first.operator?.name, 'admin', 'the first administrator');
+    assert.match(first.operator?.password ?? '', /^[A-Za-z0-9_-]{20}$/, 'its one-time password');
     assert.equal([first.keys, first.list.name, first.list.version, first.schema.created, first.pki.created], ['created', 'main', 0, true, true]);
     assert.is(first.database, await c.target(data));
     assert.match(first.publicKey, /^[0-9a-f]{64}$/);
     const cap = JSON.parse((await cli(['central', 'init', '--data', data, '--capacity', '5000', '--json'], 0)).stdout) as typeof first;
     assert.equal([cap.changed, cap.keys, cap.list.capacity, cap.publicKey, cap.pki.created], [['capacity'], 'kept', 5000, first.publicKey, false]);
+    assert.is(cap.operator, undefined, 'no second administrator');
     const epoch = JSON.parse((await cli(['central', 'init', '--data', data, '--new-epoch', '--json'], 0)).stdout) as typeof first;
     assert.equal(epoch.changed, ['new_epoch']);
     assert.ok(epoch.list.epoch > first.list.epoch, 'a new epoch');
