@@ -249,13 +249,14 @@ engineSuites('event query: schema 2 -> 3', (test, engine) => {
       for (const b of batches('fl-in-t01', 3, records(tapsOf(5, 120, keys), 3, 1), 50)) await s.events.ingest(b);
       const q = new EventQuery(s.db);
       const want = await drain(q.find());
-      // Back to schema 2: the decoded columns and their indexes gone.
-      for (const i of ['events_at', 'events_credential']) await s.db.exec(`DROP INDEX ${i}`);
+      // Back to schema 2: schema 4's operators and alarm index, the decoded columns and their indexes gone.
+      await s.db.exec('DROP TABLE operators');
+      for (const i of ['events_alarms', 'events_at', 'events_credential']) await s.db.exec(`DROP INDEX ${i}`);
       for (const c of ['at', 'type', 'reason', 'credential', 'site', 'line', 'direction', 'subject', 'institution']) await s.db.exec(`ALTER TABLE events DROP COLUMN ${c}`);
       await s.db.run("UPDATE meta SET value = '2' WHERE key = 'schema'");
       const m = await migrate(s.db);
-      assert.equal([m.from, m.to], [2, 3]);
-      assert.equal(m.steps, ['2 -> 3: 9 event column(s) added, 120 stored event(s) decoded']);
+      assert.equal([m.from, m.to], [2, 4]);
+      assert.equal(m.steps, ['2 -> 3: 9 event column(s) added, 120 stored event(s) decoded', '3 -> 4: operators table and alarm index created']);
       assert.equal(await drain(q.find()), want);
       assert.ok(want.some((e) => e.subject === 'p-1') && want.some((e) => e.reason === 'revoked'));
     } finally {

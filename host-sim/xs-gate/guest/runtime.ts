@@ -15,6 +15,7 @@ import { BlobList, decodeFrame, encodeFrame, toArrayBuffer } from '../frame.js';
 import type { GuestStatus, InEvent, InitRequest, JournalRead, OutOp, PinWrite, Reply, Request, TapProbe, UartWrite } from '../protocol.js';
 import { SimUhfReader } from '../../sim-uhf-reader.js';
 import { mulberry32, NorFlash } from '../../flash/nor-flash.js';
+import { RECORD_BYTES } from '../../../protocol/event-record.js';
 
 declare const globalThis: {
   handleCommand?: (request: ArrayBuffer) => ArrayBuffer;
@@ -307,8 +308,6 @@ interface RunningGate {
   readonly time: { read(): { now: number; trusted: boolean } };
 }
 
-/** 16 bytes per journal record (protocol/event-record.ts RECORD_BYTES; not imported: no firmware imports here). */
-const RECORD_BYTES = 16;
 
 /** The records a watched advance has already reported (epoch, highest seq). */
 const watched = { epoch: -1, seq: 0 };
