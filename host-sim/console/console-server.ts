@@ -167,6 +167,20 @@ export class ConsoleServer {
     const page = (_req: FastifyRequest, reply: FastifyReply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').sendFile('index.html');
     app.get('/', page);
 
+    /** A new session id at every login (an id set before the login never becomes a session); the cookie set. */
+    const openSession = async (req: FastifyRequest, reply: FastifyReply, op: { name: string; role: OperatorRole }, how: string) => {
+      const old = req.cookies[COOKIE];
+      if (old !== undefined) sessions.delete(old);
+      if (sessions.size >= MAX_SESSIONS) pruneSessions(sessions);
+      const id = randomBytes(32).toString('base64url');
+      const standing = await operators.standing(op.name);
+      const s: Session = { operator: op.name, role: op.role, csrf: randomBytes(32).toString('base64url'), expires: Date.now() + SESSION_SECONDS * 1000, credential: standing?.credential ?? '', checkedAt: Date.now() };
+      sessions.set(id, s);
+      o.log?.(`console: ${op.name} (${op.role}) logged in${how} from ${req.ip}`);
+      void reply.setCookie(COOKIE, id, { path: '/', httpOnly: true, sameSite: 'strict', secure, maxAge: SESSION_SECONDS });
+      return { name: s.operator, role: s.role, csrf: s.csrf };
+    };
+
     app.post('/api/login', { config: { rateLimit: { max: o.loginsPerMinute ?? 10, timeWindow: 60_000 } } }, async (req, reply) => {
       const b = req.body as { name?: unknown; password?: unknown } | undefined;
       if (typeof b?.name !== 'string' || typeof b.password !== 'string') return reply.code(400).send({ error: 'give name and password (JSON strings)' });
@@ -175,17 +189,7 @@ export class ConsoleServer {
         o.log?.(`console: login refused for ${JSON.stringify(b.name.slice(0, 64))} from ${req.ip}`);
         return reply.code(401).send({ error: 'wrong name or password' });
       }
-      // A new session id at every login (an id set before the login never becomes a session).
-      const old = req.cookies[COOKIE];
-      if (old !== undefined) sessions.delete(old);
-      if (sessions.size >= MAX_SESSIONS) pruneSessions(sessions);
-      const id = randomBytes(32).toString('base64url');
-      const standing = await operators.standing(op.name);
-      const s: Session = { operator: op.name, role: op.role, csrf: randomBytes(32).toString('base64url'), expires: Date.now() + SESSION_SECONDS * 1000, credential: standing?.credential ?? '', checkedAt: Date.now() };
-      sessions.set(id, s);
-      o.log?.(`console: ${op.name} (${op.role}) logged in from ${req.ip}`);
-      void reply.setCookie(COOKIE, id, { path: '/', httpOnly: true, sameSite: 'strict', secure, maxAge: SESSION_SECONDS });
-      return { name: s.operator, role: s.role, csrf: s.csrf };
+      return openSession(req, reply, op, '');
     });
     // An operator certificate of the deployment CA (verified by TLS against the CA and its CRL), CN subline.operator.NAME, of an operator in the table.
     app.post('/api/login/certificate', { config: { rateLimit: { max: o.loginsPerMinute ?? 10, timeWindow: 60_000 } } }, async (req, reply) => {
@@ -198,16 +202,7 @@ export class ConsoleServer {
         o.log?.(`console: certificate login refused from ${req.ip}${typeof cn === 'string' ? ` (${cn})` : ''}`);
         return reply.code(401).send({ error: 'no valid operator certificate of this deployment, or no such operator' });
       }
-      const old = req.cookies[COOKIE];
-      if (old !== undefined) sessions.delete(old);
-      if (sessions.size >= MAX_SESSIONS) pruneSessions(sessions);
-      const id = randomBytes(32).toString('base64url');
-      const standing = await operators.standing(op.name);
-      const s: Session = { operator: op.name, role: op.role, csrf: randomBytes(32).toString('base64url'), expires: Date.now() + SESSION_SECONDS * 1000, credential: standing?.credential ?? '', checkedAt: Date.now() };
-      sessions.set(id, s);
-      o.log?.(`console: ${op.name} (${op.role}) logged in with a certificate from ${req.ip}`);
-      void reply.setCookie(COOKIE, id, { path: '/', httpOnly: true, sameSite: 'strict', secure, maxAge: SESSION_SECONDS });
-      return { name: s.operator, role: s.role, csrf: s.csrf };
+      return openSession(req, reply, op, ' with a certificate');
     });
     app.get('/api/session', (req) => {
       const s = (req as FastifyRequest & { session: Session }).session;

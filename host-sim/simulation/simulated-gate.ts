@@ -6,6 +6,7 @@
 // relay switched on after the records before it.
 
 import type { ProvisioningRecord } from '../../protocol/provisioning.js';
+import type { TapProbe } from '../xs-gate/protocol.js';
 import type { JournalWatch } from './journal-watch.js';
 import type { NodeClock } from './sim-scheduler.js';
 
@@ -20,16 +21,8 @@ export interface GateReadout {
   readonly timers: number;
 }
 
-/** The reference model's inputs, read as the lane controller reads them when a credential arrives. */
-export interface TapInputs {
-  readonly now: number;
-  readonly trusted: boolean;
-  readonly version: number;
-  readonly headIssuedAt: number;
-  readonly headExpires: number;
-  readonly mode: string;
-  readonly journalFull: boolean;
-}
+/** The reference model's inputs, read as the lane controller reads them when a credential arrives (what an XS gate's probe reports, less its time). */
+export type TapInputs = Omit<TapProbe, 'atMs'>;
 
 /** A record the lane controller journaled ('full': refused for a full journal, nothing written). */
 export interface JournalEvent {
